@@ -1,0 +1,36 @@
+"""Shared persistence: SQLModel tables, the engine, and the content-addressed blob store."""
+
+from store.blobs import BlobNotFound, BlobStore
+from store.db import make_engine, session_scope
+from store.labels import EmptyLabelName, find_label, get_or_create_label, label_sample
+from store.tables import (
+    Function,
+    Label,
+    ModelVersion,
+    ReviewItem,
+    Sample,
+    new_id,
+    utcnow,
+    vector_from_bytes,
+    vector_to_bytes,
+)
+
+__all__ = [
+    "BlobNotFound",
+    "BlobStore",
+    "EmptyLabelName",
+    "Function",
+    "Label",
+    "ModelVersion",
+    "ReviewItem",
+    "Sample",
+    "find_label",
+    "get_or_create_label",
+    "label_sample",
+    "make_engine",
+    "new_id",
+    "session_scope",
+    "utcnow",
+    "vector_from_bytes",
+    "vector_to_bytes",
+]

@@ -1,0 +1,97 @@
+"""Content-addressed blob store on the local file system."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class BlobNotFound(LookupError):
+    """No blob with that digest is stored."""
+
+
+class BlobStore:
+    """Stores immutable byte blobs under their SHA-256 digest.
+
+    Writes go to a temporary file in the same directory, are fsynced and then renamed, so a reader
+    or a crash never sees a partial blob. Storing the same bytes twice is a no-op.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise BlobNotFound(digest)
+        return self.root / digest[:2] / digest[2:]
+
+    @staticmethod
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably and return its digest."""
+        digest = self.digest(data)
+        path = self._path(digest)
+        if path.exists():
+            return digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self._path(digest).read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobNotFound(digest) from exc
+
+    def exists(self, digest: str) -> bool:
+        try:
+            return self._path(digest).exists()
+        except BlobNotFound:
+            return False
+
+    def delete(self, digest: str) -> None:
+        self._path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest (temporary files from interrupted writes excluded)."""
+        for sub in self.root.iterdir():
+            if sub.is_dir() and len(sub.name) == 2:
+                for entry in sub.iterdir():
+                    if not entry.name.startswith(".tmp-"):
+                        yield sub.name + entry.name
+
+    def sweep(self, referenced: set[str]) -> int:
+        """Delete blobs no row references and leftover temp files; return how many were removed."""
+        removed = 0
+        for sub in self.root.iterdir():
+            if not sub.is_dir():
+                continue
+            for entry in sub.iterdir():
+                if entry.name.startswith(".tmp-") or sub.name + entry.name not in referenced:
+                    entry.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

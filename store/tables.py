@@ -1,0 +1,121 @@
+"""SQLModel tables: functions, labels, samples, model versions, review items."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def new_id(prefix: str) -> str:
+    """Opaque, unguessable ids with a readable prefix (``function_3fa9...``)."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def vector_from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.float32)
+
+
+class Function(SQLModel, table=True):
+    """A classification function; it pins the backbone its vectors come from."""
+
+    id: str = Field(default_factory=lambda: new_id("function"), primary_key=True)
+    name: str = Field(index=True)
+    backbone: str
+    created_at: datetime = Field(default_factory=utcnow)
+    # The version every invoke is served by; None until the first model is deployed.
+    deployed_version: int | None = None
+    # A pinned function keeps its deployed version: automatic retraining does not promote.
+    pinned: bool = False
+    # Count of annotation events (new labelled sample or label change); retraining compares it with
+    # the value recorded by the last training.
+    annotation_counter: int = 0
+    capture_policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class Label(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("function_id", "name"),)
+
+    id: str = Field(default_factory=lambda: new_id("label"), primary_key=True)
+    function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
+    name: str
+    description: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Sample(SQLModel, table=True):
+    """An image (by blob digest) with its embedding and an optional label."""
+
+    __table_args__ = (UniqueConstraint("function_id", "external_id"),)
+
+    id: str = Field(default_factory=lambda: new_id("sample"), primary_key=True)
+    function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
+    blob: str = Field(index=True)
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    label_id: str | None = Field(default=None, foreign_key="label.id", index=True)
+    external_id: str | None = None
+    # upload | review
+    source: str = "upload"
+    # Review queue item this sample was created from, when source == "review".
+    review_item_id: str | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    annotated_at: datetime | None = None
+
+
+class ModelVersion(SQLModel, table=True):
+    """One trained head; ``status`` says whether it was deployed or rejected, and why."""
+
+    __table_args__ = (UniqueConstraint("function_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
+    version: int
+    # deployed (serving now) | retired (served before) | rejected (never served) | trained
+    status: str = "trained"
+    backbone: str
+    head: str
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    sample_count: int = 0
+    annotation_counter: int = 0
+    train_seconds: float = 0.0
+    parent_version: int | None = None
+    decision: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    trigger: str = "manual"
+    created_at: datetime = Field(default_factory=utcnow)
+    deployed_at: datetime | None = None
+
+
+class ReviewItem(SQLModel, table=True):
+    """An invoke input captured for human review."""
+
+    id: str = Field(default_factory=lambda: new_id("item"), primary_key=True)
+    function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
+    blob: str = Field(index=True)
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # pending | annotated | skipped | discarded
+    status: str = Field(default="pending", index=True)
+    predicted_label: str | None = None
+    confidence: float | None = None
+    model_version: int | None = None
+    reason: str
+    score: float
+    scores: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    label_id: str | None = Field(default=None, foreign_key="label.id")
+    sample_id: str | None = None
+    annotated_by: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
