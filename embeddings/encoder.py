@@ -1,0 +1,324 @@
+"""``BatchingEncoder``: many request threads share one model through a bounded, coalescing queue.
+
+Callers preprocess their own images (in their own threads, so resizing runs in parallel and a
+preprocessing failure stays with its caller), then queue the tensors and block on a future. One
+worker thread owns the model: it takes the oldest pending images, waits at most ``max_wait_ms``
+for more to arrive, and encodes up to ``max_batch`` images in one forward pass. A request larger
+than ``max_batch`` is split into slices and reassembled in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+import torch
+from PIL import Image
+
+from embeddings.backbone import Backbone, empty_vectors
+from embeddings.errors import EncoderClosed, EncoderOverloaded
+
+_LATENCY_SMOOTHING = 0.2  # weight of the newest batch in the moving average of batch latency
+_MIN_RETRY_AFTER_S = 0.05
+
+
+@dataclass(frozen=True)
+class EncoderStats:
+    """Counters for tests, benchmarks and health endpoints."""
+
+    batches_run: int  # forward passes, including failed ones and per-request retries
+    images_encoded: int  # images sent through those forward passes
+    pending_images: int  # queued or being admitted, not yet taken by the worker
+    rejected_requests: int  # refused with EncoderOverloaded
+    mean_batch_seconds: float | None  # moving average of one forward pass, None before the first
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Images per forward pass so far (0.0 before the first batch)."""
+        return self.images_encoded / self.batches_run if self.batches_run else 0.0
+
+
+class _Request:
+    """One caller's images, their output rows and the future the caller waits on."""
+
+    def __init__(self, tensors: torch.Tensor, dim: int) -> None:
+        self.tensors = tensors
+        self.vectors = np.empty((tensors.shape[0], dim), dtype=np.float32)
+        self.rows_missing = tensors.shape[0]  # only the worker thread touches this
+        self.future: Future[np.ndarray] = Future()
+
+    def fail(self, error: BaseException) -> None:
+        """Deliver ``error`` unless the caller already got an answer or gave up."""
+        if not self.future.done():
+            # the caller may cancel (time out) between done() and here
+            with contextlib.suppress(InvalidStateError):
+                self.future.set_exception(error)
+
+    def deliver(self, start: int, rows: np.ndarray) -> None:
+        """Store encoded rows; resolve the future once every row has arrived."""
+        self.vectors[start : start + rows.shape[0]] = rows
+        self.rows_missing -= rows.shape[0]
+        if self.rows_missing == 0 and not self.future.done():
+            with contextlib.suppress(InvalidStateError):
+                self.future.set_result(self.vectors)
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """Rows ``start:stop`` of a request: the unit the worker packs into batches."""
+
+    request: _Request
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def split(self, head_size: int) -> tuple[_Slice, _Slice]:
+        middle = self.start + head_size
+        return _Slice(self.request, self.start, middle), _Slice(self.request, middle, self.stop)
+
+
+class BatchingEncoder:
+    """Thread-safe front of a :class:`Backbone` that coalesces concurrent requests into batches."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        max_batch: int = 16,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 256,
+    ) -> None:
+        """Start the worker thread.
+
+        Args:
+            backbone: the model; from now on only the worker thread calls its ``encode``.
+            max_batch: most images per forward pass.
+            max_wait_ms: how long the worker waits for more images after the first arrives.
+            max_queue: most images allowed to wait; beyond it ``encode`` raises EncoderOverloaded.
+        """
+        if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
+            raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
+        self._backbone = backbone
+        self._max_batch = max_batch
+        self._max_wait_s = max_wait_ms / 1000.0
+        self._max_queue = max_queue
+        self._lock = threading.Lock()
+        self._work_ready = threading.Condition(self._lock)
+        self._queue: deque[_Slice] = deque()
+        self._queued_images = 0
+        self._admitted_images = 0  # admitted but still being preprocessed by their caller
+        self._closed = False
+        self._batches_run = 0
+        self._images_encoded = 0
+        self._rejected_requests = 0
+        self._mean_batch_seconds: float | None = None
+        self._worker = threading.Thread(
+            target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True
+        )
+        self._worker.start()
+
+    @property
+    def backbone(self) -> Backbone:
+        """The wrapped backbone (its ``spec`` and ``dim`` describe the vectors)."""
+        return self._backbone
+
+    def encode(self, images: Sequence[Image.Image], timeout: float | None = None) -> np.ndarray:
+        """Encode RGB images into ``(len(images), dim)`` float32 L2-normalised rows, in order.
+
+        Args:
+            images: decoded RGB images.
+            timeout: seconds to wait for the result; None waits as long as it takes.
+
+        Raises:
+            EncoderOverloaded: more than ``max_queue`` images would be waiting.
+            EncoderClosed: the encoder is closed, or was closed before the images were encoded.
+            TimeoutError: ``timeout`` passed first (the images are then dropped from the queue).
+            ValueError: the request alone is larger than ``max_queue``.
+            Exception: whatever the backbone raised for these images.
+        """
+        count = len(images)
+        if count == 0:
+            return empty_vectors(self._backbone.dim)
+        if count > self._max_queue:
+            raise ValueError(f"{count} images exceed the encoder queue size {self._max_queue}")
+        self._admit(count)
+        try:
+            tensors = torch.stack([self._backbone.preprocess(image) for image in images])
+        except BaseException:
+            with self._lock:
+                self._admitted_images -= count
+            raise
+        request = _Request(tensors, self._backbone.dim)
+        with self._work_ready:
+            self._admitted_images -= count  # same critical section as queueing: no gap to overfill
+            if self._closed:
+                raise EncoderClosed("the encoder is closed")
+            for start in range(0, count, self._max_batch):
+                self._queue.append(_Slice(request, start, min(count, start + self._max_batch)))
+            self._queued_images += count
+            self._work_ready.notify()
+        try:
+            return request.future.result(timeout)
+        except TimeoutError:
+            request.future.cancel()  # the worker skips cancelled slices
+            raise TimeoutError(f"encoding {count} images took longer than {timeout} s") from None
+
+    def stats(self) -> EncoderStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            return EncoderStats(
+                batches_run=self._batches_run,
+                images_encoded=self._images_encoded,
+                pending_images=self._queued_images + self._admitted_images,
+                rejected_requests=self._rejected_requests,
+                mean_batch_seconds=self._mean_batch_seconds,
+            )
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop accepting work, fail queued requests with EncoderClosed and stop the worker.
+
+        The batch already running finishes and its callers get their vectors.
+
+        Args:
+            timeout: seconds to wait for the worker to finish its current batch (None: no limit).
+        """
+        with self._work_ready:
+            self._closed = True
+            abandoned = list(self._queue)
+            self._queue.clear()
+            self._queued_images = 0
+            self._work_ready.notify_all()
+        for piece in abandoned:
+            piece.request.fail(EncoderClosed("the encoder was closed before these images ran"))
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the worker thread is alive (it exits after :meth:`close`)."""
+        return self._worker.is_alive()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> BatchingEncoder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _admit(self, count: int) -> None:
+        """Reserve queue room for ``count`` images or refuse at once."""
+        with self._lock:
+            if self._closed:
+                raise EncoderClosed("the encoder is closed")
+            waiting = self._queued_images + self._admitted_images
+            if waiting + count > self._max_queue:
+                self._rejected_requests += 1
+                raise EncoderOverloaded(
+                    f"{waiting} images are already waiting for the encoder "
+                    f"(limit {self._max_queue})",
+                    retry_after=self._retry_after(waiting),
+                )
+            self._admitted_images += count
+
+    def _retry_after(self, waiting: int) -> float:
+        """Seconds until the current backlog should be cleared; caller holds the lock."""
+        per_batch = self._mean_batch_seconds or max(self._max_wait_s, _MIN_RETRY_AFTER_S)
+        batches_ahead = math.ceil(waiting / self._max_batch) + 1
+        return max(_MIN_RETRY_AFTER_S, round(batches_ahead * per_batch, 3))
+
+    def _run(self) -> None:
+        """Worker loop: take a batch, encode it, deliver rows; exit once closed and drained."""
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if batch:
+                self._encode_batch(batch)
+
+    def _next_batch(self) -> list[_Slice] | None:
+        """Block for work, then gather up to max_batch images within max_wait; None when closed."""
+        with self._work_ready:
+            while not self._queue and not self._closed:
+                self._work_ready.wait()
+            if self._closed and not self._queue:
+                return None
+            batch: list[_Slice] = []
+            size = 0
+            deadline = time.monotonic() + self._max_wait_s
+            while size < self._max_batch:
+                if not self._queue:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        break
+                    self._work_ready.wait(remaining)
+                    continue
+                piece = self._queue.popleft()
+                self._queued_images -= piece.size
+                if piece.request.future.done():  # caller timed out, or an earlier slice failed
+                    continue
+                room = self._max_batch - size
+                if piece.size > room:
+                    piece, rest = piece.split(room)
+                    self._queue.appendleft(rest)
+                    self._queued_images += rest.size
+                batch.append(piece)
+                size += piece.size
+            return batch
+
+    def _encode_batch(self, batch: list[_Slice]) -> None:
+        """Run one forward pass; on failure retry per request so only the culprit sees the error."""
+        inputs = torch.cat([piece.request.tensors[piece.start : piece.stop] for piece in batch])
+        started = time.monotonic()
+        try:
+            vectors = self._backbone.encode(inputs)
+            if vectors.shape != (inputs.shape[0], self._backbone.dim):
+                raise RuntimeError(
+                    f"backbone returned shape {vectors.shape} for {inputs.shape[0]} images"
+                )
+        except Exception as error:
+            self._record_batch(inputs.shape[0], time.monotonic() - started)
+            by_request: dict[int, list[_Slice]] = {}
+            for piece in batch:
+                by_request.setdefault(id(piece.request), []).append(piece)
+            if len(by_request) > 1:
+                for pieces in by_request.values():
+                    self._encode_batch(pieces)
+            else:
+                batch[0].request.fail(error)
+            return
+        self._record_batch(inputs.shape[0], time.monotonic() - started)
+        offset = 0
+        for piece in batch:
+            piece.request.deliver(piece.start, vectors[offset : offset + piece.size])
+            offset += piece.size
+
+    def _record_batch(self, images: int, seconds: float) -> None:
+        with self._lock:
+            self._batches_run += 1
+            self._images_encoded += images
+            if self._mean_batch_seconds is None:
+                self._mean_batch_seconds = seconds
+            else:
+                self._mean_batch_seconds += _LATENCY_SMOOTHING * (
+                    seconds - self._mean_batch_seconds
+                )
