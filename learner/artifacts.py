@@ -1,0 +1,181 @@
+"""Versioned model artifacts on disk, written atomically.
+
+Layout: ``<root>/<function_id>/v<version>.joblib``, each file a joblib pickle of
+``{"format": 1, "head": head, "meta": meta}``. A save writes a temporary file in the same
+directory, fsyncs it, renames it over the final name with ``os.replace`` and fsyncs the directory,
+so after a crash the final name holds either nothing or a complete artifact, never a torn one.
+Leftover temporary files are invisible to :meth:`ModelStore.versions` and removed by
+:meth:`ModelStore.sweep_temp_files`.
+
+Artifacts are pickles: load only files this store wrote (never user uploads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from learner.errors import ArtifactCorrupt, ArtifactExists, ArtifactNotFound, InvalidFunctionId
+
+ARTIFACT_FORMAT = 1
+_FUNCTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ARTIFACT_NAME = re.compile(r"^v(\d+)\.joblib$")
+_TEMP_PREFIX = ".tmp-"
+
+
+class ModelStore:
+    """Saves and loads trained heads per function and version.
+
+    Args:
+        root: directory holding one sub-directory per function (created if missing).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, function_id: str, version: int) -> Path:
+        """Where version ``version`` of ``function_id`` lives (whether or not it exists)."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"version must be a non-negative int, got {version!r}")
+        return self._function_dir(function_id) / f"v{version}.joblib"
+
+    def save(
+        self,
+        function_id: str,
+        version: int,
+        head: Any,
+        meta: dict[str, Any],
+        *,
+        overwrite: bool = False,
+    ) -> Path:
+        """Durably write ``head`` and ``meta`` as one artifact and return its path.
+
+        Versions are immutable: saving an existing version raises unless ``overwrite``. The
+        existence check assumes a single writer per function (the retrain leader).
+
+        Args:
+            function_id: the function the head belongs to (letters, digits, ``_.-``).
+            version: version number, usually one more than the latest in :meth:`versions`.
+            head: a fitted head (anything picklable with ``predict_proba`` and ``classes_``).
+            meta: JSON-like metadata stored next to the head (metrics, candidate, labels...).
+            overwrite: replace an existing artifact of the same version.
+
+        Raises:
+            ArtifactExists: the version exists and ``overwrite`` is false.
+        """
+        final = self.path(function_id, version)
+        if final.exists() and not overwrite:
+            raise ArtifactExists(f"model {function_id} v{version} already exists")
+        directory = final.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {"format": ARTIFACT_FORMAT, "head": head, "meta": dict(meta)}
+        descriptor, temp_name = tempfile.mkstemp(
+            dir=directory, prefix=f"{_TEMP_PREFIX}{final.name}.", suffix=".part"
+        )
+        try:
+            with os.fdopen(descriptor, "wb") as temp_file:
+                joblib.dump(payload, temp_file)
+                temp_file.flush()
+                os.fsync(temp_file.fileno())
+            os.replace(temp_name, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise
+        _fsync_directory(directory)
+        return final
+
+    def load(self, function_id: str, version: int) -> tuple[Any, dict[str, Any]]:
+        """Read back ``(head, meta)`` of one version.
+
+        Raises:
+            ArtifactNotFound: no such version is stored.
+            ArtifactCorrupt: the file exists but is truncated, damaged or not a winnow artifact.
+        """
+        path = self.path(function_id, version)
+        try:
+            with path.open("rb") as artifact_file:
+                payload = joblib.load(artifact_file)
+        except FileNotFoundError as exc:
+            raise ArtifactNotFound(f"model {function_id} v{version} does not exist") from exc
+        except Exception as exc:  # unpickling damaged bytes can raise nearly any exception type
+            raise ArtifactCorrupt(
+                f"model {function_id} v{version} cannot be read: {exc!r}"
+            ) from exc
+        if (
+            not isinstance(payload, dict)
+            or payload.get("format") != ARTIFACT_FORMAT
+            or "head" not in payload
+            or not isinstance(payload.get("meta"), dict)
+        ):
+            raise ArtifactCorrupt(f"model {function_id} v{version} is not a winnow artifact")
+        return payload["head"], payload["meta"]
+
+    def versions(self, function_id: str) -> list[int]:
+        """Saved versions of ``function_id`` in increasing order (temporary files excluded)."""
+        directory = self._function_dir(function_id)
+        if not directory.is_dir():
+            return []
+        found = (_ARTIFACT_NAME.match(entry.name) for entry in directory.iterdir())
+        return sorted(int(match.group(1)) for match in found if match)
+
+    def latest_version(self, function_id: str) -> int | None:
+        """The highest saved version, or ``None`` when the function has no artifact yet."""
+        saved = self.versions(function_id)
+        return saved[-1] if saved else None
+
+    def delete_function(self, function_id: str) -> None:
+        """Remove every artifact of ``function_id``; a function without artifacts is a no-op."""
+        directory = self._function_dir(function_id)
+        shutil.rmtree(directory, ignore_errors=True)
+        if not directory.exists():
+            _fsync_directory(self.root)
+
+    def sweep_temp_files(self, *, older_than_seconds: float = 0.0) -> int:
+        """Delete temporary files left by interrupted saves; return how many were removed.
+
+        Call it at start-up (no save in flight), or with ``older_than_seconds`` larger than any
+        save takes so concurrent saves are not disturbed.
+
+        Args:
+            older_than_seconds: only remove temp files last modified at least this long ago.
+        """
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for temp_path in self.root.glob(f"*/{_TEMP_PREFIX}*"):
+            with contextlib.suppress(FileNotFoundError):
+                if temp_path.stat().st_mtime <= cutoff:
+                    temp_path.unlink()
+                    removed += 1
+        return removed
+
+    def _function_dir(self, function_id: str) -> Path:
+        if not isinstance(function_id, str) or not _FUNCTION_ID.match(function_id):
+            raise InvalidFunctionId(
+                f"function id {function_id!r} must be 1-128 letters, digits, '_', '.' or '-' "
+                "and start with a letter or digit"
+            )
+        return self.root / function_id
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Persist a rename or unlink in ``directory`` (a no-op where directories cannot be opened)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,145 @@
+"""Versioned artifacts: round trip, immutability, corruption and crash safety."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from learner import (
+    ArtifactCorrupt,
+    ArtifactExists,
+    ArtifactNotFound,
+    Candidate,
+    InvalidFunctionId,
+    ModelStore,
+    train_head,
+)
+from tests.learner.conftest import make_clusters
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[object, np.ndarray]:
+    X, y = make_clusters({"a": 8, "b": 8, "c": 8}, noise=1.0, seed=20)
+    result = train_head(X, y, candidates=[Candidate("logistic_regression", {"C": 1.0})])
+    return result.head, X
+
+
+def test_round_trip_gives_identical_probabilities(tmp_path: Path, trained) -> None:
+    head, X = trained
+    store = ModelStore(tmp_path)
+    meta = {"labels": ["a", "b", "c"], "metrics": {"accuracy": 0.9}}
+
+    path = store.save("fn_1", 1, head, meta)
+
+    assert path == tmp_path / "fn_1" / "v1.joblib"
+    loaded_head, loaded_meta = store.load("fn_1", 1)
+    assert loaded_meta == meta
+    assert np.array_equal(loaded_head.predict_proba(X), head.predict_proba(X))
+    assert list(loaded_head.classes_) == list(head.classes_)
+
+
+def test_versions_listing_and_immutability(tmp_path: Path, trained) -> None:
+    head, _ = trained
+    store = ModelStore(tmp_path)
+    assert store.versions("fn") == []
+    assert store.latest_version("fn") is None
+    for version in (2, 10, 1):
+        store.save("fn", version, head, {"v": version})
+    assert store.versions("fn") == [1, 2, 10]
+    assert store.latest_version("fn") == 10
+
+    with pytest.raises(ArtifactExists):
+        store.save("fn", 2, head, {"v": "again"})
+    store.save("fn", 2, head, {"v": "again"}, overwrite=True)
+    assert store.load("fn", 2)[1] == {"v": "again"}
+
+    store.delete_function("fn")
+    assert store.versions("fn") == []
+    store.delete_function("never-existed")
+
+
+def test_missing_and_corrupt_artifacts_raise_domain_errors(tmp_path: Path, trained) -> None:
+    head, _ = trained
+    store = ModelStore(tmp_path)
+    with pytest.raises(ArtifactNotFound):
+        store.load("fn", 1)
+    path = store.save("fn", 1, head, {})
+
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ArtifactCorrupt):
+        store.load("fn", 1)
+
+    path.write_bytes(b"definitely not a pickle")
+    with pytest.raises(ArtifactCorrupt):
+        store.load("fn", 1)
+
+    joblib.dump(["a", "foreign", "object"], path)
+    with pytest.raises(ArtifactCorrupt, match="not a winnow artifact"):
+        store.load("fn", 1)
+
+
+@pytest.mark.parametrize("bad_id", ["", "../escape", "a/b", ".hidden", "x" * 200])
+def test_function_ids_cannot_escape_the_root(tmp_path: Path, bad_id: str) -> None:
+    with pytest.raises(InvalidFunctionId):
+        ModelStore(tmp_path).versions(bad_id)
+
+
+def test_failed_rename_keeps_previous_version(tmp_path: Path, trained, monkeypatch) -> None:
+    head, X = trained
+    store = ModelStore(tmp_path)
+    store.save("fn", 1, head, {"v": 1})
+
+    def crash(*args: object) -> None:
+        raise OSError("disk vanished during rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk vanished"):
+        store.save("fn", 2, head, {"v": 2})
+    monkeypatch.undo()
+
+    assert store.versions("fn") == [1]
+    assert store.load("fn", 1)[1] == {"v": 1}
+    assert sorted(p.name for p in (tmp_path / "fn").iterdir()) == ["v1.joblib"]
+
+
+def test_killed_process_leaves_temp_file_that_is_ignored_then_swept(tmp_path: Path) -> None:
+    """A real crash: a child process dies (os._exit) between writing the temp file and renaming."""
+    script = textwrap.dedent(
+        f"""
+        import os
+        from sklearn.dummy import DummyClassifier
+        from learner import ModelStore
+
+        store = ModelStore({str(tmp_path)!r})
+        head = DummyClassifier(strategy="prior").fit([[0.0], [1.0]], ["a", "b"])
+        store.save("fn", 1, head, {{"v": 1}})
+        os.replace = lambda *args: os._exit(9)
+        store.save("fn", 2, head, {{"v": 2}})
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, timeout=120
+    )
+    assert child.returncode == 9, child.stderr.decode()
+
+    store = ModelStore(tmp_path)
+    leftovers = [p for p in (tmp_path / "fn").iterdir() if p.name != "v1.joblib"]
+    assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0
+    assert store.versions("fn") == [1]
+    assert store.load("fn", 1)[1] == {"v": 1}
+    with pytest.raises(ArtifactNotFound):
+        store.load("fn", 2)
+
+    assert store.sweep_temp_files(older_than_seconds=3600) == 0  # too fresh: maybe in flight
+    assert store.sweep_temp_files() == 1
+    assert sorted(p.name for p in (tmp_path / "fn").iterdir()) == ["v1.joblib"]
+    assert store.load("fn", 1)[1] == {"v": 1}
