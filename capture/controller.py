@@ -1,0 +1,247 @@
+"""Per-function capture decisions: is this input worth a human's time?
+
+Order of checks in :meth:`CaptureController.decide`:
+
+1. score the input: uncertainty (the policy's strategy), kNN novelty against labelled and pending
+   items, their weighted mean, plus a boost when the predicted class is rare;
+2. near-duplicates of a labelled or pending item are never captured;
+3. a ``random_rate`` slice is captured whatever its score (reason ``"random"``): an unbiased
+   sample for measuring the model on real traffic;
+4. otherwise the score must exceed an adaptive threshold (see :mod:`capture.threshold`);
+5. hard per-hour / per-day budgets apply to every capture.
+
+The controller never writes to the database. Protocol for a caller::
+
+    decision = controller.decide(proba, labels, vector, index, label_counts)
+    if decision.captured:
+        try:
+            item_id = persist(...)              # the caller's write
+        except Exception:
+            controller.rollback(decision)      # the slot goes back to the budget
+            raise
+        controller.commit(decision)            # now it counts against the budget
+        add_pending(index, item_id, vector)    # so the next near-duplicate is suppressed
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from capture.budget import CaptureBudget
+from capture.errors import InvalidArray
+from capture.index import VectorIndex
+from capture.policy import CapturePolicy
+from capture.scores import informativeness, knn_novelty
+from capture.strategies import get_strategy
+from capture.threshold import AdaptiveThreshold
+
+CaptureReason = Literal["uncertain", "novel", "rare_class", "random"]
+SkipReason = Literal["duplicate", "budget_hour", "budget_day", "below_threshold"]
+
+
+@dataclass(frozen=True)
+class CaptureDecision:
+    """The outcome for one input, with every number that led to it (stored for inspection)."""
+
+    captured: bool
+    # Why it was captured: "uncertain" (uncertainty alone exceeds the threshold), "novel"
+    # (uncertainty alone does not, novelty lifts the score over it), "rare_class" (only the
+    # rare-class boost lifts it over), "random" (the unbiased slice); None when not captured.
+    reason: CaptureReason | None
+    # Informativeness, including any rare-class boost, in [0, 1].
+    score: float
+    uncertainty: float
+    novelty: float
+    # Cosine similarity to the nearest labelled or pending item; None for an empty index.
+    nearest_similarity: float | None
+    # Threshold the score was compared with.
+    threshold: float
+    # Why it was not captured: "duplicate", "budget_hour", "budget_day", "below_threshold".
+    skipped_because: SkipReason | None
+    predicted_label: str
+    # Budget reservation to settle with commit() / rollback(); None when not captured.
+    reservation: int | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (e.g. for the queue item's metadata or the invoke response)."""
+        values = asdict(self)
+        del values["reservation"]
+        return values
+
+
+def add_pending(index: VectorIndex, item_id: int, vector: ArrayLike) -> None:
+    """Store a captured input's vector as ``"pending"`` so near-duplicates of it are skipped.
+
+    Args:
+        index: the function's index.
+        item_id: the persisted queue item's id.
+        vector: the input's embedding, shape ``(dim,)``.
+    """
+    index.add([item_id], np.asarray(vector, dtype=np.float32).reshape(1, -1), "pending")
+
+
+class CaptureController:
+    """Capture decisions and budget for one function; safe to call from many threads."""
+
+    def __init__(
+        self,
+        policy: CapturePolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: np.random.Generator | None = None,
+        reservation_ttl: float = 600.0,
+    ) -> None:
+        """Create a controller with empty history.
+
+        Args:
+            policy: the function's settings (defaults if None).
+            clock: seconds since an epoch; injected so tests can move time.
+            rng: source of the random slice; pass a seeded generator for reproducibility.
+            reservation_ttl: seconds before an unsettled capture stops holding budget.
+        """
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._rng = rng if rng is not None else np.random.default_rng()
+        self._policy = policy or CapturePolicy()
+        self._strategy = get_strategy(self._policy.strategy)
+        self._threshold = self._new_threshold(self._policy)
+        self._budget = CaptureBudget(
+            max_per_hour=self._policy.max_per_hour,
+            max_per_day=self._policy.max_per_day,
+            reservation_ttl=reservation_ttl,
+        )
+
+    @property
+    def policy(self) -> CapturePolicy:
+        return self._policy
+
+    def update_policy(self, policy: CapturePolicy) -> None:
+        """Switch settings, keeping recent scores and budget usage."""
+        with self._lock:
+            recent = self._threshold.recent_scores()
+            self._policy = policy
+            self._strategy = get_strategy(policy.strategy)
+            self._threshold = self._new_threshold(policy)
+            for score in recent[-policy.window :]:
+                self._threshold.observe(float(score))
+            self._budget.max_per_hour = policy.max_per_hour
+            self._budget.max_per_day = policy.max_per_day
+
+    def decide(
+        self,
+        proba: ArrayLike,
+        labels: Sequence[str],
+        vector: ArrayLike,
+        index: VectorIndex,
+        label_counts: Mapping[str, int],
+    ) -> CaptureDecision:
+        """Decide whether to capture one input (see the module notes for the checks).
+
+        Args:
+            proba: the deployed head's class probabilities, shape ``(k,)``.
+            labels: class names aligned with ``proba``.
+            vector: the input's L2-normalised embedding, shape ``(dim,)``.
+            index: the function's index of labelled and pending vectors (searched, not changed).
+            label_counts: labelled samples per class name (missing names count as 0).
+
+        Returns:
+            The decision; when ``captured``, settle it with :meth:`commit` or :meth:`rollback`.
+        """
+        probabilities = np.asarray(proba, dtype=np.float64)
+        if probabilities.ndim != 1 or probabilities.shape[0] != len(labels) or not len(labels):
+            raise InvalidArray(
+                f"proba must be shaped (k,) with one entry per label; got shape "
+                f"{probabilities.shape} for {len(labels)} labels"
+            )
+        policy, strategy = self._policy, self._strategy
+        uncertainty = float(strategy.uncertainty(probabilities[None, :])[0])
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        similarities = index.search(query, policy.knn_k).similarities
+        novelty = float(knn_novelty(1.0 - similarities)[0])
+        nearest = None if np.isnan(similarities[0, 0]) else float(similarities[0, 0])
+        base_score = float(
+            informativeness([uncertainty], [novelty], novelty_weight=policy.novelty_weight)[0]
+        )
+        predicted = labels[int(np.argmax(probabilities))]
+        is_rare = label_counts.get(predicted, 0) < policy.rare_class_min_samples
+        score = min(1.0, base_score + policy.rare_class_boost) if is_rare else base_score
+
+        with self._lock:
+            now = self._clock()
+            threshold = self._threshold.current()
+            self._threshold.observe(score)
+            in_random_slice = bool(self._rng.random() < policy.random_rate)
+            reason: CaptureReason | None = None
+            skipped: SkipReason | None = None
+            if nearest is not None and nearest >= policy.duplicate_similarity:
+                skipped = "duplicate"
+            elif in_random_slice:
+                reason = "random"
+            elif score > threshold:
+                if base_score <= threshold:
+                    reason = "rare_class"
+                else:
+                    reason = "uncertain" if uncertainty > threshold else "novel"
+            else:
+                skipped = "below_threshold"
+            reservation = None
+            if reason is not None:
+                budget_full = self._budget.exhausted(now)
+                if budget_full is not None:
+                    reason, skipped = None, budget_full
+                else:
+                    reservation = self._budget.reserve(now)
+        return CaptureDecision(
+            captured=reason is not None,
+            reason=reason,
+            score=score,
+            uncertainty=uncertainty,
+            novelty=novelty,
+            nearest_similarity=nearest,
+            threshold=threshold,
+            skipped_because=skipped,
+            predicted_label=predicted,
+            reservation=reservation,
+        )
+
+    def commit(self, decision: CaptureDecision) -> bool:
+        """Count a persisted capture against the budgets; False if nothing to settle."""
+        if decision.reservation is None:
+            return False
+        with self._lock:
+            return self._budget.commit(decision.reservation, self._clock())
+
+    def rollback(self, decision: CaptureDecision) -> bool:
+        """Return an unpersisted capture's budget slot; False if nothing to settle."""
+        if decision.reservation is None:
+            return False
+        with self._lock:
+            return self._budget.release(decision.reservation)
+
+    def status(self) -> dict[str, Any]:
+        """Current threshold and budget usage, for dashboards and debugging."""
+        with self._lock:
+            hour, day = self._budget.used(self._clock())
+            return {
+                "threshold": self._threshold.current(),
+                "scores_observed": self._threshold.observed,
+                "captures_last_hour": hour,
+                "captures_last_day": day,
+                "max_per_hour": self._policy.max_per_hour,
+                "max_per_day": self._policy.max_per_day,
+            }
+
+    @staticmethod
+    def _new_threshold(policy: CapturePolicy) -> AdaptiveThreshold:
+        return AdaptiveThreshold(
+            window=policy.window,
+            quantile=1.0 - policy.target_rate,
+            initial=policy.initial_threshold,
+        )

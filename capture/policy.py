@@ -1,0 +1,153 @@
+"""A function's capture policy: the settings that decide how much of its traffic goes to review.
+
+Stored as JSON with the function; :meth:`CapturePolicy.from_dict` validates user input and raises
+:class:`InvalidPolicy` (a client error) naming the bad setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from capture.errors import InvalidPolicy
+from capture.scores import DEFAULT_NOVELTY_WEIGHT
+from capture.strategies import get_strategy
+
+
+@dataclass(frozen=True)
+class CapturePolicy:
+    # Uncertainty strategy by registry name: "margin" (default), "entropy", "least_confidence".
+    strategy: str = "margin"
+    # Fraction of traffic to capture as informative (the random slice comes on top of it).
+    target_rate: float = 0.1
+    # Most captures in any rolling hour (0 disables capture).
+    max_per_hour: int = 100
+    # Most captures in any rolling 24 hours.
+    max_per_day: int = 1000
+    # Probability that an input joins an unbiased random slice whatever its score (for evaluation).
+    random_rate: float = 0.01
+    # Predicted classes with fewer labelled samples than this get a score boost (0 disables).
+    rare_class_min_samples: int = 10
+    # Added to the informativeness score (capped at 1) when the predicted class is rare.
+    rare_class_boost: float = 0.15
+    # Cosine similarity to a labelled or pending item at or above which an input is a
+    # near-duplicate and is never captured.
+    duplicate_similarity: float = 0.98
+    # Share of the informativeness score that comes from kNN novelty (uncertainty keeps the rest).
+    novelty_weight: float = DEFAULT_NOVELTY_WEIGHT
+    # Nearest neighbours searched for novelty and duplicate detection.
+    knn_k: int = 5
+    # Whether reviewers may create labels the function does not have yet.
+    allow_new_labels: bool = True
+    # Number of recent scores the adaptive threshold is computed from.
+    window: int = 500
+    # Threshold used until enough scores have been seen to estimate the adaptive one.
+    initial_threshold: float = 0.7
+
+    def __post_init__(self) -> None:
+        for setting in dataclasses.fields(self):
+            _check_type(setting.name, getattr(self, setting.name), _TYPES[setting.name])
+        for name, is_valid, requirement in _RULES:
+            value = getattr(self, name)
+            if not is_valid(value):
+                raise InvalidPolicy(f"capture policy {name} {requirement}, got {value!r}")
+        if self.max_per_hour > self.max_per_day:
+            raise InvalidPolicy(
+                f"capture policy max_per_hour ({self.max_per_hour}) cannot exceed "
+                f"max_per_day ({self.max_per_day})"
+            )
+        get_strategy(self.strategy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping of every setting."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CapturePolicy:
+        """Build and validate a policy; missing settings take their defaults.
+
+        Args:
+            data: e.g. parsed JSON from a request or the database.
+
+        Raises:
+            InvalidPolicy: an unknown setting, a wrong type or an out-of-range value.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidPolicy(f"capture policy must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_TYPES))
+        if unknown:
+            raise InvalidPolicy(
+                f"unknown capture policy setting(s): {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(_TYPES)}"
+            )
+        values = {name: _coerce(name, value, _TYPES[name]) for name, value in data.items()}
+        return cls(**values)
+
+
+_TYPES: dict[str, type] = {
+    "strategy": str,
+    "target_rate": float,
+    "max_per_hour": int,
+    "max_per_day": int,
+    "random_rate": float,
+    "rare_class_min_samples": int,
+    "rare_class_boost": float,
+    "duplicate_similarity": float,
+    "novelty_weight": float,
+    "knn_k": int,
+    "allow_new_labels": bool,
+    "window": int,
+    "initial_threshold": float,
+}
+
+
+_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    float: "a finite number",
+    int: "an integer",
+    bool: "true or false",
+}
+
+
+def _fraction(value: float) -> bool:
+    return 0.0 <= value <= 1.0
+
+
+_RULES: list[tuple[str, Any, str]] = [
+    ("target_rate", lambda v: 0.0 < v <= 1.0, "must be within (0, 1]"),
+    ("max_per_hour", lambda v: v >= 0, "must be >= 0"),
+    ("max_per_day", lambda v: v >= 0, "must be >= 0"),
+    ("random_rate", _fraction, "must be within [0, 1]"),
+    ("rare_class_min_samples", lambda v: v >= 0, "must be >= 0"),
+    ("rare_class_boost", _fraction, "must be within [0, 1]"),
+    ("duplicate_similarity", lambda v: 0.0 < v <= 1.0, "must be within (0, 1]"),
+    ("novelty_weight", _fraction, "must be within [0, 1]"),
+    ("knn_k", lambda v: 1 <= v <= 100, "must be within [1, 100]"),
+    ("window", lambda v: 10 <= v <= 100_000, "must be within [10, 100000]"),
+    ("initial_threshold", _fraction, "must be within [0, 1]"),
+]
+
+
+def _check_type(name: str, value: Any, expected: type) -> None:
+    if expected is float:
+        valid = isinstance(value, int | float) and not isinstance(value, bool)
+        valid = valid and math.isfinite(value)
+    elif expected is int:
+        valid = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        valid = isinstance(value, expected)
+    if not valid:
+        raise InvalidPolicy(f"capture policy {name} must be {_TYPE_NAMES[expected]}, got {value!r}")
+
+
+def _coerce(name: str, value: Any, expected: type) -> Any:
+    """Accept JSON's looser numbers (``100.0`` for an int, ``1`` for a float), nothing else."""
+    if expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    _check_type(name, value, expected)
+    return value
