@@ -1,0 +1,30 @@
+"""Review queue: captured items, their states, and turning an annotation into a sample."""
+
+from review_queue.errors import InvalidTransition, ItemNotFound, LabelNotAllowed, ReviewError
+from review_queue.queue import (
+    STATUSES,
+    Annotated,
+    annotate,
+    counts,
+    create_item,
+    discard,
+    get_item,
+    list_items,
+    skip,
+)
+
+__all__ = [
+    "STATUSES",
+    "Annotated",
+    "InvalidTransition",
+    "ItemNotFound",
+    "LabelNotAllowed",
+    "ReviewError",
+    "annotate",
+    "counts",
+    "create_item",
+    "discard",
+    "get_item",
+    "list_items",
+    "skip",
+]

@@ -1,0 +1,175 @@
+"""Review items and their transitions: pending -> annotated | skipped | discarded.
+
+Annotating turns an item into a labelled sample exactly once: a repeated annotate with the same
+label is a no-op, with another label it corrects the sample's label. Skipped items can still be
+annotated or discarded later; discarded items are final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func as sql
+from sqlmodel import Session, col, select
+
+from review_queue.errors import InvalidTransition, ItemNotFound, LabelNotAllowed
+from store import (
+    Label,
+    ReviewItem,
+    Sample,
+    find_label,
+    get_or_create_label,
+    label_sample,
+    utcnow,
+    vector_to_bytes,
+)
+
+STATUSES = ("pending", "annotated", "skipped", "discarded")
+_ALLOWED = {
+    "annotate": {"pending", "skipped", "annotated"},
+    "skip": {"pending", "skipped"},
+    "discard": {"pending", "skipped", "discarded"},
+}
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """The outcome of an annotate call."""
+
+    item: ReviewItem
+    sample: Sample
+    label: Label
+    # True when this call created the sample (False for a repeat or a correction).
+    created: bool
+
+
+def create_item(
+    *,
+    session: Session,
+    function_id: str,
+    blob: str,
+    vector: np.ndarray,
+    predicted_label: str | None,
+    confidence: float | None,
+    model_version: int | None,
+    reason: str,
+    score: float,
+    scores: dict[str, Any],
+) -> ReviewItem:
+    """Persist a captured input as a pending item (the caller has stored the blob)."""
+    item = ReviewItem(
+        function_id=function_id,
+        blob=blob,
+        embedding=vector_to_bytes(vector),
+        predicted_label=predicted_label,
+        confidence=confidence,
+        model_version=model_version,
+        reason=reason,
+        score=score,
+        scores=scores,
+    )
+    session.add(item)
+    return item
+
+
+def get_item(*, session: Session, function_id: str | None, item_id: str) -> ReviewItem:
+    """The item, checked to belong to ``function_id`` when one is given."""
+    item = session.get(ReviewItem, item_id)
+    if item is None or (function_id is not None and item.function_id != function_id):
+        raise ItemNotFound(f"review item {item_id} not found")
+    return item
+
+
+def list_items(
+    *, session: Session, function_id: str, status: str, start: int = 0, count: int = 50
+) -> tuple[list[ReviewItem], int]:
+    """Items in ``status``, most informative first (then oldest first)."""
+    if status not in STATUSES:
+        raise InvalidTransition(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+    query = select(ReviewItem).where(
+        ReviewItem.function_id == function_id, ReviewItem.status == status
+    )
+    total = session.exec(select(sql.count()).select_from(query.subquery())).one()
+    rows = session.exec(
+        query.order_by(col(ReviewItem.score).desc(), col(ReviewItem.created_at), col(ReviewItem.id))
+        .offset(start)
+        .limit(count)
+    ).all()
+    return list(rows), total
+
+
+def counts(*, session: Session, function_id: str) -> dict[str, int]:
+    """Number of items per status (every status present, zero included)."""
+    rows = session.exec(
+        select(ReviewItem.status, sql.count())
+        .where(ReviewItem.function_id == function_id)
+        .group_by(ReviewItem.status)
+    ).all()
+    result = dict.fromkeys(STATUSES, 0)
+    result.update({status: n for status, n in rows})
+    return result
+
+
+def annotate(
+    *,
+    session: Session,
+    function_id: str,
+    item_id: str,
+    label_name: str,
+    annotated_by: str | None = None,
+    allow_new_labels: bool = True,
+) -> Annotated:
+    """Label an item; its first annotation creates the training sample."""
+    item = get_item(session=session, function_id=function_id, item_id=item_id)
+    _check(item, "annotate")
+    label = find_label(session, function_id, label_name)
+    if label is None:
+        if not allow_new_labels:
+            raise LabelNotAllowed(
+                f"label {label_name.strip()!r} does not exist in function {function_id} and its "
+                "capture policy does not allow creating labels from review (allowNewLabels)"
+            )
+        label = get_or_create_label(session, function_id, label_name)
+    sample = session.get(Sample, item.sample_id) if item.sample_id else None
+    created = sample is None
+    if sample is None:
+        sample = Sample(
+            function_id=function_id,
+            blob=item.blob,
+            embedding=item.embedding,
+            source="review",
+            review_item_id=item.id,
+        )
+        session.add(sample)
+    label_sample(session, sample, label)
+    item.status = "annotated"
+    item.label_id = label.id
+    item.sample_id = sample.id
+    item.annotated_by = annotated_by
+    item.updated_at = utcnow()
+    session.add(item)
+    return Annotated(item=item, sample=sample, label=label, created=created)
+
+
+def skip(*, session: Session, function_id: str, item_id: str) -> ReviewItem:
+    return _move(session, function_id, item_id, "skip", "skipped")
+
+
+def discard(*, session: Session, function_id: str, item_id: str) -> ReviewItem:
+    return _move(session, function_id, item_id, "discard", "discarded")
+
+
+def _move(session: Session, function_id: str, item_id: str, action: str, status: str) -> ReviewItem:
+    item = get_item(session=session, function_id=function_id, item_id=item_id)
+    _check(item, action)
+    item.status = status
+    item.updated_at = utcnow()
+    session.add(item)
+    return item
+
+
+def _check(item: ReviewItem, action: str) -> None:
+    if item.status not in _ALLOWED[action]:
+        raise InvalidTransition(f"cannot {action} review item {item.id}: it is {item.status}")
