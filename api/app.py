@@ -1,0 +1,40 @@
+"""``create_app(settings)``: the composition root; builds every component, includes the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routers import capture, functions, health, invoke, models, page, review, samples
+from api.runtime import Runtime
+from api.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A fresh service for ``settings``; tests build one per temp directory."""
+    settings = settings or Settings()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="winnow",
+        summary="Self-hosted image classification that learns from its own traffic.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (health, functions, samples, models, invoke, capture, review, page):
+        app.include_router(module.router)
+    return app

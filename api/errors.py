@@ -1,0 +1,143 @@
+"""HTTP error hierarchy and the one place that maps domain errors to responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("winnow.api")
+
+
+class ApiError(Exception):
+    """An error with an HTTP status; ``message`` is shown to the client."""
+
+    status = 400
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class Unprocessable(ApiError):
+    status = 422
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+
+def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
+    """Domain exception -> HTTP class, most specific first."""
+    from capture import InvalidPolicy
+    from embeddings import (
+        BackboneUnavailable,
+        EncoderClosed,
+        EncoderOverloaded,
+        ImageTooLarge,
+        InvalidImage,
+        UnsupportedImageFormat,
+    )
+    from learner import NotEnoughData
+    from review_queue import InvalidTransition, ItemNotFound, LabelNotAllowed
+    from store import BlobNotFound, EmptyLabelName
+
+    return [
+        (ImageTooLarge, PayloadTooLarge),
+        (UnsupportedImageFormat, UnsupportedMediaType),
+        (InvalidImage, BadRequest),
+        (EncoderOverloaded, ServiceUnavailable),
+        (EncoderClosed, ServiceUnavailable),
+        (BackboneUnavailable, ServiceUnavailable),
+        (NotEnoughData, Conflict),
+        (InvalidPolicy, Unprocessable),
+        (ItemNotFound, NotFound),
+        (InvalidTransition, Conflict),
+        (LabelNotAllowed, Unprocessable),
+        (EmptyLabelName, Unprocessable),
+        (BlobNotFound, NotFound),
+    ]
+
+
+def to_api_error(exc: BaseException) -> ApiError | None:
+    if isinstance(exc, ApiError):
+        return exc
+    for domain, http in _domain_errors():
+        if isinstance(exc, domain):
+            headers = {}
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                headers["Retry-After"] = str(max(1, round(float(retry_after))))
+            return http(str(exc) or domain.__name__, headers=headers)
+    return None
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse({"message": error.message}, status_code=error.status, headers=error.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as JSON ``{message}``; domain errors map to their 4xx/503 class."""
+
+    async def _domain(_request: Request, exc: Exception) -> JSONResponse:
+        error = to_api_error(exc)
+        if error is None:  # pragma: no cover - registered only for mapped classes
+            raise exc
+        return error_response(error)
+
+    for domain, _status in _domain_errors():
+        app.add_exception_handler(domain, _domain)
+
+    @app.exception_handler(ApiError)
+    async def _api(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return JSONResponse({"message": "; ".join(parts) or "invalid request"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )

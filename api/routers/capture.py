@@ -1,0 +1,45 @@
+"""A function's capture policy: read it with live status, change it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic.alias_generators import to_camel, to_snake
+
+from api.deps import RuntimeDep
+from api.schemas import CapturePolicyBody, CapturePolicyPublic
+from api.services.functions import get_function
+from capture import CapturePolicy
+from store import session_scope
+
+router = APIRouter(prefix="/v1/functions/{function_id}/capture-policy", tags=["capture"])
+
+
+def _public(rt: RuntimeDep, function: Any, policy: CapturePolicy) -> CapturePolicyPublic:
+    status = rt.capture.controller(function).status()
+    return CapturePolicyPublic(
+        policy={to_camel(k): v for k, v in policy.to_dict().items()},
+        status={to_camel(k): v for k, v in status.items()},
+    )
+
+
+@router.get("")
+def get_policy(function_id: str, rt: RuntimeDep) -> CapturePolicyPublic:
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+    return _public(rt, function, CapturePolicy.from_dict(function.capture_policy or {}))
+
+
+@router.put("")
+def put_policy(function_id: str, body: CapturePolicyBody, rt: RuntimeDep) -> CapturePolicyPublic:
+    """Change some settings (camelCase); the rest keep their values. Invalid values are a 422."""
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+        current = CapturePolicy.from_dict(function.capture_policy or {}).to_dict()
+        changes = {to_snake(k): v for k, v in (body.model_extra or {}).items()}
+        policy = CapturePolicy.from_dict({**current, **changes})
+        function.capture_policy = policy.to_dict()
+        session.add(function)
+    rt.capture.update_policy(function, policy)
+    return _public(rt, function, policy)

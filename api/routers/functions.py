@@ -1,0 +1,60 @@
+"""/v1/functions and their labels."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep, SessionDep
+from api.schemas import FunctionCreate, FunctionPublic, LabelCreate, LabelPublic, Page
+from api.services import functions as service
+from store import Function, Label, session_scope
+
+router = APIRouter(prefix="/v1/functions", tags=["functions"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_function(body: FunctionCreate, rt: RuntimeDep) -> FunctionPublic:
+    function = await run_in_threadpool(
+        service.create_function, rt, name=body.name, labels=body.labels, backbone=body.backbone
+    )
+    with session_scope(rt.engine) as session:
+        return service.function_public(session, function)
+
+
+@router.get("")
+def list_functions(session: SessionDep) -> Page[FunctionPublic]:
+    functions = session.exec(select(Function).order_by(col(Function.created_at))).all()
+    data = [service.function_public(session, f) for f in functions]
+    return Page(data=data, count=len(data))
+
+
+@router.get("/{function_id}")
+def get_function(function_id: str, session: SessionDep) -> FunctionPublic:
+    return service.function_public(session, service.get_function(session, function_id))
+
+
+@router.delete("/{function_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_function(function_id: str, rt: RuntimeDep) -> None:
+    service.delete_function(rt, function_id)
+
+
+@router.post("/{function_id}/labels", status_code=status.HTTP_201_CREATED)
+def create_label(function_id: str, body: LabelCreate, rt: RuntimeDep) -> LabelPublic:
+    with session_scope(rt.engine) as session:
+        service.get_function(session, function_id)
+        label = service.create_label(
+            session, function_id, name=body.name, description=body.description
+        )
+    return LabelPublic.model_validate(label, from_attributes=True)
+
+
+@router.get("/{function_id}/labels")
+def list_labels(function_id: str, session: SessionDep) -> Page[LabelPublic]:
+    service.get_function(session, function_id)
+    labels = session.exec(
+        select(Label).where(Label.function_id == function_id).order_by(col(Label.created_at))
+    ).all()
+    data = [LabelPublic.model_validate(label, from_attributes=True) for label in labels]
+    return Page(data=data, count=len(data))

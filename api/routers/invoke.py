@@ -1,0 +1,26 @@
+"""/v1/functions/{id}/invoke"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep
+from api.inputs import openapi_body, read_image_request
+from api.schemas import ImageInput, InvokeResult
+from api.services.invoke import invoke as invoke_service
+
+router = APIRouter(prefix="/v1/functions/{function_id}", tags=["invoke"])
+
+
+@router.post("/invoke", openapi_extra=openapi_body(ImageInput, {}))
+async def invoke(
+    function_id: str, request: Request, rt: RuntimeDep, capture: bool = True
+) -> InvokeResult:
+    """Classify an image (data URI, URL or multipart file) with the deployed model.
+
+    With ``capture`` (default) the input may also be captured into the review queue; the
+    response's ``capture`` says whether, why, and the queue item's id.
+    """
+    data, _ = await read_image_request(request, ImageInput, rt.settings)
+    return await run_in_threadpool(invoke_service, rt, function_id, data, capture=capture)

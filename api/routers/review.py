@@ -1,0 +1,83 @@
+"""The review queue: list captured items, annotate / skip / discard them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+import review_queue
+from api.deps import RuntimeDep, SessionDep
+from api.schemas import BulkAnnotate, Page, ReviewAnnotate, ReviewCounts, ReviewItemPublic
+from api.services import review as service
+from api.services.functions import get_function
+from embeddings import sniff_mime_type
+
+router = APIRouter(tags=["review"])
+_item = "/v1/functions/{function_id}/review/{item_id}"
+
+
+@router.get("/v1/functions/{function_id}/review")
+def list_items(
+    function_id: str,
+    session: SessionDep,
+    status: str = "pending",
+    start_index: Annotated[int, Query(alias="startIndex", ge=0)] = 0,
+    count: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Page[ReviewItemPublic]:
+    """Items in a status, most informative first."""
+    data, total = service.list_public(
+        session, function_id, status=status, start=start_index, count=count
+    )
+    return Page(data=data, count=total)
+
+
+@router.get("/v1/functions/{function_id}/review/counts")
+def counts(function_id: str, session: SessionDep) -> ReviewCounts:
+    get_function(session, function_id)
+    return ReviewCounts(**review_queue.counts(session=session, function_id=function_id))
+
+
+@router.post("/v1/functions/{function_id}/review/annotate")
+async def bulk_annotate(
+    function_id: str, body: BulkAnnotate, rt: RuntimeDep
+) -> Page[ReviewItemPublic]:
+    """Annotate many items at once: all succeed or none is written."""
+    pairs = [(a.item_id, a.label_name) for a in body.items]
+    data = await run_in_threadpool(
+        service.annotate_items, rt, function_id, pairs, body.annotated_by
+    )
+    return Page(data=data, count=len(data))
+
+
+@router.post(_item + "/annotate")
+async def annotate(
+    function_id: str, item_id: str, body: ReviewAnnotate, rt: RuntimeDep
+) -> ReviewItemPublic:
+    """Label an item; the first annotation turns it into a training sample (repeats are no-ops)."""
+    pairs = [(item_id, body.label_name)]
+    data = await run_in_threadpool(
+        service.annotate_items, rt, function_id, pairs, body.annotated_by
+    )
+    return data[0]
+
+
+@router.post(_item + "/skip")
+def skip(function_id: str, item_id: str, rt: RuntimeDep) -> ReviewItemPublic:
+    return service.move_item(rt, function_id, item_id, "skip")
+
+
+@router.post(_item + "/discard")
+def discard(function_id: str, item_id: str, rt: RuntimeDep) -> ReviewItemPublic:
+    return service.move_item(rt, function_id, item_id, "discard")
+
+
+@router.get(
+    "/v1/review/{item_id}/image",
+    response_class=Response,
+    responses={200: {"content": {"image/*": {}}}},
+)
+def item_image(item_id: str, rt: RuntimeDep) -> Response:
+    data = service.item_blob(rt, item_id)
+    return Response(data, media_type=sniff_mime_type(data))

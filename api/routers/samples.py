@@ -1,0 +1,91 @@
+"""/v1/functions/{id}/samples"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import RuntimeDep, SessionDep
+from api.inputs import openapi_body, read_image_request
+from api.schemas import Annotation, Page, SampleCreate, SamplePublic
+from api.services import samples as service
+from embeddings import sniff_mime_type
+from store import Label, session_scope
+
+router = APIRouter(prefix="/v1/functions/{function_id}/samples", tags=["samples"])
+
+_multipart_fields = {"labelName": {"type": "string"}, "externalId": {"type": "string"}}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=openapi_body(SampleCreate, _multipart_fields),
+    responses={200: {"description": "Retried with the same externalId: the existing sample"}},
+)
+async def create_sample(
+    function_id: str, request: Request, response: Response, rt: RuntimeDep
+) -> SamplePublic:
+    """Add an image (data URI, URL or multipart file), optionally labelled."""
+    data, body = await read_image_request(request, SampleCreate, rt.settings)
+    sample, created = await run_in_threadpool(
+        service.add_sample,
+        rt,
+        function_id,
+        data=data,
+        label_name=body.annotation.label_name if body.annotation else None,
+        external_id=body.external_id,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _public(rt, sample)
+
+
+@router.get("")
+def list_samples(
+    function_id: str,
+    session: SessionDep,
+    annotated: bool | None = None,
+    start_index: Annotated[int, Query(alias="startIndex", ge=0)] = 0,
+    count: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Page[SamplePublic]:
+    data, total = service.list_samples(
+        session, function_id, annotated=annotated, start=start_index, count=count
+    )
+    return Page(data=data, count=total)
+
+
+@router.get("/{sample_id}")
+def get_sample(function_id: str, sample_id: str, rt: RuntimeDep) -> SamplePublic:
+    with session_scope(rt.engine) as session:
+        sample = service.get_sample(session, function_id, sample_id)
+    return _public(rt, sample)
+
+
+@router.get("/{sample_id}/image", response_class=Response)
+def get_sample_image(function_id: str, sample_id: str, rt: RuntimeDep) -> Response:
+    with session_scope(rt.engine) as session:
+        sample = service.get_sample(session, function_id, sample_id)
+    data = rt.blobs.get(sample.blob)
+    return Response(data, media_type=sniff_mime_type(data))
+
+
+@router.put("/{sample_id}/annotation")
+def set_annotation(
+    function_id: str, sample_id: str, body: Annotation, rt: RuntimeDep
+) -> SamplePublic:
+    sample = service.set_annotation(rt, function_id, sample_id, body.label_name)
+    return _public(rt, sample)
+
+
+@router.delete("/{sample_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_sample(function_id: str, sample_id: str, rt: RuntimeDep) -> None:
+    service.delete_sample(rt, function_id, sample_id)
+
+
+def _public(rt: RuntimeDep, sample) -> SamplePublic:  # type: ignore[no-untyped-def]
+    with session_scope(rt.engine) as session:
+        label = session.get(Label, sample.label_id) if sample.label_id else None
+    return service.sample_public(sample, label)

@@ -1,0 +1,208 @@
+"""Request and response bodies (JSON in camelCase, as Nyckel's API)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Body(Schema):
+    """Request bodies reject unknown fields, so a typo is a 422 rather than silently ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Page(Schema, Generic[T]):
+    """List responses: the page of items and the total count."""
+
+    data: list[T]
+    count: int
+
+
+# functions ---------------------------------------------------------------------------------------
+
+
+class FunctionCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    labels: list[str] = Field(default_factory=list, max_length=1000)
+    backbone: str | None = Field(default=None, max_length=500)
+
+
+class FunctionPublic(Schema):
+    id: str
+    name: str
+    backbone: str
+    created_at: datetime
+    deployed_version: int | None
+    pinned: bool
+    label_count: int
+    sample_count: int
+
+
+# labels ------------------------------------------------------------------------------------------
+
+
+class LabelCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class LabelPublic(Schema):
+    id: str
+    name: str
+    description: str | None
+    created_at: datetime
+
+
+# samples -----------------------------------------------------------------------------------------
+
+
+class Annotation(Body):
+    label_name: str = Field(min_length=1, max_length=200)
+
+
+class AnnotationPublic(Schema):
+    label_name: str
+    label_id: str
+
+
+class ImageInput(Body):
+    data: str = Field(
+        min_length=1, description="A data URI (data:image/png;base64,...) or an http(s) URL."
+    )
+
+
+class SampleCreate(ImageInput):
+    annotation: Annotation | None = None
+    external_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SamplePublic(Schema):
+    id: str
+    function_id: str
+    external_id: str | None
+    annotation: AnnotationPublic | None
+    source: str
+    created_at: datetime
+
+
+# training and models -----------------------------------------------------------------------------
+
+
+class ModelVersionPublic(Schema):
+    version: int
+    status: str
+    backbone: str
+    head: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    labels: list[str]
+    sample_count: int
+    train_seconds: float
+    parent_version: int | None
+    decision: dict[str, Any]
+    trigger: str
+    created_at: datetime
+    deployed_at: datetime | None
+
+    @field_validator("metrics", "decision")
+    @classmethod
+    def _camel_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Top-level keys in camelCase like the rest of the API (nested label names untouched)."""
+        return {to_camel(k): v for k, v in value.items()}
+
+
+# invoke ------------------------------------------------------------------------------------------
+
+
+class LabelConfidence(Schema):
+    label_name: str
+    label_id: str
+    confidence: float
+
+
+class CaptureInfo(Schema):
+    captured: bool
+    reason: str | None
+    score: float | None
+    item_id: str | None
+
+
+class InvokeResult(Schema):
+    label_name: str
+    label_id: str
+    confidence: float
+    label_confidences: list[LabelConfidence]
+    model_version: int
+    capture: CaptureInfo | None = None
+
+
+class Health(Schema):
+    status: str
+    backbone: str
+    backbones_loaded: list[str]
+    database: str
+    functions: int
+
+
+# review queue ------------------------------------------------------------------------------------
+
+
+class ReviewItemPublic(Schema):
+    id: str
+    function_id: str
+    status: str
+    predicted_label: str | None
+    confidence: float | None
+    model_version: int | None
+    reason: str
+    score: float
+    scores: dict[str, Any]
+    label_name: str | None
+    sample_id: str | None
+    annotated_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    image_url: str
+
+
+class ReviewAnnotate(Body):
+    label_name: str = Field(min_length=1, max_length=200)
+    annotated_by: str | None = Field(default=None, max_length=200)
+
+
+class BulkAnnotation(Body):
+    item_id: str
+    label_name: str = Field(min_length=1, max_length=200)
+
+
+class BulkAnnotate(Body):
+    items: list[BulkAnnotation] = Field(min_length=1, max_length=1000)
+    annotated_by: str | None = Field(default=None, max_length=200)
+
+
+class ReviewCounts(Schema):
+    pending: int
+    annotated: int
+    skipped: int
+    discarded: int
+
+
+class CapturePolicyBody(Schema):
+    """Capture policy settings (camelCase); omitted settings keep their current values."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class CapturePolicyPublic(Schema):
+    policy: dict[str, Any]
+    status: dict[str, Any]

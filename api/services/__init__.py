@@ -1,0 +1,1 @@
+"""Use cases: each composes the domain packages for one API operation."""

@@ -1,0 +1,96 @@
+"""Invoke capture wiring: policy per function, the FAISS index kept in step with the database."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sqlmodel import col, select
+
+from api.runtime import Runtime
+from api.schemas import CaptureInfo
+from capture import Kind, add_pending
+from review_queue import create_item
+from store import Function, ReviewItem, Sample, session_scope, vector_from_bytes
+
+log = logging.getLogger("winnow.capture")
+
+
+def index_key(row_id: str) -> int:
+    """The int64 FAISS id of a sample or review item: 60 bits of its random id."""
+    return int(row_id.rsplit("_", 1)[1][:15], 16)
+
+
+def maybe_capture(
+    rt: Runtime,
+    function: Function,
+    *,
+    data: bytes,
+    vector: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    model_version: int,
+) -> CaptureInfo:
+    """Decide whether this input goes to review and, if so, persist it before answering."""
+    controller = rt.capture.controller(function)
+    index = rt.indexes.get_or_create(function.id, vector.shape[0])
+    with rt.capture.function_locks[function.id]:
+        decision = controller.decide(
+            proba, classes, vector, index, rt.capture.label_counts(function.id)
+        )
+        if not decision.captured:
+            return CaptureInfo(captured=False, reason=None, score=decision.score, item_id=None)
+        try:
+            digest = rt.blobs.put(data)
+            with session_scope(rt.engine) as session:
+                item = create_item(
+                    session=session,
+                    function_id=function.id,
+                    blob=digest,
+                    vector=vector,
+                    predicted_label=decision.predicted_label,
+                    confidence=float(np.max(proba)),
+                    model_version=model_version,
+                    reason=str(decision.reason),
+                    score=decision.score,
+                    scores=decision.to_dict(),
+                )
+        except BaseException:
+            controller.rollback(decision)
+            raise
+        controller.commit(decision)
+        add_pending(index, index_key(item.id), vector)
+    return CaptureInfo(captured=True, reason=decision.reason, score=decision.score, item_id=item.id)
+
+
+def rebuild_index(rt: Runtime, function_id: str) -> None:
+    """Fill the function's index from labelled samples and pending/discarded review items."""
+    with session_scope(rt.engine) as session:
+        samples = session.exec(
+            select(Sample.id, Sample.embedding).where(
+                Sample.function_id == function_id, col(Sample.label_id).isnot(None)
+            )
+        ).all()
+        items = session.exec(
+            select(ReviewItem.id, ReviewItem.embedding).where(
+                ReviewItem.function_id == function_id,
+                col(ReviewItem.status).in_(("pending", "discarded")),
+            )
+        ).all()
+    rows: list[tuple[int, np.ndarray, Kind]] = [
+        (index_key(i), vector_from_bytes(e), "labelled") for i, e in samples
+    ]
+    rows += [(index_key(i), vector_from_bytes(e), "pending") for i, e in items]
+    if rows:
+        rt.indexes.rebuild(function_id, rows[0][1].shape[0], rows)
+
+
+def index_labelled(rt: Runtime, function_id: str, sample_id: str, vector: np.ndarray) -> None:
+    index = rt.indexes.get_or_create(function_id, vector.shape[0])
+    index.add([index_key(sample_id)], vector.reshape(1, -1), "labelled")
+
+
+def unindex(rt: Runtime, function_id: str, row_id: str, kind: str | None = None) -> None:
+    index = rt.indexes.get(function_id)
+    if index is not None:
+        index.remove([index_key(row_id)], kind)  # type: ignore[arg-type]

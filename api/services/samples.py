@@ -1,0 +1,165 @@
+"""Samples: validated, embedded, stored images with optional labels."""
+
+from __future__ import annotations
+
+from sqlalchemy import func as sql
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.errors import Conflict, NotFound
+from api.runtime import Runtime
+from api.schemas import AnnotationPublic, SamplePublic
+from api.services.capture import index_labelled, unindex
+from api.services.functions import delete_unreferenced_blobs, get_function
+from embeddings import decode_image
+from store import (
+    Function,
+    Label,
+    Sample,
+    get_or_create_label,
+    label_sample,
+    session_scope,
+    vector_from_bytes,
+    vector_to_bytes,
+)
+
+
+def embed_image(rt: Runtime, function: Function, data: bytes):  # type: ignore[no-untyped-def]
+    """Decode ``data`` safely and embed it with the function's pinned backbone."""
+    image = decode_image(data, max_pixels=rt.settings.max_image_pixels)
+    return rt.encoders.get(function.backbone).encode([image])[0]
+
+
+def add_sample(
+    rt: Runtime,
+    function_id: str,
+    *,
+    data: bytes,
+    label_name: str | None,
+    external_id: str | None,
+    source: str = "upload",
+) -> tuple[Sample, bool]:
+    """Validate, embed and store one sample; returns ``(sample, created)``.
+
+    Retrying with the same ``external_id`` and the same image and label returns the first sample
+    (``created`` False); the same ``external_id`` with different content is a 409. Nothing is
+    written before the image has been decoded and embedded, and the blob is written before the
+    row that references it, so a crash leaves at most an orphan blob (swept at start).
+    """
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+    vector = embed_image(rt, function, data)
+    digest = rt.blobs.digest(data)
+    if external_id is not None:
+        existing = _same_external_id(rt, function_id, external_id, digest, label_name)
+        if existing is not None:
+            return existing, False
+    rt.blobs.put(data)
+    try:
+        with session_scope(rt.engine) as session:
+            sample = Sample(
+                function_id=function_id,
+                blob=digest,
+                embedding=vector_to_bytes(vector),
+                external_id=external_id,
+                source=source,
+            )
+            if label_name is not None:
+                _annotate(session, function_id, sample, label_name)
+            session.add(sample)
+    except IntegrityError:
+        delete_unreferenced_blobs(rt, {digest})
+        if external_id is not None:  # a concurrent request with the same externalId won
+            existing = _same_external_id(rt, function_id, external_id, digest, label_name)
+            if existing is not None:
+                return existing, False
+        raise
+    except BaseException:
+        delete_unreferenced_blobs(rt, {digest})
+        raise
+    if sample.label_id is not None:
+        index_labelled(rt, function_id, sample.id, vector)
+    return sample, True
+
+
+def _same_external_id(
+    rt: Runtime, function_id: str, external_id: str, digest: str, label_name: str | None
+) -> Sample | None:
+    with session_scope(rt.engine) as session:
+        row = session.exec(
+            select(Sample, Label)
+            .join(Label, col(Sample.label_id) == Label.id, isouter=True)
+            .where(Sample.function_id == function_id, Sample.external_id == external_id)
+        ).first()
+    if row is None:
+        return None
+    sample, label = row
+    same_label = (label.name if label else None) == (label_name.strip() if label_name else None)
+    if sample.blob != digest or not same_label:
+        raise Conflict(
+            f"externalId {external_id!r} is already used by sample {sample.id} "
+            "with a different image or label"
+        )
+    return sample
+
+
+def _annotate(session: Session, function_id: str, sample: Sample, label_name: str) -> None:
+    label_sample(session, sample, get_or_create_label(session, function_id, label_name))
+
+
+def set_annotation(rt: Runtime, function_id: str, sample_id: str, label_name: str) -> Sample:
+    with session_scope(rt.engine) as session:
+        sample = get_sample(session, function_id, sample_id)
+        _annotate(session, function_id, sample, label_name)
+        vector = vector_from_bytes(sample.embedding)
+    index_labelled(rt, function_id, sample.id, vector)
+    return sample
+
+
+def get_sample(session: Session, function_id: str, sample_id: str) -> Sample:
+    get_function(session, function_id)
+    sample = session.get(Sample, sample_id)
+    if sample is None or sample.function_id != function_id:
+        raise NotFound(f"sample {sample_id} not found in function {function_id}")
+    return sample
+
+
+def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> None:
+    with session_scope(rt.engine) as session:
+        sample = get_sample(session, function_id, sample_id)
+        digest = sample.blob
+        session.delete(sample)
+    unindex(rt, function_id, sample_id, "labelled")
+    delete_unreferenced_blobs(rt, {digest})
+
+
+def list_samples(
+    session: Session, function_id: str, *, annotated: bool | None, start: int, count: int
+) -> tuple[list[SamplePublic], int]:
+    get_function(session, function_id)
+    query = select(Sample).where(Sample.function_id == function_id)
+    if annotated is not None:
+        query = query.where(
+            col(Sample.label_id).isnot(None) if annotated else col(Sample.label_id).is_(None)
+        )
+    total = session.exec(select(sql.count()).select_from(query.subquery())).one()
+    rows = session.exec(
+        query.order_by(col(Sample.created_at), col(Sample.id)).offset(start).limit(count)
+    ).all()
+    labels = {
+        label.id: label
+        for label in session.exec(select(Label).where(Label.function_id == function_id))
+    }
+    return [sample_public(s, labels.get(s.label_id or "")) for s in rows], total
+
+
+def sample_public(sample: Sample, label: Label | None) -> SamplePublic:
+    annotation = AnnotationPublic(label_name=label.name, label_id=label.id) if label else None
+    return SamplePublic(
+        id=sample.id,
+        function_id=sample.function_id,
+        external_id=sample.external_id,
+        annotation=annotation,
+        source=sample.source,
+        created_at=sample.created_at,
+    )

@@ -1,0 +1,100 @@
+"""Service settings: one dataclass, filled from CLI flags or ``WINNOW_<NAME>`` variables.
+
+Only the composition root reads these; every other package gets plain values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Interface the HTTP server binds to.
+    host: str = "127.0.0.1"
+    # TCP port of the HTTP server.
+    port: int = 8000
+    # Directory for the SQLite database, image blobs and model artifacts.
+    data_dir: Path = Path("./winnow-data")
+    # Default backbone for new functions: auto | efficientnet-lite0 | clip:<arch>/<pretrained>.
+    backbone: str = "auto"
+    # SQLAlchemy URL of the state database; empty means SQLite inside data_dir.
+    database_url: str = ""
+    # Largest accepted request body in megabytes (413 above it).
+    max_body_mb: float = 20.0
+    # Largest accepted image in pixels (width x height), checked before decoding.
+    max_image_pixels: int = 40_000_000
+    # Most images the encoder embeds in one batch.
+    batch_size: int = 8
+    # How long the encoder waits for more requests to fill a batch, in milliseconds.
+    batch_wait_ms: float = 5.0
+    # Most images waiting for the encoder before invoke answers 503.
+    queue_limit: int = 64
+    # Seconds between automatic retraining checks (0 disables the scheduler).
+    retrain_interval: float = 60.0
+    # New annotations since the last training that trigger an automatic retrain.
+    retrain_min_annotations: int = 10
+    # Seconds allowed for fetching an image from a URL.
+    url_timeout: float = 10.0
+    # Allow image URLs that resolve to loopback/private addresses (off: SSRF protection).
+    allow_private_urls: bool = False
+    # Directory for downloaded backbone weights (empty: the library's default cache).
+    weights_cache_dir: str = ""
+    # Seed for the capture policy's random slice (empty: nondeterministic).
+    seed: str = ""
+    # Extra fields for tests; not settable from the command line.
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(Path(self.data_dir) / 'winnow.db').resolve()}"
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+
+def settable_fields() -> list[dataclasses.Field[Any]]:
+    """The fields a user can set with a flag or environment variable."""
+    return [f for f in dataclasses.fields(Settings) if f.name != "extra"]
+
+
+def env_name(name: str) -> str:
+    return f"WINNOW_{name.upper()}"
+
+
+def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
+    """Convert a flag or env-var string into the field's type, with a clear error."""
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"invalid value {raw!r} for {f.name} (expected {kind})") from exc
+    return raw
+
+
+def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from ``WINNOW_<NAME>`` variables, then explicit overrides (e.g. CLI flags)."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for f in settable_fields():
+        if env_name(f.name) in environ:
+            values[f.name] = parse_value(f, environ[env_name(f.name)])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

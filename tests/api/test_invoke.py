@@ -1,0 +1,56 @@
+from fastapi.testclient import TestClient
+
+from tests.conftest import BLUE, RED, add_colour_samples, data_uri, png_bytes
+
+
+def test_train_then_invoke(client: TestClient) -> None:
+    fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
+    before = client.post(f"/v1/functions/{fid}/invoke", json={"data": data_uri(png_bytes(RED))})
+    assert before.status_code == 409 and "train" in before.json()["message"]
+
+    add_colour_samples(client, fid)
+    trained = client.post(f"/v1/functions/{fid}/train")
+    assert trained.status_code == 200, trained.text
+    version = trained.json()
+    assert version["version"] == 1 and version["status"] == "deployed"
+    assert version["sampleCount"] == 12 and sorted(version["labels"]) == ["blue", "red"]
+    assert 0.0 <= version["metrics"]["accuracy"] <= 1.0
+
+    for colour, expected in ((RED, "red"), (BLUE, "blue")):
+        result = client.post(
+            f"/v1/functions/{fid}/invoke", json={"data": data_uri(png_bytes(colour, seed=99))}
+        )
+        assert result.status_code == 200, result.text
+        body = result.json()
+        assert body["labelName"] == expected and body["modelVersion"] == 1
+        assert abs(sum(c["confidence"] for c in body["labelConfidences"]) - 1) < 1e-6
+        assert body["labelConfidences"][0]["labelName"] == expected
+        assert body["labelId"].startswith("label_")
+
+    files = {"file": ("x.png", png_bytes(RED, seed=5), "image/png")}
+    assert client.post(f"/v1/functions/{fid}/invoke", files=files).json()["labelName"] == "red"
+
+    models = client.get(f"/v1/functions/{fid}/models").json()
+    assert models["count"] == 1
+    metrics = client.get(f"/v1/functions/{fid}/metrics").json()
+    assert metrics["version"] == 1
+    assert len(metrics["metrics"]["confusionMatrix"]) == 2
+    assert set(metrics["metrics"]["perLabel"]) == {"red", "blue"}
+    png = client.get(f"/v1/functions/{fid}/metrics/confusion-matrix.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+    retrained = client.post(f"/v1/functions/{fid}/train").json()
+    assert retrained["version"] == 2 and retrained["parentVersion"] == 1
+    statuses = {
+        m["version"]: m["status"] for m in client.get(f"/v1/functions/{fid}/models").json()["data"]
+    }
+    assert statuses == {1: "retired", 2: "deployed"}
+
+
+def test_train_needs_two_labels(client: TestClient) -> None:
+    fid = client.post("/v1/functions", json={"name": "one"}).json()["id"]
+    body = {"data": data_uri(png_bytes(RED)), "annotation": {"labelName": "red"}}
+    client.post(f"/v1/functions/{fid}/samples", json=body)
+    response = client.post(f"/v1/functions/{fid}/train")
+    assert response.status_code == 409 and "2 labels" in response.json()["message"]
+    assert client.get(f"/v1/functions/{fid}/models").json()["count"] == 0

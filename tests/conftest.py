@@ -1,0 +1,51 @@
+"""Shared fixtures: a fresh service per test on a temp data dir with the tiny test backbone."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.app import create_app
+from api.settings import Settings
+
+
+def png_bytes(color: tuple[int, int, int], *, size: int = 32, seed: int = 0) -> bytes:
+    """A small PNG of ``color`` with a little noise, so equal colours still give distinct images."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(color) + rng.normal(0, 12, (size, size, 3)), 0, 255)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+RED, BLUE = (220, 30, 30), (30, 30, 220)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", backbone="tiny-clip", retrain_interval=0, seed="0")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def add_colour_samples(client: TestClient, function_id: str, per_label: int = 6) -> None:
+    for i in range(per_label):
+        for name, colour in (("red", RED), ("blue", BLUE)):
+            body = {"data": data_uri(png_bytes(colour, seed=i)), "annotation": {"labelName": name}}
+            response = client.post(f"/v1/functions/{function_id}/samples", json=body)
+            assert response.status_code == 201, response.text
