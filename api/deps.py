@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from api.auth import Principal, Scope
+from api.errors import TooManyRequests
+from api.ratelimit import retry_after_header
 from api.runtime import Runtime
 from store import session_scope
 
@@ -26,3 +31,43 @@ def get_session(rt: RuntimeDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+
+
+def get_principal(
+    request: Request,
+    rt: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The verified caller (401 otherwise), within its rate limit and, on a function's route,
+    allowed to see that function (another tenant's function is a 404, as a missing one)."""
+    principal = rt.auth.authenticate(credentials.credentials if credentials else None)
+    if principal.rate_limit_per_minute is not None:
+        wait = rt.rate_limits.take(principal.key_id, principal.rate_limit_per_minute)
+        if wait is not None:
+            headers = retry_after_header(wait)
+            raise TooManyRequests("rate limit of this API key exceeded", headers=headers)
+    function_id = request.path_params.get("function_id")
+    if function_id is not None:
+        principal.ensure_function(function_id)
+    return principal
+
+
+@cache  # one callable per scope, so FastAPI resolves it once per request however often it is used
+def require_scope(scope: Scope) -> Callable[[Principal], Principal]:
+    """A dependency: the caller, who must hold ``scope`` (403 otherwise)."""
+
+    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        principal.require(scope)
+        return principal
+
+    return dependency
+
+
+# Any valid key (reads of a function and its labels); then one alias per scope.
+AnyKey = Annotated[Principal, Depends(get_principal)]
+InvokeKey = Annotated[Principal, Depends(require_scope("invoke"))]
+AnnotateKey = Annotated[Principal, Depends(require_scope("annotate"))]
+AdminKey = Annotated[Principal, Depends(require_scope("admin"))]

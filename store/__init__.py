@@ -2,6 +2,7 @@
 
 from store.blobs import BlobNotFound, BlobStore
 from store.db import make_engine, session_scope
+from store.keys import ApiKey, list_keys
 from store.labels import EmptyLabelName, find_label, get_or_create_label, label_sample
 from store.tables import (
     Function,
@@ -16,6 +17,7 @@ from store.tables import (
 )
 
 __all__ = [
+    "ApiKey",
     "BlobNotFound",
     "BlobStore",
     "EmptyLabelName",
@@ -27,6 +29,7 @@ __all__ = [
     "find_label",
     "get_or_create_label",
     "label_sample",
+    "list_keys",
     "make_engine",
     "new_id",
     "session_scope",

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic.alias_generators import to_camel, to_snake
 
-from api.deps import RuntimeDep
+from api.deps import AdminKey, RuntimeDep
 from api.schemas import CapturePolicyBody, CapturePolicyPublic
 from api.services.functions import get_function
 from capture import CapturePolicy
@@ -25,14 +25,16 @@ def _public(rt: RuntimeDep, function: Any, policy: CapturePolicy) -> CapturePoli
 
 
 @router.get("")
-def get_policy(function_id: str, rt: RuntimeDep) -> CapturePolicyPublic:
+def get_policy(function_id: str, rt: RuntimeDep, _: AdminKey) -> CapturePolicyPublic:
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
     return _public(rt, function, CapturePolicy.from_dict(function.capture_policy or {}))
 
 
 @router.put("")
-def put_policy(function_id: str, body: CapturePolicyBody, rt: RuntimeDep) -> CapturePolicyPublic:
+def put_policy(
+    function_id: str, body: CapturePolicyBody, rt: RuntimeDep, _: AdminKey
+) -> CapturePolicyPublic:
     """Change some settings (camelCase); the rest keep their values. Invalid values are a 422."""
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, SessionDep
+from api.deps import AdminKey, AnyKey, RuntimeDep, SessionDep
 from api.schemas import FunctionCreate, FunctionPublic, LabelCreate, LabelPublic, Page
 from api.services import functions as service
 from store import Function, Label, session_scope
@@ -15,7 +15,8 @@ router = APIRouter(prefix="/v1/functions", tags=["functions"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_function(body: FunctionCreate, rt: RuntimeDep) -> FunctionPublic:
+async def create_function(body: FunctionCreate, rt: RuntimeDep, caller: AdminKey) -> FunctionPublic:
+    caller.require_every_function("create functions")
     function = await run_in_threadpool(
         service.create_function, rt, name=body.name, labels=body.labels, backbone=body.backbone
     )
@@ -24,24 +25,28 @@ async def create_function(body: FunctionCreate, rt: RuntimeDep) -> FunctionPubli
 
 
 @router.get("")
-def list_functions(session: SessionDep) -> Page[FunctionPublic]:
-    functions = session.exec(select(Function).order_by(col(Function.created_at))).all()
+def list_functions(session: SessionDep, caller: AnyKey) -> Page[FunctionPublic]:
+    """The functions the key can see: its own, or every one for a global key."""
+    query = select(Function).order_by(col(Function.created_at))
+    if caller.function_id is not None:
+        query = query.where(Function.id == caller.function_id)
+    functions = session.exec(query).all()
     data = [service.function_public(session, f) for f in functions]
     return Page(data=data, count=len(data))
 
 
 @router.get("/{function_id}")
-def get_function(function_id: str, session: SessionDep) -> FunctionPublic:
+def get_function(function_id: str, session: SessionDep, _: AnyKey) -> FunctionPublic:
     return service.function_public(session, service.get_function(session, function_id))
 
 
 @router.delete("/{function_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_function(function_id: str, rt: RuntimeDep) -> None:
+def delete_function(function_id: str, rt: RuntimeDep, _: AdminKey) -> None:
     service.delete_function(rt, function_id)
 
 
 @router.post("/{function_id}/labels", status_code=status.HTTP_201_CREATED)
-def create_label(function_id: str, body: LabelCreate, rt: RuntimeDep) -> LabelPublic:
+def create_label(function_id: str, body: LabelCreate, rt: RuntimeDep, _: AdminKey) -> LabelPublic:
     with session_scope(rt.engine) as session:
         service.get_function(session, function_id)
         label = service.create_label(
@@ -51,7 +56,7 @@ def create_label(function_id: str, body: LabelCreate, rt: RuntimeDep) -> LabelPu
 
 
 @router.get("/{function_id}/labels")
-def list_labels(function_id: str, session: SessionDep) -> Page[LabelPublic]:
+def list_labels(function_id: str, session: SessionDep, _: AnyKey) -> Page[LabelPublic]:
     service.get_function(session, function_id)
     labels = session.exec(
         select(Label).where(Label.function_id == function_id).order_by(col(Label.created_at))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep
+from api.deps import InvokeKey, RuntimeDep
 from api.inputs import openapi_body, read_image_request
 from api.schemas import ImageInput, InvokeResult
 from api.services.invoke import invoke as invoke_service
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/functions/{function_id}", tags=["invoke"])
 
 @router.post("/invoke", openapi_extra=openapi_body(ImageInput, {}))
 async def invoke(
-    function_id: str, request: Request, rt: RuntimeDep, capture: bool = True
+    function_id: str, request: Request, rt: RuntimeDep, _key: InvokeKey, capture: bool = True
 ) -> InvokeResult:
     """Classify an image (data URI, URL or multipart file) with the deployed model.
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 import review_queue
-from api.deps import RuntimeDep, SessionDep
+from api.deps import AnnotateKey, RuntimeDep, SessionDep
 from api.schemas import BulkAnnotate, Page, ReviewAnnotate, ReviewCounts, ReviewItemPublic
 from api.services import review as service
 from api.services.functions import get_function
 from embeddings import sniff_mime_type
+from store import session_scope
 
 router = APIRouter(tags=["review"])
 _item = "/v1/functions/{function_id}/review/{item_id}"
@@ -22,6 +23,7 @@ _item = "/v1/functions/{function_id}/review/{item_id}"
 def list_items(
     function_id: str,
     session: SessionDep,
+    _: AnnotateKey,
     status: str = "pending",
     start_index: Annotated[int, Query(alias="startIndex", ge=0)] = 0,
     count: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -34,14 +36,14 @@ def list_items(
 
 
 @router.get("/v1/functions/{function_id}/review/counts")
-def counts(function_id: str, session: SessionDep) -> ReviewCounts:
+def counts(function_id: str, session: SessionDep, _: AnnotateKey) -> ReviewCounts:
     get_function(session, function_id)
     return ReviewCounts(**review_queue.counts(session=session, function_id=function_id))
 
 
 @router.post("/v1/functions/{function_id}/review/annotate")
 async def bulk_annotate(
-    function_id: str, body: BulkAnnotate, rt: RuntimeDep
+    function_id: str, body: BulkAnnotate, rt: RuntimeDep, _: AnnotateKey
 ) -> Page[ReviewItemPublic]:
     """Annotate many items at once: all succeed or none is written."""
     pairs = [(a.item_id, a.label_name) for a in body.items]
@@ -53,7 +55,7 @@ async def bulk_annotate(
 
 @router.post(_item + "/annotate")
 async def annotate(
-    function_id: str, item_id: str, body: ReviewAnnotate, rt: RuntimeDep
+    function_id: str, item_id: str, body: ReviewAnnotate, rt: RuntimeDep, _: AnnotateKey
 ) -> ReviewItemPublic:
     """Label an item; the first annotation turns it into a training sample (repeats are no-ops)."""
     pairs = [(item_id, body.label_name)]
@@ -64,12 +66,12 @@ async def annotate(
 
 
 @router.post(_item + "/skip")
-def skip(function_id: str, item_id: str, rt: RuntimeDep) -> ReviewItemPublic:
+def skip(function_id: str, item_id: str, rt: RuntimeDep, _: AnnotateKey) -> ReviewItemPublic:
     return service.move_item(rt, function_id, item_id, "skip")
 
 
 @router.post(_item + "/discard")
-def discard(function_id: str, item_id: str, rt: RuntimeDep) -> ReviewItemPublic:
+def discard(function_id: str, item_id: str, rt: RuntimeDep, _: AnnotateKey) -> ReviewItemPublic:
     return service.move_item(rt, function_id, item_id, "discard")
 
 
@@ -78,6 +80,11 @@ def discard(function_id: str, item_id: str, rt: RuntimeDep) -> ReviewItemPublic:
     response_class=Response,
     responses={200: {"content": {"image/*": {}}}},
 )
-def item_image(item_id: str, rt: RuntimeDep) -> Response:
-    data = service.item_blob(rt, item_id)
+def item_image(item_id: str, rt: RuntimeDep, caller: AnnotateKey) -> Response:
+    """A captured image; another tenant's item is a 404, as a missing one."""
+    with session_scope(rt.engine) as session:
+        item = review_queue.get_item(
+            session=session, function_id=caller.function_id, item_id=item_id
+        )
+    data = rt.blobs.get(item.blob)
     return Response(data, media_type=sniff_mime_type(data))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import RuntimeDep, SessionDep
+from api.deps import AdminKey, AnnotateKey, RuntimeDep, SessionDep
 from api.inputs import openapi_body, read_image_request
 from api.schemas import Annotation, Page, SampleCreate, SamplePublic
 from api.services import samples as service
@@ -26,7 +26,7 @@ _multipart_fields = {"labelName": {"type": "string"}, "externalId": {"type": "st
     responses={200: {"description": "Retried with the same externalId: the existing sample"}},
 )
 async def create_sample(
-    function_id: str, request: Request, response: Response, rt: RuntimeDep
+    function_id: str, request: Request, response: Response, rt: RuntimeDep, _: AnnotateKey
 ) -> SamplePublic:
     """Add an image (data URI, URL or multipart file), optionally labelled."""
     data, body = await read_image_request(request, SampleCreate, rt.settings)
@@ -47,6 +47,7 @@ async def create_sample(
 def list_samples(
     function_id: str,
     session: SessionDep,
+    _: AnnotateKey,
     annotated: bool | None = None,
     start_index: Annotated[int, Query(alias="startIndex", ge=0)] = 0,
     count: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -58,14 +59,14 @@ def list_samples(
 
 
 @router.get("/{sample_id}")
-def get_sample(function_id: str, sample_id: str, rt: RuntimeDep) -> SamplePublic:
+def get_sample(function_id: str, sample_id: str, rt: RuntimeDep, _: AnnotateKey) -> SamplePublic:
     with session_scope(rt.engine) as session:
         sample = service.get_sample(session, function_id, sample_id)
     return _public(rt, sample)
 
 
 @router.get("/{sample_id}/image", response_class=Response)
-def get_sample_image(function_id: str, sample_id: str, rt: RuntimeDep) -> Response:
+def get_sample_image(function_id: str, sample_id: str, rt: RuntimeDep, _: AnnotateKey) -> Response:
     with session_scope(rt.engine) as session:
         sample = service.get_sample(session, function_id, sample_id)
     data = rt.blobs.get(sample.blob)
@@ -74,14 +75,14 @@ def get_sample_image(function_id: str, sample_id: str, rt: RuntimeDep) -> Respon
 
 @router.put("/{sample_id}/annotation")
 def set_annotation(
-    function_id: str, sample_id: str, body: Annotation, rt: RuntimeDep
+    function_id: str, sample_id: str, body: Annotation, rt: RuntimeDep, _: AnnotateKey
 ) -> SamplePublic:
     sample = service.set_annotation(rt, function_id, sample_id, body.label_name)
     return _public(rt, sample)
 
 
 @router.delete("/{sample_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_sample(function_id: str, sample_id: str, rt: RuntimeDep) -> None:
+def delete_sample(function_id: str, sample_id: str, rt: RuntimeDep, _: AdminKey) -> None:
     service.delete_sample(rt, function_id, sample_id)
 
 

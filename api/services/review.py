@@ -65,12 +65,6 @@ def move_item(rt: Runtime, function_id: str, item_id: str, action: str) -> Revie
     return public
 
 
-def item_blob(rt: Runtime, item_id: str) -> bytes:
-    with session_scope(rt.engine) as session:
-        item = review_queue.get_item(session=session, function_id=None, item_id=item_id)
-    return rt.blobs.get(item.blob)
-
-
 def list_public(
     session: Session, function_id: str, *, status: str, start: int, count: int
 ) -> tuple[list[ReviewItemPublic], int]:

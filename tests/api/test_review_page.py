@@ -11,7 +11,7 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import Settings
-from tests.conftest import add_colour_samples, data_uri, png_bytes
+from tests.conftest import ADMIN_KEY, AUTH, add_colour_samples, data_uri, png_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,9 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path) -> Iterator[str]:
     port = _free_port()
-    settings = Settings(data_dir=tmp_path, backbone="tiny-clip", retrain_interval=0, port=port)
+    settings = Settings(
+        data_dir=tmp_path, backbone="tiny-clip", retrain_interval=0, port=port, admin_key=ADMIN_KEY
+    )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
@@ -81,8 +83,9 @@ def _wait(predicate, timeout: float = 20.0):
 def test_label_an_item_with_the_keyboard(server: str, browser) -> None:
     import httpx
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
-    http = httpx.Client(base_url=server, timeout=60)
+    http = httpx.Client(base_url=server, timeout=60, headers=AUTH)
     fid = http.post("/v1/functions", json={"name": "colour", "labels": ["red", "blue"]}).json()[
         "id"
     ]
@@ -95,7 +98,12 @@ def test_label_an_item_with_the_keyboard(server: str, browser) -> None:
     item_id = captured["capture"]["itemId"]
     assert item_id
 
+    # A reviewer's key: annotate scope on this function only.
+    key = http.post("/v1/keys", json={"functionId": fid, "scopes": ["annotate"]}).json()["key"]
     browser.get(f"{server}/review?function={fid}")
+    _wait(lambda: "401" in browser.find_element(By.ID, "message").text)
+    assert "API key" in browser.find_element(By.ID, "message").text
+    browser.find_element(By.ID, "apikey").send_keys(key + Keys.ENTER)
     _wait(lambda: browser.find_element(By.ID, "image").get_attribute("data-item") == item_id)
     assert "random" in browser.find_element(By.ID, "reason").text
     assert "1 pending" in browser.find_element(By.ID, "progress").text
