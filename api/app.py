@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from api.deps import require_scope
 from api.errors import install_error_handlers
-from api.routers import capture, functions, health, invoke, models, page, review, samples
+from api.routers import capture, functions, health, invoke, keys, models, page, review, samples
 from api.runtime import Runtime
 from api.settings import Settings
 
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, functions, samples, models, invoke, capture, review, page):
+    for module in (health, functions, samples, invoke, capture, review, keys, page):
         app.include_router(module.router)
+    # Training, versions and metrics: admin scope (and the key's tenant) on every route.
+    app.include_router(models.router, dependencies=[Depends(require_scope("admin"))])
     return app

@@ -10,13 +10,35 @@ from pathlib import Path
 import numpy as np
 from sqlmodel import select
 
+from api.auth import Authenticator
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 from capture import CaptureController, CapturePolicy, IndexRegistry
 from embeddings import EncoderPool
 from learner import DeployedHeads, ModelStore
+from learner.scheduler import RetrainScheduler, TrainingTracker
 from store import BlobStore, Function, ReviewItem, Sample, make_engine, session_scope
 
 log = logging.getLogger("winnow")
+
+
+class RequestSet:
+    """A thread-safe set of function ids."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, function_id: str) -> None:
+        with self._lock:
+            self._ids.add(function_id)
+
+    def discard_if_present(self, function_id: str) -> bool:
+        with self._lock:
+            if function_id in self._ids:
+                self._ids.discard(function_id)
+                return True
+            return False
 
 
 class CaptureState:
@@ -83,14 +105,32 @@ class Runtime:
         )
         self.indexes = IndexRegistry()
         self.capture = CaptureState(int(settings.seed) if settings.seed else None)
-        # One training at a time per function; a trigger during training is coalesced.
-        self.training_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self.auth = Authenticator(self.engine, settings.admin_key)
+        self.rate_limits = RateLimiter()
+        self.training = TrainingTracker()
+        # Serialises the database + in-memory switch of a function's deployed version.
+        self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        # Functions whose training was asked for without waiting; the next tick trains them.
+        self.train_requests = RequestSet()
+        self.scheduler: RetrainScheduler | None = None
+        if settings.retrain_interval > 0:
+            self.scheduler = RetrainScheduler(
+                interval=settings.retrain_interval, tick=self._retrain_check
+            )
 
     def start(self) -> None:
         """Recover state after a (possibly unclean) stop, then load the default backbone."""
+        self.auth.ensure_admin_key(Path(self.settings.data_dir) / "admin-key")
         self.sweep_orphans()
         self.load_deployed_heads()
         log.info("default backbone: %s", self.encoders.default_spec)
+        if self.scheduler is not None:
+            self.scheduler.start()
+
+    def _retrain_check(self) -> None:
+        from api.services.training import retrain_check
+
+        retrain_check(self)
 
     def sweep_orphans(self) -> None:
         """Remove blobs and artifact temp files left behind by a crash between write steps."""
@@ -114,5 +154,7 @@ class Runtime:
             rebuild_index(self, function.id)
 
     def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
         self.encoders.close()
         self.engine.dispose()

@@ -21,6 +21,15 @@ class Body(Schema):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+def camel_keys(value: Any) -> Any:
+    """Every dict key in camelCase, recursively (for winnow's own nested records)."""
+    if isinstance(value, dict):
+        return {to_camel(str(k)): camel_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel_keys(v) for v in value]
+    return value
+
+
 class Page(Schema, Generic[T]):
     """List responses: the page of items and the total count."""
 
@@ -114,11 +123,16 @@ class ModelVersionPublic(Schema):
     created_at: datetime
     deployed_at: datetime | None
 
-    @field_validator("metrics", "decision")
+    @field_validator("metrics")
     @classmethod
-    def _camel_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _camel_metric_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
         """Top-level keys in camelCase like the rest of the API (nested label names untouched)."""
         return {to_camel(k): v for k, v in value.items()}
+
+    @field_validator("decision")
+    @classmethod
+    def _camel_decision_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return camel_keys(value)  # type: ignore[no-any-return]
 
 
 # invoke ------------------------------------------------------------------------------------------
@@ -151,7 +165,6 @@ class Health(Schema):
     backbone: str
     backbones_loaded: list[str]
     database: str
-    functions: int
 
 
 # review queue ------------------------------------------------------------------------------------
@@ -206,3 +219,19 @@ class CapturePolicyBody(Schema):
 class CapturePolicyPublic(Schema):
     policy: dict[str, Any]
     status: dict[str, Any]
+
+
+class TrainingStatusPublic(Schema):
+    state: str
+    phase: str | None
+    progress: float
+    trigger: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    last_error: str | None
+    last_version: int | None
+    deployed_version: int | None
+    pinned: bool
+    new_annotations: int
+    retrain_min_annotations: int
+    last_decision: ModelVersionPublic | None

@@ -38,6 +38,8 @@ class Settings:
     retrain_interval: float = 60.0
     # New annotations since the last training that trigger an automatic retrain.
     retrain_min_annotations: int = 10
+    # Accuracy (0..1) a retrained model may lose against the deployed one and still be deployed.
+    deploy_tolerance: float = 0.01
     # Seconds allowed for fetching an image from a URL.
     url_timeout: float = 10.0
     # Allow image URLs that resolve to loopback/private addresses (off: SSRF protection).
@@ -46,6 +48,9 @@ class Settings:
     weights_cache_dir: str = ""
     # Seed for the capture policy's random slice (empty: nondeterministic).
     seed: str = ""
+    # Admin API key (all scopes on every function). Empty: generate one at first start, store its
+    # hash, log it once and write it to <data_dir>/admin-key (mode 0600). Kept out of repr.
+    admin_key: str = field(default="", repr=False)
     # Extra fields for tests; not settable from the command line.
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 

@@ -1,39 +1,102 @@
-"""Training, model versions and metrics."""
+"""Training, model versions, deploy / rollback / pin, and metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SessionDep
 from api.errors import NotFound
-from api.schemas import ModelVersionPublic, Page
-from api.services.functions import get_function
-from api.services.training import train_function
+from api.schemas import FunctionPublic, ModelVersionPublic, Page, TrainingStatusPublic
+from api.services import training as service
+from api.services.functions import function_public, get_function
 from learner import confusion_matrix_png
-from store import ModelVersion
+from store import ModelVersion, session_scope
 
 router = APIRouter(prefix="/v1/functions/{function_id}", tags=["models"])
 
 
-@router.post("/train")
-async def train(function_id: str, rt: RuntimeDep) -> ModelVersionPublic:
-    """Train now on every labelled sample; returns the new version with its metrics."""
-    record = await run_in_threadpool(train_function, rt, function_id)
+def _public(record: ModelVersion) -> ModelVersionPublic:
     return ModelVersionPublic.model_validate(record, from_attributes=True)
+
+
+@router.post(
+    "/train",
+    responses={202: {"model": TrainingStatusPublic, "description": "Queued (wait=false)"}},
+)
+async def train(function_id: str, rt: RuntimeDep, wait: bool = True) -> ModelVersionPublic:
+    """Train now on every labelled sample. The new version is deployed only if it is not worse
+    than the serving one (see its ``decision``). With ``wait=false`` the training is queued for
+    the scheduler and the training status is returned (202)."""
+    if not wait:
+        with session_scope(rt.engine) as session:
+            get_function(session, function_id)
+        rt.train_requests.add(function_id)
+        if rt.scheduler is not None:
+            rt.scheduler.kick()
+        body = training_status(function_id, rt).model_dump(mode="json", by_alias=True)
+        return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)  # type: ignore[return-value]
+    record = await run_in_threadpool(service.train_function, rt, function_id)
+    assert record is not None  # wait=True always trains
+    return _public(record)
+
+
+@router.get("/training")
+def training_status(function_id: str, rt: RuntimeDep) -> TrainingStatusPublic:
+    """What training is doing now, and the last decision (deployed or rejected, and why)."""
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+        last = session.exec(
+            select(ModelVersion)
+            .where(ModelVersion.function_id == function_id)
+            .order_by(col(ModelVersion.version).desc())
+        ).first()
+    current = rt.training.status(function_id)
+    return TrainingStatusPublic(
+        **current.to_dict(),
+        deployed_version=function.deployed_version,
+        pinned=function.pinned,
+        new_annotations=service.new_annotations(rt, function),
+        retrain_min_annotations=rt.settings.retrain_min_annotations,
+        last_decision=_public(last) if last else None,
+    )
 
 
 @router.get("/models")
 def list_models(function_id: str, session: SessionDep) -> Page[ModelVersionPublic]:
+    """Every trained version, newest first, with metrics and its deploy decision."""
     get_function(session, function_id)
     rows = session.exec(
         select(ModelVersion)
         .where(ModelVersion.function_id == function_id)
         .order_by(col(ModelVersion.version).desc())
     ).all()
-    data = [ModelVersionPublic.model_validate(r, from_attributes=True) for r in rows]
-    return Page(data=data, count=len(data))
+    return Page(data=[_public(r) for r in rows], count=len(rows))
+
+
+@router.post("/models/{version}/deploy")
+def deploy(function_id: str, version: int, rt: RuntimeDep, pin: bool = True) -> ModelVersionPublic:
+    """Serve this version now (roll back or forward). ``pin`` (default) stops automatic
+    promotion of retrained versions until the function is unpinned."""
+    return _public(service.deploy_version(rt, function_id, version, pin=pin))
+
+
+@router.post("/pin")
+def pin(function_id: str, rt: RuntimeDep) -> FunctionPublic:
+    """Keep the deployed version: retraining still records versions but does not promote them."""
+    service.set_pinned(rt, function_id, True)
+    with session_scope(rt.engine) as session:
+        return function_public(session, get_function(session, function_id))
+
+
+@router.delete("/pin")
+def unpin(function_id: str, rt: RuntimeDep) -> FunctionPublic:
+    """Resume automatic promotion of retrained versions."""
+    service.set_pinned(rt, function_id, False)
+    with session_scope(rt.engine) as session:
+        return function_public(session, get_function(session, function_id))
 
 
 def _deployed(session: SessionDep, function_id: str) -> ModelVersion:
@@ -51,8 +114,8 @@ def _deployed(session: SessionDep, function_id: str) -> ModelVersion:
 
 @router.get("/metrics")
 def metrics(function_id: str, session: SessionDep) -> ModelVersionPublic:
-    """The deployed version with its cross-validated metrics."""
-    return ModelVersionPublic.model_validate(_deployed(session, function_id), from_attributes=True)
+    """The deployed version with its cross-validated (out-of-fold) metrics."""
+    return _public(_deployed(session, function_id))
 
 
 @router.get(
@@ -61,6 +124,7 @@ def metrics(function_id: str, session: SessionDep) -> ModelVersionPublic:
     responses={200: {"content": {"image/png": {}}}},
 )
 def confusion_matrix(function_id: str, session: SessionDep) -> Response:
+    """The deployed version's out-of-fold confusion matrix as a picture."""
     row = _deployed(session, function_id)
     png = confusion_matrix_png(row.metrics, title=f"{function_id} v{row.version}")
     return Response(png, media_type="image/png")

@@ -1,117 +1,312 @@
-"""Training a function's head and deploying it."""
+"""Training, champion/challenger deploy decisions, rollback, and the scheduled retrain check."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func as sql
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from api.errors import Conflict, NotFound
 from api.runtime import Runtime
 from api.services.functions import get_function
-from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, NotEnoughData, train_head
-from store import Function, Label, ModelVersion, Sample, session_scope, utcnow, vector_from_bytes
+from learner import (
+    ArtifactCorrupt,
+    ArtifactNotFound,
+    Candidate,
+    Deployed,
+    NotEnoughData,
+    TrainResult,
+    cross_validated_predictions,
+    train_head,
+)
+from learner.champion import (
+    Comparison,
+    DeployDecision,
+    accuracy,
+    compare_on,
+    count_flips,
+    decide,
+    predicted_labels,
+)
+from store import (
+    Function,
+    Label,
+    ModelVersion,
+    ReviewItem,
+    Sample,
+    session_scope,
+    utcnow,
+    vector_from_bytes,
+)
 
 log = logging.getLogger("winnow.training")
 
+# Fewest samples a comparison basis needs before it may reject a challenger.
+MIN_COMPARISON_SAMPLES = 10
 
-def labelled_data(rt: Runtime, function_id: str) -> tuple[np.ndarray, list[str]]:
-    """Every labelled sample's vector and label name, in a stable order."""
+
+@dataclass(frozen=True)
+class LabelledData:
+    """Every labelled sample of a function, in a stable order."""
+
+    vectors: np.ndarray
+    names: list[str]
+    annotated_at: list[datetime | None]
+    # True for samples labelled from the random capture slice: an unbiased holdout.
+    from_random_slice: np.ndarray
+
+
+def labelled_data(rt: Runtime, function_id: str) -> LabelledData:
     with session_scope(rt.engine) as session:
         rows = session.exec(
-            select(Sample.embedding, Label.name)
+            select(Sample.embedding, Label.name, Sample.annotated_at, ReviewItem.reason)
             .join(Label, col(Sample.label_id) == Label.id)
+            .join(ReviewItem, col(Sample.review_item_id) == ReviewItem.id, isouter=True)
             .where(Sample.function_id == function_id)
             .order_by(col(Sample.created_at), col(Sample.id))
         ).all()
-    if not rows:
-        return np.zeros((0, 0), dtype=np.float32), []
-    vectors = np.stack([vector_from_bytes(embedding) for embedding, _ in rows])
-    return vectors, [name for _, name in rows]
+    vectors = (
+        np.stack([vector_from_bytes(r[0]) for r in rows])
+        if rows
+        else np.zeros((0, 0), dtype=np.float32)
+    )
+    return LabelledData(
+        vectors=vectors,
+        names=[r[1] for r in rows],
+        annotated_at=[_aware(r[2]) for r in rows],
+        from_random_slice=np.array([r[3] == "random" for r in rows], dtype=bool),
+    )
 
 
-def train_function(rt: Runtime, function_id: str, *, trigger: str = "manual") -> ModelVersion:
-    """Train with model selection on all labelled samples, save the artifact, deploy it.
+def train_function(
+    rt: Runtime, function_id: str, *, trigger: str = "manual", wait: bool = True
+) -> ModelVersion | None:
+    """Train on every labelled sample and deploy the result if it is not worse than the champion.
 
-    The artifact is durable before the database names it as deployed, and the in-memory head is
-    swapped last, so a crash at any point leaves the previous version serving.
+    Returns the new version's record, or None when ``wait`` is False and the function is
+    already training (the trigger is coalesced into the running training). The artifact is
+    durable before the database names it, and the in-memory head is swapped last, so a crash at
+    any point leaves the previous version serving.
     """
-    with rt.training_locks[function_id]:
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
-            counter = function.annotation_counter
-        vectors, names = labelled_data(rt, function_id)
-        if len(set(names)) < 2:
-            raise NotEnoughData(
-                f"training needs labelled samples of at least 2 labels; function {function_id} "
-                f"has {len(names)} labelled sample(s) in {len(set(names))} label(s)"
-            )
-        result = train_head(vectors, names)
-        with session_scope(rt.engine) as session:
-            latest = session.exec(
-                select(sql.max(ModelVersion.version)).where(ModelVersion.function_id == function_id)
-            ).one()
-        # A crash after writing an artifact but before recording it leaves a file the database does
-        # not know; never reuse its number.
-        version = max(latest or 0, *rt.models.versions(function_id), 0) + 1
-        meta = {
-            "backbone": function.backbone,
-            "labels": list(result.labels),
-            "version": version,
-            "label_counts": dict(Counter(names)),
-        }
-        rt.models.save(function_id, version, result.head, meta)
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
-            record = ModelVersion(
-                function_id=function_id,
-                version=version,
-                status="deployed",
-                backbone=function.backbone,
-                head=result.candidate_name,
-                params=dict(result.candidate.params),
-                metrics=result.metrics,
-                labels=list(result.labels),
-                sample_count=result.n_samples,
-                annotation_counter=counter,
-                train_seconds=result.train_seconds,
-                parent_version=function.deployed_version,
-                decision={"deployed": True, "reason": "trained on request"},
-                trigger=trigger,
-                deployed_at=utcnow(),
-            )
-            _retire_current(session, function)
-            function.deployed_version = version
-            session.add(function)
-            session.add(record)
-        rt.capture.set_label_counts(function_id, dict(Counter(names)))
-        rt.heads.swap(function_id, Deployed.of(version, result.head))
-        log.info(
-            "function %s: deployed version %d (%s)", function_id, version, result.candidate_name
+    with rt.training.run(function_id, trigger, wait=wait) as started:
+        if not started:
+            return None
+        return _train(rt, function_id, trigger)
+
+
+def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+        champion_row = _deployed_row(session, function)
+    counter = function.annotation_counter
+    data = labelled_data(rt, function_id)
+    if len(set(data.names)) < 2:
+        raise NotEnoughData(
+            f"training needs labelled samples of at least 2 labels; function {function_id} "
+            f"has {len(data.names)} labelled sample(s) in {len(set(data.names))} label(s)"
         )
-        return record
+    rt.training.phase(function_id, "training")
+    result = train_head(data.vectors, data.names)
+    rt.training.phase(function_id, "comparing")
+    decision = _decide(rt, rt.heads.get(function_id), champion_row, result, data)
+    if function.pinned and function.deployed_version is not None:
+        decision = replace(
+            decision,
+            deploy=False,
+            reason=f"function is pinned to version {function.deployed_version}; "
+            f"not promoted ({decision.reason})",
+        )
+    rt.training.phase(function_id, "saving")
+    version = _next_version(rt, function_id)
+    label_counts = dict(Counter(data.names))
+    meta = {"backbone": function.backbone, "labels": result.labels, "label_counts": label_counts}
+    rt.models.save(function_id, version, result.head, meta)
+    rt.training.phase(function_id, "deploying")
+    with rt.deploy_locks[function_id], session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+        record = ModelVersion(
+            function_id=function_id,
+            version=version,
+            status="deployed" if decision.deploy else "rejected",
+            backbone=function.backbone,
+            head=result.candidate_name,
+            params=dict(result.params),
+            metrics=result.metrics,
+            labels=list(result.labels),
+            sample_count=result.n_samples,
+            annotation_counter=counter,
+            train_seconds=result.train_seconds,
+            parent_version=function.deployed_version,
+            decision=decision.to_dict(),
+            trigger=trigger,
+        )
+        session.add(record)
+        if decision.deploy:
+            _make_current(session, function, record)
+        session.flush()
+        session.refresh(record)
+    if decision.deploy:
+        _serve(rt, function_id, version, result.head, label_counts)
+    rt.training.trained(function_id, version)
+    log.info("function %s: version %d %s: %s", function_id, version, record.status, decision.reason)
+    return record
 
 
-def _retire_current(session, function: Function) -> None:  # type: ignore[no-untyped-def]
+def _decide(
+    rt: Runtime,
+    champion: Deployed | None,
+    champion_row: ModelVersion | None,
+    result: TrainResult,
+    data: LabelledData,
+) -> DeployDecision:
+    tolerance = rt.settings.deploy_tolerance
+    if champion is None or champion_row is None:
+        return DeployDecision(
+            deploy=True, reason="first model of this function", tolerance=tolerance
+        )
+    truth = np.asarray(data.names, dtype=object)
+    champion_pred = predicted_labels(champion.head, data.vectors)
+    trained_at = _aware(champion_row.created_at)
+    unseen = np.array(
+        [bool(at and trained_at and at > trained_at) for at in data.annotated_at], dtype=bool
+    )
+    comparisons = [
+        compare_on(
+            "holdout",
+            unseen & data.from_random_slice,
+            truth=truth,
+            challenger_pred=result.oof_pred,
+            champion_pred=champion_pred,
+        ),
+        compare_on(
+            "new_samples",
+            unseen,
+            truth=truth,
+            challenger_pred=result.oof_pred,
+            champion_pred=champion_pred,
+        ),
+        _same_folds(champion_row, result, data, truth),
+    ]
+    decision = decide(comparisons, tolerance=tolerance, min_samples=MIN_COMPARISON_SAMPLES)
+    flips = count_flips(champion.head, result.head, data.vectors)
+    return replace(decision, flips=flips, flip_rate=flips / max(1, len(truth)))
+
+
+def _same_folds(
+    champion_row: ModelVersion, result: TrainResult, data: LabelledData, truth: np.ndarray
+) -> Comparison:
+    """The champion's recipe cross-validated on the challenger's folds, with today's labels."""
+    recipe = Candidate(champion_row.head, dict(champion_row.params))
+    scored = result.folds >= 0
+    try:
+        champion_pred, _ = cross_validated_predictions(
+            recipe, data.vectors, data.names, result.folds
+        )
+    except (KeyError, ValueError) as exc:  # an unknown or unfit recipe cannot be compared
+        log.warning("champion recipe %s not comparable: %s", recipe.key, exc)
+        return Comparison("same_folds", 0, float("nan"), float("nan"))
+    return Comparison(
+        basis="same_folds",
+        n=int(scored.sum()),
+        challenger_accuracy=accuracy(result.oof_pred[scored], truth[scored]),
+        champion_accuracy=accuracy(champion_pred[scored], truth[scored]),
+    )
+
+
+def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) -> ModelVersion:
+    """Serve ``version`` now (roll back or forward); ``pin`` stops automatic promotion."""
+    with rt.deploy_locks[function_id]:
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            record = _version_row(session, function_id, version)
+        try:
+            head, meta = rt.models.load(function_id, version)
+        except (ArtifactNotFound, ArtifactCorrupt) as exc:
+            raise Conflict(f"version {version} cannot be deployed: {exc}") from exc
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            record = _version_row(session, function_id, version)
+            if function.deployed_version != version:
+                _make_current(session, function, record)
+            function.pinned = pin
+            session.add(function)
+        _serve(rt, function_id, version, head, meta.get("label_counts", {}))
+    return record
+
+
+def set_pinned(rt: Runtime, function_id: str, pinned: bool) -> Function:
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+        if pinned and function.deployed_version is None:
+            raise Conflict(f"function {function_id} has no deployed version to pin")
+        function.pinned = pinned
+        session.add(function)
+    return function
+
+
+def _make_current(session: Session, function: Function, record: ModelVersion) -> None:
+    current = _deployed_row(session, function)
+    if current is not None and current.version != record.version:
+        current.status = "retired"
+        session.add(current)
+    record.status = "deployed"
+    record.deployed_at = utcnow()
+    function.deployed_version = record.version
+    session.add(record)
+    session.add(function)
+
+
+def _serve(
+    rt: Runtime, function_id: str, version: int, head: Any, label_counts: dict[str, int]
+) -> None:
+    rt.capture.set_label_counts(function_id, label_counts)
+    rt.heads.swap(function_id, Deployed.of(version, head))
+
+
+def _deployed_row(session: Session, function: Function) -> ModelVersion | None:
     if function.deployed_version is None:
-        return
-    current = session.exec(
+        return None
+    return session.exec(
         select(ModelVersion).where(
             ModelVersion.function_id == function.id,
             ModelVersion.version == function.deployed_version,
         )
     ).first()
-    if current is not None:
-        current.status = "retired"
-        session.add(current)
+
+
+def _version_row(session: Session, function_id: str, version: int) -> ModelVersion:
+    row = session.exec(
+        select(ModelVersion).where(
+            ModelVersion.function_id == function_id, ModelVersion.version == version
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"function {function_id} has no model version {version}")
+    return row
+
+
+def _next_version(rt: Runtime, function_id: str) -> int:
+    with session_scope(rt.engine) as session:
+        latest = session.exec(
+            select(sql.max(ModelVersion.version)).where(ModelVersion.function_id == function_id)
+        ).one()
+    # A crash after writing an artifact but before recording it leaves a file the database does
+    # not know; never reuse its number.
+    return max(latest or 0, *rt.models.versions(function_id), 0) + 1
 
 
 def load_deployed(rt: Runtime, function: Function) -> None:
-    """Load the function's deployed artifact into memory (used at start)."""
+    """Serve the function's deployed version from its artifact (at start, or when another
+    replica deployed a new one)."""
     version = function.deployed_version
     if version is None:
+        rt.heads.remove(function.id)
         return
     try:
         head, meta = rt.models.load(function.id, version)
@@ -120,5 +315,51 @@ def load_deployed(rt: Runtime, function: Function) -> None:
             "function %s: deployed version %d cannot be loaded: %s", function.id, version, exc
         )
         return
-    rt.capture.set_label_counts(function.id, meta.get("label_counts", {}))
-    rt.heads.swap(function.id, Deployed.of(version, head))
+    _serve(rt, function.id, version, head, meta.get("label_counts", {}))
+
+
+def retrain_check(rt: Runtime) -> None:
+    """The scheduler's tick: follow deploys made elsewhere, retrain functions that are due."""
+    with session_scope(rt.engine) as session:
+        functions = session.exec(select(Function)).all()
+        trained_counters = dict(
+            session.exec(
+                select(ModelVersion.function_id, sql.max(ModelVersion.annotation_counter)).group_by(
+                    ModelVersion.function_id
+                )
+            ).all()
+        )
+    for function in functions:
+        deployed = rt.heads.get(function.id)
+        if (deployed.version if deployed else None) != function.deployed_version:
+            load_deployed(rt, function)
+        requested = rt.train_requests.discard_if_present(function.id)
+        new = function.annotation_counter - (trained_counters.get(function.id) or 0)
+        if not requested and new < rt.settings.retrain_min_annotations:
+            continue
+        try:
+            train_function(
+                rt, function.id, trigger="manual" if requested else "schedule", wait=False
+            )
+        except NotEnoughData as exc:
+            log.info("function %s: not retrained: %s", function.id, exc)
+        except Exception:
+            log.exception("function %s: scheduled training failed", function.id)
+
+
+def new_annotations(rt: Runtime, function: Function) -> int:
+    """Annotation events since the last training (what the scheduler compares with its minimum)."""
+    with session_scope(rt.engine) as session:
+        trained = session.exec(
+            select(sql.max(ModelVersion.annotation_counter)).where(
+                ModelVersion.function_id == function.id
+            )
+        ).one()
+    return function.annotation_counter - (trained or 0)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite may hand back naive datetimes; every timestamp winnow writes is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

@@ -1,0 +1,131 @@
+"""Champion / challenger: deploy a newly trained head only if it is not worse than the one serving.
+
+Both heads are scored on samples neither has been fitted on, so the comparison is honest:
+
+- the challenger by its out-of-fold predictions (each sample predicted by a fold model that did
+  not train on it);
+- the champion directly, but only on samples labelled after it was trained.
+
+The first basis with enough samples decides: the unbiased ``holdout`` (labelled random-slice
+captures the champion never saw), then ``new_samples`` (every sample the champion never saw).
+With too few of either, the champion's recipe (head family and parameters) is cross-validated on
+the challenger's very folds, and the two recipes are compared (``same_folds``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Accuracy of challenger and champion on one set of samples."""
+
+    basis: str
+    n: int
+    challenger_accuracy: float
+    champion_accuracy: float
+
+
+@dataclass(frozen=True)
+class DeployDecision:
+    """Whether the challenger goes live, with every number that led there (stored per version)."""
+
+    deploy: bool
+    reason: str
+    # Accuracy points the challenger may lose against the champion and still deploy.
+    tolerance: float
+    basis: str | None = None
+    comparisons: list[Comparison] = field(default_factory=list)
+    # How many current samples' predicted labels differ between champion and challenger.
+    flips: int | None = None
+    flip_rate: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(predicted == truth)) if len(truth) else float("nan")
+
+
+def compare_on(
+    basis: str,
+    mask: np.ndarray,
+    *,
+    truth: np.ndarray,
+    challenger_pred: np.ndarray,
+    champion_pred: np.ndarray,
+) -> Comparison:
+    """Accuracy of both on the samples selected by ``mask`` (unscored samples are dropped).
+
+    Args:
+        basis: name of the sample set (``holdout``, ``new_samples``, ``same_folds``).
+        mask: boolean selector over all samples.
+        truth: label per sample.
+        challenger_pred: challenger's out-of-fold prediction per sample (None where unscored).
+        champion_pred: champion's prediction per sample.
+    """
+    scored = mask & np.array([p is not None for p in challenger_pred], dtype=bool)
+    return Comparison(
+        basis=basis,
+        n=int(scored.sum()),
+        challenger_accuracy=accuracy(challenger_pred[scored], truth[scored]),
+        champion_accuracy=accuracy(champion_pred[scored], truth[scored]),
+    )
+
+
+def decide(comparisons: list[Comparison], *, tolerance: float, min_samples: int) -> DeployDecision:
+    """Deploy unless the first comparison with at least ``min_samples`` shows the challenger worse
+    than the champion by more than ``tolerance`` (accuracy, 0..1).
+
+    Args:
+        comparisons: in order of preference (most trusted basis first).
+        tolerance: allowed accuracy drop, e.g. 0.01 for one point.
+        min_samples: smallest sample count a basis needs to decide.
+    """
+    for comparison in comparisons:
+        if comparison.n < min_samples:
+            continue
+        drop = comparison.champion_accuracy - comparison.challenger_accuracy
+        deploy = drop <= tolerance
+        verdict = "not worse than" if deploy else "worse than"
+        reason = (
+            f"challenger {verdict} champion on {comparison.basis} (n={comparison.n}): "
+            f"accuracy {comparison.challenger_accuracy:.3f} vs {comparison.champion_accuracy:.3f}, "
+            f"tolerance {tolerance:.3f}"
+        )
+        return DeployDecision(
+            deploy=deploy,
+            reason=reason,
+            tolerance=tolerance,
+            basis=comparison.basis,
+            comparisons=comparisons,
+        )
+    return DeployDecision(
+        deploy=True,
+        reason=f"no comparison basis has {min_samples} or more samples; deployed",
+        tolerance=tolerance,
+        comparisons=comparisons,
+    )
+
+
+def count_flips(champion_head: Any, challenger_head: Any, vectors: np.ndarray) -> int:
+    """How many of ``vectors`` get a different predicted label from the two heads."""
+    if len(vectors) == 0:
+        return 0
+    before = predicted_labels(champion_head, vectors)
+    after = predicted_labels(challenger_head, vectors)
+    return int(np.sum(before != after))
+
+
+def predicted_labels(head: Any, vectors: np.ndarray) -> np.ndarray:
+    """The label each row of ``vectors`` gets from ``head`` (an object array of str)."""
+    if len(vectors) == 0:
+        return np.zeros(0, dtype=object)
+    proba = head.predict_proba(vectors)
+    classes = np.asarray([str(c) for c in head.classes_], dtype=object)
+    return classes[np.argmax(proba, axis=1)]
