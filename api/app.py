@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api.deps import require_scope
-from api.errors import install_error_handlers
+from api.deps import reject_nul_characters, require_scope
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.routers import capture, functions, health, invoke, keys, models, page, review, samples
 from api.runtime import Runtime
 from api.settings import Settings
@@ -33,11 +33,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        dependencies=[Depends(reject_nul_characters)],
     )
     app.state.runtime = runtime
     install_error_handlers(app)
     for module in (health, functions, samples, invoke, capture, review, keys, page):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     # Training, versions and metrics: admin scope (and the key's tenant) on every route.
-    app.include_router(models.router, dependencies=[Depends(require_scope("admin"))])
+    app.include_router(
+        models.router,
+        dependencies=[Depends(require_scope("admin"))],
+        responses=ERROR_RESPONSES,
+    )
     return app

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.auth import Principal, Scope
-from api.errors import TooManyRequests
+from api.errors import BadRequest, TooManyRequests
 from api.ratelimit import retry_after_header
 from api.runtime import Runtime
 from store import session_scope
@@ -31,6 +31,13 @@ def get_session(rt: RuntimeDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def reject_nul_characters(request: Request) -> None:
+    """400 for a NUL character in the URL path or query: PostgreSQL cannot even compare such text
+    with a column, and no id or value of winnow contains one (app-wide dependency)."""
+    if "\x00" in request.url.path or any("\x00" in v for v in request.query_params.values()):
+        raise BadRequest("the URL must not contain NUL characters (%00)")
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.schemas import ErrorMessage
+
 log = logging.getLogger("winnow.api")
+
+# Documented on every operation (OpenAPI), in place of FastAPI's default 422 body: what
+# install_error_handlers below actually sends.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorMessage, "description": "Refused; `message` says why"},
+    503: {
+        "model": ErrorMessage,
+        "description": "Overloaded or a backbone is unavailable: retry after `Retry-After` s",
+    },
+}
 
 
 class ApiError(Exception):

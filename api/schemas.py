@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
+
+
+def _utc(value: datetime) -> datetime:
+    """Every timestamp winnow stores is UTC; SQLite hands them back without an offset."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+# Largest ``startIndex`` of a list: beyond it no page exists, and the value still fits a 64-bit
+# SQL integer (a larger one would be a database error, not an empty page).
+MAX_START_INDEX = 1_000_000_000
 
 
 class Schema(BaseModel):
@@ -20,6 +32,31 @@ class Body(Schema):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        _check_storable(data)
+        return data
+
+
+def _check_storable(value: Any) -> None:
+    """Text a database can store: PostgreSQL rejects NUL characters, every driver rejects lone
+    surrogates (they are not UTF-8). Checked here so both are a 422 on every backend."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key)
+            _check_storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item)
+
 
 def camel_keys(value: Any) -> Any:
     """Every dict key in camelCase, recursively (for winnow's own nested records)."""
@@ -28,6 +65,12 @@ def camel_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [camel_keys(v) for v in value]
     return value
+
+
+class ErrorMessage(Schema):
+    """Every error response: a 4xx (or 503) status with a message a person can act on."""
+
+    message: str
 
 
 class Page(Schema, Generic[T]):
@@ -50,7 +93,7 @@ class FunctionPublic(Schema):
     id: str
     name: str
     backbone: str
-    created_at: datetime
+    created_at: Timestamp
     deployed_version: int | None
     pinned: bool
     label_count: int
@@ -69,7 +112,7 @@ class LabelPublic(Schema):
     id: str
     name: str
     description: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 # samples -----------------------------------------------------------------------------------------
@@ -101,7 +144,7 @@ class SamplePublic(Schema):
     external_id: str | None
     annotation: AnnotationPublic | None
     source: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 # training and models -----------------------------------------------------------------------------
@@ -120,8 +163,8 @@ class ModelVersionPublic(Schema):
     parent_version: int | None
     decision: dict[str, Any]
     trigger: str
-    created_at: datetime
-    deployed_at: datetime | None
+    created_at: Timestamp
+    deployed_at: Timestamp | None
 
     @field_validator("metrics")
     @classmethod
@@ -183,8 +226,8 @@ class ReviewItemPublic(Schema):
     label_name: str | None
     sample_id: str | None
     annotated_by: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     image_url: str
 
 
@@ -226,8 +269,8 @@ class TrainingStatusPublic(Schema):
     phase: str | None
     progress: float
     trigger: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     last_error: str | None
     last_version: int | None
     deployed_version: int | None

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
-from store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store import keys, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 
 def make_engine(url: str) -> Engine:
@@ -18,14 +21,36 @@ def make_engine(url: str) -> Engine:
     SQLite gets WAL journaling with ``synchronous=FULL`` so that an acknowledged commit survives
     a process kill or power loss, foreign keys on, and a busy timeout so concurrent writers wait
     instead of failing. Any other URL (``postgresql+psycopg://...``) is passed to SQLAlchemy as is.
+    JSON columns store NaN and infinities as null on both, because PostgreSQL rejects them.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=_json_dumps,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_dumps
+        )
     SQLModel.metadata.create_all(engine)
     return engine
+
+
+def _json_dumps(value: Any) -> str:
+    """JSON text with non-finite floats (a metric over zero samples is NaN) written as null."""
+    return json.dumps(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

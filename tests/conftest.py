@@ -14,6 +14,7 @@ from PIL import Image
 
 from api.app import create_app
 from api.settings import Settings
+from tests.databases import BACKENDS, backend_params, database_url_for
 
 
 def png_bytes(color: tuple[int, int, int], *, size: int = 32, seed: int = 0) -> bytes:
@@ -30,16 +31,57 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
 
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
+# The admin key of the default settings, and the header that sends it.
+ADMIN_KEY = "test-admin-key"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=BACKENDS + ("both",),
+        default=None,
+        help="database backend of every test that uses `settings` (default: tests marked "
+        "`databases` run on both, the others on sqlite)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run tests marked ``databases`` once per backend; ``--db`` overrides the choice for all."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--db")
+    if chosen is None:
+        if not metafunc.definition.get_closest_marker("databases"):
+            return  # the default: SQLite only, test ids unchanged
+        chosen = "both"
+    backends = BACKENDS if chosen == "both" else (chosen,)
+    metafunc.parametrize("database_url", backend_params(backends), indirect=True)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", backbone="tiny-clip", retrain_interval=0, seed="0")
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """SQLite in the data dir (""), or a fresh PostgreSQL database dropped after the test."""
+    with database_url_for(getattr(request, "param", "sqlite")) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        backbone="tiny-clip",
+        retrain_interval=0,
+        seed="0",
+        admin_key=ADMIN_KEY,
+        database_url=database_url,
+    )
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    """A client of a fresh service that sends the admin key unless a request overrides it."""
+    with TestClient(create_app(settings), headers=AUTH) as test_client:
         yield test_client
 
 

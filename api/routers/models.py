@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
@@ -77,7 +79,12 @@ def list_models(function_id: str, session: SessionDep) -> Page[ModelVersionPubli
 
 
 @router.post("/models/{version}/deploy")
-def deploy(function_id: str, version: int, rt: RuntimeDep, pin: bool = True) -> ModelVersionPublic:
+def deploy(
+    function_id: str,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    rt: RuntimeDep,
+    pin: bool = True,
+) -> ModelVersionPublic:
     """Serve this version now (roll back or forward). ``pin`` (default) stops automatic
     promotion of retrained versions until the function is unpinned."""
     return _public(service.deploy_version(rt, function_id, version, pin=pin))

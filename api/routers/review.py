@@ -9,7 +9,14 @@ from starlette.concurrency import run_in_threadpool
 
 import review_queue
 from api.deps import AnnotateKey, RuntimeDep, SessionDep
-from api.schemas import BulkAnnotate, Page, ReviewAnnotate, ReviewCounts, ReviewItemPublic
+from api.schemas import (
+    MAX_START_INDEX,
+    BulkAnnotate,
+    Page,
+    ReviewAnnotate,
+    ReviewCounts,
+    ReviewItemPublic,
+)
 from api.services import review as service
 from api.services.functions import get_function
 from embeddings import sniff_mime_type
@@ -25,7 +32,7 @@ def list_items(
     session: SessionDep,
     _: AnnotateKey,
     status: str = "pending",
-    start_index: Annotated[int, Query(alias="startIndex", ge=0)] = 0,
+    start_index: Annotated[int, Query(alias="startIndex", ge=0, le=MAX_START_INDEX)] = 0,
     count: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Page[ReviewItemPublic]:
     """Items in a status, most informative first."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, AnnotateKey, RuntimeDep, SessionDep
+from api.errors import Unprocessable
 from api.inputs import openapi_body, read_image_request
-from api.schemas import Annotation, Page, SampleCreate, SamplePublic
+from api.schemas import MAX_START_INDEX, Annotation, Page, SampleCreate, SamplePublic
 from api.services import samples as service
 from embeddings import sniff_mime_type
 from store import Label, session_scope
@@ -23,20 +24,41 @@ _multipart_fields = {"labelName": {"type": "string"}, "externalId": {"type": "st
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=openapi_body(SampleCreate, _multipart_fields),
-    responses={200: {"description": "Retried with the same externalId: the existing sample"}},
+    responses={
+        200: {"description": "Retried with the same externalId or Idempotency-Key: the sample"}
+    },
 )
 async def create_sample(
-    function_id: str, request: Request, response: Response, rt: RuntimeDep, _: AnnotateKey
+    function_id: str,
+    request: Request,
+    response: Response,
+    rt: RuntimeDep,
+    _: AnnotateKey,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Alternative to `externalId` (it becomes the sample's externalId): a "
+            "retry with the same key and content returns the first sample, other content is 409.",
+        ),
+    ] = None,
 ) -> SamplePublic:
     """Add an image (data URI, URL or multipart file), optionally labelled."""
     data, body = await read_image_request(request, SampleCreate, rt.settings)
+    external_id = body.external_id
+    if idempotency_key is not None:
+        if external_id is not None and external_id != idempotency_key:
+            raise Unprocessable("externalId and the Idempotency-Key header differ: send one")
+        external_id = idempotency_key
     sample, created = await run_in_threadpool(
         service.add_sample,
         rt,
         function_id,
         data=data,
         label_name=body.annotation.label_name if body.annotation else None,
-        external_id=body.external_id,
+        external_id=external_id,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -49,7 +71,7 @@ def list_samples(
     session: SessionDep,
     _: AnnotateKey,
     annotated: bool | None = None,
-    start_index: Annotated[int, Query(alias="startIndex", ge=0)] = 0,
+    start_index: Annotated[int, Query(alias="startIndex", ge=0, le=MAX_START_INDEX)] = 0,
     count: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[SamplePublic]:
     data, total = service.list_samples(

@@ -68,9 +68,9 @@ def test_body_over_limit_is_413(tmp_path: Path) -> None:
     from api.app import create_app
 
     settings = Settings(
-        data_dir=tmp_path, backbone="tiny-clip", retrain_interval=0, max_body_mb=0.01
+        data_dir=tmp_path, backbone="tiny-clip", retrain_interval=0, max_body_mb=0.01, admin_key="k"
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers={"Authorization": "Bearer k"}) as client:
         fid = client.post("/v1/functions", json={"name": "f"}).json()["id"]
         big = data_uri(np.random.default_rng(1).bytes(20_000))
         response = client.post(f"/v1/functions/{fid}/samples", json={"data": big})

@@ -1,7 +1,11 @@
+import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import Settings
 from tests.conftest import add_colour_samples
+
+# Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
+pytestmark = pytest.mark.databases
 
 
 def test_function_crud_and_labels(client: TestClient) -> None:

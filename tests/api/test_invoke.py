@@ -1,6 +1,10 @@
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import BLUE, RED, add_colour_samples, data_uri, png_bytes
+
+# Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
+pytestmark = pytest.mark.databases
 
 
 def test_train_then_invoke(client: TestClient) -> None:

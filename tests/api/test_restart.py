@@ -1,30 +1,34 @@
 """A restart keeps functions, samples and the deployed model."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from tests.conftest import BLUE, add_colour_samples, data_uri, png_bytes
+from tests.conftest import AUTH, BLUE, add_colour_samples, data_uri, png_bytes
+
+# Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
+pytestmark = pytest.mark.databases
 
 
 def test_restart_keeps_state(settings: Settings) -> None:
     probe = {"data": data_uri(png_bytes(BLUE, seed=42))}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
         add_colour_samples(client, fid, per_label=4)
         assert client.post(f"/v1/functions/{fid}/train").status_code == 200
         before = client.post(f"/v1/functions/{fid}/invoke", json=probe).json()
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         function = client.get(f"/v1/functions/{fid}").json()
         assert function["sampleCount"] == 8 and function["deployedVersion"] == 1
         after = client.post(f"/v1/functions/{fid}/invoke", json=probe).json()
         assert after == before
 
 
-def test_health_reports_backbone(client: TestClient) -> None:
+def test_health_reports_backbone(client: TestClient, settings: Settings) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["backbone"] == "tiny-clip"
-    assert health["database"] == "sqlite"
+    assert health["database"] == ("postgresql" if settings.database_url else "sqlite")
     assert client.get("/docs").status_code == 200
     assert "/v1/functions/{function_id}/invoke" in client.get("/openapi.json").json()["paths"]

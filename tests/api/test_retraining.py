@@ -136,6 +136,7 @@ def test_rollback_pin_and_roll_forward(client: TestClient) -> None:
     }
     assert statuses == {1: "retired", 2: "retired", 3: "deployed"}
     assert client.post(f"/v1/functions/{fid}/models/9/deploy").status_code == 404
+    assert client.post(f"/v1/functions/{fid}/models/99999999999999999999/deploy").status_code == 422
 
 
 def test_concurrent_invokes_across_ten_automatic_redeploys(settings: Settings) -> None:

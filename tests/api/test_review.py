@@ -1,8 +1,12 @@
 """Invoke capture through the API and the review queue actions."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import RED, add_colour_samples, data_uri, png_bytes
+
+# Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
+pytestmark = pytest.mark.databases
 
 
 def _trained_function(client: TestClient, **policy) -> str:

@@ -1,6 +1,12 @@
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import BLUE, RED, data_uri, png_bytes
+
+# Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
+pytestmark = pytest.mark.databases
 
 
 def _function(client: TestClient) -> str:
@@ -59,6 +65,36 @@ def test_external_id_makes_retries_idempotent(client: TestClient) -> None:
     conflict = client.post(f"/v1/functions/{fid}/samples", json=other)
     assert conflict.status_code == 409 and "a-1" in conflict.json()["message"]
     assert client.get(f"/v1/functions/{fid}/samples").json()["count"] == 1
+
+
+def test_idempotency_key_header_makes_retries_idempotent(client: TestClient) -> None:
+    fid = _function(client)
+    url = f"/v1/functions/{fid}/samples"
+    image = png_bytes(RED, seed=5)
+    body = {"data": data_uri(image), "annotation": {"labelName": "red"}}
+    key = {"Idempotency-Key": "upload-7f3a"}
+
+    # Retries racing each other (a client that timed out and retried): one sample.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: client.post(url, json=body, headers=key), range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    first = answers[0].json()
+    assert first["externalId"] == "upload-7f3a"
+
+    # The same content as multipart is the same payload.
+    files = {"file": ("x.png", image, "image/png")}
+    again = client.post(url, files=files, data={"labelName": "red"}, headers=key)
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+
+    for changed in ({**body, "data": data_uri(png_bytes(BLUE))}, {**body, "annotation": None}):
+        conflict = client.post(url, json=changed, headers=key)
+        assert conflict.status_code == 409 and conflict.json()["message"]
+    both = client.post(url, json={**body, "externalId": "other"}, headers=key)
+    assert both.status_code == 422 and "Idempotency-Key" in both.json()["message"]
+    same = client.post(url, json={**body, "externalId": "upload-7f3a"}, headers=key)
+    assert same.status_code == 200 and same.json()["id"] == first["id"]
+    assert client.get(url).json()["count"] == 1
 
 
 def test_bad_data_field(client: TestClient) -> None:

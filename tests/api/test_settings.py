@@ -17,7 +17,11 @@ def test_every_setting_is_documented_in_the_readme(name: str) -> None:
 
 def test_environment_and_flags() -> None:
     settings = settings_from_env(
-        {env_name("port"): "9001", env_name("allow_private_urls"): "yes", env_name("backbone"): "x"},
+        {
+            env_name("port"): "9001",
+            env_name("allow_private_urls"): "yes",
+            env_name("backbone"): "x",
+        },
         backbone="tiny-clip",
     )
     assert settings.port == 9001 and settings.allow_private_urls is True
