@@ -5,6 +5,11 @@ preprocessing failure stays with its caller), then queue the tensors and block o
 worker thread owns the model: it takes the oldest pending images, waits at most ``max_wait_ms``
 for more to arrive, and encodes up to ``max_batch`` images in one forward pass. A request larger
 than ``max_batch`` is split into slices and reassembled in order.
+
+On CPU the worker leaves one core to the request threads (HTTP, decoding, resizing): torch's
+OpenMP team stalls whenever one of its threads is preempted, and sharing every core with that work
+held the service to ~0.85 of a raw loop's throughput on 2 shared cores (~0.95 with one core left;
+see ``bench/serving.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,21 @@ from embeddings.errors import EncoderClosed, EncoderOverloaded
 
 _LATENCY_SMOOTHING = 0.2  # weight of the newest batch in the moving average of batch latency
 _MIN_RETRY_AFTER_S = 0.05
+# Torch's intra-op threads as the process started (one per physical core unless configured);
+# read once because worker threads change the default that later threads see.
+_PROCESS_TORCH_THREADS = torch.get_num_threads()
+
+
+def default_torch_threads(device: torch.device) -> int | None:
+    """Torch intra-op threads for an encoder worker: all cores but one on CPU, None elsewhere.
+
+    Args:
+        device: where the backbone runs; on an accelerator the CPU thread count hardly matters
+            and is left alone (None).
+    """
+    if device.type != "cpu":
+        return None
+    return max(1, _PROCESS_TORCH_THREADS - 1)
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,7 @@ class BatchingEncoder:
         max_batch: int = 16,
         max_wait_ms: float = 5.0,
         max_queue: int = 256,
+        torch_threads: int | None = -1,
     ) -> None:
         """Start the worker thread.
 
@@ -106,9 +127,16 @@ class BatchingEncoder:
             max_batch: most images per forward pass.
             max_wait_ms: how long the worker waits for more images after the first arrives.
             max_queue: most images allowed to wait; beyond it ``encode`` raises EncoderOverloaded.
+            torch_threads: torch intra-op threads of the worker; -1 (default) picks
+                :func:`default_torch_threads`, None leaves torch's setting alone.
         """
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
+        if torch_threads == -1:
+            torch_threads = default_torch_threads(backbone.device)
+        elif torch_threads is not None and torch_threads < 1:
+            raise ValueError("torch_threads must be >= 1, -1 (automatic) or None")
+        self._torch_threads = torch_threads
         self._backbone = backbone
         self._max_batch = max_batch
         self._max_wait_s = max_wait_ms / 1000.0
@@ -248,6 +276,9 @@ class BatchingEncoder:
 
     def _run(self) -> None:
         """Worker loop: take a batch, encode it, deliver rows; exit once closed and drained."""
+        if self._torch_threads is not None:
+            # Applies to this thread (torch threads started later default to it as well).
+            torch.set_num_threads(self._torch_threads)
         while True:
             batch = self._next_batch()
             if batch is None:
