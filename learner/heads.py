@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer
 from sklearn.svm import LinearSVC
 
 
@@ -82,6 +84,11 @@ class LogisticRegressionFamily:
 class KNeighborsFamily:
     """Distance-weighted cosine kNN: no training, copes with multi-modal labels.
 
+    Vectors are L2-normalised first and compared by squared Euclidean distance, which on unit
+    vectors is exactly twice the cosine distance (same neighbours, proportional distance weights)
+    but takes scikit-learn's fast pairwise-reduction path: ~2.5x faster than ``metric="cosine"``
+    at 10k x 512 (``bench/retrain_cost.py``).
+
     k grows with the square root of the training size (a classic bias/variance compromise),
     capped so prediction stays cheap and never asks for more neighbours than there are samples.
     """
@@ -90,12 +97,13 @@ class KNeighborsFamily:
     max_k = 25
 
     def build(self, params: Mapping[str, Any]) -> Classifier:
-        return KNeighborsClassifier(
+        knn = KNeighborsClassifier(
             n_neighbors=int(params.get("n_neighbors", 5)),
             weights="distance",
-            metric="cosine",
+            metric="sqeuclidean",
             algorithm="brute",
         )
+        return make_pipeline(Normalizer(), knn)
 
     def grid(self, shape: DataShape) -> list[dict[str, Any]]:
         k = min(self.max_k, max(3, round(math.sqrt(shape.n_train))), shape.n_train)

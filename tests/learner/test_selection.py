@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 
 from learner import (
     HEAD_FAMILIES,
@@ -147,6 +148,23 @@ def test_explicit_candidates_and_deterministic_tie_break() -> None:
     # Identical models tie on accuracy and log-loss: the first listed wins.
     assert result.candidate == first
     assert [score.candidate for score in result.cv_scores] == [first, second]
+
+
+def test_knn_head_matches_cosine_knn_even_on_unnormalised_inputs() -> None:
+    # The family normalises and uses squared Euclidean distance for speed; that must be the
+    # distance-weighted cosine kNN it claims to be.
+    X, y = make_clusters(FIVE_CLUSTERS, dim=32, seed=7)
+    scaled = X * np.random.default_rng(8).uniform(0.5, 3.0, size=(len(X), 1))
+    order = np.random.default_rng(9).permutation(len(X))
+    train, test = order[:100], order[100:]
+    y = np.asarray(y)
+    head = Candidate("knn", {"n_neighbors": 7}).build().fit(scaled[train], y[train])
+    cosine = KNeighborsClassifier(7, weights="distance", metric="cosine", algorithm="brute")
+    cosine.fit(scaled[train], y[train])
+    np.testing.assert_array_equal(head.classes_, cosine.classes_)
+    np.testing.assert_allclose(
+        head.predict_proba(scaled[test]), cosine.predict_proba(scaled[test]), atol=1e-6
+    )
 
 
 def test_timing_of_full_selection_on_10k_by_512(capsys: pytest.CaptureFixture[str]) -> None:
