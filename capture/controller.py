@@ -3,7 +3,8 @@
 Order of checks in :meth:`CaptureController.decide`:
 
 1. score the input: uncertainty (the policy's strategy), kNN novelty against labelled and pending
-   items, their weighted mean, plus a boost when the predicted class is rare;
+   items, their weighted mean, times a coverage weight that favours regions of traffic with fewer
+   captures so far (see :mod:`capture.coverage`), plus a boost when the predicted class is rare;
 2. near-duplicates of a labelled or pending item are never captured;
 3. a ``random_rate`` slice is captured whatever its score (reason ``"random"``): an unbiased
    sample for measuring the model on real traffic;
@@ -35,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from capture.budget import CaptureBudget
+from capture.coverage import TrafficClusters, weighted_score
 from capture.errors import InvalidArray
 from capture.index import VectorIndex
 from capture.policy import CapturePolicy
@@ -42,7 +44,7 @@ from capture.scores import informativeness, knn_novelty
 from capture.strategies import get_strategy
 from capture.threshold import AdaptiveThreshold
 
-CaptureReason = Literal["uncertain", "novel", "rare_class", "random"]
+CaptureReason = Literal["uncertain", "novel", "coverage", "rare_class", "random"]
 SkipReason = Literal["duplicate", "budget_hour", "budget_day", "below_threshold"]
 
 
@@ -52,8 +54,9 @@ class CaptureDecision:
 
     captured: bool
     # Why it was captured: "uncertain" (uncertainty alone exceeds the threshold), "novel"
-    # (uncertainty alone does not, novelty lifts the score over it), "rare_class" (only the
-    # rare-class boost lifts it over), "random" (the unbiased slice); None when not captured.
+    # (uncertainty alone does not, novelty lifts the score over it), "coverage" (only the
+    # under-covered region's weight lifts it over), "rare_class" (only the rare-class boost
+    # lifts it over), "random" (the unbiased slice); None when not captured.
     reason: CaptureReason | None
     # Informativeness, including any rare-class boost, in [0, 1].
     score: float
@@ -66,6 +69,10 @@ class CaptureDecision:
     # Why it was not captured: "duplicate", "budget_hour", "budget_day", "below_threshold".
     skipped_because: SkipReason | None
     predicted_label: str
+    # Region of traffic the input fell in (see capture.coverage); None with balancing disabled.
+    region: int | None = None
+    # Factor the region's coverage applied to the score (> 1: under-covered, < 1: over-covered).
+    coverage_weight: float = 1.0
     # Budget reservation to settle with commit() / rollback(); None when not captured.
     reservation: int | None = field(default=None, compare=False)
 
@@ -112,6 +119,7 @@ class CaptureController:
         self._policy = policy or CapturePolicy()
         self._strategy = get_strategy(self._policy.strategy)
         self._threshold = self._new_threshold(self._policy)
+        self._clusters: TrafficClusters | None = None
         self._budget = CaptureBudget(
             max_per_hour=self._policy.max_per_hour,
             max_per_day=self._policy.max_per_day,
@@ -133,6 +141,10 @@ class CaptureController:
                 self._threshold.observe(float(score))
             self._budget.max_per_hour = policy.max_per_hour
             self._budget.max_per_day = policy.max_per_day
+            if self._clusters is not None and (
+                self._clusters.n_clusters != policy.coverage_clusters
+            ):
+                self._clusters = None
 
     def decide(
         self,
@@ -171,10 +183,15 @@ class CaptureController:
         )
         predicted = labels[int(np.argmax(probabilities))]
         is_rare = label_counts.get(predicted, 0) < policy.rare_class_min_samples
-        score = min(1.0, base_score + policy.rare_class_boost) if is_rare else base_score
 
         with self._lock:
             now = self._clock()
+            region, weight = self._coverage(query[0], policy)
+            balanced = weighted_score(base_score, weight)
+            # moving the score part of the way to 1 (rather than adding and capping) never ties
+            # many inputs at 1, where the quantile threshold would let none of them through
+            boost = policy.rare_class_boost * (1.0 - balanced) if is_rare else 0.0
+            score = balanced + boost
             threshold = self._threshold.current()
             self._threshold.observe(score)
             in_random_slice = bool(self._rng.random() < policy.random_rate)
@@ -184,11 +201,8 @@ class CaptureController:
                 skipped = "duplicate"
             elif in_random_slice:
                 reason = "random"
-            elif score > threshold:
-                if base_score <= threshold:
-                    reason = "rare_class"
-                else:
-                    reason = "uncertain" if uncertainty > threshold else "novel"
+            elif score > threshold or score >= 1.0:  # a maximal score is never below the bar
+                reason = _reason(uncertainty, base_score, balanced, threshold)
             else:
                 skipped = "below_threshold"
             reservation = None
@@ -198,6 +212,8 @@ class CaptureController:
                     reason, skipped = None, budget_full
                 else:
                     reservation = self._budget.reserve(now)
+                    if region is not None and self._clusters is not None:
+                        self._clusters.count_capture(region)
         return CaptureDecision(
             captured=reason is not None,
             reason=reason,
@@ -208,6 +224,8 @@ class CaptureController:
             threshold=threshold,
             skipped_because=skipped,
             predicted_label=predicted,
+            region=region,
+            coverage_weight=weight,
             reservation=reservation,
         )
 
@@ -223,7 +241,10 @@ class CaptureController:
         if decision.reservation is None:
             return False
         with self._lock:
-            return self._budget.release(decision.reservation)
+            released = self._budget.release(decision.reservation)
+            if released and decision.region is not None and self._clusters is not None:
+                self._clusters.uncount_capture(decision.region)
+            return released
 
     def status(self) -> dict[str, Any]:
         """Current threshold and budget usage, for dashboards and debugging."""
@@ -238,6 +259,15 @@ class CaptureController:
                 "max_per_day": self._policy.max_per_day,
             }
 
+    def _coverage(self, vector: np.ndarray, policy: CapturePolicy) -> tuple[int | None, float]:
+        """The input's traffic region and its coverage weight (call with the lock held)."""
+        if policy.coverage_clusters == 0:
+            return None, 1.0
+        if self._clusters is None or self._clusters.dim != vector.shape[0]:
+            self._clusters = TrafficClusters(policy.coverage_clusters, vector.shape[0])
+        region = self._clusters.assign(vector)
+        return region, self._clusters.weight(region, policy.coverage_strength)
+
     @staticmethod
     def _new_threshold(policy: CapturePolicy) -> AdaptiveThreshold:
         return AdaptiveThreshold(
@@ -245,3 +275,12 @@ class CaptureController:
             quantile=1.0 - policy.target_rate,
             initial=policy.initial_threshold,
         )
+
+
+def _reason(uncertainty: float, base: float, balanced: float, threshold: float) -> CaptureReason:
+    """Name the first part of the score that lifts it over ``threshold``."""
+    if balanced <= threshold:
+        return "rare_class"
+    if base <= threshold:
+        return "coverage"
+    return "uncertain" if uncertainty > threshold else "novel"

@@ -27,17 +27,25 @@ class CapturePolicy:
     max_per_hour: int = 100
     # Most captures in any rolling 24 hours.
     max_per_day: int = 1000
-    # Probability that an input joins an unbiased random slice whatever its score (for evaluation).
-    random_rate: float = 0.01
-    # Predicted classes with fewer labelled samples than this get a score boost (0 disables).
+    # Probability that an input joins an unbiased random slice whatever its score (for evaluation:
+    # labelled slice items are the retrain holdout). Off by default: on the label-efficiency
+    # benchmark each random capture is a label not spent on an informative input.
+    random_rate: float = 0.0
+    # Predicted classes with fewer labelled samples than this get rare_class_boost.
     rare_class_min_samples: int = 10
-    # Added to the informativeness score (capped at 1) when the predicted class is rare.
-    rare_class_boost: float = 0.15
+    # When the predicted class is rare, the score moves this fraction of the way to 1 (0, the
+    # default, disables it: coverage balancing already spreads captures over the traffic).
+    rare_class_boost: float = 0.0
     # Cosine similarity to a labelled or pending item at or above which an input is a
     # near-duplicate and is never captured.
     duplicate_similarity: float = 0.98
     # Share of the informativeness score that comes from kNN novelty (uncertainty keeps the rest).
     novelty_weight: float = DEFAULT_NOVELTY_WEIGHT
+    # Regions of traffic (online k-means) that captures are balanced over; 0 disables balancing.
+    coverage_clusters: int = 50
+    # How hard captures are balanced over regions: the odds of a score are multiplied by
+    # ((1 + mean captures per region) / (1 + the region's captures)) ** strength; 0 disables.
+    coverage_strength: float = 1.0
     # Nearest neighbours searched for novelty and duplicate detection.
     knn_k: int = 5
     # Whether reviewers may create labels the function does not have yet.
@@ -97,6 +105,8 @@ _TYPES: dict[str, type] = {
     "rare_class_boost": float,
     "duplicate_similarity": float,
     "novelty_weight": float,
+    "coverage_clusters": int,
+    "coverage_strength": float,
     "knn_k": int,
     "allow_new_labels": bool,
     "window": int,
@@ -125,6 +135,8 @@ _RULES: list[tuple[str, Any, str]] = [
     ("rare_class_boost", _fraction, "must be within [0, 1]"),
     ("duplicate_similarity", lambda v: 0.0 < v <= 1.0, "must be within (0, 1]"),
     ("novelty_weight", _fraction, "must be within [0, 1]"),
+    ("coverage_clusters", lambda v: 0 <= v <= 1000, "must be within [0, 1000]"),
+    ("coverage_strength", lambda v: 0.0 <= v <= 10.0, "must be within [0, 10]"),
     ("knn_k", lambda v: 1 <= v <= 100, "must be within [1, 100]"),
     ("window", lambda v: 10 <= v <= 100_000, "must be within [10, 100000]"),
     ("initial_threshold", _fraction, "must be within [0, 1]"),

@@ -8,10 +8,12 @@ Why uncertainty dominates: plain margin sampling is a strong baseline that elabo
 rarely beat (Bahri et al. 2022, "Is margin all you need?"; Munjal et al. 2022), and at the small
 labelling budgets typical of a review queue, weighting diversity heavily *hurts*: the most "novel"
 inputs are outliers (blank frames, corrupt photos) that teach the head little (Hacohen et al. 2022,
-"Active learning on a budget"). So novelty is a secondary term (:data:`DEFAULT_NOVELTY_WEIGHT`)
-that breaks ties between similarly uncertain inputs, and its main job - not capturing a
-near-duplicate of something already labelled or queued - is done by the policy's duplicate
-threshold, not by this score.
+"Active learning on a budget"). So novelty is an optional term, off by default
+(:data:`DEFAULT_NOVELTY_WEIGHT`): spreading captures over the traffic is done by coverage balancing
+(:mod:`capture.coverage`), which follows traffic density and so does not chase outliers, and not
+capturing a near-duplicate of something already labelled or queued is done by the policy's
+duplicate threshold. On the label-efficiency benchmark (``bench/label_efficiency.py``) a novelty
+weight of 0.2 cost accuracy at every budget.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from numpy.typing import ArrayLike
 from capture.errors import InvalidArray
 
 # Share of the informativeness score that comes from novelty; the rest is uncertainty.
-DEFAULT_NOVELTY_WEIGHT = 0.2
+DEFAULT_NOVELTY_WEIGHT = 0.0
 
 DistanceMetric = Literal["cosine", "squared_l2"]
 

@@ -57,7 +57,7 @@ def test_capture_rate_tracks_target_and_prefers_uncertain_inputs(temperature: fl
     assert abs(captured.mean() - 0.1) < 0.02
     assert uncertainty[captured].mean() > uncertainty[~captured].mean() + 0.2
     np.testing.assert_allclose(uncertainty, margin_uncertainty(proba), atol=1e-9)
-    assert {d.reason for d in decisions if d.captured} <= {"uncertain", "novel"}
+    assert {d.reason for d in decisions if d.captured} <= {"uncertain", "novel", "coverage"}
     assert {d.skipped_because for d in decisions if not d.captured} == {"below_threshold"}
 
 
@@ -155,7 +155,9 @@ def test_rare_predicted_classes_are_boosted() -> None:
     proba = random_probabilities(n, 2, seed=60)
     vectors = clustered_vectors(n, 16, clusters=20, spread=2.0, seed=61)
     counts = {"common": 500, "rare": 2}
-    controller = make_controller(target_rate=0.1, rare_class_min_samples=10)
+    controller = make_controller(
+        target_rate=0.1, rare_class_min_samples=10, rare_class_boost=0.6, coverage_clusters=0
+    )
     index = VectorIndex(16)
     decisions = [
         controller.decide(p, ["common", "rare"], v, index, counts)
@@ -168,7 +170,9 @@ def test_rare_predicted_classes_are_boosted() -> None:
     assert rate["rare"] > 2 * rate["common"]
     assert any(d.reason == "rare_class" for d in decisions)
 
-    unboosted = make_controller(target_rate=0.1, rare_class_min_samples=0)
+    unboosted = make_controller(
+        target_rate=0.1, rare_class_min_samples=0, rare_class_boost=0.6, coverage_clusters=0
+    )
     reasons = {
         unboosted.decide(p, ["common", "rare"], v, index, counts).reason
         for p, v in zip(proba[:500], vectors[:500], strict=True)
@@ -177,8 +181,9 @@ def test_rare_predicted_classes_are_boosted() -> None:
 
 
 def test_reasons_before_history_use_the_initial_threshold() -> None:
-    # Empty index: novelty is 1. With novelty_weight 0.5 and initial threshold 0.5:
-    controller = make_controller(novelty_weight=0.5, initial_threshold=0.5)
+    # Empty index: novelty is 1. With novelty_weight 0.5 and initial threshold 0.5 (and no
+    # coverage balancing, which would reweigh the second input's region):
+    controller = make_controller(novelty_weight=0.5, initial_threshold=0.5, coverage_clusters=0)
     index = VectorIndex(4)
     unsure = controller.decide([0.5, 0.5], ["a", "b"], [1, 0, 0, 0], index, PLENTY)
     assert (unsure.reason, unsure.score, unsure.threshold) == ("uncertain", 1.0, 0.5)
@@ -200,6 +205,8 @@ def test_reasons_before_history_use_the_initial_threshold() -> None:
         "threshold",
         "skipped_because",
         "predicted_label",
+        "region",
+        "coverage_weight",
     }
 
 
