@@ -28,15 +28,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.02, what: str = ""):  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.02, what=""):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    ``what`` names the wait in the failure message; a callable is called then (to show state).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+    described = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout}s waiting for {described or predicate}")
 
 
 @contextmanager

@@ -117,7 +117,7 @@ def test_capture_review_and_scheduled_retrain_end_to_end(tmp_path) -> None:
         wait_until(
             lambda: http.get(f"/v1/functions/{fn.id}").json()["deployedVersion"] > old,
             timeout=120,
-            what="scheduled retrain",
+            what=lambda: f"scheduled retrain: {http.get(f'/v1/functions/{fn.id}/training').json()}",
         )
         after, versions_after = held_out_accuracy()
         print(
