@@ -23,7 +23,6 @@ Writes ``bench/results/capture_cost.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as ``python bench/capture_cost.py``
     sys.path.insert(0, str(ROOT))
 
+from bench.results_file import write_result  # noqa: E402
 from capture import CaptureController, CapturePolicy, VectorIndex  # noqa: E402
 
 LABELS = [f"class_{i}" for i in range(10)]
@@ -156,10 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['fraction_of_embed']:>8.2%}",
                 flush=True,
             )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     report = {"config": config, "machine": platform.platform(), "results": rows}
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.output, report)
     print(f"wrote {args.output}")
     return 0
 

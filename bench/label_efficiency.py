@@ -1,0 +1,509 @@
+"""B1/B1b: how many labels does invoke capture save, and does the review queue catch the errors?
+
+Fashion-MNIST (Debian package) embedded by ``efficientnet-lite0`` (see :mod:`bench.data`) is
+replayed as production traffic through the capture policy invoke uses, with an oracle labelling
+the review queue in rounds and the head retrained by ``learner.train_head`` after each round (see
+:mod:`bench.capture_sim`). Strategies, compared at equal label counts on the same streams:
+
+* ``winnow``: the default :class:`capture.CapturePolicy` (what ships);
+* ``margin``: uncertainty only (margin; no coverage balancing, novelty, rare-class boost, random
+  slice or duplicate suppression), same rate and budgets;
+* ``random``: every input of the stream labelled in order (random capture);
+* ``whole_pool``: one head trained on every pool image.
+
+B1 reports test accuracy per label budget (mean, std, min, max over seeds), a curve, and the
+headline ratio: the labels ``winnow`` needs to reach ``random``'s accuracy at the largest budget
+``N``, divided by ``N`` (per seed, linear interpolation between retrain checkpoints).
+B1b reports, for the final ``winnow`` head, the share of its errors that the review queue catches
+when it takes ~10% of traffic (online over the run, and on a fresh pass over the test split), and
+the expected calibration error (15 bins) of its confidences on the test split before and after
+the temperature scaling ``train_head`` fits on out-of-fold predictions.
+
+Policy settings are tuned on the validation split only (``--tune-on val`` reports validation
+accuracy instead of test accuracy and writes nothing unless ``--output`` is given).
+
+Usage (from the repository root)::
+
+    python -m bench.label_efficiency --quick          # 3000-image pool, 3 seeds (default)
+    python -m bench.label_efficiency --full           # 6000-image pool, 5 seeds, up to 600
+    python -m bench.label_efficiency --subset 2000 --seeds 0 1 2
+
+Writes ``bench/results/label_efficiency.json`` and ``.png`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # also runnable as ``python bench/label_efficiency.py``
+    sys.path.insert(0, str(ROOT))
+
+from bench.capture_sim import (  # noqa: E402
+    StreamLog,
+    cold_start_size,
+    round_schedule,
+    run_capture,
+    run_random,
+)
+from bench.data import BenchmarkData, Split, load_benchmark_data  # noqa: E402
+from bench.results_file import write_result  # noqa: E402
+from capture import CaptureController, CapturePolicy, VectorIndex, add_pending  # noqa: E402
+from learner import (  # noqa: E402
+    Candidate,
+    TrainResult,
+    expected_calibration_error,
+    train_head,
+)
+from learner.heads import LogisticRegressionFamily  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+CAPTURE_STRATEGIES = ("winnow", "margin")
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "subset": 3000,
+        "val": 1000,
+        "test": 1000,
+        "seeds": [0, 1, 2],
+        "budgets": [20, 40, 80, 150, 300],
+        "heads": "logistic",
+        "growth": 0.5,
+    },
+    "full": {
+        "subset": 6000,
+        "val": 1000,
+        "test": 2000,
+        "seeds": [0, 1, 2, 3, 4],
+        "budgets": [20, 40, 80, 150, 300, 600],
+        "heads": "logistic",
+        "growth": 0.5,
+    },
+}
+# ``default``: the service's whole grid; ``logistic``: its logistic-regression grid only (the
+# family it picks most often here, ~3x cheaper to cross-validate than with the SVM).
+HEAD_GRIDS: dict[str, list[Candidate] | None] = {
+    "default": None,
+    "logistic": [
+        Candidate("logistic_regression", {"C": c}) for c in LogisticRegressionFamily.c_grid
+    ],
+}
+
+
+def uncertainty_only(policy: CapturePolicy) -> CapturePolicy:
+    """``policy`` with everything but the margin score switched off (same rate and budgets)."""
+    return dataclasses.replace(
+        policy,
+        strategy="margin",
+        novelty_weight=0.0,
+        rare_class_boost=0.0,
+        random_rate=0.0,
+        duplicate_similarity=1.0,
+        coverage_clusters=0,
+    )
+
+
+def accuracy(result: TrainResult, split: Split) -> float:
+    return float(np.mean(result.head.predict(split.vectors) == split.labels))
+
+
+def calibration(result: TrainResult, split: Split) -> dict[str, float]:
+    """ECE of served (temperature-scaled) and raw confidences on ``split``."""
+    classes = [str(c) for c in result.head.classes_]
+    position = {name: i for i, name in enumerate(classes)}
+    known = np.asarray([label in position for label in split.labels])
+    truth = np.asarray([position[label] for label in split.labels[known]])
+    served = result.head.predict_proba(split.vectors[known])
+    raw = result.head.estimator.predict_proba(split.vectors[known])
+    return {
+        "ece_before_temperature": expected_calibration_error(raw, truth, 15),
+        "ece_after_temperature": expected_calibration_error(served, truth, 15),
+        "temperature": result.temperature,
+        "oof_ece_cross_fitted": float(result.metrics["ece"]),
+    }
+
+
+def queue_catch_rate(
+    result: TrainResult, labelled: np.ndarray, data: BenchmarkData, policy: CapturePolicy, seed: int
+) -> dict[str, float]:
+    """A fresh pass of the test split through the policy with the final head and index."""
+    index = VectorIndex(data.pool.vectors.shape[1], background_rebuild=False)
+    index.add(labelled, data.pool.vectors[labelled], "labelled")
+    counts: dict[str, int] = {}
+    for label in data.pool.labels[labelled]:
+        counts[str(label)] = counts.get(str(label), 0) + 1
+    unbounded = dataclasses.replace(policy, max_per_hour=10**9, max_per_day=10**9)
+    controller = CaptureController(unbounded, rng=np.random.default_rng(seed + 104729))
+    classes = [str(c) for c in result.head.classes_]
+    probabilities = result.head.predict_proba(data.test.vectors)
+    wrong, taken = [], []
+    offset = int(len(data.pool.labels))  # test ids must not collide with pool ids
+    for position, proba in enumerate(probabilities):
+        decision = controller.decide(proba, classes, data.test.vectors[position], index, counts)
+        wrong.append(decision.predicted_label != data.test.labels[position])
+        taken.append(decision.captured)
+        if decision.captured:
+            controller.commit(decision)
+            add_pending(index, offset + position, data.test.vectors[position])
+    wrong_a, taken_a = np.asarray(wrong), np.asarray(taken)
+    return {
+        "capture_rate": float(taken_a.mean()),
+        "head_error_rate": float(wrong_a.mean()),
+        "errors_captured": float(taken_a[wrong_a].mean()) if wrong_a.any() else 0.0,
+    }
+
+
+def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
+    """Label count where ``curve`` first reaches ``target`` (interpolated); None if never."""
+    points = sorted(curve.items())
+    previous: tuple[int, float] | None = None
+    for count, value in points:
+        if value >= target:
+            if previous is None or previous[1] >= target:
+                return float(count)
+            (c0, v0) = previous
+            return c0 + (count - c0) * (target - v0) / (value - v0)
+        previous = (count, value)
+    return None
+
+
+def run_seed(
+    data: BenchmarkData, seed: int, args: argparse.Namespace, policy: CapturePolicy
+) -> dict[str, Any]:
+    """Every strategy on one stream; curves keyed by label count."""
+    evaluate_on = data.val if args.tune_on == "val" else data.test
+    order = np.random.default_rng(seed).permutation(len(data.pool.labels))
+    cold = cold_start_size(data.pool.labels, order, args.cold_start)
+    checkpoints = round_schedule(cold, args.budgets, min_round=args.min_round, growth=args.growth)
+    out: dict[str, Any] = {"seed": seed, "cold_start": cold, "curves": {}}
+
+    def recorder(curve: dict[int, float], last: dict[str, Any]) -> Any:
+        def record(count: int, result: TrainResult, labelled: np.ndarray) -> None:
+            curve[count] = accuracy(result, evaluate_on)
+            last.update(result=result, labelled=labelled)
+
+        return record
+
+    started = time.perf_counter()
+    random_curve: dict[int, float] = {}
+    run_random(
+        data.pool.vectors,
+        data.pool.labels,
+        order,
+        sorted(args.budgets),
+        seed=seed,
+        candidates=HEAD_GRIDS[args.heads],
+        on_checkpoint=recorder(random_curve, {}),
+    )
+    out["curves"]["random"] = random_curve
+    policies = {"winnow": policy, "margin": uncertainty_only(policy)}
+    for name in args.strategies:
+        curve: dict[int, float] = {}
+        last: dict[str, Any] = {}
+        log: StreamLog = run_capture(
+            data.pool.vectors,
+            data.pool.labels,
+            order,
+            policies[name],
+            cold_start=cold,
+            checkpoints=checkpoints,
+            seed=seed,
+            items_per_hour=args.items_per_hour,
+            candidates=HEAD_GRIDS[args.heads],
+            on_checkpoint=recorder(curve, last),
+        )
+        out["curves"][name] = curve
+        out[f"{name}_stream"] = log.summary()
+        if name == "winnow":
+            out["b1b"] = {
+                "online": log.summary(),
+                "fresh_test_pass": queue_catch_rate(
+                    last["result"], last["labelled"], data, policies[name], seed
+                ),
+                "calibration": calibration(last["result"], data.test),
+            }
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "mean": float(array.mean()),
+        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+        "min": float(array.min()),
+        "max": float(array.max()),
+    }
+
+
+def aggregate(
+    seeds: list[dict[str, Any]], budgets: list[int], whole_pool: dict[str, Any], pool_size: int
+) -> dict[str, Any]:
+    """Per-budget accuracy summaries, the headline ratio and the target checks."""
+    strategies = list(seeds[0]["curves"])
+    per_budget = {
+        name: {str(b): summarise([s["curves"][name][b] for s in seeds]) for b in budgets}
+        for name in strategies
+    }
+    largest = max(budgets)
+    # None where a seed's curve never reaches random's accuracy within the largest budget
+    ratios: list[float | None] = []
+    for s in seeds:
+        needed = labels_to_reach(s["curves"]["winnow"], s["curves"]["random"][largest])
+        ratios.append(needed / largest if needed is not None else None)
+    finite = [r for r in ratios if r is not None]
+    mean_curve = {
+        count: float(np.mean([s["curves"]["winnow"][count] for s in seeds]))
+        for count in set.intersection(*(set(s["curves"]["winnow"]) for s in seeds))
+    }
+    needed_mean = labels_to_reach(mean_curve, per_budget["random"][str(largest)]["mean"])
+    gaps = {
+        str(b): per_budget["winnow"][str(b)]["mean"] - per_budget["random"][str(b)]["mean"]
+        for b in budgets
+    }
+    ten_percent = [b for b in budgets if b <= 0.1 * pool_size]
+    best_small = max((per_budget["winnow"][str(b)]["mean"] for b in ten_percent), default=None)
+    return {
+        "accuracy": per_budget,
+        "headline_ratio": {
+            "per_seed": ratios,
+            "mean": float(np.mean(finite)) if len(finite) == len(ratios) else None,
+            "min": float(min(finite)) if finite else None,
+            "max": float(max(finite)) if len(finite) == len(ratios) else None,
+            "seeds_not_reaching": len(ratios) - len(finite),
+            "of_mean_curves": needed_mean / largest if needed_mean is not None else None,
+            "budget": largest,
+        },
+        "winnow_minus_random": gaps,
+        "targets": {
+            "ratio_at_most_0.5": bool(len(finite) == len(ratios) and max(finite) <= 0.5),
+            "ratio_of_mean_curves_at_most_0.5": bool(
+                needed_mean is not None and needed_mean / largest <= 0.5
+            ),
+            "never_1pt_below_random": bool(min(gaps.values()) >= -0.01),
+            "within_1pt_of_whole_pool_at_10pct": bool(
+                best_small is not None and best_small >= whole_pool["accuracy"] - 0.01
+            ),
+        },
+        "winnow_best_at_10pct_pool": best_small,
+    }
+
+
+def b1b_summary(seeds: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = {
+        "online_errors_captured": lambda s: s["b1b"]["online"]["errors_captured"],
+        "online_capture_rate": lambda s: s["b1b"]["online"]["capture_rate"],
+        "test_errors_captured": lambda s: s["b1b"]["fresh_test_pass"]["errors_captured"],
+        "test_capture_rate": lambda s: s["b1b"]["fresh_test_pass"]["capture_rate"],
+        "test_head_error_rate": lambda s: s["b1b"]["fresh_test_pass"]["head_error_rate"],
+        "ece_before_temperature": lambda s: s["b1b"]["calibration"]["ece_before_temperature"],
+        "ece_after_temperature": lambda s: s["b1b"]["calibration"]["ece_after_temperature"],
+        "temperature": lambda s: s["b1b"]["calibration"]["temperature"],
+    }
+    return {name: summarise([get(s) for s in seeds]) for name, get in keys.items()}
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 4.8), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    seeds = report["seeds"]
+    colours = {"winnow": "tab:green", "margin": "tab:orange", "random": "tab:blue"}
+    for name, colour in colours.items():
+        if name not in seeds[0]["curves"]:
+            continue
+        counts = sorted(set.intersection(*(set(s["curves"][name]) for s in seeds)))
+        values = np.asarray([[s["curves"][name][c] for c in counts] for s in seeds]) * 100
+        mean, spread = values.mean(axis=0), values.std(axis=0)
+        axes.plot(counts, mean, marker="o", markersize=3, color=colour, label=name)
+        axes.fill_between(counts, mean - spread, mean + spread, color=colour, alpha=0.15)
+    whole = report["whole_pool"]["accuracy"] * 100
+    axes.axhline(
+        whole,
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label=f"whole pool ({report['data']['pool']} labels)",
+    )
+    axes.axhline(whole - 1, color="grey", linestyle=":", linewidth=1, label="whole pool - 1 pt")
+    axes.set_xscale("log")
+    budgets = report["config"]["budgets"]
+    axes.set_xticks(budgets, [str(b) for b in budgets])
+    axes.minorticks_off()
+    axes.set_xlabel("labels (log scale)")
+    axes.set_ylabel(f"{report['config']['evaluated_on']} accuracy (%)")
+    ratio = report["summary"]["headline_ratio"]
+    axes.set_title(
+        f"Label efficiency on Fashion-MNIST ({report['data']['backbone']}), "
+        f"{len(seeds)} seeds, mean ± std\nlabels to match random@{ratio['budget']}: "
+        f"{_ratio_text(ratio)} of {ratio['budget']}",
+        fontsize=10,
+    )
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    figure.savefig(path)
+
+
+def _ratio_text(ratio: dict[str, Any]) -> str:
+    if ratio["mean"] is None:
+        best = "none reached" if ratio["min"] is None else f"min {ratio['min']:.2f}"
+        return f"> 1 for {ratio['seeds_not_reaching']} seed(s) ({best})"
+    return f"{ratio['mean']:.2f} (min {ratio['min']:.2f}, max {ratio['max']:.2f})"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    summary, budgets = report["summary"], report["config"]["budgets"]
+    strategies = list(summary["accuracy"])
+    print(
+        f"\n{report['config']['evaluated_on']} accuracy (%), mean ± std over "
+        f"{len(report['seeds'])} seeds; pool {report['data']['pool']}"
+    )
+    print(f"{'labels':>7} " + " ".join(f"{name:>15}" for name in strategies))
+    for budget in budgets:
+        cells = [summary["accuracy"][name][str(budget)] for name in strategies]
+        print(
+            f"{budget:>7} "
+            + " ".join(f"{c['mean'] * 100:>8.2f} ± {c['std'] * 100:>4.2f}" for c in cells)
+        )
+    print(f"{'pool':>7} {report['whole_pool']['accuracy'] * 100:>8.2f} (whole pool)")
+    print(
+        f"headline ratio (labels to match random@{max(budgets)}) / {max(budgets)}: "
+        f"{_ratio_text(summary['headline_ratio'])}; per seed "
+        f"{[None if r is None else round(r, 3) for r in summary['headline_ratio']['per_seed']]}"
+    )
+    print(f"targets: {summary['targets']}")
+    b1b = report["b1b"]
+    print(
+        f"B1b errors captured (online / fresh test pass): "
+        f"{b1b['online_errors_captured']['mean']:.1%} / {b1b['test_errors_captured']['mean']:.1%}"
+        f" at capture rate {b1b['online_capture_rate']['mean']:.1%} / "
+        f"{b1b['test_capture_rate']['mean']:.1%}; ECE before/after temperature "
+        f"{b1b['ece_before_temperature']['mean']:.2%} / {b1b['ece_after_temperature']['mean']:.2%}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", const="quick", dest="preset")
+    size.add_argument("--full", action="store_const", const="full", dest="preset")
+    parser.add_argument("--subset", type=int, help="pool size (the stream)")
+    parser.add_argument("--val", type=int, help="validation split size (tuning)")
+    parser.add_argument("--test", type=int, help="test split size (reporting)")
+    parser.add_argument("--seeds", type=int, nargs="+")
+    parser.add_argument("--budgets", type=int, nargs="+", help="label counts to compare at")
+    parser.add_argument("--cold-start", type=int, default=10, help="hand-labelled inputs first")
+    parser.add_argument(
+        "--min-round",
+        type=int,
+        default=10,
+        help="fewest new labels per retrain (the scheduler's default threshold)",
+    )
+    parser.add_argument(
+        "--growth", type=float, help="a round also waits for this fraction of the labelled count"
+    )
+    parser.add_argument(
+        "--items-per-hour",
+        type=float,
+        default=360.0,
+        help="simulated traffic rate (drives the hourly and daily budgets)",
+    )
+    parser.add_argument(
+        "--policy",
+        type=json.loads,
+        default={},
+        help="JSON overrides of the default capture policy (for tuning)",
+    )
+    parser.add_argument(
+        "--strategies", nargs="+", default=list(CAPTURE_STRATEGIES), choices=CAPTURE_STRATEGIES
+    )
+    parser.add_argument(
+        "--heads",
+        choices=sorted(HEAD_GRIDS),
+        help="candidate heads for train_head (default grid or logistic only)",
+    )
+    parser.add_argument("--tune-on", choices=("test", "val"), default="test")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads when embedding")
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    preset = PRESETS[args.preset or "quick"]
+    for name in ("subset", "val", "test", "seeds", "budgets", "heads", "growth"):
+        if getattr(args, name) is None:
+            setattr(args, name, preset[name])
+    args.budgets = sorted(args.budgets)
+    if "winnow" not in args.strategies:
+        parser.error("--strategies must include winnow")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, write its JSON (and PNG) and return the report."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    data = load_benchmark_data(args.subset, args.val, args.test, threads=args.threads)
+    policy = CapturePolicy.from_dict({**CapturePolicy().to_dict(), **args.policy})
+    evaluate_on = data.val if args.tune_on == "val" else data.test
+    whole = train_head(
+        data.pool.vectors, data.pool.labels, seed=0, candidates=HEAD_GRIDS[args.heads]
+    )
+    whole_pool = {
+        "accuracy": accuracy(whole, evaluate_on),
+        "labels": len(data.pool.labels),
+        "calibration": calibration(whole, evaluate_on),
+    }
+    seeds = []
+    for seed in args.seeds:
+        seeds.append(run_seed(data, seed, args, policy))
+        print(f"seed {seed}: {seeds[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    report: dict[str, Any] = {
+        "benchmark": "label_efficiency",
+        "config": {
+            **{k: v for k, v in vars(args).items() if k not in ("output", "policy")},
+            "policy_overrides": args.policy,
+            "evaluated_on": "validation" if args.tune_on == "val" else "test",
+        },
+        "policy": policy.to_dict(),
+        "margin_policy": uncertainty_only(policy).to_dict(),
+        "data": data.describe(),
+        "machine": platform.platform(),
+        "whole_pool": whole_pool,
+        "summary": aggregate(seeds, args.budgets, whole_pool, len(data.pool.labels)),
+        "b1b": b1b_summary(seeds),
+        "seeds": [
+            {
+                **s,
+                "curves": {
+                    n: {str(c): v for c, v in curve.items()} for n, curve in s["curves"].items()
+                },
+            }
+            for s in seeds
+        ],
+        "seconds": time.perf_counter() - started,
+    }
+    report_for_print = {**report, "seeds": seeds}
+    output = args.output
+    if output is None and args.tune_on == "test":
+        output = RESULTS / "label_efficiency.json"
+    if output is not None:
+        write_result(output, report)
+        if not args.no_plot:
+            plot(report_for_print, output.with_suffix(".png"))
+        print(f"wrote {output}", file=sys.stderr)
+    print_table(report_for_print)
+    return report
+
+
+if __name__ == "__main__":
+    main()

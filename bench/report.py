@@ -1,0 +1,307 @@
+"""Regenerate the README "Performance" section from ``bench/results/*.json``.
+
+The section lives between ``<!-- bench:start -->`` and ``<!-- bench:end -->``; only that text is
+replaced (the section is appended with its markers if the README has none). Each figure is shown
+with its target and whether it was met, so the README never claims more than the last run showed.
+
+Usage (from the repository root)::
+
+    python -m bench.report            # after python -m bench.run, which calls it itself
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+Row = tuple[str, str, str, str]  # figure, measured, target, verdict
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    try:
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
+def verdict(passed: bool | None) -> str:
+    return "—" if passed is None else ("pass" if passed else "**fail**")
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def mean_of(value: Any) -> float | None:
+    """A number, or the ``mean`` of a summary dict, or None."""
+    if isinstance(value, dict):
+        value = value.get("mean")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def b1_rows(report: dict[str, Any]) -> list[Row]:
+    summary = report.get("summary", {})
+    targets = summary.get("targets", {})
+    ratio = summary.get("headline_ratio", {})
+    budget = ratio.get("budget", "N")
+    seeds = len(ratio.get("per_seed", [])) or "?"
+    per_seed = ratio.get("max")
+    rows: list[Row] = [
+        (
+            f"B1 labels winnow needs to match random capture at {budget} labels, "
+            f"as a share of {budget} (worst of {seeds} seeds; of mean curves)",
+            f"{per_seed:.2f}; {_num(mean_of(ratio.get('of_mean_curves')), 2)}"
+            if isinstance(per_seed, int | float)
+            else "not reached",
+            "<= 0.5",
+            verdict(targets.get("ratio_at_most_0.5")),
+        ),
+        (
+            "B1 winnow accuracy never more than 1 pt below random at any budget",
+            _gap_text(summary.get("winnow_minus_random", {})),
+            ">= -1 pt",
+            verdict(targets.get("never_1pt_below_random")),
+        ),
+        (
+            "B1 best winnow accuracy with <= 10% of the pool labelled vs whole pool",
+            f"{pct(mean_of(summary.get('winnow_best_at_10pct_pool')))} vs "
+            f"{pct(mean_of(report.get('whole_pool', {}).get('accuracy')))}",
+            "within 1 pt",
+            verdict(targets.get("within_1pt_of_whole_pool_at_10pct")),
+        ),
+    ]
+    b1b = report.get("b1b", {})
+    if b1b:
+        rows.append(
+            (
+                "B1b share of the head's test errors the review queue catches at ~10% capture",
+                f"{pct(mean_of(b1b.get('test_errors_captured')))} "
+                f"(capture rate {pct(mean_of(b1b.get('test_capture_rate')))})",
+                ">= 50%",
+                verdict(_at_least(mean_of(b1b.get("test_errors_captured")), 0.5)),
+            )
+        )
+        rows.append(
+            (
+                "B1b expected calibration error before -> after temperature scaling",
+                f"{_num(mean_of(b1b.get('ece_before_temperature')), 3)} -> "
+                f"{_num(mean_of(b1b.get('ece_after_temperature')), 3)}",
+                "<= 0.020 after",
+                verdict(_at_most(mean_of(b1b.get("ece_after_temperature")), 0.02)),
+            )
+        )
+    return rows
+
+
+def _gap_text(gaps: dict[str, float]) -> str:
+    if not gaps:
+        return "n/a"
+    worst = min(gaps, key=lambda b: gaps[b])
+    return f"worst {gaps[worst] * 100:+.1f} pt (at {worst} labels)"
+
+
+def _at_least(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value >= bound
+
+
+def _at_most(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value <= bound
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def b2_rows(report: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    raw = report["raw"]["images_per_s"]
+    setup = f"{report['backbone']}, batch {report['batch_size']}, {report['clients']} clients"
+    for name, label in (("capture_off", "capture off"), ("capture_on", "capture on")):
+        phase = report["service"].get(name)
+        if phase is None:
+            continue
+        rows.append(
+            (
+                f"B2 invoke throughput of the running service / raw backbone loop ({label}; "
+                f"{setup})",
+                f"{phase['ratio']:.2f}{_round_spread(phase)} ({phase['images_per_s']:.1f} vs "
+                f"{raw:.1f} img/s); "
+                f"latency p50 / p99 {phase['latency_ms_p50']:.0f} / "
+                f"{phase['latency_ms_p99']:.0f} ms{_one_client(phase)}",
+                f">= {report['target_ratio']}",
+                verdict(phase["passed"]),
+            )
+        )
+    return rows
+
+
+def _round_spread(phase: dict[str, Any]) -> str:
+    ratios = phase.get("round_ratios") or []
+    if len(ratios) < 2:
+        return ""
+    return f", median of {len(ratios)} rounds {min(ratios):.2f}-{max(ratios):.2f}"
+
+
+def _one_client(phase: dict[str, Any]) -> str:
+    single = phase.get("one_client")
+    if not single:
+        return ""
+    return (
+        f" (one client alone: {single['latency_ms_p50']:.0f} / {single['latency_ms_p99']:.0f} ms)"
+    )
+
+
+def b3_rows(report: dict[str, Any], embedding: dict[str, Any] | None) -> list[Row]:
+    embed_ms = report["config"]["embed_ms"]
+    source = (
+        f"{embedding['backbone']} measured: {embed_ms:.1f} ms/image"
+        if embedding and abs(embedding["ms_per_image"] - embed_ms) < 1e-6
+        else f"assumed {embed_ms:.0f} ms/image"
+    )
+    targets = {100_000: 0.02, 1_000_000: 0.05}
+    rows: list[Row] = []
+    for row in report["results"]:
+        if row["index"] != "auto" or row["size"] < 10_000:
+            continue
+        target = targets.get(row["size"])
+        flat = next(
+            (r for r in report["results"] if r["size"] == row["size"] and r["index"] == "flat"),
+            None,
+        )
+        flat_text = f"; exact search {flat['decision_ms_median']:.1f} ms" if flat else ""
+        rows.append(
+            (
+                f"B3 capture decision time / embedding time at {row['size']:,} indexed vectors "
+                f"({row['structure']}; {source})",
+                f"{pct(row['fraction_of_embed'])} ({row['decision_ms_median']:.2f} ms, "
+                f"recall@10 {row['recall_at_10']:.3f}{flat_text})",
+                f"<= {target:.0%}" if target else "—",
+                verdict(row["fraction_of_embed"] <= target) if target else "—",
+            )
+        )
+    return rows
+
+
+def b4_rows(report: dict[str, Any]) -> list[Row]:
+    target = report["target"]
+    rows: list[Row] = []
+    for row in report["results"]:
+        is_target = row["samples"] == target["samples"]
+        cv = sorted(row.get("cv_seconds", {}).items(), key=lambda item: -item[1])[:2]
+        slowest = "; slowest CV: " + ", ".join(f"{k} {v:.1f} s" for k, v in cv) if cv else ""
+        rows.append(
+            (
+                f"B4 retrain (cross-validated model selection) on {row['samples']:,} samples, "
+                "512-d, 10 labels",
+                f"{row['seconds_median']:.1f} s (out-of-fold accuracy "
+                f"{row['oof_accuracy']:.2f}, chose {row['chosen']}{slowest})",
+                f"<= {target['max_seconds']:.0f} s" if is_target else "—",
+                verdict(row["seconds_median"] <= target["max_seconds"]) if is_target else "—",
+            )
+        )
+    if report.get("growth_exponent") is not None:
+        rows.append(
+            (
+                "B4 growth exponent of retrain time (log-log slope over those sizes)",
+                f"{report['growth_exponent']:.2f}",
+                "—",
+                "—",
+            )
+        )
+    return rows
+
+
+SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
+    ("label_efficiency", "python -m bench.label_efficiency --quick", b1_rows),
+    ("serving", "python -m bench.serving", b2_rows),
+    ("capture_cost", "python -m bench.run --only b3", b3_rows),
+    ("retrain_cost", "python -m bench.retrain_cost", b4_rows),
+]
+
+
+def measured_on(names: list[str]) -> str:
+    """Date range of the named results, from the ``measured_on`` each bench writes."""
+    dates = sorted({str((load(name) or {}).get("measured_on", "unknown")) for name in names})
+    if not dates:
+        return "never"
+    return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+
+
+def performance_section() -> str:
+    """The Markdown between the markers, from whatever results exist."""
+    rows: list[str] = []
+    missing, machines, ran = [], set(), []
+    embedding = load("embedding_time")
+    for name, command, build in SECTIONS:
+        report = load(name)
+        if report is None:
+            missing.append(f"`{command}`")
+            continue
+        ran.append(name)
+        machines.add(str(report.get("machine", "")).split(",")[0])
+        try:
+            built = build(report, embedding) if build is b3_rows else build(report)
+        except (KeyError, TypeError, ValueError) as error:
+            built = [(f"{name}: results in an unexpected shape ({error!r})", "", "", "")]
+        rows += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in built]
+    intro = (
+        "Measured by `make bench` (`python -m bench.run`; `--full` for the larger sizes, "
+        "`--only b2,b4` to select) on "
+        f"{measured_on(ran)}. Generated from `bench/results/*.json` by `bench/report.py`; do not "
+        "edit by hand."
+    )
+    machine = (
+        f"Machine: {os.cpu_count()} CPU cores, CPU only (no GPU), "
+        f"{', '.join(sorted(m for m in machines if m)) or 'unknown platform'}. The cores were "
+        "shared with other work during the run, so absolute times are noisy. B2 interleaves its "
+        "raw-loop and service rounds so both see the same load, runs each in a process session of "
+        "its own (one scheduler group each; the HTTP clients in a third), and takes the fastest of "
+        "three raw-loop variants (main thread, worker thread, worker thread with the encoder's "
+        "torch thread count); "
+        "its latencies under load are those of all clients queueing for one model (p50 is about "
+        "clients / throughput). B3 divides by the embedding time measured in the same run, which "
+        "grows with the machine's load. Per-bench commands: "
+        "`python -m bench.serving [--backbone tiny-clip]`, "
+        "`python -m bench.capture_cost --embed-ms <ms>`, `python -m bench.retrain_cost [--full]`, "
+        "`python -m bench.label_efficiency [--quick|--full]`."
+    )
+    lines = ["## Performance", "", *textwrap.wrap(intro, 100), ""]
+    lines += ["| figure | measured | target | |", "|---|---|---|---|", *rows, ""]
+    lines += textwrap.wrap(machine, 100)
+    if missing:
+        lines += ["", *textwrap.wrap("Not run yet: " + ", ".join(missing) + ".", 100)]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path = README) -> None:
+    """Replace the text between the markers (or append the section) with fresh results."""
+    text = readme.read_text()
+    block = f"{START}\n{performance_section()}\n{END}"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    update_readme(Path(argv[0]) if argv else README)
+    print(f"updated the Performance section of {Path(argv[0]) if argv else README}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

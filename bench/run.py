@@ -1,0 +1,147 @@
+"""Run winnow's benchmarks and regenerate the README "Performance" section.
+
+* B1/B1b label efficiency (``bench.label_efficiency``): labels saved by invoke capture;
+* B2 serving (``bench.serving``): the running service's invoke throughput vs a raw backbone loop;
+* B3 capture cost (``bench.capture_cost``): capture decision time as a share of the *measured*
+  embedding time of the backbone, flat vs HNSW index, recall@10;
+* B4 retrain cost (``bench.retrain_cost``): model selection time against sample count.
+
+Usage (from the repository root; ``make bench ARGS="..."`` passes the same flags)::
+
+    python -m bench.run                  # small defaults, ~15-20 min on 2 CPU cores
+    python -m bench.run --full           # larger sizes (1e6 vectors, 1e5 samples): hours
+    python -m bench.run --only b2,b4     # a selection
+
+Each bench writes ``bench/results/<name>.json``; a failing bench is reported and the others
+still run (the exit status is 1 if any failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # also runnable as ``python bench/run.py``
+    sys.path.insert(0, str(ROOT))
+
+from bench import report as readme_report  # noqa: E402
+from bench.results_file import write_result  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+BENCHES = ("b1", "b2", "b3", "b4")
+
+
+def run_b1(args: argparse.Namespace, _state: dict[str, Any]) -> None:
+    from bench import label_efficiency
+
+    label_efficiency.main(["--full" if args.full else "--quick"])
+
+
+def run_b2(args: argparse.Namespace, state: dict[str, Any]) -> None:
+    from bench import serving
+
+    argv = ["--backbone", args.backbone, "--batch-size", str(args.batch_size)]
+    if args.full:
+        argv += ["--requests", "160", "--rounds", "9"]
+    result = serving.main(argv)
+    state["raw_ms_per_image"] = 1000.0 / result["raw"]["images_per_s"]
+
+
+def run_b3(args: argparse.Namespace, state: dict[str, Any]) -> None:
+    from bench import capture_cost
+
+    embedding = measure_embedding(args, state.get("raw_ms_per_image"))
+    argv = ["--embed-ms", f"{embedding['ms_per_image']:.3f}"]
+    if args.full:
+        argv.append("--full")
+    if capture_cost.main(argv) != 0:
+        raise RuntimeError("bench.capture_cost failed")
+
+
+def measure_embedding(args: argparse.Namespace, from_b2: float | None) -> dict[str, Any]:
+    """Milliseconds per image of decode + preprocess + encode at the service's batch size.
+
+    Reuses B2's raw loop when it ran in this process (same machine state), else measures.
+    """
+    if from_b2 is not None:
+        ms, how = from_b2, "median raw-loop rate of B2 in the same run"
+    else:
+        from bench.serving import best_raw_throughput, make_images, raw_throughput
+        from embeddings import load_backbone
+
+        backbone = load_backbone(args.backbone)
+        images = [data for data, _ in make_images(64, 224, seed=0)]
+        raw_throughput(backbone, images[: args.batch_size], args.batch_size, 40_000_000)
+        run = best_raw_throughput(backbone, images, args.batch_size, 40_000_000)
+        ms = 1000.0 / run["images_per_s"]
+        how = "64 224x224 JPEGs, fastest raw-loop variant, after a warm-up batch"
+    embedding = {
+        "backbone": args.backbone,
+        "batch_size": args.batch_size,
+        "ms_per_image": round(ms, 3),
+        "measured": how,
+    }
+    write_result(RESULTS / "embedding_time.json", embedding)
+    print(f"B3: embedding time {ms:.1f} ms/image ({args.backbone}, {how})", flush=True)
+    return embedding
+
+
+def run_b4(args: argparse.Namespace, _state: dict[str, Any]) -> None:
+    from bench import retrain_cost
+
+    retrain_cost.main(["--full"] if args.full else [])
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
+    "b1": run_b1,
+    "b2": run_b2,
+    "b3": run_b3,
+    "b4": run_b4,
+}
+
+
+def parse_only(text: str) -> list[str]:
+    chosen = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(BENCHES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown bench(es) {unknown}; choose from {BENCHES}")
+    return [name for name in BENCHES if name in chosen]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="larger sizes (takes hours)")
+    parser.add_argument("--only", type=parse_only, default=list(BENCHES), help="e.g. b2,b4")
+    parser.add_argument("--backbone", default="efficientnet-lite0", help="for B2 and B3")
+    parser.add_argument("--batch-size", type=int, default=8, help="for B2 and B3")
+    parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    args = parser.parse_args(argv)
+
+    state: dict[str, Any] = {}
+    failed = []
+    for name in args.only:
+        print(f"\n=== {name.upper()} ===", flush=True)
+        started = time.perf_counter()
+        try:
+            RUNNERS[name](args, state)
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+        print(f"=== {name.upper()} took {time.perf_counter() - started:.0f} s ===", flush=True)
+    if not args.no_readme:
+        readme_report.update_readme()
+        print(f"\nupdated the Performance section of {readme_report.README}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

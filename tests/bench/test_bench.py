@@ -1,0 +1,70 @@
+"""The benchmarks run on winnow's own code paths, and the README reports exactly their results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import capture_cost, report, retrain_cost
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_performance_section_is_generated_from_the_committed_results() -> None:
+    text = README.read_text()
+    section = text.split(report.START, 1)[1].split(report.END, 1)[0].strip()
+    assert section == report.performance_section().strip(), (
+        "README Performance section is stale: run `python -m bench.report`"
+    )
+
+
+@pytest.mark.parametrize(("ratio", "expected"), [(0.4, "pass"), (0.5, "pass"), (0.55, "**fail**")])
+def test_b1_headline_verdict_follows_the_target(ratio: float, expected: str) -> None:
+    rows = report.b1_rows(
+        {
+            "summary": {
+                "headline_ratio": {"budget": 300, "per_seed": [ratio], "max": ratio},
+                "targets": {"ratio_at_most_0.5": ratio <= 0.5},
+            },
+            "b1b": {
+                "test_errors_captured": {"mean": 0.6},
+                "test_capture_rate": {"mean": 0.1},
+                "ece_before_temperature": {"mean": 0.07},
+                "ece_after_temperature": {"mean": 0.03},
+            },
+        }
+    )
+    headline, _, _, errors_caught, calibration = rows
+    assert headline[3] == expected
+    assert errors_caught[2:] == (">= 50%", "pass")
+    assert calibration[3] == "**fail**"  # 0.03 after temperature scaling > 0.02
+
+
+def test_retrain_cost_runs_train_head_and_writes_a_dated_result(tmp_path: Path) -> None:
+    output = tmp_path / "retrain.json"
+    result = retrain_cost.main(
+        ["--sizes", "150", "300", "--dim", "16", "--labels", "3", "--repeats", "1"]
+        + ["--output", str(output)]
+    )
+    written = json.loads(output.read_text())
+    assert written["measured_on"] and [r["samples"] for r in written["results"]] == [150, 300]
+    assert all(r["oof_accuracy"] > 0.4 for r in result["results"])  # 3 labels: chance is 1/3
+    assert written["growth_exponent"] is not None
+
+
+def test_capture_cost_compares_the_approximate_index_with_exact_search(tmp_path: Path) -> None:
+    output = tmp_path / "capture.json"
+    assert (
+        capture_cost.main(
+            ["--sizes", "600", "--dim", "32", "--clusters", "10", "--queries", "20"]
+            + ["--hnsw-threshold", "300", "--output", str(output)]
+        )
+        == 0
+    )
+    rows = json.loads(output.read_text())["results"]
+    structures = {row["index"]: row["structure"] for row in rows}
+    assert structures == {"flat": "flat", "auto": "hnsw"}
+    assert all(0.0 < row["recall_at_10"] <= 1.0 for row in rows)
+    assert next(r for r in rows if r["index"] == "flat")["recall_at_10"] == 1.0
