@@ -40,7 +40,10 @@ BENCHES = ("b1", "b2", "b3", "b4")
 def run_b1(args: argparse.Namespace, _state: dict[str, Any]) -> None:
     from bench import label_efficiency
 
-    label_efficiency.main(["--full" if args.full else "--quick"])
+    if args.full:  # kept beside the quick run's results, not over them
+        label_efficiency.main(["--full", "--output", str(RESULTS / "label_efficiency_full.json")])
+    else:
+        label_efficiency.main(["--quick"])
 
 
 def run_b2(args: argparse.Namespace, state: dict[str, Any]) -> None:
