@@ -150,21 +150,22 @@ def test_explicit_candidates_and_deterministic_tie_break() -> None:
     assert [score.candidate for score in result.cv_scores] == [first, second]
 
 
-def test_knn_head_matches_cosine_knn_even_on_unnormalised_inputs() -> None:
-    # The family normalises and uses squared Euclidean distance for speed; that must be the
-    # distance-weighted cosine kNN it claims to be.
+def test_knn_head_matches_scikit_learn_cosine_knn() -> None:
+    # The family's numpy kNN must be the distance-weighted cosine kNN it claims to be, on
+    # unnormalised inputs and on queries that are exact copies of training samples (distance 0).
     X, y = make_clusters(FIVE_CLUSTERS, dim=32, seed=7)
     scaled = X * np.random.default_rng(8).uniform(0.5, 3.0, size=(len(X), 1))
     order = np.random.default_rng(9).permutation(len(X))
-    train, test = order[:100], order[100:]
+    train, test = order[:100], np.concatenate([order[100:], order[:5]])
     y = np.asarray(y)
-    head = Candidate("knn", {"n_neighbors": 7}).build().fit(scaled[train], y[train])
-    cosine = KNeighborsClassifier(7, weights="distance", metric="cosine", algorithm="brute")
-    cosine.fit(scaled[train], y[train])
-    np.testing.assert_array_equal(head.classes_, cosine.classes_)
-    np.testing.assert_allclose(
-        head.predict_proba(scaled[test]), cosine.predict_proba(scaled[test]), atol=1e-6
-    )
+    for k in (1, 7, 100):
+        head = Candidate("knn", {"n_neighbors": k}).build().fit(scaled[train], y[train])
+        cosine = KNeighborsClassifier(k, weights="distance", metric="cosine", algorithm="brute")
+        cosine.fit(scaled[train], y[train])
+        np.testing.assert_array_equal(head.classes_, cosine.classes_)
+        np.testing.assert_allclose(
+            head.predict_proba(scaled[test]), cosine.predict_proba(scaled[test]), atol=1e-5
+        )
 
 
 def test_timing_of_full_selection_on_10k_by_512(capsys: pytest.CaptureFixture[str]) -> None:
