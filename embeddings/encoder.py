@@ -56,9 +56,15 @@ class EncoderStats:
 
     batches_run: int  # forward passes, including failed ones and per-request retries
     images_encoded: int  # images sent through those forward passes
-    pending_images: int  # queued or being admitted, not yet taken by the worker
+    queued_images: int  # preprocessed and waiting for the worker
+    preprocessing_images: int  # admitted, still being preprocessed by their callers
     rejected_requests: int  # refused with EncoderOverloaded
     mean_batch_seconds: float | None  # moving average of one forward pass, None before the first
+
+    @property
+    def pending_images(self) -> int:
+        """Images admitted but not yet taken by the worker (what the queue limit counts)."""
+        return self.queued_images + self.preprocessing_images
 
     @property
     def mean_batch_size(self) -> float:
@@ -208,7 +214,8 @@ class BatchingEncoder:
             return EncoderStats(
                 batches_run=self._batches_run,
                 images_encoded=self._images_encoded,
-                pending_images=self._queued_images + self._admitted_images,
+                queued_images=self._queued_images,
+                preprocessing_images=self._admitted_images,
                 rejected_requests=self._rejected_requests,
                 mean_batch_seconds=self._mean_batch_seconds,
             )

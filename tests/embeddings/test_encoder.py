@@ -148,7 +148,7 @@ def test_queued_requests_coalesce_into_full_batches(gated: GatedBackbone) -> Non
         blocker = hold_worker(encoder, gated)
         requests = [images(2, seed=index) for index in range(10)]
         calls = [Call(encoder, batch) for batch in requests]
-        wait_until(lambda: encoder.stats().pending_images == 20)
+        wait_until(lambda: encoder.stats().queued_images == 20)
         gated.gate.set()
         for call, batch in zip(calls, requests, strict=True):
             np.testing.assert_allclose(call.outcome(), direct(gated.inner, batch), atol=1e-5)
@@ -196,7 +196,7 @@ def test_model_errors_reach_only_the_request_that_caused_them(gated: GatedBackbo
         poisoned[1].info[POISON] = True
         healthy = images(3, seed=2)
         bad_call, good_call = Call(encoder, poisoned), Call(encoder, healthy)
-        wait_until(lambda: encoder.stats().pending_images == 5)
+        wait_until(lambda: encoder.stats().queued_images == 5)
         gated.gate.set()
 
         with pytest.raises(ValueError, match="poisoned batch"):
@@ -222,7 +222,7 @@ def test_close_fails_queued_callers_instead_of_hanging(gated: GatedBackbone) -> 
     encoder = BatchingEncoder(gated, max_batch=2, max_wait_ms=1)
     blocker = hold_worker(encoder, gated)
     queued = [Call(encoder, images(2, seed=index)) for index in range(3)]
-    wait_until(lambda: encoder.stats().pending_images == 6)
+    wait_until(lambda: encoder.stats().queued_images == 6)
 
     encoder.close(timeout=0)
     for call in queued:
