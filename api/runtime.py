@@ -102,6 +102,7 @@ class Runtime:
             max_batch=settings.batch_size,
             max_wait_ms=settings.batch_wait_ms,
             max_queue=settings.queue_limit,
+            torch_threads=settings.encoder_threads or -1,
         )
         self.indexes = IndexRegistry()
         self.capture = CaptureState(int(settings.seed) if settings.seed else None)

@@ -32,6 +32,8 @@ class Settings:
     batch_size: int = 8
     # How long the encoder waits for more requests to fill a batch, in milliseconds.
     batch_wait_ms: float = 5.0
+    # Torch threads of each encoder worker on CPU; 0: measured per batch (embeddings.threads).
+    encoder_threads: int = 0
     # Most images waiting for the encoder before invoke answers 503.
     queue_limit: int = 64
     # Seconds between automatic retraining checks (0 disables the scheduler).

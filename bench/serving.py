@@ -4,9 +4,9 @@ The service is started for real (``python -m api.cli serve`` in a subprocess, on
 temporary data dir); a function is created, given a few labelled samples and trained; then
 ``--clients`` threads, each with its own keep-alive ``httpx.Client``, post the images as JSON data
 URIs as fast as they are answered. The same images are also encoded by a plain loop over the same
-backbone at the same batch size (``load_backbone`` + decode + preprocess + encode; the fastest of
-three thread set-ups counts) in a child process, in rounds interleaved with the service's so that
-background load on a shared machine hits both sides. The service and the raw loop each run in a
+backbone at the same batch size (``load_backbone`` + decode + preprocess + encode; the fastest
+of several thread set-ups counts) in a child process, in rounds interleaved with the service's so
+that background load on a shared machine hits both sides. The service and the raw loop each run in a
 session of their own, so Linux's autogroup scheduler gives each the same share of a busy machine
 and the HTTP clients (remote in production) take share from neither.
 
@@ -113,22 +113,23 @@ def raw_throughput(
 def best_raw_throughput(
     backbone: Any, images: list[bytes], batch_size: int, max_pixels: int
 ) -> dict[str, Any]:
-    """The fastest of :func:`raw_throughput` run three ways, the fair baseline for the service.
+    """The fastest of :func:`raw_throughput` run several ways, the fair baseline for the service.
 
-    In the calling thread with torch's default thread count, and in a fresh thread with that
-    count and with the encoder worker's own choice (``default_torch_threads``): on a loaded
-    machine torch's OpenMP team can be several times slower in one of these than in another.
+    In the calling thread with torch's default thread count, and in a fresh thread with each
+    thread count the encoder worker chooses from (``thread_choices``): on a loaded machine
+    torch's OpenMP team can be several times slower in one of these than in another.
     """
     import torch
 
-    from embeddings.encoder import default_torch_threads
+    from embeddings.threads import thread_choices
 
-    threads = torch.get_num_threads()
     variants: dict[str, Any] = {
-        "main_thread": raw_throughput(backbone, images, batch_size, max_pixels)
+        "main_thread": {
+            "torch_threads": torch.get_num_threads(),
+            **raw_throughput(backbone, images, batch_size, max_pixels),
+        }
     }
-    worker_threads = default_torch_threads(backbone.device) or threads
-    for name, count in (("worker_thread", threads), ("worker_thread_encoder", worker_threads)):
+    for count in thread_choices(backbone.device) or [torch.get_num_threads()]:
         result: dict[str, Any] = {"torch_threads": count}
 
         def run(count: int = count, result: dict[str, Any] = result) -> None:
@@ -138,9 +139,9 @@ def best_raw_throughput(
         thread = threading.Thread(target=run)
         thread.start()
         thread.join()
-        variants[name] = result
+        variants[f"worker_thread_{count}"] = result
     best = max(run["images_per_s"] for run in variants.values())
-    return {"images_per_s": best, **variants}
+    return {"images_per_s": best, "variants": variants}
 
 
 def free_port() -> int:
@@ -177,6 +178,8 @@ def running_service(args: argparse.Namespace, data_dir: Path, flags: list[str]) 
         str(args.batch_size),
         "--queue-limit",
         str(max(64, 4 * args.clients)),
+        "--encoder-threads",
+        str(args.encoder_threads),
         "--retrain-interval",
         "0",
         "--seed",
@@ -363,6 +366,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", default="efficientnet-lite0")
     parser.add_argument("--batch-size", type=int, default=8, help="service and raw-loop batch")
+    parser.add_argument(
+        "--encoder-threads", type=int, default=0, help="the service's --encoder-threads (0: auto)"
+    )
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--requests", type=int, default=96, help="timed invokes per phase")
     parser.add_argument("--warmup", type=int, default=16, help="untimed invokes per phase")
@@ -397,14 +403,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def raw_round() -> None:
         run = measure_raw()
         raw_runs.append(run)
-        print(
-            f"  raw loop: {run['images_per_s']:.2f} img/s (main thread "
-            f"{run['main_thread']['images_per_s']:.2f}, worker thread "
-            f"{run['worker_thread']['images_per_s']:.2f}, worker thread with "
-            f"{run['worker_thread_encoder']['torch_threads']} torch thread(s) "
-            f"{run['worker_thread_encoder']['images_per_s']:.2f})",
-            flush=True,
+        variants = ", ".join(
+            f"{name} ({variant['torch_threads']} torch threads) {variant['images_per_s']:.2f}"
+            for name, variant in run["variants"].items()
         )
+        print(f"  raw loop: {run['images_per_s']:.2f} img/s ({variants})", flush=True)
 
     raw_runs: list[dict[str, Any]] = []
     phases: dict[str, list[dict[str, Any]]] = {"capture_off": [], "capture_on": []}

@@ -6,10 +6,8 @@ worker thread owns the model: it takes the oldest pending images, waits at most 
 for more to arrive, and encodes up to ``max_batch`` images in one forward pass. A request larger
 than ``max_batch`` is split into slices and reassembled in order.
 
-On CPU the worker leaves one core to the request threads (HTTP, decoding, resizing): torch's
-OpenMP team stalls whenever one of its threads is preempted, and sharing every core with that work
-held the service to ~0.85 of a raw loop's throughput on 2 shared cores (~0.95 with one core left;
-see ``bench/serving.py``).
+On CPU the worker picks its torch thread count per batch from measured speed (all cores or all
+but one, see :mod:`embeddings.threads`) unless a fixed count is given.
 """
 
 from __future__ import annotations
@@ -30,24 +28,10 @@ from PIL import Image
 
 from embeddings.backbone import Backbone, empty_vectors
 from embeddings.errors import EncoderClosed, EncoderOverloaded
+from embeddings.threads import ThreadTuner, thread_choices
 
 _LATENCY_SMOOTHING = 0.2  # weight of the newest batch in the moving average of batch latency
 _MIN_RETRY_AFTER_S = 0.05
-# Torch's intra-op threads as the process started (one per physical core unless configured);
-# read once because worker threads change the default that later threads see.
-_PROCESS_TORCH_THREADS = torch.get_num_threads()
-
-
-def default_torch_threads(device: torch.device) -> int | None:
-    """Torch intra-op threads for an encoder worker: all cores but one on CPU, None elsewhere.
-
-    Args:
-        device: where the backbone runs; on an accelerator the CPU thread count hardly matters
-            and is left alone (None).
-    """
-    if device.type != "cpu":
-        return None
-    return max(1, _PROCESS_TORCH_THREADS - 1)
 
 
 @dataclass(frozen=True)
@@ -133,15 +117,22 @@ class BatchingEncoder:
             max_batch: most images per forward pass.
             max_wait_ms: how long the worker waits for more images after the first arrives.
             max_queue: most images allowed to wait; beyond it ``encode`` raises EncoderOverloaded.
-            torch_threads: torch intra-op threads of the worker; -1 (default) picks
-                :func:`default_torch_threads`, None leaves torch's setting alone.
+            torch_threads: torch intra-op threads of the worker; -1 (default) tunes them per
+                batch on CPU (:class:`embeddings.threads.ThreadTuner`) and leaves them alone on
+                accelerators; None leaves torch's setting alone.
         """
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
-        if torch_threads == -1:
-            torch_threads = default_torch_threads(backbone.device)
-        elif torch_threads is not None and torch_threads < 1:
+        if torch_threads is not None and torch_threads < 1 and torch_threads != -1:
             raise ValueError("torch_threads must be >= 1, -1 (automatic) or None")
+        self._tuner: ThreadTuner | None = None
+        if torch_threads == -1:
+            choices = thread_choices(backbone.device)
+            torch_threads = None
+            if choices is not None and len(choices) == 1:
+                torch_threads = choices[0]
+            elif choices is not None:
+                self._tuner = ThreadTuner(choices)
         self._torch_threads = torch_threads
         self._backbone = backbone
         self._max_batch = max_batch
@@ -161,6 +152,17 @@ class BatchingEncoder:
             target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True
         )
         self._worker.start()
+
+    @property
+    def torch_threads(self) -> int | None:
+        """The worker's fixed torch thread count (None: tuned per batch, or torch's setting)."""
+        return self._torch_threads
+
+    def tuned_threads(self, batch_size: int) -> int | None:
+        """The thread count measured fastest for batches of ``batch_size`` so far (None: not
+        tuned, or nothing measured yet)."""
+        with self._lock:
+            return self._tuner.fastest(batch_size) if self._tuner is not None else None
 
     @property
     def backbone(self) -> Backbone:
@@ -326,15 +328,19 @@ class BatchingEncoder:
     def _encode_batch(self, batch: list[_Slice]) -> None:
         """Run one forward pass; on failure retry per request so only the culprit sees the error."""
         inputs = torch.cat([piece.request.tensors[piece.start : piece.stop] for piece in batch])
+        size = inputs.shape[0]
+        threads = None
+        if self._tuner is not None:
+            with self._lock:
+                threads = self._tuner.choose(size)
+            torch.set_num_threads(threads)
         started = time.monotonic()
         try:
             vectors = self._backbone.encode(inputs)
-            if vectors.shape != (inputs.shape[0], self._backbone.dim):
-                raise RuntimeError(
-                    f"backbone returned shape {vectors.shape} for {inputs.shape[0]} images"
-                )
+            if vectors.shape != (size, self._backbone.dim):
+                raise RuntimeError(f"backbone returned shape {vectors.shape} for {size} images")
         except Exception as error:
-            self._record_batch(inputs.shape[0], time.monotonic() - started)
+            self._record_batch(size, time.monotonic() - started)
             by_request: dict[int, list[_Slice]] = {}
             for piece in batch:
                 by_request.setdefault(id(piece.request), []).append(piece)
@@ -344,14 +350,17 @@ class BatchingEncoder:
             else:
                 batch[0].request.fail(error)
             return
-        self._record_batch(inputs.shape[0], time.monotonic() - started)
+        self._record_batch(size, time.monotonic() - started, threads)
         offset = 0
         for piece in batch:
             piece.request.deliver(piece.start, vectors[offset : offset + piece.size])
             offset += piece.size
 
-    def _record_batch(self, images: int, seconds: float) -> None:
+    def _record_batch(self, images: int, seconds: float, threads: int | None = None) -> None:
+        """Count a forward pass; ``threads``: the tuned thread count of a successful one."""
         with self._lock:
+            if threads is not None and self._tuner is not None:
+                self._tuner.record(images, threads, seconds)
             self._batches_run += 1
             self._images_encoded += images
             if self._mean_batch_seconds is None:

@@ -27,6 +27,7 @@ class EncoderPool:
         max_batch: int = 16,
         max_wait_ms: float = 5.0,
         max_queue: int = 256,
+        torch_threads: int | None = -1,
     ) -> None:
         """Remember the settings; nothing is loaded until first needed.
 
@@ -37,6 +38,7 @@ class EncoderPool:
             max_batch: see :class:`BatchingEncoder`.
             max_wait_ms: see :class:`BatchingEncoder`.
             max_queue: see :class:`BatchingEncoder`.
+            torch_threads: see :class:`BatchingEncoder`.
 
         Raises:
             ValueError: ``default_spec`` is not a valid spec.
@@ -47,6 +49,7 @@ class EncoderPool:
         self._max_batch = max_batch
         self._max_wait_ms = max_wait_ms
         self._max_queue = max_queue
+        self._torch_threads = torch_threads
         self._encoders: dict[str, BatchingEncoder] = {}
         self._resolved_default: str | None = None
         self._load_lock = threading.Lock()  # serialises slow model loads; lookups skip it
@@ -97,6 +100,7 @@ class EncoderPool:
                     max_batch=self._max_batch,
                     max_wait_ms=self._max_wait_ms,
                     max_queue=self._max_queue,
+                    torch_threads=self._torch_threads,
                 )
                 self._encoders[backbone.spec] = encoder
                 if key != backbone.spec:  # "auto" resolved to a concrete backbone

@@ -1,4 +1,4 @@
-"""The encoder worker's torch thread count: one core is left to the request threads on CPU."""
+"""The encoder worker's torch thread count: fixed, left alone, or tuned per batch on CPU."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from PIL import Image
 
 from embeddings import Backbone, BatchingEncoder
 from embeddings import encoder as encoder_module
-from embeddings.encoder import default_torch_threads
+from embeddings import threads as threads_module
+from embeddings.threads import thread_choices
 
 
 class ThreadCountingBackbone:
@@ -38,31 +39,55 @@ def one_image() -> list[Image.Image]:
     return [Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8))]
 
 
-def test_default_leaves_one_core_on_cpu_and_nothing_on_accelerators(
+def test_choices_are_all_cores_and_all_but_one_on_cpu_and_none_on_accelerators(
     tiny_backbone: Backbone,
 ) -> None:
-    cpu_threads = default_torch_threads(torch.device("cpu"))
-    assert cpu_threads == max(1, encoder_module._PROCESS_TORCH_THREADS - 1)
-    assert default_torch_threads(torch.device("cuda")) is None
+    cores = threads_module.PROCESS_TORCH_THREADS
+    assert thread_choices(torch.device("cpu")) == sorted({max(1, cores - 1), cores})
+    assert thread_choices(torch.device("cuda")) is None
     # Stable however many encoders ran before (each changes the default of later threads).
     for _ in range(2):
         with BatchingEncoder(tiny_backbone) as encoder:
             encoder.encode(one_image())
-    assert default_torch_threads(torch.device("cpu")) == cpu_threads
+    assert thread_choices(torch.device("cpu")) == sorted({max(1, cores - 1), cores})
 
 
-@pytest.mark.parametrize("requested", [-1, 1, None])
-def test_worker_uses_its_thread_count_without_changing_the_callers(
+@pytest.mark.parametrize("requested", [1, None])
+def test_a_fixed_or_untouched_count_is_used_without_changing_the_callers(
     tiny_backbone: Backbone, requested: int | None
 ) -> None:
     callers_threads = torch.get_num_threads()
     backbone = ThreadCountingBackbone(tiny_backbone)
     with BatchingEncoder(backbone, torch_threads=requested) as encoder:
         assert encoder.encode(one_image()).shape == (1, tiny_backbone.dim)
-    expected = {-1: default_torch_threads(tiny_backbone.device), 1: 1}.get(requested)
-    if expected is not None:
-        assert backbone.seen == [expected]
+        assert encoder.torch_threads == requested and encoder.tuned_threads(1) is None
+    if requested is not None:
+        assert backbone.seen == [requested]
     assert torch.get_num_threads() == callers_threads
+
+
+def test_automatic_count_tries_every_choice_then_keeps_a_measured_one(
+    tiny_backbone: Backbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encoder_module, "thread_choices", lambda device: [1, 2])
+    callers_threads = torch.get_num_threads()
+    backbone = ThreadCountingBackbone(tiny_backbone)
+    with BatchingEncoder(backbone) as encoder:
+        for _ in range(8):
+            encoder.encode(one_image())
+        assert encoder.torch_threads is None
+        assert encoder.tuned_threads(1) in (1, 2)
+    assert backbone.seen[:6].count(1) == 3 and backbone.seen[:6].count(2) == 3  # warm-up
+    assert set(backbone.seen[6:]) == {encoder.tuned_threads(1)}
+    assert torch.get_num_threads() == callers_threads
+
+
+def test_a_single_choice_is_fixed_without_tuning(
+    tiny_backbone: Backbone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(encoder_module, "thread_choices", lambda device: [1])
+    with BatchingEncoder(tiny_backbone) as encoder:
+        assert encoder.torch_threads == 1
 
 
 def test_invalid_thread_count_is_refused(tiny_backbone: Backbone) -> None:

@@ -23,6 +23,11 @@ def test_encoders_are_loaded_lazily_and_shared() -> None:
         assert encoder.encode([Image.new("RGB", (9, 9))]).shape == (1, 32)
 
 
+def test_encoders_get_the_pools_torch_threads() -> None:
+    with EncoderPool("tiny-clip", device="cpu", torch_threads=1) as pool:
+        assert pool.get("").torch_threads == 1
+
+
 def test_concurrent_first_use_loads_once() -> None:
     with EncoderPool("tiny-clip", device="cpu") as pool:
         got = []
