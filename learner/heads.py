@@ -144,15 +144,24 @@ class KNeighborsFamily:
 
     k grows with the square root of the training size (a classic bias/variance compromise),
     capped so prediction stays cheap and never asks for more neighbours than there are samples.
+
+    Exact kNN costs grow with the sample count: every invoke compares against every sample
+    (~3 ms per query at 24k samples, ~8 ms at 80k, 512-d, 2 cores) and cross-validating it is
+    quadratic (235 of the 277 s ``train_head`` took on 1e5 samples, ``bench/retrain_cost.py``).
+    Beyond ``max_train_samples`` the family steps aside: logistic regression serves in constant
+    time and has the data to fit sharp boundaries by then.
     """
 
     name = "knn"
     max_k = 25
+    max_train_samples = 20_000
 
     def build(self, params: Mapping[str, Any]) -> Classifier:
         return CosineKNeighbors(n_neighbors=int(params.get("n_neighbors", 5)))
 
     def grid(self, shape: DataShape) -> list[dict[str, Any]]:
+        if shape.n_train > self.max_train_samples:
+            return []
         k = min(self.max_k, max(3, round(math.sqrt(shape.n_train))), shape.n_train)
         return [{"n_neighbors": k}]
 

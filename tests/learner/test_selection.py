@@ -14,10 +14,12 @@ from learner import (
     HEAD_FAMILIES,
     UNSCORED_FOLD,
     Candidate,
+    DataShape,
     NotEnoughData,
     TemperatureScaledHead,
     assign_folds,
     cross_validated_predictions,
+    default_candidates,
     train_head,
 )
 from tests.learner.conftest import make_clusters
@@ -183,3 +185,14 @@ def test_timing_of_full_selection_on_10k_by_512(capsys: pytest.CaptureFixture[st
             f"cv accuracy {result.metrics['accuracy']:.3f}, ece {result.metrics['ece']:.4f}"
         )
     assert result.n_samples == 10_000
+
+
+def test_costly_families_step_aside_on_large_data() -> None:
+    def families(n_train: int) -> set[str]:
+        shape = DataShape(n_train=n_train, min_class_count=n_train // 10, n_classes=10,
+                          n_features=512)  # fmt: skip
+        return {candidate.name for candidate in default_candidates(shape)}
+
+    assert families(2_000) == {"logistic_regression", "knn", "linear_svm"}
+    assert families(10_000) == {"logistic_regression", "knn"}  # SVM: calibration CV too slow
+    assert families(30_000) == {"logistic_regression"}  # kNN: O(n) per invoke, O(n^2) to CV
