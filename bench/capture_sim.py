@@ -110,6 +110,35 @@ def run_random(
         on_checkpoint(count, _train(vectors, labels, chosen, seed, candidates), chosen)
 
 
+def run_pool_margin(
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    order: np.ndarray,
+    checkpoints: Sequence[int],
+    *,
+    cold_start: int,
+    seed: int,
+    candidates: Sequence[Candidate] | None,
+    on_checkpoint: CheckpointHook,
+) -> None:
+    """Offline pool-based margin sampling, a reference that invoke capture cannot be: each round
+    labels the unlabelled pool inputs with the smallest margin under the current head (top-k of
+    the whole pool, as in pool-based active-learning benchmarks), from the same cold start."""
+    labelled = [int(i) for i in order[:cold_start]]
+    unlabelled = np.ones(len(labels), dtype=bool)
+    unlabelled[labelled] = False
+    result = _train(vectors, labels, labelled, seed, candidates)
+    for target in checkpoints:
+        candidates_left = np.flatnonzero(unlabelled)
+        top_two = np.sort(result.head.predict_proba(vectors[candidates_left]), axis=1)[:, -2:]
+        margins = top_two[:, 1] - top_two[:, 0]
+        picked = candidates_left[np.argsort(margins, kind="stable")[: target - len(labelled)]]
+        unlabelled[picked] = False
+        labelled += [int(i) for i in picked]
+        result = _train(vectors, labels, labelled, seed, candidates)
+        on_checkpoint(len(labelled), result, np.asarray(labelled))
+
+
 def run_capture(
     vectors: np.ndarray,
     labels: np.ndarray,

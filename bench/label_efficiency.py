@@ -9,6 +9,9 @@ the review queue in rounds and the head retrained by ``learner.train_head`` afte
 * ``margin``: uncertainty only (margin; no coverage balancing, novelty, rare-class boost, random
   slice or duplicate suppression), same rate and budgets;
 * ``random``: every input of the stream labelled in order (random capture);
+* ``pool_margin``: offline pool-based margin sampling (each round labels the least-margin
+  inputs of the whole unlabelled pool), the classic strong baseline of pool-based benchmarks
+  such as LabelBench; a reference only, since invoke sees each input once;
 * ``whole_pool``: one head trained on every pool image.
 
 B1 reports test accuracy per label budget (mean, std, min, max over seeds), a curve, and the
@@ -53,6 +56,7 @@ from bench.capture_sim import (  # noqa: E402
     cold_start_size,
     round_schedule,
     run_capture,
+    run_pool_margin,
     run_random,
 )
 from bench.data import BenchmarkData, Split, load_benchmark_data  # noqa: E402
@@ -115,8 +119,23 @@ def accuracy(result: TrainResult, split: Split) -> float:
     return float(np.mean(result.head.predict(split.vectors) == split.labels))
 
 
+def ece_if_calibrated(proba: np.ndarray, draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated head with these confidences would still measure on this
+    many inputs: labels drawn from ``proba`` itself, mean ECE over ``draws`` (the noise floor of
+    the 15-bin estimate, which a measured ECE cannot be expected to beat)."""
+    rng = np.random.default_rng(seed)
+    cumulative = np.cumsum(proba, axis=1)
+    cumulative[:, -1] = 1.0
+    values = []
+    for _ in range(draws):
+        drawn = (rng.random((len(proba), 1)) > cumulative).sum(axis=1)
+        values.append(expected_calibration_error(proba, drawn, 15))
+    return float(np.mean(values))
+
+
 def calibration(result: TrainResult, split: Split) -> dict[str, float]:
-    """ECE of served (temperature-scaled) and raw confidences on ``split``."""
+    """ECE of served (temperature-scaled) and raw confidences on ``split``, and the ECE a
+    perfectly calibrated head would measure on a split this size."""
     classes = [str(c) for c in result.head.classes_]
     position = {name: i for i, name in enumerate(classes)}
     known = np.asarray([label in position for label in split.labels])
@@ -126,6 +145,7 @@ def calibration(result: TrainResult, split: Split) -> dict[str, float]:
     return {
         "ece_before_temperature": expected_calibration_error(raw, truth, 15),
         "ece_after_temperature": expected_calibration_error(served, truth, 15),
+        "ece_if_calibrated": ece_if_calibrated(served),
         "temperature": result.temperature,
         "oof_ece_cross_fitted": float(result.metrics["ece"]),
     }
@@ -134,7 +154,9 @@ def calibration(result: TrainResult, split: Split) -> dict[str, float]:
 def queue_catch_rate(
     result: TrainResult, labelled: np.ndarray, data: BenchmarkData, policy: CapturePolicy, seed: int
 ) -> dict[str, float]:
-    """A fresh pass of the test split through the policy with the final head and index."""
+    """A fresh pass of the test split through the policy with the final head and index, beside
+    two references at the same capture rate: the head's own least-margin inputs (uncertainty
+    ranking alone, no policy) and a perfect error detector."""
     index = VectorIndex(data.pool.vectors.shape[1], background_rebuild=False)
     index.add(labelled, data.pool.vectors[labelled], "labelled")
     counts: dict[str, int] = {}
@@ -154,10 +176,16 @@ def queue_catch_rate(
             controller.commit(decision)
             add_pending(index, offset + position, data.test.vectors[position])
     wrong_a, taken_a = np.asarray(wrong), np.asarray(taken)
+    if not wrong_a.any():
+        return {"capture_rate": float(taken_a.mean()), "head_error_rate": 0.0}
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    least_margin = np.argsort(top_two[:, 1] - top_two[:, 0], kind="stable")[: taken_a.sum()]
     return {
         "capture_rate": float(taken_a.mean()),
         "head_error_rate": float(wrong_a.mean()),
-        "errors_captured": float(taken_a[wrong_a].mean()) if wrong_a.any() else 0.0,
+        "errors_captured": float(taken_a[wrong_a].mean()),
+        "errors_in_least_margin": float(wrong_a[least_margin].sum() / wrong_a.sum()),
+        "errors_perfect_detector": float(min(1.0, taken_a.sum() / wrong_a.sum())),
     }
 
 
@@ -204,6 +232,18 @@ def run_seed(
         on_checkpoint=recorder(random_curve, {}),
     )
     out["curves"]["random"] = random_curve
+    pool_curve: dict[int, float] = {}
+    run_pool_margin(
+        data.pool.vectors,
+        data.pool.labels,
+        order,
+        checkpoints,
+        cold_start=cold,
+        seed=seed,
+        candidates=HEAD_GRIDS[args.heads],
+        on_checkpoint=recorder(pool_curve, {}),
+    )
+    out["curves"]["pool_margin"] = pool_curve
     policies = {"winnow": policy, "margin": uncertainty_only(policy)}
     for name in args.strategies:
         curve: dict[int, float] = {}
@@ -254,17 +294,11 @@ def aggregate(
         for name in strategies
     }
     largest = max(budgets)
-    # None where a seed's curve never reaches random's accuracy within the largest budget
-    ratios: list[float | None] = []
-    for s in seeds:
-        needed = labels_to_reach(s["curves"]["winnow"], s["curves"]["random"][largest])
-        ratios.append(needed / largest if needed is not None else None)
-    finite = [r for r in ratios if r is not None]
-    mean_curve = {
-        count: float(np.mean([s["curves"]["winnow"][count] for s in seeds]))
-        for count in set.intersection(*(set(s["curves"]["winnow"]) for s in seeds))
+    ratios = {
+        name: headline_ratio(seeds, name, per_budget, largest)
+        for name in strategies
+        if name != "random"  # its own ratio is 1 by definition
     }
-    needed_mean = labels_to_reach(mean_curve, per_budget["random"][str(largest)]["mean"])
     gaps = {
         str(b): per_budget["winnow"][str(b)]["mean"] - per_budget["random"][str(b)]["mean"]
         for b in budgets
@@ -273,20 +307,16 @@ def aggregate(
     best_small = max((per_budget["winnow"][str(b)]["mean"] for b in ten_percent), default=None)
     return {
         "accuracy": per_budget,
-        "headline_ratio": {
-            "per_seed": ratios,
-            "mean": float(np.mean(finite)) if len(finite) == len(ratios) else None,
-            "min": float(min(finite)) if finite else None,
-            "max": float(max(finite)) if len(finite) == len(ratios) else None,
-            "seeds_not_reaching": len(ratios) - len(finite),
-            "of_mean_curves": needed_mean / largest if needed_mean is not None else None,
-            "budget": largest,
-        },
+        "headline_ratio": ratios["winnow"],
+        "ratio_by_strategy": ratios,
         "winnow_minus_random": gaps,
         "targets": {
-            "ratio_at_most_0.5": bool(len(finite) == len(ratios) and max(finite) <= 0.5),
+            "ratio_at_most_0.5": bool(
+                ratios["winnow"]["max"] is not None and ratios["winnow"]["max"] <= 0.5
+            ),
             "ratio_of_mean_curves_at_most_0.5": bool(
-                needed_mean is not None and needed_mean / largest <= 0.5
+                ratios["winnow"]["of_mean_curves"] is not None
+                and ratios["winnow"]["of_mean_curves"] <= 0.5
             ),
             "never_1pt_below_random": bool(min(gaps.values()) >= -0.01),
             "within_1pt_of_whole_pool_at_10pct": bool(
@@ -297,6 +327,35 @@ def aggregate(
     }
 
 
+def headline_ratio(
+    seeds: list[dict[str, Any]],
+    name: str,
+    per_budget: dict[str, dict[str, dict[str, float]]],
+    largest: int,
+) -> dict[str, Any]:
+    """Labels strategy ``name`` needs to reach random's accuracy at ``largest``, over ``largest``:
+    per seed (None where a seed's curve never gets there) and of the mean curves."""
+    ratios: list[float | None] = []
+    for s in seeds:
+        needed = labels_to_reach(s["curves"][name], s["curves"]["random"][largest])
+        ratios.append(needed / largest if needed is not None else None)
+    finite = [r for r in ratios if r is not None]
+    mean_curve = {
+        count: float(np.mean([s["curves"][name][count] for s in seeds]))
+        for count in set.intersection(*(set(s["curves"][name]) for s in seeds))
+    }
+    needed_mean = labels_to_reach(mean_curve, per_budget["random"][str(largest)]["mean"])
+    return {
+        "per_seed": ratios,
+        "mean": float(np.mean(finite)) if len(finite) == len(ratios) else None,
+        "min": float(min(finite)) if finite else None,
+        "max": float(max(finite)) if len(finite) == len(ratios) else None,
+        "seeds_not_reaching": len(ratios) - len(finite),
+        "of_mean_curves": needed_mean / largest if needed_mean is not None else None,
+        "budget": largest,
+    }
+
+
 def b1b_summary(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     keys = {
         "online_errors_captured": lambda s: s["b1b"]["online"]["errors_captured"],
@@ -304,6 +363,13 @@ def b1b_summary(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         "test_errors_captured": lambda s: s["b1b"]["fresh_test_pass"]["errors_captured"],
         "test_capture_rate": lambda s: s["b1b"]["fresh_test_pass"]["capture_rate"],
         "test_head_error_rate": lambda s: s["b1b"]["fresh_test_pass"]["head_error_rate"],
+        "test_errors_in_least_margin": lambda s: s["b1b"]["fresh_test_pass"][
+            "errors_in_least_margin"
+        ],
+        "test_errors_perfect_detector": lambda s: s["b1b"]["fresh_test_pass"][
+            "errors_perfect_detector"
+        ],
+        "ece_if_calibrated": lambda s: s["b1b"]["calibration"]["ece_if_calibrated"],
         "ece_before_temperature": lambda s: s["b1b"]["calibration"]["ece_before_temperature"],
         "ece_after_temperature": lambda s: s["b1b"]["calibration"]["ece_after_temperature"],
         "temperature": lambda s: s["b1b"]["calibration"]["temperature"],
@@ -319,7 +385,12 @@ def plot(report: dict[str, Any], path: Path) -> None:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     seeds = report["seeds"]
-    colours = {"winnow": "tab:green", "margin": "tab:orange", "random": "tab:blue"}
+    colours = {
+        "winnow": "tab:green",
+        "margin": "tab:orange",
+        "random": "tab:blue",
+        "pool_margin": "tab:purple",
+    }
     for name, colour in colours.items():
         if name not in seeds[0]["curves"]:
             continue
@@ -382,6 +453,11 @@ def print_table(report: dict[str, Any]) -> None:
         f"{_ratio_text(summary['headline_ratio'])}; per seed "
         f"{[None if r is None else round(r, 3) for r in summary['headline_ratio']['per_seed']]}"
     )
+    others = ", ".join(
+        f"{name} {_ratio_text(ratio)}" for name, ratio in summary["ratio_by_strategy"].items()
+        if name != "winnow"
+    )  # fmt: skip
+    print(f"the same ratio for {others}")
     print(f"targets: {summary['targets']}")
     b1b = report["b1b"]
     print(
@@ -390,6 +466,10 @@ def print_table(report: dict[str, Any]) -> None:
         f" at capture rate {b1b['online_capture_rate']['mean']:.1%} / "
         f"{b1b['test_capture_rate']['mean']:.1%}; ECE before/after temperature "
         f"{b1b['ece_before_temperature']['mean']:.2%} / {b1b['ece_after_temperature']['mean']:.2%}"
+        f" (a calibrated head would measure {b1b['ece_if_calibrated']['mean']:.2%}); test errors"
+        " in the head's least-margin inputs at that rate "
+        f"{b1b['test_errors_in_least_margin']['mean']:.1%}, perfect detector "
+        f"{b1b['test_errors_perfect_detector']['mean']:.1%}"
     )
 
 
