@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from capture import CaptureController, CapturePolicy, IndexRegistry
 from embeddings import EncoderPool
 from learner import DeployedHeads, ModelStore
 from learner.scheduler import RetrainScheduler, TrainingTracker
+from review_queue import capture_times
 from store import BlobStore, Function, ReviewItem, Sample, make_engine, session_scope
 
 log = logging.getLogger("winnow")
@@ -44,8 +47,17 @@ class RequestSet:
 class CaptureState:
     """Per-function capture controllers and training label counts, created on first use."""
 
-    def __init__(self, seed: int | None) -> None:
+    def __init__(
+        self, seed: int | None, history: Callable[[str], Iterable[float]] | None = None
+    ) -> None:
+        """
+        Args:
+            seed: seeds every controller's random slice (None: nondeterministic).
+            history: function id -> times (``time.time()`` seconds) of its captures in the last
+                day, counted against a new controller's budgets.
+        """
         self._seed = seed
+        self._history = history
         self._controllers: dict[str, CaptureController] = {}
         self._label_counts: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
@@ -60,6 +72,8 @@ class CaptureState:
                 rng = np.random.default_rng(self._seed)
                 policy = CapturePolicy.from_dict(function.capture_policy or {})
                 controller = CaptureController(policy, rng=rng)
+                if self._history is not None:
+                    controller.count_past_captures(self._history(function.id))
                 self._controllers[function.id] = controller
                 self.function_locks[function.id] = threading.Lock()
             return controller
@@ -105,7 +119,9 @@ class Runtime:
             torch_threads=settings.encoder_threads or -1,
         )
         self.indexes = IndexRegistry()
-        self.capture = CaptureState(int(settings.seed) if settings.seed else None)
+        self.capture = CaptureState(
+            int(settings.seed) if settings.seed else None, history=self._captures_in_last_day
+        )
         self.auth = Authenticator(self.engine, settings.admin_key)
         self.rate_limits = RateLimiter()
         self.training = TrainingTracker()
@@ -132,6 +148,11 @@ class Runtime:
         from api.services.training import retrain_check
 
         retrain_check(self)
+
+    def _captures_in_last_day(self, function_id: str) -> list[float]:
+        since = datetime.now(UTC) - timedelta(days=1)
+        with session_scope(self.engine) as session:
+            return capture_times(session=session, function_id=function_id, since=since)
 
     def sweep_orphans(self) -> None:
         """Remove blobs and artifact temp files left behind by a crash between write steps."""

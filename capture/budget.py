@@ -10,6 +10,7 @@ caller that crashed between the two steps cannot leak budget forever.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Literal
 
 HOUR = 3600.0
@@ -51,6 +52,12 @@ class CaptureBudget:
         forgotten = [token for token, since in self._expired.items() if since <= now - DAY]
         for token in forgotten:
             del self._expired[token]
+
+    def count_past(self, times: Iterable[float]) -> None:
+        """Count captures committed at ``times`` before this budget existed (for example the
+        queue items an earlier process persisted), so a restart does not reset the windows."""
+        merged = deque(sorted([*self._day, *times]))
+        self._hour, self._day = merged, deque(merged)  # _expire trims each to its window
 
     def used(self, now: float) -> tuple[int, int]:
         """Captures (committed plus open reservations) in the last hour and the last day."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -129,6 +129,13 @@ class CaptureController:
     @property
     def policy(self) -> CapturePolicy:
         return self._policy
+
+    def count_past_captures(self, times: Iterable[float]) -> None:
+        """Count captures persisted before this controller existed against the hourly and daily
+        budgets (``times`` on this controller's clock, e.g. the creation times of the queue
+        items a previous process wrote), so a restart does not hand out a fresh budget."""
+        with self._lock:
+            self._budget.count_past(times)
 
     def update_policy(self, policy: CapturePolicy) -> None:
         """Switch settings, keeping recent scores and budget usage."""

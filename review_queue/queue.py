@@ -8,6 +8,7 @@ annotated or discarded later; discarded items are final.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,18 @@ def create_item(
     )
     session.add(item)
     return item
+
+
+def capture_times(*, session: Session, function_id: str, since: datetime) -> list[float]:
+    """When this function's items were captured from ``since`` on, oldest first, as POSIX
+    seconds, whatever their status now: what the capture budgets count."""
+    created = session.exec(
+        select(ReviewItem.created_at)
+        .where(ReviewItem.function_id == function_id, col(ReviewItem.created_at) >= since)
+        .order_by(col(ReviewItem.created_at))
+    ).all()
+    # SQLite hands timestamps back without a zone; they were written in UTC
+    return [(t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() for t in created]
 
 
 def get_item(*, session: Session, function_id: str | None, item_id: str) -> ReviewItem:
