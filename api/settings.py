@@ -40,7 +40,8 @@ class Settings:
     retrain_interval: float = 60.0
     # New annotations since the last training that trigger an automatic retrain.
     retrain_min_annotations: int = 10
-    # Accuracy (0..1) a retrained model may lose against the deployed one and still be deployed.
+    # Accuracy (0..1) a retrained model may lose against the deployed one and still be deployed;
+    # a larger loss rejects it only when significant (learner.champion).
     deploy_tolerance: float = 0.01
     # Seconds allowed for fetching an image from a URL.
     url_timeout: float = 10.0

@@ -28,7 +28,6 @@ from learner import (
 from learner.champion import (
     Comparison,
     DeployDecision,
-    accuracy,
     compare_on,
     count_flips,
     decide,
@@ -211,11 +210,12 @@ def _same_folds(
     except (KeyError, ValueError) as exc:  # an unknown or unfit recipe cannot be compared
         log.warning("champion recipe %s not comparable: %s", recipe.key, exc)
         return Comparison("same_folds", 0, float("nan"), float("nan"))
-    return Comparison(
-        basis="same_folds",
-        n=int(scored.sum()),
-        challenger_accuracy=accuracy(result.oof_pred[scored], truth[scored]),
-        champion_accuracy=accuracy(champion_pred[scored], truth[scored]),
+    return compare_on(
+        "same_folds",
+        scored,
+        truth=truth,
+        challenger_pred=result.oof_pred,
+        champion_pred=champion_pred,
     )
 
 
