@@ -11,10 +11,13 @@ trying the others now and then, so a change of load is noticed."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 # Torch's intra-op threads as the process started (one per physical core unless configured);
 # read once because worker threads change the default that later threads see.
@@ -90,14 +93,31 @@ class ThreadTuner:
         return best
 
     def record(self, batch_size: int, threads: int, seconds: float) -> None:
-        """Measured wall time of one forward pass of ``batch_size`` images."""
+        """Measured wall time of one forward pass of ``batch_size`` images; logs the fastest count
+        once every candidate has been measured, and again whenever it changes."""
         bucket = self._buckets.setdefault(batch_bucket(batch_size), _Bucket())
+        before = self.fastest(batch_size)
+        was_complete = len(bucket.seconds_per_image) == len(self.choices)
         per_image = seconds / batch_size
         previous = bucket.seconds_per_image.get(threads)
         bucket.seconds_per_image[threads] = (
             per_image if previous is None else previous + self._smoothing * (per_image - previous)
         )
         bucket.runs[threads] = bucket.runs.get(threads, 0) + 1
+        after = self.fastest(batch_size)
+        complete = len(bucket.seconds_per_image) == len(self.choices)
+        if complete and (not was_complete or after != before):
+            low = 1 << (batch_bucket(batch_size) - 1)
+            logger.info(
+                "encoder: batches of %d-%d images run with %d torch thread(s) (ms per image: %s)",
+                low,
+                2 * low - 1,
+                after,
+                ", ".join(
+                    f"{count} thread(s) {value * 1000:.1f}"
+                    for count, value in sorted(bucket.seconds_per_image.items())
+                ),
+            )
 
     def fastest(self, batch_size: int) -> int | None:
         """The measured fastest count for this batch size (None before any measurement)."""

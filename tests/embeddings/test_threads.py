@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from embeddings.threads import ThreadTuner, batch_bucket
@@ -50,3 +52,19 @@ def test_periodic_exploration_notices_a_change_of_load() -> None:
 def test_invalid_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         ThreadTuner(**kwargs)
+
+
+def test_the_choice_is_logged_once_measured_and_when_it_changes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tuner = ThreadTuner([1, 2], warmup=1, explore_every=2, smoothing=1.0)
+    with caplog.at_level(logging.INFO, logger="embeddings.threads"):
+        for _ in range(4):
+            run(tuner, 8, {1: 30.0, 2: 20.0})
+        run(tuner, 8, {1: 30.0, 2: 45.0})  # two threads got slow: one is faster now
+        run(tuner, 8, {1: 30.0, 2: 45.0})
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert messages[0].startswith("encoder: batches of 8-15 images run with 2 torch thread(s)")
+    assert "1 thread(s) 30.0, 2 thread(s) 20.0" in messages[0]
+    assert "run with 1 torch thread(s)" in messages[1]
