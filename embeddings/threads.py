@@ -1,13 +1,12 @@
 """How many torch threads the encoder worker uses on CPU: measured per batch size, not guessed.
 
-The right count depends on the batch and on what else the machine runs. Measured on 2 cores with
-efficientnet-lite0: one image encodes faster with one thread (28.6 vs 31.5 ms; single-client
-invoke p50 33 vs 45 ms), a batch of 8 faster with two (20.1 vs 29.5 ms per image). Under 16
-clients the service reached 0.66-0.69 of a raw loop's throughput with one core always left to the
-request threads and 1.17-1.18 with the count tuned (``python -m bench.serving [--encoder-threads
-1]``). :class:`ThreadTuner` keeps a moving average of seconds per image for each candidate count
-and batch-size bucket, runs each candidate a few times first, then uses the fastest and keeps
-trying the others now and then, so a change of load is noticed."""
+The right count depends on the batch and on what else the machine runs. On 2 cores with
+efficientnet-lite0 (``python -m bench.serving --encoder-threads 1|2``), one client alone was
+answered faster with one thread (p50 33 vs 45 ms), while 16 clients were served at 0.66-0.69 of
+a raw loop's throughput with one thread and up to 1.09 with two. :class:`ThreadTuner` keeps a
+moving average of seconds per image for each candidate count and batch-size bucket, runs each
+candidate a few times first, then uses the fastest and keeps trying the others now and then, so
+a change of load is noticed (tuned: 1.17-1.18 of the raw loop, one client p50 33-34 ms)."""
 
 from __future__ import annotations
 

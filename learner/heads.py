@@ -145,9 +145,9 @@ class KNeighborsFamily:
     k grows with the square root of the training size (a classic bias/variance compromise),
     capped so prediction stays cheap and never asks for more neighbours than there are samples.
 
-    Exact kNN costs grow with the sample count: every invoke compares against every sample
-    (~3 ms per query at 24k samples, ~8 ms at 80k, 512-d, 2 cores) and cross-validating it is
-    quadratic (235 of the 277 s ``train_head`` took on 1e5 samples, ``bench/retrain_cost.py``).
+    Exact kNN costs grow with the sample count: every invoke compares against every sample, and
+    cross-validating it is quadratic (235 of the 277 s ``train_head`` took on 1e5 samples in
+    ``bench/retrain_cost.py --full`` before this limit).
     Beyond ``max_train_samples`` the family steps aside: logistic regression serves in constant
     time and has the data to fit sharp boundaries by then.
     """

@@ -22,7 +22,7 @@ def test_buckets_group_batch_sizes_by_powers_of_two() -> None:
 
 def test_each_choice_is_measured_first_then_the_fastest_is_used_per_batch_size() -> None:
     tuner = ThreadTuner([2, 1], warmup=3, explore_every=1000)
-    # measured on 2 cores: one thread wins for single images, two threads for batches of 8
+    # as on 2 cores: one thread wins for single images, two threads for batches of 8
     single, batch = {1: 28.6, 2: 31.5}, {1: 29.5, 2: 20.1}
     assert sorted(run(tuner, 1, single) for _ in range(6)) == [1, 1, 1, 2, 2, 2]
     assert sorted(run(tuner, 8, batch) for _ in range(6)) == [1, 1, 1, 2, 2, 2]
