@@ -28,7 +28,7 @@ accuracy instead of test accuracy and writes nothing unless ``--output`` is give
 Usage (from the repository root)::
 
     python -m bench.label_efficiency --quick          # 3000-image pool, 3 seeds (default)
-    python -m bench.label_efficiency --full           # 6000-image pool, 5 seeds, up to 600
+    python -m bench.label_efficiency --full           # 6000-image pool, 10 seeds, up to 600
     python -m bench.label_efficiency --subset 2000 --seeds 0 1 2
 
 Writes ``bench/results/label_efficiency.json`` and ``.png`` and prints a table.
@@ -84,11 +84,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "heads": "logistic",
         "growth": 0.5,
     },
+    # the whole t10k file as test split: on 2000 images a perfectly calibrated head measured an
+    # ECE of 1.9% (15 bins), too close to B1b's 2% target to tell anything
     "full": {
         "subset": 6000,
         "val": 1000,
-        "test": 2000,
-        "seeds": [0, 1, 2, 3, 4],
+        "test": 10000,
+        "seeds": list(range(10)),
         "budgets": [20, 40, 80, 150, 300, 600],
         "heads": "logistic",
         "growth": 0.5,
