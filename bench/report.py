@@ -208,7 +208,19 @@ def _one_client(phase: dict[str, Any]) -> str:
     )
 
 
-def b3_rows(report: dict[str, Any], embedding: dict[str, Any] | None) -> list[Row]:
+def _sizes(name: str, key: str) -> set[int]:
+    """Sizes the quick run of a bench measured (its ``--full`` rows only add the others)."""
+    return {int(row[key]) for row in (load(name) or {}).get("results", [])}
+
+
+def _full_mark(report: dict[str, Any]) -> str:
+    return " (--full)" if report.get("config", {}).get("full") else ""
+
+
+def b3_rows(report: dict[str, Any]) -> list[Row]:
+    full = bool(report["config"].get("full"))
+    embedding = load("embedding_time_full" if full else "embedding_time")
+    skip = _sizes("capture_cost", "size") if full else set()
     embed_ms = report["config"]["embed_ms"]
     source = (
         f"{embedding['backbone']} measured: {embed_ms:.1f} ms/image"
@@ -225,7 +237,7 @@ def b3_rows(report: dict[str, Any], embedding: dict[str, Any] | None) -> list[Ro
         )
     rows: list[Row] = []
     for row in report["results"]:
-        if row["index"] != "auto" or row["size"] < 10_000:
+        if row["index"] != "auto" or row["size"] < 10_000 or row["size"] in skip:
             continue
         target = targets.get(row["size"])
         flat = next(
@@ -235,7 +247,8 @@ def b3_rows(report: dict[str, Any], embedding: dict[str, Any] | None) -> list[Ro
         flat_text = f"; exact search {flat['decision_ms_median']:.1f} ms" if flat else ""
         rows.append(
             (
-                f"B3 capture decision time / embedding time at {row['size']:,} indexed vectors "
+                f"B3{_full_mark(report)} capture decision time / embedding time at "
+                f"{row['size']:,} indexed vectors "
                 f"({row['structure']}; {source})",
                 f"{pct(row['fraction_of_embed'])} ({row['decision_ms_median']:.2f} ms, "
                 f"recall@10 {row['recall_at_10']:.3f}{flat_text})",
@@ -250,14 +263,18 @@ def b3_rows(report: dict[str, Any], embedding: dict[str, Any] | None) -> list[Ro
 
 def b4_rows(report: dict[str, Any]) -> list[Row]:
     target = report["target"]
+    skip = _sizes("retrain_cost", "samples") if report["config"].get("full") else set()
     rows: list[Row] = []
     for row in report["results"]:
+        if row["samples"] in skip:
+            continue
         is_target = row["samples"] == target["samples"]
         cv = sorted(row.get("cv_seconds", {}).items(), key=lambda item: -item[1])[:2]
         slowest = "; slowest CV: " + ", ".join(f"{k} {v:.1f} s" for k, v in cv) if cv else ""
         rows.append(
             (
-                f"B4 retrain (cross-validated model selection) on {row['samples']:,} samples, "
+                f"B4{_full_mark(report)} retrain (cross-validated model selection) on "
+                f"{row['samples']:,} samples, "
                 "512-d, 10 labels",
                 f"{row['seconds_median']:.1f} s (out-of-fold accuracy "
                 f"{row['oof_accuracy']:.2f}, chose {row['chosen']}{slowest})",
@@ -265,10 +282,12 @@ def b4_rows(report: dict[str, Any]) -> list[Row]:
                 verdict(row["seconds_median"] <= target["max_seconds"]) if is_target else "—",
             )
         )
-    if report.get("growth_exponent") is not None:
+    sizes = [int(row["samples"]) for row in report["results"]]
+    if report.get("growth_exponent") is not None and sizes:
         rows.append(
             (
-                "B4 growth exponent of retrain time (log-log slope over those sizes)",
+                f"B4{_full_mark(report)} growth exponent of retrain time (log-log slope over "
+                f"{min(sizes):,} to {max(sizes):,} samples)",
                 f"{report['growth_exponent']:.2f}",
                 "—",
                 "—",
@@ -292,7 +311,9 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_efficiency_full", "python -m bench.run --only b1 --full", b1_full_rows),
     ("serving", "python -m bench.serving", b2_rows),
     ("capture_cost", "python -m bench.run --only b3", b3_rows),
-    ("retrain_cost", "python -m bench.retrain_cost", b4_rows),
+    ("capture_cost_full", "python -m bench.run --only b3 --full", b3_rows),
+    ("retrain_cost", "python -m bench.run --only b4", b4_rows),
+    ("retrain_cost_full", "python -m bench.run --only b4 --full", b4_rows),
 ]
 
 
@@ -308,7 +329,6 @@ def performance_section() -> str:
     """The Markdown between the markers, from whatever results exist."""
     rows: list[str] = []
     missing, machines, ran = [], set(), []
-    embedding = load("embedding_time")
     for name, command, build in SECTIONS:
         report = load(name)
         if report is None:
@@ -317,7 +337,7 @@ def performance_section() -> str:
         ran.append(name)
         machines.add(str(report.get("machine", "")).split(",")[0])
         try:
-            built = build(report, embedding) if build is b3_rows else build(report)
+            built = build(report)
         except (KeyError, TypeError, ValueError) as error:
             built = [(f"{name}: results in an unexpected shape ({error!r})", "", "", "")]
         rows += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in built]

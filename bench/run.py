@@ -37,13 +37,17 @@ RESULTS = ROOT / "bench" / "results"
 BENCHES = ("b1", "b2", "b3", "b4")
 
 
+def result_path(name: str, args: argparse.Namespace) -> Path:
+    """Where a bench writes: ``--full`` results are kept beside the quick run's, not over them
+    (so ``make bench`` after a ``--full`` run does not drop the larger sizes from the README)."""
+    return RESULTS / (f"{name}_full.json" if args.full else f"{name}.json")
+
+
 def run_b1(args: argparse.Namespace, _state: dict[str, Any]) -> None:
     from bench import label_efficiency
 
-    if args.full:  # kept beside the quick run's results, not over them
-        label_efficiency.main(["--full", "--output", str(RESULTS / "label_efficiency_full.json")])
-    else:
-        label_efficiency.main(["--quick"])
+    preset = "--full" if args.full else "--quick"
+    label_efficiency.main([preset, "--output", str(result_path("label_efficiency", args))])
 
 
 def run_b2(args: argparse.Namespace, state: dict[str, Any]) -> None:
@@ -61,6 +65,7 @@ def run_b3(args: argparse.Namespace, state: dict[str, Any]) -> None:
 
     embedding = measure_embedding(args, state.get("raw_ms_per_image"))
     argv = ["--embed-ms", f"{embedding['ms_per_image']:.3f}"]
+    argv += ["--output", str(result_path("capture_cost", args))]
     if args.full:
         argv.append("--full")
     if capture_cost.main(argv) != 0:
@@ -90,7 +95,7 @@ def measure_embedding(args: argparse.Namespace, from_b2: float | None) -> dict[s
         "ms_per_image": round(ms, 3),
         "measured": how,
     }
-    write_result(RESULTS / "embedding_time.json", embedding)
+    write_result(result_path("embedding_time", args), embedding)
     print(f"B3: embedding time {ms:.1f} ms/image ({args.backbone}, {how})", flush=True)
     return embedding
 
@@ -98,7 +103,8 @@ def measure_embedding(args: argparse.Namespace, from_b2: float | None) -> dict[s
 def run_b4(args: argparse.Namespace, _state: dict[str, Any]) -> None:
     from bench import retrain_cost
 
-    retrain_cost.main(["--full"] if args.full else [])
+    argv = ["--output", str(result_path("retrain_cost", args))]
+    retrain_cost.main([*argv, "--full"] if args.full else argv)
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {

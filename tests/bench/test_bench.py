@@ -81,3 +81,32 @@ def test_synthetic_clusters_are_neighbourly_like_image_embeddings_not_isotropic(
     isotropic = np.random.default_rng(1).standard_normal((300, 512))
     isotropic /= np.linalg.norm(isotropic, axis=1, keepdims=True)
     assert capture_cost.cluster_statistics(isotropic, np.zeros(300))["participation_ratio"] > 150
+
+
+def test_full_results_add_only_the_sizes_the_quick_run_did_not_measure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def retrain(sizes: list[int], full: bool) -> dict[str, object]:
+        rows = [
+            {"samples": n, "seconds_median": n / 1000, "oof_accuracy": 0.9, "chosen": "knn"}
+            for n in sizes
+        ]
+        return {
+            "config": {"full": full},
+            "target": {"samples": 10_000, "max_seconds": 10},
+            "results": rows,
+            "growth_exponent": 1.0,
+        }
+
+    (tmp_path / "retrain_cost.json").write_text(json.dumps(retrain([1000, 10_000], False)))
+    full = retrain([1000, 10_000, 100_000], True)
+    (tmp_path / "retrain_cost_full.json").write_text(json.dumps(full))
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+
+    figures = [row[0] for row in report.b4_rows(full)]
+    assert figures == [
+        "B4 (--full) retrain (cross-validated model selection) on 100,000 samples, 512-d, 10 labels",
+        "B4 (--full) growth exponent of retrain time (log-log slope over 1,000 to 100,000 samples)",
+    ]
+    section = report.performance_section()
+    assert section.count("on 10,000 samples") == 1 and "on 100,000 samples" in section
