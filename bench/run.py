@@ -12,8 +12,9 @@ Usage (from the repository root; ``make bench ARGS="..."`` passes the same flags
     python -m bench.run --full           # larger sizes (1e6 vectors, 1e5 samples): hours
     python -m bench.run --only b2,b4     # a selection
 
-Each bench writes ``bench/results/<name>.json``; a failing bench is reported and the others
-still run (the exit status is 1 if any failed).
+Each bench writes ``bench/results/<name>.json`` (``<name>_full.json`` with ``--full``, so the two
+sizes of run keep their own results); a failing bench is reported and the others still run (the
+exit status is 1 if any failed).
 """
 
 from __future__ import annotations
