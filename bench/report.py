@@ -184,7 +184,7 @@ def b2_rows(report: dict[str, Any]) -> list[Row]:
                 f"{phase['ratio']:.2f}{_round_spread(phase)} ({phase['images_per_s']:.1f} vs "
                 f"{raw:.1f} img/s); "
                 f"latency p50 / p99 {phase['latency_ms_p50']:.0f} / "
-                f"{phase['latency_ms_p99']:.0f} ms{_one_client(phase)}",
+                f"{phase['latency_ms_p99']:.0f} ms{_one_client(phase)}{_cpu_per_image(phase)}",
                 f">= {report['target_ratio']}",
                 verdict(phase["passed"]),
             )
@@ -197,6 +197,13 @@ def _round_spread(phase: dict[str, Any]) -> str:
     if len(ratios) < 2:
         return ""
     return f", median of {len(ratios)} rounds {min(ratios):.2f}-{max(ratios):.2f}"
+
+
+def _cpu_per_image(phase: dict[str, Any]) -> str:
+    service, raw = phase.get("cpu_ms_per_image"), phase.get("raw_cpu_ms_per_image")
+    if service is None or raw is None:
+        return ""
+    return f"; CPU time per image {service:.1f} vs {raw:.1f} ms in the raw loop"
 
 
 def _one_client(phase: dict[str, Any]) -> str:

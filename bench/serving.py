@@ -99,7 +99,7 @@ def raw_throughput(
 
     from embeddings import decode_image
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         batch = torch.stack(
@@ -107,7 +107,13 @@ def raw_throughput(
         )
         backbone.encode(batch)
     seconds = time.perf_counter() - started
-    return {"images": len(images), "seconds": seconds, "images_per_s": len(images) / seconds}
+    cpu_seconds = time.process_time() - cpu_started  # the whole process: torch's threads too
+    return {
+        "images": len(images),
+        "seconds": seconds,
+        "images_per_s": len(images) / seconds,
+        "cpu_ms_per_image": 1000.0 * cpu_seconds / len(images),
+    }
 
 
 def best_raw_throughput(
@@ -140,8 +146,12 @@ def best_raw_throughput(
         thread.start()
         thread.join()
         variants[f"worker_thread_{count}"] = result
-    best = max(run["images_per_s"] for run in variants.values())
-    return {"images_per_s": best, "variants": variants}
+    best = max(variants.values(), key=lambda run: run["images_per_s"])
+    return {
+        "images_per_s": best["images_per_s"],
+        "cpu_ms_per_image": best["cpu_ms_per_image"],
+        "variants": variants,
+    }
 
 
 def free_port() -> int:
@@ -159,9 +169,27 @@ def auth_headers() -> tuple[list[str], dict[str, str]]:
     return [], {}
 
 
+@dataclasses.dataclass(frozen=True)
+class RunningService:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the service process (every thread), from /proc; None where
+        there is no /proc (not Linux)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name: state, ppid, ...
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def running_service(args: argparse.Namespace, data_dir: Path, flags: list[str]) -> Iterator[str]:
-    """Start ``winnow serve`` in a subprocess; yield its base URL once /health answers."""
+def running_service(
+    args: argparse.Namespace, data_dir: Path, flags: list[str]
+) -> Iterator[RunningService]:
+    """Start ``winnow serve`` in a subprocess; yield it once /health answers."""
     port = free_port()
     command = [
         sys.executable,
@@ -207,7 +235,7 @@ def running_service(args: argparse.Namespace, data_dir: Path, flags: list[str]) 
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"service did not start in {args.start_timeout} s")
                 time.sleep(0.2)
-            yield base_url
+            yield RunningService(base_url, process.pid)
         finally:
             process.terminate()
             _reap(process, timeout=20)
@@ -362,6 +390,12 @@ def median_rate(runs: list[dict[str, Any]]) -> float:
     return float(np.median([run["images_per_s"] for run in runs]))
 
 
+def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    """Median of ``key`` over the runs that measured it (None if none did)."""
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return float(np.median(values)) if values else None
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", default="efficientnet-lite0")
@@ -416,7 +450,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raw_loop_process(args) as measure_raw,
     ):
         data_dir = Path(tmp) / "data"
-        with running_service(args, data_dir, flags) as base_url:
+        with running_service(args, data_dir, flags) as service_process:
+            base_url = service_process.url
             with httpx.Client(base_url=base_url, headers=headers, timeout=120) as http:
                 function_id = prepare_function(http, train_images, args.per_label)
             order = [("capture_off", "?capture=false"), ("capture_on", "")]
@@ -428,6 +463,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         base_url, path, bodies, clients=args.clients, requests=args.warmup,
                         headers=headers,
                     )  # fmt: skip
+                    cpu_before = service_process.cpu_seconds()
                     phase = drive(
                         base_url,
                         path,
@@ -436,6 +472,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         requests=args.requests,
                         headers=headers,
                     )
+                    cpu_after = service_process.cpu_seconds()
+                    if cpu_before is not None and cpu_after is not None and phase["ok"]:
+                        phase["cpu_ms_per_image"] = 1000 * (cpu_after - cpu_before) / phase["ok"]
                     phases[name].append(phase)
                     print(
                         f"  service {name}: {phase['images_per_s']:.2f} img/s, "
@@ -484,6 +523,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "errors": errors,
             "first_error": next((run["first_error"] for run in runs if run["first_error"]), None),
             "best_round_images_per_s": best["images_per_s"],
+            # CPU time the service process spent per answered image (HTTP, decoding, batching,
+            # the model, the head, capture), against the raw loop's: what the service costs
+            # on top of the model, free of the throughput's noise on a shared machine
+            "cpu_ms_per_image": median_of(runs, "cpu_ms_per_image"),
+            "raw_cpu_ms_per_image": median_of(raw_runs, "cpu_ms_per_image"),
             "rounds": runs,
             "one_client": single[name],
             "passed": ratio >= TARGET_RATIO and errors == 0,
@@ -508,6 +552,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"capture on {service['capture_on']['ratio']:.3f} (target >= {TARGET_RATIO}); "
         f"load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}"
     )
+    if service["capture_off"]["cpu_ms_per_image"] is not None:
+        print(
+            "  CPU ms per image (median over rounds): raw loop "
+            f"{service['capture_off']['raw_cpu_ms_per_image']:.1f}, service capture off "
+            f"{service['capture_off']['cpu_ms_per_image']:.1f}, capture on "
+            f"{service['capture_on']['cpu_ms_per_image']:.1f}"
+        )
     write_result(args.output, report)
     print(f"  wrote {args.output}")
     return report

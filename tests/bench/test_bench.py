@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +112,17 @@ def test_full_results_add_only_the_sizes_the_quick_run_did_not_measure(
     ]
     section = report.performance_section()
     assert section.count("on 10,000 samples") == 1 and "on 100,000 samples" in section
+
+
+def test_service_cpu_time_is_read_from_proc_like_the_process_own_clock() -> None:
+    from bench.serving import RunningService
+
+    me = RunningService("http://unused", os.getpid())
+    before, clock_before = me.cpu_seconds(), time.process_time()
+    if before is None:
+        pytest.skip("no /proc on this platform")
+    total = 0
+    while time.process_time() - clock_before < 0.3:
+        total += sum(range(1000))
+    spent, clock_spent = me.cpu_seconds() - before, time.process_time() - clock_before
+    assert total > 0 and abs(spent - clock_spent) < 0.05  # /proc ticks are 10 ms
