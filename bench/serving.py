@@ -3,10 +3,12 @@
 The service is started for real (``python -m api.cli serve`` in a subprocess, on a free port with a
 temporary data dir); a function is created, given a few labelled samples and trained; then
 ``--clients`` threads, each with its own keep-alive ``httpx.Client``, post the images as JSON data
-URIs as fast as they are answered. The same images are also encoded by a plain loop over the same
-backbone at the same batch size (``load_backbone`` + decode + preprocess + encode; the fastest
-of several thread set-ups counts) in a child process, in rounds interleaved with the service's so
-that background load on a shared machine hits both sides. The service and the raw loop each run in a
+URIs as fast as they are answered; throughput is timed over a window in which every client has a
+request in flight (after ``--warmup`` answers, for ``--requests`` answers). The same images are
+also encoded by a plain loop over the same backbone at the same batch size (``load_backbone`` +
+decode + preprocess + encode; the fastest of several thread set-ups counts) in a child process,
+in rounds interleaved with the service's so that background load on a shared machine hits both
+sides. The service and the raw loop each run in a
 session of their own, so Linux's autogroup scheduler gives each the same share of a busy machine
 and the HTTP clients (remote in production) take share from neither.
 
@@ -336,44 +338,59 @@ def drive(
     *,
     clients: int,
     requests: int,
+    warmup: int,
     headers: dict[str, str],
+    cpu_seconds: Callable[[], float | None] = lambda: None,
 ) -> dict[str, Any]:
-    """``clients`` threads post ``requests`` bodies in total; throughput and latency percentiles."""
-    counter = iter(range(requests))
-    counter_lock = threading.Lock()
-    latencies: list[float] = []
-    failures: list[str] = []
-    results_lock = threading.Lock()
+    """``clients`` threads post bodies back to back; throughput and latency of a steady window.
+
+    Every client keeps one request in flight until the window closes. The window opens when the
+    ``warmup``-th answer arrives and closes with the ``warmup + requests``-th, so the ramp-up (new
+    connections, part-filled batches while clients arrive) and the drain at the end (fewer
+    clients than a batch left waiting) are outside it: the raw loop it is compared with has
+    neither. ``cpu_seconds`` (the service's CPU clock) is read as the window opens and closes.
+    """
+    if warmup < 1 or requests < 1:
+        raise ValueError("warmup and requests must be >= 1")
+    lock = threading.Lock()
+    done = threading.Event()
+    sent = 0
+    answers: list[tuple[float, float, int, str]] = []  # finished at, latency, status, error text
+    cpu_marks: list[float | None] = []
     request_headers = {**headers, "content-type": "application/json"}
 
     def client_loop() -> None:
-        mine, errors = [], []
+        nonlocal sent
         with httpx.Client(base_url=base_url, headers=request_headers, timeout=120) as http:
-            while True:
-                with counter_lock:
-                    n = next(counter, None)
-                if n is None:
-                    break
+            while not done.is_set():
+                with lock:
+                    n, sent = sent, sent + 1
                 started = time.perf_counter()
                 response = http.post(path, content=bodies[n % len(bodies)])
-                elapsed = time.perf_counter() - started
-                if response.status_code == 200:
-                    mine.append(elapsed)
-                else:
-                    errors.append(f"{response.status_code}: {response.text[:200]}")
-        with results_lock:
-            latencies.extend(mine)
-            failures.extend(errors)
+                error = "" if response.status_code == 200 else response.text[:200]
+                with lock:
+                    if done.is_set():
+                        break
+                    finished = time.perf_counter()  # under the lock: answers stay in time order
+                    answers.append((finished, finished - started, response.status_code, error))
+                    if len(answers) in (warmup, warmup + requests):
+                        cpu_marks.append(cpu_seconds())
+                    if len(answers) == warmup + requests:
+                        done.set()
 
     threads = [threading.Thread(target=client_loop) for _ in range(clients)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
+    if len(answers) < warmup + requests:
+        raise RuntimeError(f"the service answered {len(answers)} of {warmup + requests} invokes")
+    window = answers[warmup:]
+    seconds = window[-1][0] - answers[warmup - 1][0]
+    latencies = [latency for _, latency, status, _ in window if status == 200]
+    failures = [f"{status}: {error}" for _, _, status, error in window if status != 200]
     ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
-    return {
+    result = {
         "requests": requests,
         "ok": len(latencies),
         "errors": len(failures),
@@ -384,6 +401,10 @@ def drive(
         "latency_ms_p99": float(np.percentile(ms, 99)),
         "latency_ms_mean": float(np.mean(ms)),
     }
+    cpu_start, cpu_end = cpu_marks
+    if cpu_start is not None and cpu_end is not None and latencies:
+        result["cpu_ms_per_image"] = 1000 * (cpu_end - cpu_start) / len(latencies)
+    return result
 
 
 def median_rate(runs: list[dict[str, Any]]) -> float:
@@ -404,8 +425,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--encoder-threads", type=int, default=0, help="the service's --encoder-threads (0: auto)"
     )
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
-    parser.add_argument("--requests", type=int, default=96, help="timed invokes per phase")
-    parser.add_argument("--warmup", type=int, default=16, help="untimed invokes per phase")
+    parser.add_argument("--requests", type=int, default=160, help="timed invokes per phase")
+    parser.add_argument(
+        "--warmup", type=int, default=32, help="untimed invokes before each phase's window"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="raw/service rounds, interleaved")
     parser.add_argument(
         "--latency-requests", type=int, default=40, help="invokes from one client, for latency"
@@ -459,22 +482,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 raw_round()
                 for name, query in order:
                     path = f"/v1/functions/{function_id}/invoke{query}"
-                    drive(
-                        base_url, path, bodies, clients=args.clients, requests=args.warmup,
-                        headers=headers,
-                    )  # fmt: skip
-                    cpu_before = service_process.cpu_seconds()
                     phase = drive(
                         base_url,
                         path,
                         bodies,
                         clients=args.clients,
                         requests=args.requests,
+                        warmup=args.warmup,
                         headers=headers,
+                        cpu_seconds=service_process.cpu_seconds,
                     )
-                    cpu_after = service_process.cpu_seconds()
-                    if cpu_before is not None and cpu_after is not None and phase["ok"]:
-                        phase["cpu_ms_per_image"] = 1000 * (cpu_after - cpu_before) / phase["ok"]
                     phases[name].append(phase)
                     print(
                         f"  service {name}: {phase['images_per_s']:.2f} img/s, "
@@ -487,7 +504,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for name, query in (("capture_off", "?capture=false"), ("capture_on", "")):
                 path = f"/v1/functions/{function_id}/invoke{query}"
                 single[name] = drive(
-                    base_url, path, bodies, clients=1, requests=args.latency_requests,
+                    base_url, path, bodies, clients=1, requests=args.latency_requests, warmup=2,
                     headers=headers,
                 )  # fmt: skip
                 print(

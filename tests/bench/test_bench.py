@@ -126,3 +126,52 @@ def test_service_cpu_time_is_read_from_proc_like_the_process_own_clock() -> None
         total += sum(range(1000))
     spent, clock_spent = me.cpu_seconds() - before, time.process_time() - clock_before
     assert total > 0 and abs(spent - clock_spent) < 0.05  # /proc ticks are 10 ms
+
+
+def test_b2_times_only_the_window_in_which_every_client_is_busy() -> None:
+    """A server that answers one request at a time in 10 ms: the steady rate is 100/s. Counting
+    from the first request instead would include the clients' start and the drain at the end."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bench.serving import drive
+
+    one_at_a_time = threading.Lock()
+    calls = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["content-length"]))
+            with one_at_a_time:
+                time.sleep(0.01)
+                calls["n"] += 1
+                status = 500 if calls["n"] == 15 else 200
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    clock = iter(range(100))
+    try:
+        result = drive(
+            f"http://127.0.0.1:{server.server_address[1]}",
+            "/invoke",
+            [b"{}"],
+            clients=4,
+            requests=30,
+            warmup=8,
+            headers={},
+            cpu_seconds=lambda: float(next(clock)),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["ok"] + result["errors"] == 30 and result["errors"] == 1  # the 15th answer
+    assert result["first_error"].startswith("500")
+    assert 30 * 0.01 <= result["seconds"] < 30 * 0.01 * 2
+    assert result["cpu_ms_per_image"] == pytest.approx(1000 * 1 / 29)  # clock read twice
+    assert calls["n"] <= 8 + 30 + 4  # the clients stop once the window closes
