@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from embeddings import EfficientNetLite0Backbone, build_efficientnet_lite0
+from embeddings.efficientnet_backbone import frozen_graph
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +73,18 @@ def test_features_separate_two_real_image_groups(backbone: EfficientNetLite0Back
     same = labels[:, None] == labels[None, :]
     np.fill_diagonal(similarity, np.nan)
     assert np.nanmean(similarity[same]) - np.nanmean(similarity[~same]) > 0.2
+
+
+def test_frozen_graph_gives_eager_features_for_any_batch_size(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    eager = build_efficientnet_lite0()
+    frozen = frozen_graph(eager)  # traced on one image
+    assert not [w for w in recwarn if "jit" in str(w.message)]  # its deprecation notes are muted
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for size in (1, 3, 8):
+            batch = torch.randn(size, 3, 224, 224, generator=generator)
+            expected, got = eager(batch), frozen(batch)
+            assert got.shape == (size, 1280)
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
