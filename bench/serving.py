@@ -8,9 +8,9 @@ request in flight (after ``--warmup`` answers, for ``--requests`` answers). The 
 also encoded by a plain loop over the same backbone at the same batch size (``load_backbone`` +
 decode + preprocess + encode; the fastest of several thread set-ups counts) in a child process,
 in rounds interleaved with the service's so that background load on a shared machine hits both
-sides. The service and the raw loop each run in a
-session of their own, so Linux's autogroup scheduler gives each the same share of a busy machine
-and the HTTP clients (remote in production) take share from neither.
+sides. The service and the raw loop each run in a session of their own, so Linux's autogroup
+scheduler gives each the same share of a busy machine and the HTTP clients (remote in production)
+take share from neither.
 
 The figure of merit is the throughput ratio service / raw (target >= 0.9): what the HTTP layer,
 batching, the head and capture cost on top of the model. It is measured with ``capture=false`` and

@@ -140,7 +140,7 @@ def frozen_graph(model: torch.nn.Module) -> torch.jit.ScriptModule:
 
     Tracing records the padding of timm's TF "same" convolutions for 224x224 inputs, the only
     size :meth:`EfficientNetLite0Backbone.preprocess` makes; the batch size stays free. Outputs
-    match eager mode to about 1e-5 (tests/embeddings/test_efficientnet.py).
+    match eager mode within 1e-4 for batches of 1, 3 and 8 (tests/embeddings/test_efficientnet.py).
 
     Args:
         model: an eval-mode EfficientNet-Lite0 from :func:`build_efficientnet_lite0`.
