@@ -220,7 +220,7 @@ class CaptureController:
                 else:
                     reservation = self._budget.reserve(now)
                     if region is not None and self._clusters is not None:
-                        self._clusters.count_capture(region)
+                        self._clusters.count_capture(region, policy.coverage_memory)
         return CaptureDecision(
             captured=reason is not None,
             reason=reason,

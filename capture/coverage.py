@@ -3,13 +3,18 @@
 Margin sampling alone keeps capturing the same few confusable regions (in Fashion-MNIST: shirt /
 T-shirt / pullover / coat), many of them before the head is retrained and learns anything from the
 first ones. Cluster-margin sampling (Citovsky et al. 2021, "Batch active learning at scale")
-fixes that by choosing uncertain inputs round-robin over clusters of the data, least-labelled
-cluster first. :class:`TrafficClusters` is its online, per-input form:
+fixes that by choosing each batch's uncertain inputs round-robin over clusters of the data,
+smallest cluster first. :class:`TrafficClusters` is its online, per-input form:
 
 * the embedding space is split into ``k`` regions by sequential k-means on the traffic itself
   (MacQueen's update, one input at a time, O(k * dim) per input): the first ``k`` inputs seed the
   centroids and every later input moves its nearest centroid towards it;
-* every capture is counted against its region;
+* every capture is counted against its region, and with a memory (the policy's
+  ``coverage_memory``, by default as many captures as regions) older captures fade: cluster-margin
+  spreads the picks of one batch over the clusters, it does not equalise every label ever taken.
+  All-time counts keep lifting regions the head learnt long ago (with 2000 labels, 40 per region
+  on average, an empty region's odds are multiplied by 41; see B1 in the README for what the
+  memory changes);
 * the odds of an input's score are multiplied by :func:`coverage_weight` of its region (see
   :func:`weighted_score`): regions that already have more captures than the average get a weight
   below 1, regions with fewer a weight above 1.
@@ -104,8 +109,11 @@ class TrafficClusters:
         mean = float(self._captures[:seeded].mean())
         return coverage_weight(float(self._captures[cluster]), mean, strength)
 
-    def count_capture(self, cluster: int) -> None:
-        """Count one capture against ``cluster``."""
+    def count_capture(self, cluster: int, memory: int = 0) -> None:
+        """Count one capture against ``cluster``; with a ``memory`` > 0, every earlier capture
+        first fades by ``e ** (-1 / memory)`` (one ``memory`` captures old weighs 1/e)."""
+        if memory:
+            self._captures *= np.exp(-1.0 / memory)
         self._captures[cluster] += 1.0
 
     def uncount_capture(self, cluster: int) -> None:

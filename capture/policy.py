@@ -48,6 +48,10 @@ class CapturePolicy:
     # How hard captures are balanced over regions: the odds of a score are multiplied by
     # ((1 + mean captures per region) / (1 + the region's captures)) ** strength; 0 disables.
     coverage_strength: float = 1.0
+    # How many captures the balancing remembers: a capture this many captures old weighs 1/e,
+    # so recent picks are spread over the regions rather than all-time counts equalised (about
+    # one pick per region by default); 0 counts every capture forever.
+    coverage_memory: int = 50
     # Nearest neighbours searched for novelty and duplicate detection.
     knn_k: int = 5
     # Whether reviewers may create labels the function does not have yet.
@@ -109,6 +113,7 @@ _TYPES: dict[str, type] = {
     "novelty_weight": float,
     "coverage_clusters": int,
     "coverage_strength": float,
+    "coverage_memory": int,
     "knn_k": int,
     "allow_new_labels": bool,
     "window": int,
@@ -139,6 +144,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("novelty_weight", _fraction, "must be within [0, 1]"),
     ("coverage_clusters", lambda v: 0 <= v <= 1000, "must be within [0, 1000]"),
     ("coverage_strength", lambda v: 0.0 <= v <= 10.0, "must be within [0, 10]"),
+    ("coverage_memory", lambda v: v >= 0, "must be >= 0"),
     ("knn_k", lambda v: 1 <= v <= 100, "must be within [1, 100]"),
     ("window", lambda v: 10 <= v <= 100_000, "must be within [10, 100000]"),
     ("initial_threshold", _fraction, "must be within [0, 1]"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture import CaptureController, CapturePolicy, VectorIndex
+from capture import CaptureController, CaptureDecision, CapturePolicy, VectorIndex
 from capture.coverage import TrafficClusters, coverage_weight, weighted_score
 
 PLENTY = {"a": 1000, "b": 1000}
@@ -63,8 +63,14 @@ def _two_region_stream(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return vectors.astype(np.float32), proba, region
 
 
-def _captured_regions(strength: float, clusters: int) -> np.ndarray:
+def _decisions(
+    strength: float, clusters: int, memory: int = 0, confident: float | None = None
+) -> list[CaptureDecision]:
+    """Decisions on :func:`_two_region_stream`; ``confident`` replaces region 1's top
+    probability (a region the head already handles)."""
     vectors, proba, region = _two_region_stream(3000, seed=5)
+    if confident is not None:
+        proba[region == 1] = [confident, 1.0 - confident]
     policy = CapturePolicy(
         target_rate=0.1,
         random_rate=0.0,
@@ -72,15 +78,21 @@ def _captured_regions(strength: float, clusters: int) -> np.ndarray:
         max_per_day=10**6,
         coverage_clusters=clusters,
         coverage_strength=strength,
+        coverage_memory=memory,
         novelty_weight=0.0,
         rare_class_boost=0.0,
     )
     controller = CaptureController(policy, rng=np.random.default_rng(0))
     index = VectorIndex(16)
-    taken = [
-        controller.decide(p, ["a", "b"], v, index, PLENTY).captured
+    return [
+        controller.decide(p, ["a", "b"], v, index, PLENTY)
         for p, v in zip(proba, vectors, strict=True)
     ]
+
+
+def _captured_regions(strength: float, clusters: int) -> np.ndarray:
+    _, _, region = _two_region_stream(3000, seed=5)
+    taken = [d.captured for d in _decisions(strength, clusters)]
     return region[np.asarray(taken)]
 
 
@@ -90,6 +102,45 @@ def test_balancing_spreads_captures_over_regions_of_traffic() -> None:
     assert np.mean(plain == 1) < 0.05  # margin alone takes only the more uncertain region
     assert np.mean(balanced == 1) > 0.15  # balancing gives the other region a real share
     assert abs(len(balanced) - 300) < 60  # and the capture rate still tracks the target
+
+
+def test_old_captures_fade_from_the_balance_with_a_memory() -> None:
+    def clusters_after(captures: list[int], memory: int) -> TrafficClusters:
+        clusters = TrafficClusters(2, 2)
+        clusters.assign(np.array([1.0, 0.0]))
+        clusters.assign(np.array([0.0, 1.0]))
+        for region in captures:
+            clusters.count_capture(region, memory)
+        return clusters
+
+    first_region_0 = [0] * 50
+    faded = clusters_after(first_region_0, memory=10)
+    assert faded.weight(0, 1.0) < 1.0 < faded.weight(1, 1.0)
+    faded = clusters_after(first_region_0 + [1] * 50, memory=10)
+    # region 0's captures are 50 captures old, e^-5 of their weight: region 1 is the busy one now
+    assert faded.weight(1, 1.0) < 1.0 < faded.weight(0, 1.0)
+    recent = (1 - np.exp(-5.0)) / (1 - np.exp(-0.1))  # 50 captures, each e^-0.1 of the next
+    kept = np.exp(-5.0) * recent
+    assert faded.weight(0, 1.0) == pytest.approx((1 + (kept + recent) / 2) / (1 + kept))
+    all_time = clusters_after(first_region_0 + [1] * 50, memory=0)
+    assert all_time.weight(0, 1.0) == pytest.approx(1.0)  # without a memory: all-time counts
+
+
+def test_a_memory_stops_balancing_from_pulling_in_a_region_the_head_handles() -> None:
+    # Region 1 is predicted at 0.9. With all-time counts its weight grows with every capture
+    # in region 0 until it lifts confident inputs; with a memory of 10 captures the counts it
+    # is weighed against sum to at most 1 / (1 - e^-0.1) = 10.5, so its weight stays <= 6.25.
+    _, _, region = _two_region_stream(3000, seed=5)
+
+    def region_1(memory: int) -> tuple[int, float]:
+        decisions = _decisions(1.0, clusters=2, memory=memory, confident=0.9)
+        in_region_1 = [d for d, r in zip(decisions, region, strict=True) if r == 1]
+        return sum(d.captured for d in in_region_1), max(d.coverage_weight for d in in_region_1)
+
+    lifted, weight = region_1(memory=0)
+    assert lifted >= 3 and weight > 20
+    lifted, weight = region_1(memory=10)
+    assert lifted == 0 and 3 < weight <= 1 + 0.5 / (1 - np.exp(-0.1))
 
 
 def test_maximal_scores_never_stall_capture() -> None:

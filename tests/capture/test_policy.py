@@ -39,6 +39,7 @@ def test_partial_dict_keeps_defaults_and_accepts_json_numbers() -> None:
         ({"duplicate_similarity": 0}, "duplicate_similarity"),
         ({"novelty_weight": 2}, "novelty_weight"),
         ({"knn_k": 0}, "knn_k must be within [1, 100]"),
+        ({"coverage_memory": -1}, "coverage_memory must be >= 0"),
         ({"window": 5}, "window"),
         ({"allow_new_labels": "yes"}, "allow_new_labels must be true or false"),
         ({"max_per_hour": 50, "max_per_day": 10}, "cannot exceed max_per_day"),
