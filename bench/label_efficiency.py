@@ -27,7 +27,7 @@ accuracy instead of test accuracy and writes nothing unless ``--output`` is give
 
 Usage (from the repository root)::
 
-    python -m bench.label_efficiency --quick          # 3000-image pool, 3 seeds (default)
+    python -m bench.label_efficiency --quick          # 3000-image pool, 5 seeds (default)
     python -m bench.label_efficiency --full           # 20000-image pool, 10 seeds, up to 2000
     python -m bench.label_efficiency --subset 2000 --seeds 0 1 2
 
@@ -79,7 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "subset": 3000,
         "val": 1000,
         "test": 1000,
-        "seeds": [0, 1, 2],
+        "seeds": [0, 1, 2, 3, 4],
         "budgets": [20, 40, 80, 150, 300],
         "heads": "logistic",
         "growth": 0.5,
