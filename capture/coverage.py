@@ -117,5 +117,6 @@ class TrafficClusters:
         self._captures[cluster] += 1.0
 
     def uncount_capture(self, cluster: int) -> None:
-        """Take back a capture that was not persisted."""
+        """Take back a capture that was not persisted (the fade it applied to earlier captures,
+        one step of a memory, stays)."""
         self._captures[cluster] = max(0.0, self._captures[cluster] - 1.0)
