@@ -6,6 +6,7 @@ vectors are only ever compared with vectors from the same spec (a function pins 
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -73,3 +74,27 @@ def empty_vectors(dim: int) -> np.ndarray:
         dim: vector length of the backbone.
     """
     return np.zeros((0, dim), dtype=np.float32)
+
+
+def frozen_graph(module: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """``module`` traced on ``example`` and frozen: the same outputs, served better.
+
+    Eager PyTorch releases the GIL inside each operator and must win it back for the next one.
+    In the service, request threads decode, preprocess and answer in Python meanwhile, so the
+    encoder thread queues for the GIL between operators (up to the 5 ms switch interval each
+    time). The traced graph runs all its operators in C++ without the GIL, and freezing folds
+    constants (BatchNorm into convolutions, for example). B2 (``python -m bench.serving``) shows
+    the effect.
+
+    Tracing records one path through ``module``: shapes and branches that depend on the input
+    are fixed to ``example``'s, except the batch size, which stays free in the backbones here.
+
+    Args:
+        module: an eval-mode model taking one ``(n, C, H, W)`` batch.
+        example: a batch of the shape the backbone's preprocessing makes, on the model's device.
+    """
+    with warnings.catch_warnings(), torch.no_grad():
+        # torch 2.14 marks torch.jit deprecated in favour of torch.compile / torch.export, whose
+        # CPU output still runs under the GIL (export) or needs a compiler at start-up (compile)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+        return torch.jit.freeze(torch.jit.trace(module, example))

@@ -5,10 +5,14 @@
 a 16-token context and the standard 49408-token vocabulary so the stock tokenizer works) with
 seeded random weights. It exercises the genuine create_model / encode_image / encode_text path in
 well under a second, so tests never need downloaded weights.
+
+The image tower is served as a frozen TorchScript graph (:func:`embeddings.backbone.frozen_graph`)
+when tracing reproduces eager mode on a probe batch; other architectures run eagerly.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,12 +23,14 @@ import open_clip
 import torch
 from PIL import Image
 
-from embeddings.backbone import empty_vectors, normalised_rows
+from embeddings.backbone import empty_vectors, frozen_graph, normalised_rows
 
 TINY_CLIP_SPEC = "tiny-clip"
 TINY_CLIP_SEED = 0
 _TINY_CLIP_CONFIG = Path(__file__).parent / "configs" / "tiny-clip.json"
 _registration_lock = threading.Lock()
+_TRACE_TOLERANCE = 1e-4  # largest difference from eager mode a traced tower may show
+logger = logging.getLogger(__name__)
 
 
 class ClipBackbone:
@@ -53,9 +59,9 @@ class ClipBackbone:
         self._transform = transform
         self._tokenizer = tokenizer
         self._device = device
-        self._dim = 0  # measured below by encoding one blank image
-        probe = self.preprocess(Image.new("RGB", (8, 8)))
-        self._dim = int(self.encode(probe.unsqueeze(0)).shape[1])
+        probe = self.preprocess(Image.new("RGB", (8, 8))).unsqueeze(0).to(device)
+        self._image_tower = _traced_image_tower(spec, self._model, probe)
+        self._dim = int(self.encode(probe).shape[1])
 
     @property
     def spec(self) -> str:
@@ -86,7 +92,7 @@ class ClipBackbone:
         if batch.shape[0] == 0:
             return empty_vectors(self._dim)
         with torch.inference_mode():
-            features = self._model.encode_image(batch.to(self._device))  # type: ignore[operator]
+            features = self._image_tower(batch.to(self._device))
         return normalised_rows(features)
 
     def encode_text(self, prompts: list[str]) -> np.ndarray | None:
@@ -101,6 +107,44 @@ class ClipBackbone:
         with torch.inference_mode():
             features = self._model.encode_text(tokens)  # type: ignore[operator]
         return normalised_rows(features)
+
+
+class _ImageTower(torch.nn.Module):
+    """``model.encode_image`` as a module's ``forward``, the form tracing takes."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(batch)  # type: ignore[operator,no-any-return]
+
+
+def _traced_image_tower(
+    spec: str, model: torch.nn.Module, probe: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The frozen graph of ``model``'s image tower, or its eager ``encode_image``.
+
+    open_clip serves many architectures; tracing records one path through each, so the graph is
+    used only if it gives eager mode's features on a batch of another size than the one traced
+    (two copies of ``probe``, one mirrored). Otherwise, or if tracing fails, the tower runs
+    eagerly and a warning says so.
+    """
+    tower = _ImageTower(model).eval()
+    check = torch.cat([probe, probe.flip(-1) + 0.5])
+    try:
+        graph = frozen_graph(tower, probe)
+        with torch.inference_mode():
+            gap = float((graph(check) - tower(check)).abs().max())
+    except Exception as error:  # any tracing failure means: serve eagerly
+        logger.warning("%s: image tower cannot be traced (%s); running it eagerly", spec, error)
+        return tower
+    if not gap <= _TRACE_TOLERANCE:
+        logger.warning(
+            "%s: traced image tower differs from eager mode by %.2g; running it eagerly", spec, gap
+        )
+        return tower
+    return graph
 
 
 def build_clip_backbone(

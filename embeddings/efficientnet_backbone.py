@@ -6,12 +6,12 @@ order and shape but not in name, so they are loaded by position, checking every 
 follow the TensorFlow EfficientNet-Lite recipe: resize the shorter side to 256 (bicubic), centre
 crop 224x224, scale pixels as ``(x * 255 - 127.5) / 128``. The pooled 1280-d features are used.
 
-The model runs as a frozen TorchScript graph (:func:`frozen_graph`), not in eager mode.
+The model runs as a frozen TorchScript graph (:func:`embeddings.backbone.frozen_graph`), not in
+eager mode.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2 as transforms
 
-from embeddings.backbone import empty_vectors, normalised_rows
+from embeddings.backbone import empty_vectors, frozen_graph, normalised_rows
 from embeddings.errors import BackboneUnavailable
 
 EFFICIENTNET_LITE0_SPEC = "efficientnet-lite0"
@@ -44,7 +44,12 @@ class EfficientNetLite0Backbone:
             BackboneUnavailable: the weight package is missing or does not fit the architecture.
         """
         self._device = device
-        self._model = frozen_graph(build_efficientnet_lite0(with_classifier=False).to(device))
+        # traced at the one input size preprocess makes: timm's TF "same" convolutions record
+        # their padding for it
+        example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
+        self._model = frozen_graph(
+            build_efficientnet_lite0(with_classifier=False).to(device), example
+        )
         self._transform = transforms.Compose(
             [
                 transforms.Resize(
@@ -127,31 +132,6 @@ def build_efficientnet_lite0(*, with_classifier: bool = False) -> torch.nn.Modul
         renamed[target_name] = tensor
     model.load_state_dict(renamed, strict=True)
     return model.eval().requires_grad_(False)
-
-
-def frozen_graph(model: torch.nn.Module) -> torch.jit.ScriptModule:
-    """``model`` traced on one 224x224 image and frozen: the same features, served better.
-
-    Eager PyTorch releases the GIL inside each operator and must win it back for the next one.
-    In the service, request threads decode, preprocess and answer in Python meanwhile, so the
-    encoder thread queues for the GIL between operators (up to the 5 ms switch interval each
-    time). The traced graph runs all its operators in C++ without the GIL, and freezing folds
-    BatchNorm into the convolutions. B2 (``python -m bench.serving``) shows the effect.
-
-    Tracing records the padding of timm's TF "same" convolutions for 224x224 inputs, the only
-    size :meth:`EfficientNetLite0Backbone.preprocess` makes; the batch size stays free. Outputs
-    match eager mode within 1e-4 for batches of 1, 3 and 8 (tests/embeddings/test_efficientnet.py).
-
-    Args:
-        model: an eval-mode EfficientNet-Lite0 from :func:`build_efficientnet_lite0`.
-    """
-    device = next(model.parameters()).device
-    example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
-    with warnings.catch_warnings(), torch.no_grad():
-        # torch 2.14 marks torch.jit deprecated in favour of torch.compile / torch.export, whose
-        # CPU output still runs under the GIL (export) or needs a compiler at start-up (compile)
-        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
-        return torch.jit.freeze(torch.jit.trace(model, example))
 
 
 def _packaged_state_dict() -> OrderedDict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from embeddings import EfficientNetLite0Backbone, build_efficientnet_lite0
-from embeddings.efficientnet_backbone import frozen_graph
+from embeddings.backbone import frozen_graph
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_frozen_graph_gives_eager_features_for_any_batch_size(
     recwarn: pytest.WarningsRecorder,
 ) -> None:
     eager = build_efficientnet_lite0()
-    frozen = frozen_graph(eager)  # traced on one image
+    frozen = frozen_graph(eager, torch.zeros(1, 3, 224, 224))  # traced on one image
     assert not [w for w in recwarn if "jit" in str(w.message)]  # its deprecation notes are muted
     generator = torch.Generator().manual_seed(0)
     with torch.inference_mode():
