@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlmodel import select
@@ -59,6 +60,7 @@ class CaptureState:
         self._seed = seed
         self._history = history
         self._controllers: dict[str, CaptureController] = {}
+        self._policies: dict[str, dict[str, Any]] = {}  # the stored policy each controller runs
         self._label_counts: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
         # Decide + index update is serialised per function so two concurrent invokes of the same
@@ -66,21 +68,25 @@ class CaptureState:
         self.function_locks: dict[str, threading.Lock] = {}
 
     def controller(self, function: Function) -> CaptureController:
+        """The function's controller, running the policy ``function`` holds.
+
+        Callers pass the function as just read from the database, so a policy another process
+        stored is applied here at this process's next use (keeping scores and budget usage).
+        """
+        stored = dict(function.capture_policy or {})
         with self._lock:
             controller = self._controllers.get(function.id)
             if controller is None:
                 rng = np.random.default_rng(self._seed)
-                policy = CapturePolicy.from_dict(function.capture_policy or {})
-                controller = CaptureController(policy, rng=rng)
+                controller = CaptureController(CapturePolicy.from_dict(stored), rng=rng)
                 if self._history is not None:
-                    controller.count_past_captures(self._history(function.id))
+                    controller.set_committed_captures(self._history(function.id))
                 self._controllers[function.id] = controller
                 self.function_locks[function.id] = threading.Lock()
+            elif stored != self._policies[function.id]:
+                controller.update_policy(CapturePolicy.from_dict(stored))
+            self._policies[function.id] = stored
             return controller
-
-    def update_policy(self, function: Function, policy: CapturePolicy) -> None:
-        """Apply a changed policy, keeping the controller's recent scores and budget usage."""
-        self.controller(function).update_policy(policy)
 
     def set_label_counts(self, function_id: str, counts: dict[str, int]) -> None:
         with self._lock:
@@ -93,6 +99,7 @@ class CaptureState:
     def drop(self, function_id: str) -> None:
         with self._lock:
             self._controllers.pop(function_id, None)
+            self._policies.pop(function_id, None)
             self._label_counts.pop(function_id, None)
 
 
@@ -120,7 +127,7 @@ class Runtime:
         )
         self.indexes = IndexRegistry()
         self.capture = CaptureState(
-            int(settings.seed) if settings.seed else None, history=self._captures_in_last_day
+            int(settings.seed) if settings.seed else None, history=self.captures_in_last_day
         )
         self.auth = Authenticator(self.engine, settings.admin_key)
         self.rate_limits = RateLimiter()
@@ -149,7 +156,8 @@ class Runtime:
 
         retrain_check(self)
 
-    def _captures_in_last_day(self, function_id: str) -> list[float]:
+    def captures_in_last_day(self, function_id: str) -> list[float]:
+        """When the function's items were captured in the last day, by any process."""
         since = datetime.now(UTC) - timedelta(days=1)
         with session_scope(self.engine) as session:
             return capture_times(session=session, function_id=function_id, since=since)

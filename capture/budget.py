@@ -53,20 +53,32 @@ class CaptureBudget:
         for token in forgotten:
             del self._expired[token]
 
-    def count_past(self, times: Iterable[float]) -> None:
-        """Count captures committed at ``times`` before this budget existed (for example the
-        queue items an earlier process persisted), so a restart does not reset the windows."""
-        merged = deque(sorted([*self._day, *times]))
-        self._hour, self._day = merged, deque(merged)  # _expire trims each to its window
+    def set_committed(self, times: Iterable[float]) -> None:
+        """Count exactly the captures committed at ``times``, in place of those counted so far.
+
+        ``times`` come from the shared record of captures (the review queue), which holds every
+        process's captures, this one's included: read at start-up, a restart keeps its windows;
+        read before each capture, several processes sharing the queue share the budget.
+        Open reservations are kept.
+        """
+        committed = deque(sorted(times))
+        self._hour, self._day = committed, deque(committed)  # _expire trims each to its window
 
     def used(self, now: float) -> tuple[int, int]:
         """Captures (committed plus open reservations) in the last hour and the last day."""
         self._expire(now)
         return len(self._hour) + len(self._open), len(self._day) + len(self._open)
 
-    def exhausted(self, now: float) -> FullBudget | None:
-        """``"budget_hour"`` or ``"budget_day"`` when that window is full, else None."""
+    def exhausted(self, now: float, *, excluding: int | None = None) -> FullBudget | None:
+        """``"budget_hour"`` or ``"budget_day"`` when that window is full, else None.
+
+        Args:
+            now: the current time.
+            excluding: an open reservation to leave out (asking whether it still fits).
+        """
         hour, day = self.used(now)
+        if excluding is not None and excluding in self._open:
+            hour, day = hour - 1, day - 1
         if day >= self.max_per_day:
             return "budget_day"
         if hour >= self.max_per_hour:

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from capture.budget import CaptureBudget
+from capture.budget import CaptureBudget, FullBudget
 from capture.coverage import TrafficClusters, weighted_score
 from capture.errors import InvalidArray
 from capture.index import VectorIndex
@@ -130,12 +130,34 @@ class CaptureController:
     def policy(self) -> CapturePolicy:
         return self._policy
 
-    def count_past_captures(self, times: Iterable[float]) -> None:
-        """Count captures persisted before this controller existed against the hourly and daily
-        budgets (``times`` on this controller's clock, e.g. the creation times of the queue
-        items a previous process wrote), so a restart does not hand out a fresh budget."""
+    def set_committed_captures(self, times: Iterable[float]) -> None:
+        """Count exactly the captures persisted at ``times`` against the hourly and daily
+        budgets (on this controller's clock; the creation times of the function's queue items,
+        whichever process wrote them), so a restart does not hand out a fresh budget."""
         with self._lock:
-            self._budget.count_past(times)
+            self._budget.set_committed(times)
+
+    def confirm(self, decision: CaptureDecision, committed: Iterable[float]) -> FullBudget | None:
+        """Check a capture against the captures persisted so far before persisting it.
+
+        Several processes serving one function each decide on their own traffic; the shared
+        queue is what holds the budget. Call this with that queue's capture times, read under a
+        lock that keeps other processes from adding to it until this capture is written. If a
+        window is full the capture is settled as if rolled back and the full window returned;
+        otherwise it stays reserved, to :meth:`commit` or :meth:`rollback` as usual.
+
+        Args:
+            decision: a captured decision from :meth:`decide`, not settled yet.
+            committed: times of every persisted capture of the function in the last day.
+        """
+        if decision.reservation is None:
+            raise ValueError("only a captured, unsettled decision can be confirmed")
+        with self._lock:
+            self._budget.set_committed(committed)
+            full = self._budget.exhausted(self._clock(), excluding=decision.reservation)
+        if full is not None:
+            self.rollback(decision)
+        return full
 
     def update_policy(self, policy: CapturePolicy) -> None:
         """Switch settings, keeping recent scores and budget usage."""

@@ -11,6 +11,7 @@ from review_queue.queue import (
     discard,
     get_item,
     list_items,
+    lock_captures,
     skip,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "discard",
     "get_item",
     "list_items",
+    "lock_captures",
     "skip",
 ]

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from review_queue.errors import InvalidTransition, ItemNotFound, LabelNotAllowed
 from store import (
+    Function,
     Label,
     ReviewItem,
     Sample,
@@ -73,6 +74,17 @@ def create_item(
     )
     session.add(item)
     return item
+
+
+def lock_captures(*, session: Session, function_id: str) -> None:
+    """Make processes sharing the database capture for this function one at a time.
+
+    Takes the function's row lock (``SELECT ... FOR UPDATE``) until the transaction ends, so a
+    process can read :func:`capture_times`, check its budget and add an item before another
+    process reads them. SQLite ignores the lock; there a process's own per-function lock
+    serialises its captures, and several processes need PostgreSQL to share a budget.
+    """
+    session.exec(select(Function.id).where(Function.id == function_id).with_for_update()).first()
 
 
 def capture_times(*, session: Session, function_id: str, since: datetime) -> list[float]:

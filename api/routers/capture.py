@@ -17,7 +17,9 @@ router = APIRouter(prefix="/v1/functions/{function_id}/capture-policy", tags=["c
 
 
 def _public(rt: RuntimeDep, function: Any, policy: CapturePolicy) -> CapturePolicyPublic:
-    status = rt.capture.controller(function).status()
+    controller = rt.capture.controller(function)  # applies the stored policy
+    controller.set_committed_captures(rt.captures_in_last_day(function.id))  # every process's
+    status = controller.status()
     return CapturePolicyPublic(
         policy={to_camel(k): v for k, v in policy.to_dict().items()},
         status={to_camel(k): v for k, v in status.items()},
@@ -43,5 +45,4 @@ def put_policy(
         policy = CapturePolicy.from_dict({**current, **changes})
         function.capture_policy = policy.to_dict()
         session.add(function)
-    rt.capture.update_policy(function, policy)
     return _public(rt, function, policy)

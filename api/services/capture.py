@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import numpy as np
 from sqlmodel import col, select
@@ -10,8 +11,8 @@ from sqlmodel import col, select
 from api.runtime import Runtime
 from api.schemas import CaptureInfo
 from capture import Kind, add_pending
-from review_queue import create_item
-from store import Function, ReviewItem, Sample, session_scope, vector_from_bytes
+from review_queue import capture_times, create_item, lock_captures
+from store import Function, ReviewItem, Sample, session_scope, utcnow, vector_from_bytes
 
 log = logging.getLogger("winnow.capture")
 
@@ -41,12 +42,19 @@ def maybe_capture(
         if not decision.captured:
             return CaptureInfo(captured=False, reason=None, score=decision.score, item_id=None)
         try:
-            digest = rt.blobs.put(data)
             with session_scope(rt.engine) as session:
+                # the queue is the budget every process serving this function shares
+                lock_captures(session=session, function_id=function.id)
+                since = utcnow() - timedelta(days=1)
+                committed = capture_times(session=session, function_id=function.id, since=since)
+                if controller.confirm(decision, committed) is not None:
+                    return CaptureInfo(
+                        captured=False, reason=None, score=decision.score, item_id=None
+                    )
                 item = create_item(
                     session=session,
                     function_id=function.id,
-                    blob=digest,
+                    blob=rt.blobs.put(data),
                     vector=vector,
                     predicted_label=decision.predicted_label,
                     confidence=float(np.max(proba)),

@@ -259,3 +259,26 @@ def test_concurrent_decisions_never_exceed_the_budget() -> None:
     assert not any(thread.is_alive() for thread in threads)
     assert not errors, errors
     assert len(captured) == 40
+
+
+def test_a_capture_is_confirmed_against_the_captures_other_processes_persisted() -> None:
+    clock = [1000.0]
+    controller = CaptureController(
+        CapturePolicy(random_rate=1.0, max_per_hour=2, max_per_day=10),
+        clock=lambda: clock[0],
+        rng=np.random.default_rng(0),
+    )
+    index = VectorIndex(4)
+    first = controller.decide([0.5, 0.5], ["a", "b"], [1, 0, 0, 0], index, PLENTY)
+    assert first.captured and controller.confirm(first, []) is None
+    assert controller.commit(first)
+    second = controller.decide([0.5, 0.5], ["a", "b"], [0, 1, 0, 0], index, PLENTY)
+    assert second.captured  # as far as this process knows, one of two slots is used
+    # the queue shows another process's capture too: the hour is full
+    assert controller.confirm(second, [950.0, 1000.0]) == "budget_hour"
+    assert not controller.commit(second)  # settled by confirm: nothing left to count
+    assert controller.status()["captures_last_hour"] == 2
+    third = controller.decide([0.5, 0.5], ["a", "b"], [0, 0, 1, 0], index, PLENTY)
+    assert third.skipped_because == "budget_hour"  # known now without asking the queue
+    with pytest.raises(ValueError, match="captured, unsettled"):
+        controller.confirm(third, [])

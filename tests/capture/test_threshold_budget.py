@@ -53,12 +53,22 @@ def test_expired_reservation_frees_its_slot_but_a_late_commit_still_counts_once(
     assert budget.used(63.0) == (1, 1)
 
 
-def test_past_captures_count_in_their_windows() -> None:
+def test_the_shared_record_of_captures_replaces_what_the_budget_counted() -> None:
     budget = CaptureBudget(max_per_hour=2, max_per_day=3, reservation_ttl=60)
     budget.commit(budget.reserve(100_000.0), 100_000.0)
-    # an earlier process captured at these times (one of them more than a day ago)
-    budget.count_past([99_000.0, 10_000.0, 90_000.0])
+    # the queue holds this capture and three from other processes (one more than a day ago)
+    budget.set_committed([99_000.0, 10_000.0, 90_000.0, 100_000.0])
     assert budget.used(100_000.0) == (2, 3)  # hour: 99,000 and 100,000; 10,000 is too old
     assert budget.exhausted(100_000.0) == "budget_day"
     assert budget.used(103_600.0) == (0, 3)
     assert budget.used(176_400.0) == (0, 2)  # 90,000 left the day
+
+
+def test_a_reservation_can_ask_whether_it_still_fits() -> None:
+    budget = CaptureBudget(max_per_hour=2, max_per_day=5, reservation_ttl=60)
+    token = budget.reserve(10.0)
+    budget.set_committed([5.0])
+    assert budget.exhausted(11.0) == "budget_hour"  # 1 committed + 1 open
+    assert budget.exhausted(11.0, excluding=token) is None  # the open one is the asker
+    budget.set_committed([5.0, 6.0])  # another process took the last slot meanwhile
+    assert budget.exhausted(11.0, excluding=token) == "budget_hour"

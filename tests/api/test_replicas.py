@@ -1,0 +1,43 @@
+"""Two services on one database (replicas) share each function's capture policy and budget."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from tests.conftest import AUTH, BLUE, add_colour_samples, data_uri, png_bytes
+
+# Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
+pytestmark = pytest.mark.databases
+
+
+def _capture(client: TestClient, fid: str, seed: int) -> dict:
+    probe = {"data": data_uri(png_bytes(BLUE, seed=seed))}
+    return client.post(f"/v1/functions/{fid}/invoke", json=probe).json()["capture"]
+
+
+def test_replicas_share_the_capture_policy_and_the_hourly_budget(settings: Settings) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as one:
+        fid = one.post("/v1/functions", json={"name": "colour"}).json()["id"]
+        add_colour_samples(one, fid, per_label=4)
+        assert one.post(f"/v1/functions/{fid}/train").status_code == 200
+        # started after the deploy, the second replica serves it (later ones: its scheduler polls)
+        with TestClient(create_app(settings), headers=AUTH) as two:
+            _capture(two, fid, 99)  # its capture state starts on the default policy
+            before = two.get(f"/v1/functions/{fid}/review/counts").json()["pending"]
+            policy = {"maxPerHour": before + 3, "randomRate": 1.0, "duplicateSimilarity": 1.0}
+            assert one.put(f"/v1/functions/{fid}/capture-policy", json=policy).status_code == 200
+
+            answers = [
+                (c, _capture(c, fid, seed))
+                for c, seed in zip([one, two] * 5, range(100, 110), strict=True)
+            ]
+
+            # the second replica runs the new policy: what it captures is the random slice
+            assert [a["reason"] for c, a in answers if c is two and a["captured"]] == ["random"]
+            # and the hour's budget holds for both together, not for each
+            assert sum(a["captured"] for _, a in answers) == 3
+            assert one.get(f"/v1/functions/{fid}/review/counts").json()["pending"] == before + 3
+            status = two.get(f"/v1/functions/{fid}/capture-policy").json()["status"]
+            assert status["capturesLastHour"] == before + 3
+            assert status["maxPerHour"] == before + 3
