@@ -316,7 +316,8 @@ def b1_full_rows(report: dict[str, Any]) -> list[Row]:
 SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_efficiency", "python -m bench.run --only b1", b1_rows),
     ("label_efficiency_full", "python -m bench.run --only b1 --full", b1_full_rows),
-    ("serving", "python -m bench.serving", b2_rows),
+    ("serving", "python -m bench.run --only b2", b2_rows),
+    ("serving_clip", "python -m bench.run --only b2", b2_rows),
     ("capture_cost", "python -m bench.run --only b3", b3_rows),
     ("capture_cost_full", "python -m bench.run --only b3 --full", b3_rows),
     ("retrain_cost", "python -m bench.run --only b4", b4_rows),
@@ -368,12 +369,14 @@ def performance_section() -> str:
         "its latencies under load are those of all clients queueing for one model (p50 is about "
         "clients / throughput). The service's encoder measures, per batch size, whether all "
         "cores or all but one run faster and uses that (`embeddings/threads.py`); its request "
-        "threads decode and preprocess while the model runs (EfficientNet-Lite0 runs as a frozen "
-        "TorchScript graph, which does not hold the GIL), which the raw loop does in turn, so "
-        "the ratio can exceed 1 (`bench/results/serving.json` has every variant's rate). "
+        "threads decode and preprocess while the model runs (both backbones run as frozen "
+        "TorchScript graphs, which do not hold the GIL), which the raw loop does in turn, so "
+        "the ratio can exceed 1 (`bench/results/serving*.json` have every variant's rate). "
+        "The CLIP rows serve the default architecture with seeded random weights: the compute "
+        "of the real weights, which cannot be downloaded here. "
         "B3 divides by the embedding time measured in the same run, which "
         "grows with the machine's load. Per-bench commands: "
-        "`python -m bench.serving [--backbone tiny-clip]`, "
+        "`python -m bench.serving [--backbone clip:ViT-B-32/random-init]`, "
         "`python -m bench.capture_cost --embed-ms <ms>`, `python -m bench.retrain_cost [--full]`, "
         "`python -m bench.label_efficiency [--quick|--full]`."
     )

@@ -1,7 +1,9 @@
 """Run winnow's benchmarks and regenerate the README "Performance" section.
 
 * B1/B1b label efficiency (``bench.label_efficiency``): labels saved by invoke capture;
-* B2 serving (``bench.serving``): the running service's invoke throughput vs a raw backbone loop;
+* B2 serving (``bench.serving``): the running service's invoke throughput vs a raw backbone loop,
+  for the offline backbone and for the default CLIP architecture at random init (the same compute
+  as its real weights, which cannot be downloaded here);
 * B3 capture cost (``bench.capture_cost``): capture decision time as a share of the *measured*
   embedding time of the backbone, flat vs HNSW index, recall@10;
 * B4 retrain cost (``bench.retrain_cost``): model selection time against sample count.
@@ -33,6 +35,7 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/run.py``
 
 from bench import report as readme_report  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
+from embeddings.backbones import DEFAULT_CLIP_SPEC  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BENCHES = ("b1", "b2", "b3", "b4")
@@ -54,11 +57,15 @@ def run_b1(args: argparse.Namespace, _state: dict[str, Any]) -> None:
 def run_b2(args: argparse.Namespace, state: dict[str, Any]) -> None:
     from bench import serving
 
-    argv = ["--backbone", args.backbone, "--batch-size", str(args.batch_size)]
+    common = ["--batch-size", str(args.batch_size)]
     if args.full:
-        argv += ["--requests", "160", "--rounds", "9"]
-    result = serving.main(argv)
+        common += ["--requests", "160", "--rounds", "9"]
+    result = serving.main(["--backbone", args.backbone, *common])
     state["raw_ms_per_image"] = 1000.0 / result["raw"]["images_per_s"]
+    if args.clip_arch:
+        spec = f"clip:{args.clip_arch}/{serving.RANDOM_INIT}"
+        output = RESULTS / "serving_clip.json"
+        serving.main(["--backbone", spec, *common, "--output", str(output)])
 
 
 def run_b3(args: argparse.Namespace, state: dict[str, Any]) -> None:
@@ -130,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=parse_only, default=list(BENCHES), help="e.g. b2,b4")
     parser.add_argument("--backbone", default="efficientnet-lite0", help="for B2 and B3")
     parser.add_argument("--batch-size", type=int, default=8, help="for B2 and B3")
+    parser.add_argument(
+        "--clip-arch",
+        default=DEFAULT_CLIP_SPEC.removeprefix("clip:").split("/")[0],
+        help="open_clip architecture B2 also serves at random init ('' to skip)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     args = parser.parse_args(argv)
 

@@ -20,7 +20,12 @@ the full load and for one client alone.
 Usage (from the repository root)::
 
     python -m bench.serving                         # efficientnet-lite0, real weights
+    python -m bench.serving --backbone clip:ViT-B-32/random-init
     python -m bench.serving --backbone tiny-clip    # quick check of the harness
+
+``clip:<arch>/random-init`` serves an open_clip architecture with seeded random weights, saved
+once as a checkpoint under ``bench/cache/`` and loaded like any local checkpoint: the compute of the
+real weights, which cannot be downloaded here (throughput does not depend on the weights' values).
 
 Writes ``bench/results/serving.json`` and prints a summary.
 """
@@ -56,9 +61,36 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/serving.py``
 from bench.results_file import write_result  # noqa: E402
 
 TARGET_RATIO = 0.9
+RANDOM_INIT = "random-init"
+CACHE = ROOT / "bench" / "cache"
 MAX_PIXELS = 40_000_000
 ADMIN_KEY = "bench-admin-key"
 LABELS = ["zero", "one", "two", "three"]  # digit classes used to train the function
+
+
+def served_backbone(spec: str) -> tuple[str, str]:
+    """The spec to serve for ``spec``, and how the report names it.
+
+    ``clip:<arch>/random-init`` becomes ``clip:<arch>/<checkpoint>``, the checkpoint of a seeded
+    random-init model, written once (to a temporary name, then renamed).
+    """
+    body = spec.removeprefix("clip:")
+    arch, _, weights = body.partition("/")
+    if body == spec or weights != RANDOM_INIT:
+        return spec, spec
+    path = CACHE / RANDOM_INIT / f"{arch}.pt"
+    if not path.exists():
+        import open_clip
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = open_clip.create_model(arch)
+        partial = path.with_suffix(".partial")
+        torch.save(model.state_dict(), partial)
+        partial.replace(path)
+    return f"clip:{arch}/{path}", f"clip:{arch} at random init"
 
 
 def make_images(count: int, size: int, seed: int) -> list[tuple[bytes, int]]:
@@ -448,6 +480,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.requests, args.warmup, args.images, args.rounds = 64, 16, 64, 1
         args.latency_requests = 16
+    args.backbone, backbone_name = served_backbone(args.backbone)
 
     stream, train_images = stream_and_training_images(args)
     stream_bytes = [data for data, _ in stream]
@@ -455,7 +488,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     flags, headers = auth_headers()
     load_before = os.getloadavg()
 
-    print(f"B2 serving: backbone {args.backbone}, batch {args.batch_size}, {args.clients} clients")
+    print(f"B2 serving: backbone {backbone_name}, batch {args.batch_size}, {args.clients} clients")
 
     def raw_round() -> None:
         run = measure_raw()
@@ -552,7 +585,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = {
         "bench": "B2 serving",
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "backbone": raw_runs[0]["backbone"],
+        "backbone": backbone_name,
+        "backbone_spec": raw_runs[0]["backbone"],
         "batch_size": args.batch_size,
         "clients": args.clients,
         "image": f"{args.image_size}x{args.image_size} JPEG sent as a JSON data URI",

@@ -175,3 +175,26 @@ def test_b2_times_only_the_window_in_which_every_client_is_busy() -> None:
     assert 30 * 0.01 <= result["seconds"] < 30 * 0.01 * 2
     assert result["cpu_ms_per_image"] == pytest.approx(1000 * 1 / 29)  # clock read twice
     assert calls["n"] <= 8 + 30 + 4  # the clients stop once the window closes
+
+
+def test_b2_serves_a_clip_architecture_at_random_init_from_a_checkpoint_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import open_clip
+
+    from bench import serving
+    from embeddings import load_backbone
+
+    open_clip.add_model_config(Path(serving.ROOT) / "embeddings" / "configs" / "tiny-clip.json")
+    monkeypatch.setattr(serving, "CACHE", tmp_path)
+    assert serving.served_backbone("efficientnet-lite0") == (
+        "efficientnet-lite0",
+        "efficientnet-lite0",
+    )
+    spec, name = serving.served_backbone("clip:tiny-clip/random-init")
+    checkpoint = tmp_path / "random-init" / "tiny-clip.pt"
+    assert (spec, name) == (f"clip:tiny-clip/{checkpoint}", "clip:tiny-clip at random init")
+    written = checkpoint.stat().st_mtime_ns
+    assert serving.served_backbone("clip:tiny-clip/random-init")[0] == spec
+    assert checkpoint.stat().st_mtime_ns == written  # not written again
+    assert load_backbone(spec, device="cpu").dim == 32
