@@ -79,12 +79,15 @@ def create_item(
 def lock_captures(*, session: Session, function_id: str) -> None:
     """Make processes sharing the database capture for this function one at a time.
 
-    Takes the function's row lock (``SELECT ... FOR UPDATE``) until the transaction ends, so a
-    process can read :func:`capture_times`, check its budget and add an item before another
-    process reads them. SQLite ignores the lock; there a process's own per-function lock
-    serialises its captures, and several processes need PostgreSQL to share a budget.
+    Takes the function's row lock until the transaction ends, so a process can read
+    :func:`capture_times`, check its budget and add an item before another process reads them.
+    The lock is PostgreSQL's ``FOR NO KEY UPDATE``: rows that merely reference the function (a
+    new sample, a label) do not wait for it. SQLite ignores the lock; there a process's own
+    per-function lock serialises its captures, and several processes need PostgreSQL to share a
+    budget.
     """
-    session.exec(select(Function.id).where(Function.id == function_id).with_for_update()).first()
+    locked = select(Function.id).where(Function.id == function_id).with_for_update(key_share=True)
+    session.exec(locked).first()
 
 
 def capture_times(*, session: Session, function_id: str, since: datetime) -> list[float]:
