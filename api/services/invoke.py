@@ -11,6 +11,7 @@ from api.schemas import InvokeResult, LabelConfidence
 from api.services.capture import maybe_capture
 from api.services.functions import get_function
 from api.services.samples import embed_image
+from api.services.training import follow_deployed
 from store import Label, session_scope
 
 
@@ -23,6 +24,7 @@ def invoke(rt: Runtime, function_id: str, data: bytes, *, capture: bool = True) 
             for label in session.exec(select(Label).where(Label.function_id == function_id))
         }
     vector = embed_image(rt, function, data)
+    follow_deployed(rt, function)  # a version another replica deployed serves from now on
     deployed = rt.heads.get(function_id)  # one read: this version serves the whole request
     if deployed is None:
         raise Conflict(

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from api.errors import Conflict, NotFound
 from api.runtime import Runtime
+from api.services.capture import rebuild_index
 from api.services.functions import get_function
 from learner import (
     ArtifactCorrupt,
@@ -127,31 +128,32 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     meta = {"backbone": function.backbone, "labels": result.labels, "label_counts": label_counts}
     rt.models.save(function_id, version, result.head, meta)
     rt.training.phase(function_id, "deploying")
-    with rt.deploy_locks[function_id], session_scope(rt.engine) as session:
-        function = get_function(session, function_id)
-        record = ModelVersion(
-            function_id=function_id,
-            version=version,
-            status="deployed" if decision.deploy else "rejected",
-            backbone=function.backbone,
-            head=result.candidate_name,
-            params=dict(result.params),
-            metrics=result.metrics,
-            labels=list(result.labels),
-            sample_count=result.n_samples,
-            annotation_counter=counter,
-            train_seconds=result.train_seconds,
-            parent_version=function.deployed_version,
-            decision=decision.to_dict(),
-            trigger=trigger,
-        )
-        session.add(record)
-        if decision.deploy:
-            _make_current(session, function, record)
-        session.flush()
-        session.refresh(record)
-    if decision.deploy:
-        _serve(rt, function_id, version, result.head, label_counts)
+    with rt.deploy_locks[function_id]:
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            record = ModelVersion(
+                function_id=function_id,
+                version=version,
+                status="deployed" if decision.deploy else "rejected",
+                backbone=function.backbone,
+                head=result.candidate_name,
+                params=dict(result.params),
+                metrics=result.metrics,
+                labels=list(result.labels),
+                sample_count=result.n_samples,
+                annotation_counter=counter,
+                train_seconds=result.train_seconds,
+                parent_version=function.deployed_version,
+                decision=decision.to_dict(),
+                trigger=trigger,
+            )
+            session.add(record)
+            if decision.deploy:
+                _make_current(session, function, record)
+            session.flush()
+            session.refresh(record)
+        if decision.deploy:  # after the commit: memory never serves an unrecorded version
+            _serve(rt, function_id, version, result.head, label_counts)
     rt.training.trained(function_id, version)
     log.info("function %s: version %d %s: %s", function_id, version, record.status, decision.reason)
     return record
@@ -318,6 +320,30 @@ def load_deployed(rt: Runtime, function: Function) -> None:
     _serve(rt, function.id, version, head, meta.get("label_counts", {}))
 
 
+def follow_deployed(rt: Runtime, function: Function) -> None:
+    """Serve the version the database names, if this process serves another one.
+
+    ``function`` is a row read moments ago; when its deployed version differs from the one in
+    memory (another replica deployed, rolled back or trained), the row is read again under the
+    deploy lock, so a deploy this process is making meanwhile is never undone by a stale read.
+    The capture index is rebuilt too: the samples the new version learnt from, and the queue
+    items, may have come through other replicas.
+    """
+    if _served_version(rt, function.id) == function.deployed_version:
+        return
+    with rt.deploy_locks[function.id]:
+        with session_scope(rt.engine) as session:
+            current = session.get(Function, function.id)
+        if current is not None and _served_version(rt, function.id) != current.deployed_version:
+            load_deployed(rt, current)
+            rebuild_index(rt, function.id)
+
+
+def _served_version(rt: Runtime, function_id: str) -> int | None:
+    deployed = rt.heads.get(function_id)
+    return None if deployed is None else deployed.version
+
+
 def retrain_check(rt: Runtime) -> None:
     """The scheduler's tick: follow deploys made elsewhere, retrain functions that are due."""
     with session_scope(rt.engine) as session:
@@ -330,9 +356,7 @@ def retrain_check(rt: Runtime) -> None:
             ).all()
         )
     for function in functions:
-        deployed = rt.heads.get(function.id)
-        if (deployed.version if deployed else None) != function.deployed_version:
-            load_deployed(rt, function)
+        follow_deployed(rt, function)
         requested = rt.train_requests.discard_if_present(function.id)
         new = function.annotation_counter - (trained_counters.get(function.id) or 0)
         if not requested and new < rt.settings.retrain_min_annotations:

@@ -41,3 +41,34 @@ def test_replicas_share_the_capture_policy_and_the_hourly_budget(settings: Setti
             status = two.get(f"/v1/functions/{fid}/capture-policy").json()["status"]
             assert status["capturesLastHour"] == before + 3
             assert status["maxPerHour"] == before + 3
+
+
+def test_a_replica_serves_what_another_deployed_from_its_next_invoke(settings: Settings) -> None:
+    assert settings.retrain_interval == 0  # no scheduler: its poll cannot be what notices
+    probe = {"data": data_uri(png_bytes(BLUE, seed=7))}
+
+    def version(client: TestClient, fid: str) -> int | None:
+        answer = client.post(f"/v1/functions/{fid}/invoke", json=probe)
+        return answer.json()["modelVersion"] if answer.status_code == 200 else None
+
+    with (
+        TestClient(create_app(settings), headers=AUTH) as one,
+        TestClient(create_app(settings), headers=AUTH) as two,
+    ):
+        fid = one.post("/v1/functions", json={"name": "colour"}).json()["id"]
+        add_colour_samples(one, fid, per_label=4)
+        assert version(two, fid) is None  # no model anywhere yet (409)
+        assert one.post(f"/v1/functions/{fid}/train").json()["status"] == "deployed"
+        assert version(two, fid) == 1
+        assert one.post(f"/v1/functions/{fid}/train").json()["status"] == "deployed"
+        assert version(two, fid) == 2
+        assert one.post(f"/v1/functions/{fid}/models/1/deploy").status_code == 200  # rollback
+        assert version(two, fid) == 1
+
+        # following a deploy, the second replica also learnt the samples added through the first:
+        # one of them sent again is a duplicate, not a capture (everything else would be)
+        policy = {"randomRate": 1.0, "duplicateSimilarity": 0.999}
+        assert one.put(f"/v1/functions/{fid}/capture-policy", json=policy).status_code == 200
+        assert _capture(two, fid, 0)["captured"] is False  # png_bytes(BLUE, seed=0): a sample
+        green = {"data": data_uri(png_bytes((0, 200, 0), seed=0))}
+        assert two.post(f"/v1/functions/{fid}/invoke", json=green).json()["capture"]["captured"]

@@ -53,6 +53,7 @@ def _wrap(model: torch.nn.Module) -> ClipBackbone:
     )
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # the point of the model
 def test_a_tower_that_traces_wrongly_runs_eagerly(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="embeddings.clip_backbone"):
         backbone = _wrap(_BatchSizeDependent())
