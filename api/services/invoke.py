@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sqlmodel import select
 
-from api.errors import Conflict
+from api.errors import Conflict, ServiceUnavailable
 from api.runtime import Runtime
 from api.schemas import InvokeResult, LabelConfidence
 from api.services.capture import maybe_capture
@@ -26,6 +26,11 @@ def invoke(rt: Runtime, function_id: str, data: bytes, *, capture: bool = True) 
     vector = embed_image(rt, function, data)
     follow_deployed(rt, function)  # a version another replica deployed serves from now on
     deployed = rt.heads.get(function_id)  # one read: this version serves the whole request
+    if deployed is None and function.deployed_version is not None:
+        raise ServiceUnavailable(
+            f"function {function_id} has version {function.deployed_version} deployed, but this "
+            "server cannot load it (is the data dir's models/ shared?); see its log"
+        )
     if deployed is None:
         raise Conflict(
             f"function {function_id} has no trained model yet: add labelled samples and "

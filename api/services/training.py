@@ -303,21 +303,22 @@ def _next_version(rt: Runtime, function_id: str) -> int:
     return max(latest or 0, *rt.models.versions(function_id), 0) + 1
 
 
-def load_deployed(rt: Runtime, function: Function) -> None:
+def load_deployed(rt: Runtime, function: Function) -> bool:
     """Serve the function's deployed version from its artifact (at start, or when another
-    replica deployed a new one)."""
+    replica deployed a new one); False if the artifact cannot be loaded (logged)."""
     version = function.deployed_version
     if version is None:
         rt.heads.remove(function.id)
-        return
+        return True
     try:
         head, meta = rt.models.load(function.id, version)
     except (ArtifactNotFound, ArtifactCorrupt) as exc:
         log.error(
             "function %s: deployed version %d cannot be loaded: %s", function.id, version, exc
         )
-        return
+        return False
     _serve(rt, function.id, version, head, meta.get("label_counts", {}))
+    return True
 
 
 def follow_deployed(rt: Runtime, function: Function) -> None:
@@ -334,8 +335,9 @@ def follow_deployed(rt: Runtime, function: Function) -> None:
     with rt.deploy_locks[function.id]:
         with session_scope(rt.engine) as session:
             current = session.get(Function, function.id)
-        if current is not None and _served_version(rt, function.id) != current.deployed_version:
-            load_deployed(rt, current)
+        if current is None or _served_version(rt, function.id) == current.deployed_version:
+            return  # deleted, or this process deployed it meanwhile
+        if load_deployed(rt, current):
             rebuild_index(rt, function.id)
 
 

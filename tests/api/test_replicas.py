@@ -1,5 +1,9 @@
 """Two services on one database (replicas) share each function's capture policy and budget."""
 
+import dataclasses
+import logging
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -72,3 +76,26 @@ def test_a_replica_serves_what_another_deployed_from_its_next_invoke(settings: S
         assert _capture(two, fid, 0)["captured"] is False  # png_bytes(BLUE, seed=0): a sample
         green = {"data": data_uri(png_bytes((0, 200, 0), seed=0))}
         assert two.post(f"/v1/functions/{fid}/invoke", json=green).json()["capture"]["captured"]
+
+
+def test_a_replica_without_the_artifact_keeps_answering_and_says_why(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second replica shares the database but not the data dir's models/."""
+    elsewhere = dataclasses.replace(
+        settings, data_dir=tmp_path / "elsewhere", database_url=settings.database
+    )
+    probe = {"data": data_uri(png_bytes(BLUE, seed=7))}
+    with (
+        TestClient(create_app(settings), headers=AUTH) as one,
+        TestClient(create_app(elsewhere), headers=AUTH) as two,
+    ):
+        fid = one.post("/v1/functions", json={"name": "colour"}).json()["id"]
+        add_colour_samples(one, fid, per_label=4)
+        assert one.post(f"/v1/functions/{fid}/train").json()["status"] == "deployed"
+        with caplog.at_level(logging.ERROR, logger="winnow"):
+            answers = [two.post(f"/v1/functions/{fid}/invoke", json=probe) for _ in range(2)]
+        assert [a.status_code for a in answers] == [503, 503]  # not a 500, nor "no model yet"
+        assert "version 1 deployed, but this server cannot load it" in answers[0].json()["message"]
+        assert caplog.text.count("deployed version 1 cannot be loaded") == 2
+        assert one.post(f"/v1/functions/{fid}/invoke", json=probe).json()["modelVersion"] == 1
