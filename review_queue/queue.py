@@ -90,6 +90,24 @@ def lock_captures(*, session: Session, function_id: str) -> None:
     session.exec(locked).first()
 
 
+def holds_image(*, session: Session, function_id: str, blob: str) -> bool:
+    """Whether these exact bytes are already a pending or discarded item or a labelled sample of
+    the function (what the capture index holds), whichever process wrote them: capturing them
+    again would queue a duplicate."""
+    queued = select(ReviewItem.id).where(
+        ReviewItem.function_id == function_id,
+        ReviewItem.blob == blob,
+        col(ReviewItem.status).in_(("pending", "discarded")),
+    )
+    labelled = select(Sample.id).where(
+        Sample.function_id == function_id, Sample.blob == blob, col(Sample.label_id).isnot(None)
+    )
+    return (
+        session.exec(queued.limit(1)).first() is not None
+        or session.exec(labelled.limit(1)).first() is not None
+    )
+
+
 def capture_times(*, session: Session, function_id: str, since: datetime) -> list[float]:
     """When this function's items were captured from ``since`` on, oldest first, as POSIX
     seconds, whatever their status now: what the capture budgets count."""

@@ -11,8 +11,16 @@ from sqlmodel import col, select
 from api.runtime import Runtime
 from api.schemas import CaptureInfo
 from capture import Kind, add_pending
-from review_queue import capture_times, create_item, lock_captures
-from store import Function, ReviewItem, Sample, session_scope, utcnow, vector_from_bytes
+from review_queue import capture_times, create_item, holds_image, lock_captures
+from store import (
+    BlobStore,
+    Function,
+    ReviewItem,
+    Sample,
+    session_scope,
+    utcnow,
+    vector_from_bytes,
+)
 
 log = logging.getLogger("winnow.capture")
 
@@ -39,18 +47,22 @@ def maybe_capture(
         decision = controller.decide(
             proba, classes, vector, index, rt.capture.label_counts(function.id)
         )
+        skipped = CaptureInfo(captured=False, reason=None, score=decision.score, item_id=None)
         if not decision.captured:
-            return CaptureInfo(captured=False, reason=None, score=decision.score, item_id=None)
+            return skipped
         try:
             with session_scope(rt.engine) as session:
-                # the queue is the budget every process serving this function shares
+                # the queue is the budget, and the record of what is queued, that every process
+                # serving this function shares; this process's index only knows its own captures
                 lock_captures(session=session, function_id=function.id)
+                digest = BlobStore.digest(data)
+                if holds_image(session=session, function_id=function.id, blob=digest):
+                    controller.rollback(decision)
+                    return skipped
                 since = utcnow() - timedelta(days=1)
                 committed = capture_times(session=session, function_id=function.id, since=since)
                 if controller.confirm(decision, committed) is not None:
-                    return CaptureInfo(
-                        captured=False, reason=None, score=decision.score, item_id=None
-                    )
+                    return skipped
                 item = create_item(
                     session=session,
                     function_id=function.id,

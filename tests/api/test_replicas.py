@@ -47,6 +47,22 @@ def test_replicas_share_the_capture_policy_and_the_hourly_budget(settings: Setti
             assert status["maxPerHour"] == before + 3
 
 
+def test_an_image_one_replica_queued_is_not_captured_again_by_another(settings: Settings) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as one:
+        fid = one.post("/v1/functions", json={"name": "colour"}).json()["id"]
+        add_colour_samples(one, fid, per_label=4)
+        assert one.post(f"/v1/functions/{fid}/train").status_code == 200
+        policy = {"randomRate": 1.0, "duplicateSimilarity": 1.0}  # exact copies only
+        assert one.put(f"/v1/functions/{fid}/capture-policy", json=policy).status_code == 200
+        with TestClient(create_app(settings), headers=AUTH) as two:
+            assert _capture(one, fid, 500)["captured"]  # queued after the second replica started
+            assert not _capture(two, fid, 500)["captured"]  # which still knows it is queued
+            assert not _capture(two, fid, 0)["captured"]  # png_bytes(BLUE, seed=0) is a sample
+            assert _capture(two, fid, 501)["captured"]
+            counts = one.get(f"/v1/functions/{fid}/review/counts").json()
+            assert counts["pending"] == 2
+
+
 def test_a_replica_serves_what_another_deployed_from_its_next_invoke(settings: Settings) -> None:
     assert settings.retrain_interval == 0  # no scheduler: its poll cannot be what notices
     probe = {"data": data_uri(png_bytes(BLUE, seed=7))}
