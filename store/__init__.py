@@ -1,7 +1,7 @@
 """Shared persistence: SQLModel tables, the engine, and the content-addressed blob store."""
 
 from store.blobs import BlobNotFound, BlobStore
-from store.db import make_engine, session_scope
+from store.db import make_engine, session_scope, shared_lock
 from store.keys import ApiKey, list_keys
 from store.labels import EmptyLabelName, find_label, get_or_create_label, label_sample
 from store.tables import (
@@ -33,6 +33,7 @@ __all__ = [
     "make_engine",
     "new_id",
     "session_scope",
+    "shared_lock",
     "utcnow",
     "vector_from_bytes",
     "vector_to_bytes",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -36,6 +37,40 @@ def make_engine(url: str) -> Engine:
         )
     SQLModel.metadata.create_all(engine)
     return engine
+
+
+@contextmanager
+def shared_lock(engine: Engine, name: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the lock ``name`` across every process using the database; yields whether it is held.
+
+    On PostgreSQL a session advisory lock, on a connection kept for the purpose: it ends with the
+    block, or with the process if that dies. With ``wait`` the block waits for the lock; without,
+    it yields False at once when another process holds it. SQLite has no such lock and always
+    yields True: there one process owns the database.
+
+    Args:
+        engine: from :func:`make_engine`.
+        name: what is locked, e.g. ``"train:<function id>"``.
+        wait: wait for the lock rather than give up.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as connection:
+        if wait:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        elif not connection.execute(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": key}
+        ).scalar():
+            yield False
+            return
+        connection.commit()  # the lock is the session's; no transaction is left open meanwhile
+        try:
+            yield True
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
 
 
 def _json_dumps(value: Any) -> str:

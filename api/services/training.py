@@ -41,6 +41,7 @@ from store import (
     ReviewItem,
     Sample,
     session_scope,
+    shared_lock,
     utcnow,
     vector_from_bytes,
 )
@@ -90,14 +91,18 @@ def train_function(
     """Train on every labelled sample and deploy the result if it is not worse than the champion.
 
     Returns the new version's record, or None when ``wait`` is False and the function is
-    already training (the trigger is coalesced into the running training). The artifact is
+    already training, here or in another process sharing the database (the trigger is
+    coalesced into the running training). The artifact is
     durable before the database names it, and the in-memory head is swapped last, so a crash at
     any point leaves the previous version serving.
     """
     with rt.training.run(function_id, trigger, wait=wait) as started:
         if not started:
             return None
-        return _train(rt, function_id, trigger)
+        with shared_lock(rt.engine, f"train:{function_id}", wait=wait) as held:
+            if not held:  # another replica is training it
+                return None
+            return _train(rt, function_id, trigger)
 
 
 def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,36 @@ def test_a_replica_without_the_artifact_keeps_answering_and_says_why(
         assert "version 1 deployed, but this server cannot load it" in answers[0].json()["message"]
         assert caplog.text.count("deployed version 1 cannot be loaded") == 2
         assert one.post(f"/v1/functions/{fid}/invoke", json=probe).json()["modelVersion"] == 1
+
+
+def test_replicas_training_one_function_at_once_take_turns(settings: Settings) -> None:
+    """Both replicas' trainings run (each was asked to wait for a slot); neither clobbers the
+    other's version number or artifact."""
+    if not settings.database_url:
+        pytest.skip("several processes on one SQLite database are not supported: use PostgreSQL")
+    with (
+        TestClient(create_app(settings), headers=AUTH) as one,
+        TestClient(create_app(settings), headers=AUTH) as two,
+    ):
+        fid = one.post("/v1/functions", json={"name": "colour"}).json()["id"]
+        add_colour_samples(one, fid, per_label=6)
+        start = threading.Barrier(4)
+        answers: list[tuple[int, dict]] = []
+
+        def train(client: TestClient) -> None:
+            start.wait(timeout=10)
+            response = client.post(f"/v1/functions/{fid}/train")
+            answers.append((response.status_code, response.json()))
+
+        threads = [threading.Thread(target=train, args=(c,)) for c in (one, two, one, two)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert sorted(code for code, _ in answers) == [200] * 4, answers
+        assert sorted(body["version"] for _, body in answers) == [1, 2, 3, 4]
+        listed = one.get(f"/v1/functions/{fid}/models").json()["data"]
+        assert sorted(m["version"] for m in listed) == [1, 2, 3, 4]
+        for version in (1, 2, 3, 4):  # every artifact is the one its row describes
+            deployed = two.post(f"/v1/functions/{fid}/models/{version}/deploy")
+            assert deployed.status_code == 200, deployed.text

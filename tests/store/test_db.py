@@ -20,6 +20,7 @@ from store import (
     get_or_create_label,
     make_engine,
     session_scope,
+    shared_lock,
     vector_from_bytes,
     vector_to_bytes,
 )
@@ -191,3 +192,24 @@ def test_timestamps_survive_a_non_utc_session_default(monkeypatch: pytest.Monkey
                 assert stored is not None and as_utc(stored.created_at) == moment
         finally:
             tokyo.dispose()
+
+
+def test_a_shared_lock_excludes_other_processes_on_postgresql(
+    engine: Engine, database_url: str
+) -> None:
+    if not database_url:
+        with shared_lock(engine, "train:f") as held, shared_lock(engine, "train:f") as again:
+            assert held and again  # SQLite: one process owns the database, nothing to exclude
+        return
+    other = make_engine(database_url)  # a second process's pool
+    try:
+        with shared_lock(engine, "train:f") as held:
+            assert held
+            with shared_lock(other, "train:f", wait=False) as taken:
+                assert not taken
+            with shared_lock(other, "train:g", wait=False) as unrelated:
+                assert unrelated
+        with shared_lock(other, "train:f", wait=False) as taken:
+            assert taken  # released with the block
+    finally:
+        other.dispose()
