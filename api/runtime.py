@@ -25,6 +25,9 @@ from store import BlobStore, Function, ReviewItem, Sample, make_engine, session_
 
 log = logging.getLogger("winnow")
 
+# Age at which an unreferenced file in a data dir that replicas share is surely no write in flight.
+SHARED_SWEEP_GRACE_S = 3600.0
+
 
 class RequestSet:
     """A thread-safe set of function ids."""
@@ -163,12 +166,19 @@ class Runtime:
             return capture_times(session=session, function_id=function_id, since=since)
 
     def sweep_orphans(self) -> None:
-        """Remove blobs and artifact temp files left behind by a crash between write steps."""
+        """Remove blobs and artifact temp files left behind by a crash between write steps.
+
+        On SQLite this process is the only writer, so everything unreferenced goes. On
+        PostgreSQL replicas sharing the data dir may be writing right now (a blob before its
+        row, an artifact's temp file before its rename): only files older than
+        ``SHARED_SWEEP_GRACE_S`` go, and younger crash leftovers wait for a later start.
+        """
+        grace = 0.0 if self.engine.dialect.name == "sqlite" else SHARED_SWEEP_GRACE_S
         with session_scope(self.engine) as session:
             referenced = set(session.exec(select(Sample.blob)).all())
             referenced |= set(session.exec(select(ReviewItem.blob)).all())
-        removed = self.blobs.sweep(referenced)
-        removed += self.models.sweep_temp_files()
+        removed = self.blobs.sweep(referenced, older_than_seconds=grace)
+        removed += self.models.sweep_temp_files(older_than_seconds=grace)
         if removed:
             log.warning("startup sweep removed %d orphan file(s)", removed)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,16 +78,29 @@ class BlobStore:
                     if not entry.name.startswith(".tmp-"):
                         yield sub.name + entry.name
 
-    def sweep(self, referenced: set[str]) -> int:
-        """Delete blobs no row references and leftover temp files; return how many were removed."""
+    def sweep(self, referenced: set[str], *, older_than_seconds: float = 0.0) -> int:
+        """Delete blobs no row references and leftover temp files; return how many were removed.
+
+        A blob is written before the row naming it commits, so a writer in flight has an
+        unreferenced blob (or temp file) for a moment. Sweep with no writer running (at start-up,
+        one process per store) or with ``older_than_seconds`` longer than any write takes.
+
+        Args:
+            referenced: digests some row names.
+            older_than_seconds: only remove files last modified at least this long ago.
+        """
+        cutoff = time.time() - older_than_seconds
         removed = 0
         for sub in self.root.iterdir():
             if not sub.is_dir():
                 continue
             for entry in sub.iterdir():
-                if entry.name.startswith(".tmp-") or sub.name + entry.name not in referenced:
-                    entry.unlink(missing_ok=True)
-                    removed += 1
+                if not entry.name.startswith(".tmp-") and sub.name + entry.name in referenced:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime <= cutoff:
+                        entry.unlink()
+                        removed += 1
         return removed
 
 

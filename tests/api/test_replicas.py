@@ -2,7 +2,9 @@
 
 import dataclasses
 import logging
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
+from store import BlobStore
 from tests.conftest import AUTH, BLUE, add_colour_samples, data_uri, png_bytes
 
 # Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
@@ -149,3 +152,17 @@ def test_replicas_training_one_function_at_once_take_turns(settings: Settings) -
         for version in (1, 2, 3, 4):  # every artifact is the one its row describes
             deployed = two.post(f"/v1/functions/{fid}/models/{version}/deploy")
             assert deployed.status_code == 200, deployed.text
+
+
+def test_the_startup_sweep_spares_young_files_where_replicas_may_share_the_data_dir(
+    settings: Settings,
+) -> None:
+    """On PostgreSQL another replica may be between writing a blob and committing its row."""
+    blobs = BlobStore(Path(settings.data_dir) / "blobs")
+    young, old = blobs.put(b"in flight elsewhere"), blobs.put(b"left by a crash")
+    two_hours_ago = time.time() - 7200
+    os.utime(Path(settings.data_dir) / "blobs" / old[:2] / old[2:], (two_hours_ago,) * 2)
+    with TestClient(create_app(settings), headers=AUTH):
+        pass
+    assert not blobs.exists(old)
+    assert blobs.exists(young) == bool(settings.database_url)  # SQLite: the only writer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,12 @@ def test_bad_digests_are_not_found_and_cannot_escape_the_root(tmp_path: Path) ->
     with pytest.raises(BlobNotFound):
         blobs.get("0" * 64)  # well-formed but absent
     blobs.delete("0" * 64)  # deleting an absent blob is fine
+
+
+def test_a_sweep_with_a_grace_period_leaves_young_files_alone(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    young, old = blobs.put(b"a write whose row may commit any moment"), blobs.put(b"a crash's")
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / "blobs" / old[:2] / old[2:], (two_hours_ago, two_hours_ago))
+    assert blobs.sweep(set(), older_than_seconds=3600) == 1
+    assert blobs.exists(young) and not blobs.exists(old)
