@@ -92,9 +92,9 @@ def train_function(
 
     Returns the new version's record, or None when ``wait`` is False and the function is
     already training, here or in another process sharing the database (the trigger is
-    coalesced into the running training). The artifact is
-    durable before the database names it, and the in-memory head is swapped last, so a crash at
-    any point leaves the previous version serving.
+    coalesced into the running training). The artifact is durable before the database names
+    it, and the in-memory head is swapped last, so a crash at any point leaves the previous
+    version serving.
     """
     with rt.training.run(function_id, trigger, wait=wait) as started:
         if not started:
