@@ -39,9 +39,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import platform
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +287,45 @@ def run_seed(
             }
     out["seconds"] = time.perf_counter() - started
     return out
+
+
+_worker_data: BenchmarkData | None = None
+
+
+def _load_worker_data(args: argparse.Namespace) -> None:
+    global _worker_data
+    _worker_data = load_benchmark_data(args.subset, args.val, args.test, verbose=False)
+
+
+def _run_seed_in_worker(seed: int, args: argparse.Namespace, policy: CapturePolicy) -> dict:
+    assert _worker_data is not None, "the worker's initializer loads the data"
+    return run_seed(_worker_data, seed, args, policy)
+
+
+def run_seeds(
+    data: BenchmarkData, args: argparse.Namespace, policy: CapturePolicy
+) -> list[dict[str, Any]]:
+    """``run_seed`` for every seed, in order: here, or in ``args.workers`` processes (a head fit
+    uses one core, see :func:`learner.crossval.blas_thread_limit`, so seeds in parallel use the
+    others). Workers load the splits from the embedding cache; seeds are independent, so the
+    results do not depend on the worker count."""
+    if args.workers <= 1:
+        results = []
+        for seed in args.seeds:
+            results.append(run_seed(data, seed, args, policy))
+            print(f"seed {seed}: {results[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+        return results
+    spawn = multiprocessing.get_context("spawn")  # no forked FAISS/OpenMP or BLAS thread state
+    by_seed: dict[int, dict[str, Any]] = {}
+    with ProcessPoolExecutor(
+        args.workers, mp_context=spawn, initializer=_load_worker_data, initargs=(args,)
+    ) as pool:
+        futures = {pool.submit(_run_seed_in_worker, s, args, policy): s for s in args.seeds}
+        for future in as_completed(futures):
+            seed = futures[future]
+            by_seed[seed] = future.result()
+            print(f"seed {seed}: {by_seed[seed]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    return [by_seed[seed] for seed in args.seeds]
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -532,6 +573,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tune-on", choices=("test", "val"), default="test")
     parser.add_argument("--threads", type=int, default=2, help="torch threads when embedding")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="seeds run in this many processes (1: in this one)"
+    )
     parser.add_argument("--output", type=Path)
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
@@ -560,10 +604,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "labels": len(data.pool.labels),
         "calibration": calibration(whole, evaluate_on),
     }
-    seeds = []
-    for seed in args.seeds:
-        seeds.append(run_seed(data, seed, args, policy))
-        print(f"seed {seed}: {seeds[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    seeds = run_seeds(data, args, policy)
     report: dict[str, Any] = {
         "benchmark": "label_efficiency",
         "config": {
