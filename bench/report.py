@@ -368,7 +368,7 @@ def performance_section() -> str:
         "`bench/results/label_efficiency.png` (`label_efficiency_full.png` for `--full`). "
         "B1's quick run (a 3,000-image pool, up to 300 labels) keeps `make bench` short; its "
         "`--full` run streams the whole Fashion-MNIST training set but the 5,000 validation "
-        "images (55,000, up to 5,500 labels, 10 seeds; about 25 minutes on 2 cores, after about "
+        "images (55,000, up to 5,500 labels, 10 seeds; about 35 minutes on 2 cores, after about "
         "30 minutes embedding the 70,000 images once)."
     )
     machine = (
