@@ -174,11 +174,13 @@ def queue_catch_rate(
     result: TrainResult, labelled: np.ndarray, data: BenchmarkData, policy: CapturePolicy, seed: int
 ) -> dict[str, float]:
     """A fresh pass of the test split through the policy with the final head and index, beside
-    three references at the same capture rate: the head's own least-margin inputs (uncertainty
-    ranking alone, no policy), the inputs where a second model trained on the same labels gives
-    the head's label the least probability (RBF-kernel SVMs fitted on three folds of them,
-    sigmoid-calibrated and averaged: a committee of two model families, which the service does
-    not run), and a perfect error detector."""
+    references at the same capture rate: the head's own least-margin inputs (uncertainty
+    ranking alone, no policy), what its confidences would promise if they were exactly right
+    (:func:`errors_expected_if_calibrated`), the inputs where a second model trained on the same
+    labels gives the head's label the least probability (RBF-kernel SVMs fitted on three folds
+    of them, sigmoid-calibrated and averaged: a committee of two model families, which the
+    service does not run; its fit and per-input prediction times are measured beside the
+    head's), and a perfect error detector."""
     index = VectorIndex(data.pool.vectors.shape[1], background_rebuild=False)
     index.add(labelled, data.pool.vectors[labelled], "labelled")
     counts: dict[str, int] = {}
@@ -207,12 +209,19 @@ def queue_catch_rate(
         "head_error_rate": float(wrong_a.mean()),
         "errors_captured": float(taken_a[wrong_a].mean()),
         "errors_in_least_margin": float(wrong_a[least_margin].sum() / wrong_a.sum()),
+        "errors_expected_if_calibrated": errors_expected_if_calibrated(
+            probabilities, int(taken_a.sum())
+        ),
         "errors_perfect_detector": float(min(1.0, taken_a.sum() / wrong_a.sum())),
     }
     _, per_class = np.unique(data.pool.labels[labelled], return_counts=True)
     if per_class.min() >= 3:  # three folds need three samples of every class
         second = CalibratedClassifierCV(SVC(C=10.0), method="sigmoid", cv=3)
+        started = time.perf_counter()
         second.fit(data.pool.vectors[labelled], data.pool.labels[labelled])
+        out["second_opinion_fit_seconds"] = time.perf_counter() - started
+        out["second_opinion_ms_per_input"] = ms_per_input(second, data.test.vectors)
+        out["head_ms_per_input"] = ms_per_input(result.head, data.test.vectors)
         column = {str(c): i for i, c in enumerate(second.classes_)}
         predicted = [column[classes[i]] for i in probabilities.argmax(axis=1)]
         agreement = second.predict_proba(data.test.vectors)[np.arange(len(predicted)), predicted]
@@ -221,6 +230,27 @@ def queue_catch_rate(
             wrong_a[least_agreement].sum() / wrong_a.sum()
         )
     return out
+
+
+def errors_expected_if_calibrated(proba: np.ndarray, count: int) -> float:
+    """The share of its errors a head would expect among its ``count`` least confident inputs
+    if its confidences were exactly right: input ``i`` is then wrong with probability
+    ``1 - max(proba[i])``. No ranking by the head's own confidence can expect to catch more, so
+    this bounds what a capture policy that reads only this head can do at that rate."""
+    error = 1.0 - np.asarray(proba, dtype=np.float64).max(axis=1)
+    if count <= 0 or error.sum() == 0:
+        return 0.0
+    return float(np.sort(error)[::-1][:count].sum() / error.sum())
+
+
+def ms_per_input(model: Any, vectors: np.ndarray, inputs: int = 100) -> float:
+    """Median milliseconds of ``model.predict_proba`` on one row, as an invoke calls it."""
+    times = []
+    for row in vectors[:inputs]:
+        started = time.perf_counter()
+        model.predict_proba(row[None, :])
+        times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1000)
 
 
 def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
@@ -439,9 +469,19 @@ def b1b_summary(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         "test_errors_in_least_margin": lambda s: s["b1b"]["fresh_test_pass"][
             "errors_in_least_margin"
         ],
+        "test_errors_expected_if_calibrated": lambda s: s["b1b"]["fresh_test_pass"][
+            "errors_expected_if_calibrated"
+        ],
         "test_errors_in_least_second_opinion": lambda s: s["b1b"]["fresh_test_pass"][
             "errors_in_least_second_opinion"
         ],
+        "second_opinion_fit_seconds": lambda s: s["b1b"]["fresh_test_pass"][
+            "second_opinion_fit_seconds"
+        ],
+        "second_opinion_ms_per_input": lambda s: s["b1b"]["fresh_test_pass"][
+            "second_opinion_ms_per_input"
+        ],
+        "head_ms_per_input": lambda s: s["b1b"]["fresh_test_pass"]["head_ms_per_input"],
         "test_errors_perfect_detector": lambda s: s["b1b"]["fresh_test_pass"][
             "errors_perfect_detector"
         ],
@@ -517,6 +557,10 @@ def _ratio_text(ratio: dict[str, Any]) -> str:
     return f"{ratio['mean']:.2f} (min {ratio['min']:.2f}, max {ratio['max']:.2f})"
 
 
+def _mean(summary: dict[str, Any], key: str) -> float:
+    return float(summary.get(key, {}).get("mean", float("nan")))
+
+
 def print_table(report: dict[str, Any]) -> None:
     summary, budgets = report["summary"], report["config"]["budgets"]
     strategies = list(summary["accuracy"])
@@ -554,9 +598,12 @@ def print_table(report: dict[str, Any]) -> None:
         f"{b1b['ece_best_temperature']['mean']:.2%}; a calibrated head would measure "
         f"{b1b['ece_if_calibrated']['mean']:.2%}); test errors"
         " in the head's least-margin inputs at that rate "
-        f"{b1b['test_errors_in_least_margin']['mean']:.1%}, a second model's least agreement "
-        f"{b1b.get('test_errors_in_least_second_opinion', {}).get('mean', float('nan')):.1%}, "
-        "perfect detector "
+        f"{b1b['test_errors_in_least_margin']['mean']:.1%} (its confidences promise "
+        f"{b1b['test_errors_expected_if_calibrated']['mean']:.1%}), a second model's least "
+        f"agreement {_mean(b1b, 'test_errors_in_least_second_opinion'):.1%} (fit "
+        f"{_mean(b1b, 'second_opinion_fit_seconds'):.1f} s, "
+        f"{_mean(b1b, 'second_opinion_ms_per_input'):.2f} ms per input vs the head's "
+        f"{_mean(b1b, 'head_ms_per_input'):.2f} ms), perfect detector "
         f"{b1b['test_errors_perfect_detector']['mean']:.1%}"
     )
 

@@ -140,13 +140,29 @@ def _calibration_references(b1b: dict[str, Any]) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
+def _expected_if_calibrated(b1b: dict[str, Any]) -> str:
+    if "test_errors_expected_if_calibrated" not in b1b:
+        return ""
+    return (
+        " (were its confidences exactly right, its least confident inputs would be expected to "
+        f"hold {pct(mean_of(b1b['test_errors_expected_if_calibrated']))})"
+    )
+
+
 def _second_opinion(b1b: dict[str, Any]) -> str:
     if "test_errors_in_least_second_opinion" not in b1b:
         return ""
-    return (
+    text = (
         ", the inputs a second model (RBF SVM, same labels) least agrees with "
         f"{pct(mean_of(b1b['test_errors_in_least_second_opinion']))}"
     )
+    if "second_opinion_ms_per_input" in b1b:
+        text += (
+            f" (it takes {_num(mean_of(b1b['second_opinion_fit_seconds']), 0)} s to fit and "
+            f"{_num(mean_of(b1b['second_opinion_ms_per_input']), 2)} ms per input, the head "
+            f"{_num(mean_of(b1b['head_ms_per_input']), 2)} ms)"
+        )
+    return text
 
 
 def _catch_references(b1b: dict[str, Any]) -> str:
@@ -155,6 +171,7 @@ def _catch_references(b1b: dict[str, Any]) -> str:
     return (
         f"; at that rate the head's own least-margin inputs hold "
         f"{pct(mean_of(b1b['test_errors_in_least_margin']))} of its errors"
+        + _expected_if_calibrated(b1b)
         + _second_opinion(b1b)
         + ", a perfect detector "
         f"{pct(mean_of(b1b['test_errors_perfect_detector']))}"
@@ -368,8 +385,8 @@ def performance_section() -> str:
         "`bench/results/label_efficiency.png` (`label_efficiency_full.png` for `--full`). "
         "B1's quick run (a 3,000-image pool, up to 300 labels) keeps `make bench` short; its "
         "`--full` run streams the whole Fashion-MNIST training set but the 5,000 validation "
-        "images (55,000, up to 5,500 labels, 10 seeds; about 35 minutes on 2 cores, after about "
-        "30 minutes embedding the 70,000 images once)."
+        "images (55,000, up to 5,500 labels, 10 seeds; 35 to 55 minutes on 2 cores, after "
+        "30 to 50 minutes embedding the 70,000 images once, depending on the machine)."
     )
     machine = (
         f"Machine: {os.cpu_count()} CPU cores, CPU only (no GPU), "

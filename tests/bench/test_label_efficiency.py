@@ -1,4 +1,5 @@
-"""B1 pieces: the offline pool-margin reference, the headline ratio and the ECE noise floor."""
+"""B1 pieces: the offline pool-margin reference, the headline ratio, the ECE noise floor and the
+catch rate a calibrated head promises."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import numpy as np
 import pytest
 
 from bench.capture_sim import run_pool_margin
-from bench.label_efficiency import ece_if_calibrated, headline_ratio
+from bench.label_efficiency import (
+    ece_if_calibrated,
+    errors_expected_if_calibrated,
+    headline_ratio,
+)
 from learner import Candidate, TrainResult, expected_calibration_error
 
 LOGISTIC = [Candidate("logistic_regression", {"C": 10.0})]
@@ -69,3 +74,20 @@ def test_ece_noise_floor_matches_a_calibrated_head_and_shrinks_with_more_inputs(
     assert abs(expected_calibration_error(proba, truth, 15) - floor_large) < 0.015
     overconfident = proba**3 / (proba**3).sum(axis=1, keepdims=True)
     assert expected_calibration_error(overconfident, truth, 15) > 3 * floor_large
+
+
+def test_a_calibrated_head_catches_what_its_confidences_promise_and_no_more() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((20000, 5)) * 2.0
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    truth = (rng.random((20000, 1)) > np.cumsum(proba, axis=1)).sum(axis=1)  # drawn from proba
+    wrong = proba.argmax(axis=1) != truth
+    count = 2000
+    promised = errors_expected_if_calibrated(proba, count)
+    least_confident = np.argsort(proba.max(axis=1))[:count]
+    caught = wrong[least_confident].sum() / wrong.sum()
+    assert abs(caught - promised) < 0.01
+    shuffled = rng.permutation(len(proba))[:count]  # any other ranking expects less
+    assert wrong[shuffled].sum() / wrong.sum() < promised - 0.05  # ~0.10 vs ~0.18
+    assert errors_expected_if_calibrated(proba, len(proba)) == pytest.approx(1.0)
+    assert errors_expected_if_calibrated(np.eye(3), 2) == 0.0  # certain everywhere: no errors
