@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 
 from api.deps import reject_nul_characters, require_scope
 from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.nyckel.api_router import router as nyckel_router
 from api.routers import capture, functions, health, invoke, keys, models, page, review, samples
 from api.runtime import Runtime
 from api.settings import Settings
@@ -45,4 +46,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(require_scope("admin"))],
         responses=ERROR_RESPONSES,
     )
+    app.include_router(nyckel_router)  # the Nyckel-compatible API over the same use cases
     return app

@@ -50,13 +50,21 @@ def get_principal(
 ) -> Principal:
     """The verified caller (401 otherwise), within its rate limit and, on a function's route,
     allowed to see that function (another tenant's function is a 404, as a missing one)."""
-    principal = rt.auth.authenticate(credentials.credentials if credentials else None)
+    return verify_caller(
+        rt,
+        credentials.credentials if credentials else None,
+        function_id=request.path_params.get("function_id"),
+    )
+
+
+def verify_caller(rt: Runtime, key: str | None, *, function_id: str | None) -> Principal:
+    """Authenticate ``key``, take one request from its rate limit, check its tenant."""
+    principal = rt.auth.authenticate(key)
     if principal.rate_limit_per_minute is not None:
         wait = rt.rate_limits.take(principal.key_id, principal.rate_limit_per_minute)
         if wait is not None:
             headers = retry_after_header(wait)
             raise TooManyRequests("rate limit of this API key exceeded", headers=headers)
-    function_id = request.path_params.get("function_id")
     if function_id is not None:
         principal.ensure_function(function_id)
     return principal

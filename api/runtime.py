@@ -40,12 +40,13 @@ class RequestSet:
         with self._lock:
             self._ids.add(function_id)
 
-    def discard_if_present(self, function_id: str) -> bool:
+    def __contains__(self, function_id: object) -> bool:
         with self._lock:
-            if function_id in self._ids:
-                self._ids.discard(function_id)
-                return True
-            return False
+            return function_id in self._ids
+
+    def discard(self, function_id: str) -> None:
+        with self._lock:
+            self._ids.discard(function_id)
 
 
 class CaptureState:

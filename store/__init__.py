@@ -3,7 +3,13 @@
 from store.blobs import BlobNotFound, BlobStore
 from store.db import make_engine, session_scope, shared_lock
 from store.keys import ApiKey, list_keys
-from store.labels import EmptyLabelName, find_label, get_or_create_label, label_sample
+from store.labels import (
+    EmptyLabelName,
+    find_label,
+    get_or_create_label,
+    label_sample,
+    unlabel_sample,
+)
 from store.tables import (
     Function,
     Label,
@@ -34,6 +40,7 @@ __all__ = [
     "new_id",
     "session_scope",
     "shared_lock",
+    "unlabel_sample",
     "utcnow",
     "vector_from_bytes",
     "vector_to_bytes",

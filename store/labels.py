@@ -44,11 +44,23 @@ def label_sample(session: Session, sample: Sample, label: Label) -> bool:
     """Give ``sample`` the label; counts an annotation event for retraining. False if unchanged."""
     if sample.label_id == label.id:
         return False
-    sample.label_id = label.id
+    _set_label(session, sample, label.id)
+    return True
+
+
+def unlabel_sample(session: Session, sample: Sample) -> bool:
+    """Remove ``sample``'s label; counts an annotation event for retraining. False if unlabelled."""
+    if sample.label_id is None:
+        return False
+    _set_label(session, sample, None)
+    return True
+
+
+def _set_label(session: Session, sample: Sample, label_id: str | None) -> None:
+    sample.label_id = label_id
     sample.annotated_at = utcnow()
     session.add(sample)
     function = session.get(Function, sample.function_id)
     if function is not None:
         function.annotation_counter += 1
         session.add(function)
-    return True

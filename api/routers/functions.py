@@ -63,3 +63,27 @@ def list_labels(function_id: str, session: SessionDep, _: AnyKey) -> Page[LabelP
     ).all()
     data = [LabelPublic.model_validate(label, from_attributes=True) for label in labels]
     return Page(data=data, count=len(data))
+
+
+@router.get("/{function_id}/labels/{label_id}")
+def get_label(function_id: str, label_id: str, session: SessionDep, _: AnyKey) -> LabelPublic:
+    return LabelPublic.model_validate(
+        service.get_label(session, function_id, label_id), from_attributes=True
+    )
+
+
+@router.put("/{function_id}/labels/{label_id}")
+def update_label(
+    function_id: str, label_id: str, body: LabelCreate, rt: RuntimeDep, _: AdminKey
+) -> LabelPublic:
+    """Rename or describe a label (a label a model version learnt keeps its name: 409)."""
+    label = service.update_label(
+        rt, function_id, label_id, name=body.name, description=body.description
+    )
+    return LabelPublic.model_validate(label, from_attributes=True)
+
+
+@router.delete("/{function_id}/labels/{label_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_label(function_id: str, label_id: str, rt: RuntimeDep, _: AdminKey) -> None:
+    """Delete a label no sample, review item or model version uses (409 otherwise)."""
+    service.delete_label(rt, function_id, label_id)

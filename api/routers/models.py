@@ -35,9 +35,7 @@ async def train(function_id: str, rt: RuntimeDep, wait: bool = True) -> ModelVer
     if not wait:
         with session_scope(rt.engine) as session:
             get_function(session, function_id)
-        rt.train_requests.add(function_id)
-        if rt.scheduler is not None:
-            rt.scheduler.kick()
+        service.request_training(rt, function_id)
         body = training_status(function_id, rt).model_dump(mode="json", by_alias=True)
         return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)  # type: ignore[return-value]
     record = await run_in_threadpool(service.train_function, rt, function_id)

@@ -74,10 +74,10 @@ def list_samples(
     start_index: Annotated[int, Query(alias="startIndex", ge=0, le=MAX_START_INDEX)] = 0,
     count: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[SamplePublic]:
-    data, total = service.list_samples(
+    rows, total = service.list_samples(
         session, function_id, annotated=annotated, start=start_index, count=count
     )
-    return Page(data=data, count=total)
+    return Page(data=[service.sample_public(s, label) for s, label in rows], count=total)
 
 
 @router.get("/{sample_id}")
@@ -101,6 +101,14 @@ def set_annotation(
 ) -> SamplePublic:
     sample = service.set_annotation(rt, function_id, sample_id, body.label_name)
     return _public(rt, sample)
+
+
+@router.delete("/{sample_id}/annotation")
+def remove_annotation(
+    function_id: str, sample_id: str, rt: RuntimeDep, _: AnnotateKey
+) -> SamplePublic:
+    """Make the sample unlabelled again; retraining counts it as an annotation change."""
+    return _public(rt, service.remove_annotation(rt, function_id, sample_id))
 
 
 @router.delete("/{sample_id}", status_code=status.HTTP_204_NO_CONTENT)

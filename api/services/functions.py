@@ -96,3 +96,66 @@ def create_label(
     except IntegrityError as exc:  # a concurrent create won the race
         raise Conflict(f"label {name!r} already exists in function {function_id}") from exc
     return label
+
+
+def get_label(session: Session, function_id: str, label_id: str) -> Label:
+    get_function(session, function_id)
+    label = session.get(Label, label_id)
+    if label is None or label.function_id != function_id:
+        raise NotFound(f"label {label_id} not found in function {function_id}")
+    return label
+
+
+def update_label(
+    rt: Runtime, function_id: str, label_id: str, *, name: str, description: str | None
+) -> Label:
+    """Rename or describe a label. Model versions name their classes by label name, so a label
+    that one of them learnt keeps its name (409): renaming it would orphan the model's class."""
+    name = name.strip()
+    if not name:
+        raise Unprocessable("label name must not be empty")
+    with session_scope(rt.engine) as session:
+        label = get_label(session, function_id, label_id)
+        if name != label.name:
+            _ensure_unused_by_models(session, label, "renamed")
+            if find_label(session, function_id, name) is not None:
+                raise Conflict(f"label {name!r} already exists in function {function_id}")
+        label.name, label.description = name, description
+        session.add(label)
+        try:
+            session.flush()
+        except IntegrityError as exc:  # a concurrent create or rename won the race
+            raise Conflict(f"label {name!r} already exists in function {function_id}") from exc
+    return label
+
+
+def delete_label(rt: Runtime, function_id: str, label_id: str) -> None:
+    """Delete a label that nothing uses yet: no sample or review item is annotated with it and no
+    model version learnt it (409 otherwise, saying which)."""
+    with session_scope(rt.engine) as session:
+        label = get_label(session, function_id, label_id)
+        _ensure_unused_by_models(session, label, "deleted")
+        for table in (Sample, ReviewItem):
+            used = session.exec(
+                select(sql.count()).select_from(table).where(table.label_id == label.id)  # type: ignore[attr-defined]
+            ).one()
+            if used:
+                raise Conflict(
+                    f"label {label.name!r} annotates {used} {table.__name__.lower()}(s); "
+                    "annotate them otherwise first"
+                )
+        session.delete(label)
+
+
+def _ensure_unused_by_models(session: Session, label: Label, action: str) -> None:
+    versions = session.exec(
+        select(ModelVersion.version, ModelVersion.labels).where(
+            ModelVersion.function_id == label.function_id
+        )
+    ).all()
+    learnt = sorted(version for version, names in versions if label.name in names)
+    if learnt:
+        raise Conflict(
+            f"label {label.name!r} cannot be {action}: model version(s) "
+            f"{', '.join(map(str, learnt))} predict it by name"
+        )

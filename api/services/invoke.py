@@ -1,22 +1,34 @@
-"""Invoke: classify one image with the function's deployed head."""
+"""Invoke: classify one image with the function's deployed head (or a version asked for)."""
 
 from __future__ import annotations
 
 import numpy as np
 from sqlmodel import select
 
-from api.errors import Conflict, ServiceUnavailable
+from api.errors import Conflict, NotFound, ServiceUnavailable
 from api.runtime import Runtime
 from api.schemas import InvokeResult, LabelConfidence
 from api.services.capture import maybe_capture
 from api.services.functions import get_function
 from api.services.samples import embed_image
 from api.services.training import follow_deployed
-from store import Label, session_scope
+from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
+from store import Function, Label, ModelVersion, Sample, session_scope, vector_from_bytes
 
 
-def invoke(rt: Runtime, function_id: str, data: bytes, *, capture: bool = True) -> InvokeResult:
-    """Label ``data``; every response names the one model version that produced it."""
+def invoke(
+    rt: Runtime,
+    function_id: str,
+    data: bytes,
+    *,
+    capture: bool = True,
+    version: int | None = None,
+) -> InvokeResult:
+    """Label ``data``; every response names the one model version that produced it.
+
+    ``version`` asks for a version other than the deployed one (read from its artifact); such an
+    answer is never captured, since capture judges the traffic the serving model sees.
+    """
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
         label_ids = {
@@ -24,28 +36,18 @@ def invoke(rt: Runtime, function_id: str, data: bytes, *, capture: bool = True) 
             for label in session.exec(select(Label).where(Label.function_id == function_id))
         }
     vector = embed_image(rt, function, data)
-    follow_deployed(rt, function)  # a version another replica deployed serves from now on
-    deployed = rt.heads.get(function_id)  # one read: this version serves the whole request
-    if deployed is None and function.deployed_version is not None:
-        raise ServiceUnavailable(
-            f"function {function_id} has version {function.deployed_version} deployed, but this "
-            "server cannot load it (is the data dir's models/ shared?); see its log"
-        )
-    if deployed is None:
-        raise Conflict(
-            f"function {function_id} has no trained model yet: add labelled samples and "
-            f"POST /v1/functions/{function_id}/train"
-        )
-    proba = np.asarray(deployed.head.predict_proba(vector[None, :])[0], dtype=np.float64)
-    classes = [str(c) for c in deployed.head.classes_]
-    order = np.argsort(-proba, kind="stable")
+    model = serving_model(rt, function)  # one read: this version serves the whole request
+    if version is not None and version != model.version:
+        model, capture = stored_model(rt, function_id, version), False
+    proba = np.asarray(model.head.predict_proba(vector[None, :])[0], dtype=np.float64)
+    classes = list(model.labels)
     confidences = [
         LabelConfidence(
             label_name=classes[i],
             label_id=label_ids.get(classes[i], ""),
             confidence=float(proba[i]),
         )
-        for i in order
+        for i in np.argsort(-proba, kind="stable")
     ]
     best = confidences[0]
     capture_info = None
@@ -57,13 +59,62 @@ def invoke(rt: Runtime, function_id: str, data: bytes, *, capture: bool = True) 
             vector=vector,
             proba=proba,
             classes=classes,
-            model_version=deployed.version,
+            model_version=model.version,
         )
     return InvokeResult(
         label_name=best.label_name,
         label_id=best.label_id,
         confidence=best.confidence,
         label_confidences=confidences,
-        model_version=deployed.version,
+        model_version=model.version,
         capture=capture_info,
     )
+
+
+def serving_model(rt: Runtime, function: Function) -> Deployed:
+    """The version serving ``function`` in this process (following a deploy made elsewhere);
+    409 before any model exists, 503 if the deployed artifact cannot be loaded here."""
+    follow_deployed(rt, function)  # a version another replica deployed serves from now on
+    deployed = rt.heads.get(function.id)
+    if deployed is None and function.deployed_version is not None:
+        raise ServiceUnavailable(
+            f"function {function.id} has version {function.deployed_version} deployed, but this "
+            "server cannot load it (is the data dir's models/ shared?); see its log"
+        )
+    if deployed is None:
+        raise Conflict(
+            f"No model available: function {function.id} has no trained model yet; add "
+            f"labelled samples of at least 2 labels and POST /v1/functions/{function.id}/train"
+        )
+    return deployed
+
+
+def stored_model(rt: Runtime, function_id: str, version: int) -> Deployed:
+    """A recorded version read from its artifact (404 if no such version, 409 if unreadable)."""
+    with session_scope(rt.engine) as session:
+        row = session.exec(
+            select(ModelVersion.id).where(
+                ModelVersion.function_id == function_id, ModelVersion.version == version
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"function {function_id} has no model version {version}")
+    try:
+        head, _meta = rt.models.load(function_id, version)
+    except (ArtifactNotFound, ArtifactCorrupt) as exc:
+        raise Conflict(f"version {version} cannot be served: {exc}") from exc
+    return Deployed.of(version, head)
+
+
+def predict_samples(
+    rt: Runtime, function: Function, samples: list[Sample]
+) -> list[tuple[str, float]] | None:
+    """The serving version's best label and confidence for each stored sample (from its stored
+    embedding, so nothing is re-embedded); None before any model is deployed."""
+    if function.deployed_version is None:
+        return None
+    if not samples:
+        return []
+    model = serving_model(rt, function)
+    vectors = np.stack([vector_from_bytes(s.embedding) for s in samples])
+    return [ranked[0] for ranked in ranked_predictions(model.head, vectors, top_k=1)]

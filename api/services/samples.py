@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func as sql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -19,6 +21,7 @@ from store import (
     get_or_create_label,
     label_sample,
     session_scope,
+    unlabel_sample,
     vector_from_bytes,
     vector_to_bytes,
 )
@@ -38,18 +41,27 @@ def add_sample(
     label_name: str | None,
     external_id: str | None,
     source: str = "upload",
+    reuse_image: bool = False,
 ) -> tuple[Sample, bool]:
     """Validate, embed and store one sample; returns ``(sample, created)``.
 
     Retrying with the same ``external_id`` and the same image and label returns the first sample
-    (``created`` False); the same ``external_id`` with different content is a 409. Nothing is
-    written before the image has been decoded and embedded, and the blob is written before the
-    row that references it, so a crash leaves at most an orphan blob (swept at start).
+    (``created`` False); the same ``external_id`` with different content is a 409. With
+    ``reuse_image`` an image the function already holds returns that sample as it is (Nyckel's
+    duplicate rule). Nothing is written before the image has been decoded and embedded, and the
+    blob is written before the row that references it, so a crash leaves at most an orphan blob
+    (swept at start).
     """
+    digest = rt.blobs.digest(data)
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
+        if reuse_image:
+            same = session.exec(
+                select(Sample).where(Sample.function_id == function_id, Sample.blob == digest)
+            ).first()
+            if same is not None:
+                return same, False
     vector = embed_image(rt, function, data)
-    digest = rt.blobs.digest(data)
     if external_id is not None:
         existing = _same_external_id(rt, function_id, external_id, digest, label_name)
         if existing is not None:
@@ -116,6 +128,15 @@ def set_annotation(rt: Runtime, function_id: str, sample_id: str, label_name: st
     return sample
 
 
+def remove_annotation(rt: Runtime, function_id: str, sample_id: str) -> Sample:
+    """Make the sample unlabelled again (counts as an annotation event for retraining)."""
+    with session_scope(rt.engine) as session:
+        sample = get_sample(session, function_id, sample_id)
+        unlabel_sample(session, sample)
+    unindex(rt, function_id, sample_id, "labelled")
+    return sample
+
+
 def get_sample(session: Session, function_id: str, sample_id: str) -> Sample:
     get_function(session, function_id)
     sample = session.get(Sample, sample_id)
@@ -134,8 +155,16 @@ def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> None:
 
 
 def list_samples(
-    session: Session, function_id: str, *, annotated: bool | None, start: int, count: int
-) -> tuple[list[SamplePublic], int]:
+    session: Session,
+    function_id: str,
+    *,
+    annotated: bool | None,
+    start: int,
+    count: int,
+    newest_first: bool = False,
+) -> tuple[list[tuple[Sample, Label | None]], int]:
+    """A page of the function's samples with their labels, oldest first unless ``newest_first``,
+    and the total count."""
     get_function(session, function_id)
     query = select(Sample).where(Sample.function_id == function_id)
     if annotated is not None:
@@ -143,14 +172,36 @@ def list_samples(
             col(Sample.label_id).isnot(None) if annotated else col(Sample.label_id).is_(None)
         )
     total = session.exec(select(sql.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(col(Sample.created_at), col(Sample.id)).offset(start).limit(count)
-    ).all()
+    created, sample_id = col(Sample.created_at), col(Sample.id)
+    order = (created.desc(), sample_id.desc()) if newest_first else (created.asc(), sample_id.asc())
+    rows = session.exec(query.order_by(*order).offset(start).limit(count)).all()
     labels = {
         label.id: label
         for label in session.exec(select(Label).where(Label.function_id == function_id))
     }
-    return [sample_public(s, labels.get(s.label_id or "")) for s in rows], total
+    return [(s, labels.get(s.label_id or "")) for s in rows], total
+
+
+@dataclass(frozen=True)
+class SampleCounts:
+    """How many samples a function has, how many are labelled, and how many per label id."""
+
+    total: int
+    annotated: int
+    by_label: dict[str, int]
+
+
+def sample_counts(session: Session, function_id: str) -> SampleCounts:
+    get_function(session, function_id)
+    rows = session.exec(
+        select(Sample.label_id, sql.count())
+        .where(Sample.function_id == function_id)
+        .group_by(col(Sample.label_id))
+    ).all()
+    by_label = {label_id: n for label_id, n in rows if label_id is not None}
+    return SampleCounts(
+        total=sum(n for _, n in rows), annotated=sum(by_label.values()), by_label=by_label
+    )
 
 
 def sample_public(sample: Sample, label: Label | None) -> SamplePublic:

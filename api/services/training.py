@@ -106,6 +106,10 @@ def train_function(
 
 
 def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
+    # This training reads every annotation made so far: a request made from now on asks for
+    # another one. Cleared here, inside the training slot, so "requested or training" never
+    # reads false while a requested training is about to start.
+    rt.train_requests.discard(function_id)
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
         champion_row = _deployed_row(session, function)
@@ -364,7 +368,7 @@ def retrain_check(rt: Runtime) -> None:
         )
     for function in functions:
         follow_deployed(rt, function)
-        requested = rt.train_requests.discard_if_present(function.id)
+        requested = function.id in rt.train_requests
         new = function.annotation_counter - (trained_counters.get(function.id) or 0)
         if not requested and new < rt.settings.retrain_min_annotations:
             continue
@@ -376,6 +380,19 @@ def retrain_check(rt: Runtime) -> None:
             log.info("function %s: not retrained: %s", function.id, exc)
         except Exception:
             log.exception("function %s: scheduled training failed", function.id)
+
+
+def request_training(rt: Runtime, function_id: str) -> None:
+    """Train ``function_id`` at the scheduler's next tick, which runs now (without a scheduler,
+    ``retrain_interval`` 0, only POST .../train trains)."""
+    rt.train_requests.add(function_id)
+    if rt.scheduler is not None:
+        rt.scheduler.kick()
+
+
+def is_training(rt: Runtime, function_id: str) -> bool:
+    """A training of the function is running in this process or has been requested."""
+    return function_id in rt.train_requests or rt.training.is_training(function_id)
 
 
 def new_annotations(rt: Runtime, function: Function) -> int:

@@ -44,9 +44,9 @@ def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.02, what
 
 
 @contextmanager
-def threaded_server(settings: Settings) -> Iterator[str]:
-    """The app served by uvicorn in a thread; yields its base URL."""
-    port = free_port()
+def threaded_server(settings: Settings, port: int | None = None) -> Iterator[str]:
+    """The app served by uvicorn in a thread (on ``port``, default a free one); yields its URL."""
+    port = port or free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -12,54 +12,27 @@ are invoked one by one, as production traffic would. What capture must show on r
 
 from __future__ import annotations
 
-import gzip
-import io
 import math
-import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from api.app import create_app
 from api.settings import Settings
 from tests.conftest import ADMIN_KEY, AUTH
+from tests.fashion import CLASSES, fashion_test_split, png
 
 pytestmark = pytest.mark.slow
 
-FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ["tshirt", "trouser", "pullover", "dress", "coat"]
-CLASSES += ["sandal", "shirt", "sneaker", "bag", "boot"]
 LABELLED_PER_CLASS = 5
 STREAM = 160
 RANDOM_RATE = 0.1
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (the MNIST format): magic 0x0000 <dtype 0x08 = uint8> <ndim>, sizes, data."""
-    raw = gzip.decompress(path.read_bytes())
-    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path} is not a uint8 IDX file")
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def fashion() -> tuple[np.ndarray, np.ndarray]:
-    images_path = FASHION_MNIST / "t10k-images-idx3-ubyte.gz"
-    labels_path = FASHION_MNIST / "t10k-labels-idx1-ubyte.gz"
-    if not images_path.exists() or not labels_path.exists():
-        pytest.skip(f"Fashion-MNIST not found in {FASHION_MNIST} (Debian package fashion-mnist)")
-    return read_idx(images_path), read_idx(labels_path)
+    return fashion_test_split()
 
 
 def invoke(http: TestClient, function_id: str, image: np.ndarray) -> dict:
