@@ -79,7 +79,11 @@ def _image_url(request: Request) -> serving.ImageUrl:
 
 
 ImageUrlDep = Annotated[Callable[[Sample], str], Depends(_image_url)]
-_OK = Response(status_code=200)
+
+
+def _ok() -> Response:
+    """Nyckel answers deletes with 200 (winnow's own API: 204)."""
+    return Response(status_code=200)
 
 
 @router.post("/connect/token")
@@ -119,7 +123,7 @@ def read_function(function_id: FunctionId, rt: RuntimeDep, _: AnyKey) -> wire.Fu
 @router.delete("/v1/functions/{function_id}")
 def delete_function(function_id: FunctionId, rt: RuntimeDep, _: AdminKey) -> Response:
     function_service.delete_function(rt, function_id)
-    return _OK
+    return _ok()
 
 
 @router.get("/v0.9/functions/{function_id}")
@@ -164,7 +168,7 @@ def delete_label(
     function_id: FunctionId, label_id: LabelId, rt: RuntimeDep, _: AdminKey
 ) -> Response:
     function_service.delete_label(rt, function_id, label_id)
-    return _OK
+    return _ok()
 
 
 # samples -----------------------------------------------------------------------------------------
@@ -236,7 +240,7 @@ def delete_sample(
     function_id: FunctionId, sample_id: SampleId, rt: RuntimeDep, _: AdminKey
 ) -> Response:
     serving.delete_sample(rt, function_id, sample_id)
-    return _OK
+    return _ok()
 
 
 @router.put(

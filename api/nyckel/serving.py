@@ -133,9 +133,9 @@ def update_label(
 def _label_name(rt: Runtime, function_id: str, annotation: wire.AnnotationIn) -> str:
     if annotation.label_name is not None:
         return annotation.label_name
-    assert annotation.label_id is not None  # the model allows exactly one of the two
+    label_id = full_id("label", annotation.label_id or "")  # the model requires one of the two
     with session_scope(rt.engine) as session:
-        return functions.get_label(session, function_id, full_id("label", annotation.label_id)).name
+        return functions.get_label(session, function_id, label_id).name
 
 
 def _samples(

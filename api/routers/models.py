@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SessionDep
-from api.errors import NotFound
+from api.errors import Conflict, NotFound
 from api.schemas import FunctionPublic, ModelVersionPublic, Page, TrainingStatusPublic
 from api.services import training as service
 from api.services.functions import function_public, get_function
@@ -31,10 +31,14 @@ def _public(record: ModelVersion) -> ModelVersionPublic:
 async def train(function_id: str, rt: RuntimeDep, wait: bool = True) -> ModelVersionPublic:
     """Train now on every labelled sample. The new version is deployed only if it is not worse
     than the serving one (see its ``decision``). With ``wait=false`` the training is queued for
-    the scheduler and the training status is returned (202)."""
+    the scheduler and the training status is returned (202); 409 when the scheduler is off."""
     if not wait:
         with session_scope(rt.engine) as session:
             get_function(session, function_id)
+        if rt.scheduler is None:
+            raise Conflict(
+                "the retrain scheduler is off (retrain_interval 0): train with wait=true"
+            )
         service.request_training(rt, function_id)
         body = training_status(function_id, rt).model_dump(mode="json", by_alias=True)
         return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)  # type: ignore[return-value]

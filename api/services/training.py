@@ -383,11 +383,13 @@ def retrain_check(rt: Runtime) -> None:
 
 
 def request_training(rt: Runtime, function_id: str) -> None:
-    """Train ``function_id`` at the scheduler's next tick, which runs now (without a scheduler,
-    ``retrain_interval`` 0, only POST .../train trains)."""
+    """Train ``function_id`` at the scheduler's next tick, which runs now. Without a scheduler
+    (``retrain_interval`` 0) nothing would act on it, so nothing is recorded: only POST
+    .../train trains."""
+    if rt.scheduler is None:
+        return
     rt.train_requests.add(function_id)
-    if rt.scheduler is not None:
-        rt.scheduler.kick()
+    rt.scheduler.kick()
 
 
 def is_training(rt: Runtime, function_id: str) -> bool:

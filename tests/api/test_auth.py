@@ -25,6 +25,8 @@ from tests.conftest import add_colour_samples, data_uri, png_bytes
 
 MISSING_FUNCTION = "function_00000000000000000000"
 OPEN_PATHS = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/review"}
+# Where a Nyckel client exchanges its key for a token: the key is in the form, not a header.
+OPEN_PATHS.add("/nyckel/connect/token")
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -103,6 +105,22 @@ ROUTE_SCOPES = [
     ("GET", "/v1/keys", "admin"),
     ("POST", "/v1/keys", "admin"),
     ("DELETE", "/v1/keys/key_1", "admin"),
+    ("PUT", "/v1/functions/{f}/labels/label_1", "admin"),
+    ("DELETE", "/v1/functions/{f}/labels/label_1", "admin"),
+    ("DELETE", "/v1/functions/{f}/samples/s_1/annotation", "annotate"),
+    # the Nyckel-compatible API: the same scopes for the same use cases
+    ("POST", "/nyckel/v1/functions", "admin"),
+    ("DELETE", "/nyckel/v1/functions/{f}", "admin"),
+    ("POST", "/nyckel/v1/functions/{f}/labels", "admin"),
+    ("PUT", "/nyckel/v1/functions/{f}/labels/label_1", "admin"),
+    ("DELETE", "/nyckel/v1/functions/{f}/labels/label_1", "admin"),
+    ("POST", "/nyckel/v1/functions/{f}/samples", "annotate"),
+    ("GET", "/nyckel/v1/functions/{f}/samples", "annotate"),
+    ("GET", "/nyckel/v1/functions/{f}/samples/s_1", "annotate"),
+    ("PUT", "/nyckel/v1/functions/{f}/samples/s_1/annotation", "annotate"),
+    ("DELETE", "/nyckel/v1/functions/{f}/samples/s_1/annotation", "annotate"),
+    ("DELETE", "/nyckel/v1/functions/{f}/samples/s_1", "admin"),
+    ("POST", "/nyckel/v1/functions/{f}/invoke", "invoke"),
 ]
 
 

@@ -57,8 +57,21 @@ def _real_objects(client: TestClient) -> dict[str, dict[str, Any]]:
     body = {"data": data_uri(png_bytes(RED, seed=99))}
     victim_sample = client.post(f"/v1/functions/{victim_fid}/samples", json=body).json()["id"]
     victim_key = client.post("/v1/keys", json={"scopes": ["invoke"]}).json()["id"]
-    shared = {"function_id": fid, "sample_id": sample, "item_id": items[0], "version": 1}
-    victims = {"function_id": victim_fid, "sample_id": victim_sample, "key_id": victim_key}
+    label = client.get(f"/v1/functions/{fid}/labels").json()["data"][0]["id"]
+    victim_label = client.post(f"/v1/functions/{victim_fid}/labels", json={"name": "v"}).json()
+    shared = {
+        "function_id": fid,
+        "sample_id": sample,
+        "item_id": items[0],
+        "label_id": label,
+        "version": 1,
+    }
+    victims = {
+        "function_id": victim_fid,
+        "sample_id": victim_sample,
+        "label_id": victim_label["id"],
+        "key_id": victim_key,
+    }
     return {"shared": shared, "victims": victims}
 
 
