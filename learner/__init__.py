@@ -3,7 +3,7 @@
 The learner works on numpy arrays and paths only: it knows nothing about HTTP or the database.
 """
 
-from learner.artifacts import ModelStore
+from learner.artifacts import ModelStore, ObjectModelStore
 from learner.calibration import TemperatureScaledHead, apply_temperature, fit_temperature
 from learner.crossval import UNSCORED_FOLD, assign_folds, cross_validated_predictions
 from learner.deploy import Deployed, DeployedHeads, ranked_predictions
@@ -47,6 +47,7 @@ __all__ = [
     "InvalidFunctionId",
     "LearnerError",
     "ModelStore",
+    "ObjectModelStore",
     "NotEnoughData",
     "TemperatureScaledHead",
     "TrainResult",

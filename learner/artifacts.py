@@ -7,19 +7,25 @@ so after a crash the final name holds either nothing or a complete artifact, nev
 Leftover temporary files are invisible to :meth:`ModelStore.versions` and removed by
 :meth:`ModelStore.sweep_temp_files`.
 
+:class:`ObjectModelStore` keeps the same artifacts in S3-compatible object storage
+(``models/<function_id>/v<version>.joblib``), where a put is visible whole or not at all, so that
+replicas with separate data dirs share them.
+
 Artifacts are pickles: load only files this store wrote (never user uploads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
 
 import joblib
 
@@ -32,7 +38,7 @@ _TEMP_PREFIX = ".tmp-"
 
 
 class ModelStore:
-    """Saves and loads trained heads per function and version.
+    """Saves and loads trained heads per function and version, in a local directory.
 
     Args:
         root: directory holding one sub-directory per function (created if missing).
@@ -77,7 +83,7 @@ class ModelStore:
             raise ArtifactExists(f"model {function_id} v{version} already exists")
         directory = final.parent
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {"format": ARTIFACT_FORMAT, "head": head, "meta": dict(meta)}
+        payload = _payload(head, meta)
         descriptor, temp_name = tempfile.mkstemp(
             dir=directory, prefix=f"{_TEMP_PREFIX}{final.name}.", suffix=".part"
         )
@@ -101,24 +107,11 @@ class ModelStore:
             ArtifactNotFound: no such version is stored.
             ArtifactCorrupt: the file exists but is truncated, damaged or not a winnow artifact.
         """
-        path = self.path(function_id, version)
         try:
-            with path.open("rb") as artifact_file:
-                payload = joblib.load(artifact_file)
+            with self.path(function_id, version).open("rb") as artifact_file:
+                return _unpickle(artifact_file, function_id, version)
         except FileNotFoundError as exc:
             raise ArtifactNotFound(f"model {function_id} v{version} does not exist") from exc
-        except Exception as exc:  # unpickling damaged bytes can raise nearly any exception type
-            raise ArtifactCorrupt(
-                f"model {function_id} v{version} cannot be read: {exc!r}"
-            ) from exc
-        if (
-            not isinstance(payload, dict)
-            or payload.get("format") != ARTIFACT_FORMAT
-            or "head" not in payload
-            or not isinstance(payload.get("meta"), dict)
-        ):
-            raise ArtifactCorrupt(f"model {function_id} v{version} is not a winnow artifact")
-        return payload["head"], payload["meta"]
 
     def versions(self, function_id: str) -> list[int]:
         """Saved versions of ``function_id`` in increasing order (temporary files excluded)."""
@@ -159,12 +152,118 @@ class ModelStore:
         return removed
 
     def _function_dir(self, function_id: str) -> Path:
-        if not isinstance(function_id, str) or not _FUNCTION_ID.match(function_id):
-            raise InvalidFunctionId(
-                f"function id {function_id!r} must be 1-128 letters, digits, '_', '.' or '-' "
-                "and start with a letter or digit"
-            )
-        return self.root / function_id
+        return self.root / _checked_function_id(function_id)
+
+
+class StoredObject(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+class ObjectStorage(Protocol):
+    """Keys to bytes (``store.S3Objects``); ``get`` raises a ``LookupError`` for a missing key."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str = "") -> Iterable[StoredObject]: ...
+
+
+class ObjectModelStore:
+    """:class:`ModelStore`'s interface over object storage shared by replicas.
+
+    Args:
+        objects: where artifacts live, under ``models/``.
+    """
+
+    def __init__(self, objects: ObjectStorage) -> None:
+        self.objects = objects
+
+    def key(self, function_id: str, version: int) -> str:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"version must be a non-negative int, got {version!r}")
+        return f"{self._prefix(function_id)}v{version}.joblib"
+
+    def save(
+        self,
+        function_id: str,
+        version: int,
+        head: Any,
+        meta: dict[str, Any],
+        *,
+        overwrite: bool = False,
+    ) -> str:
+        """Write one artifact in a single put and return its key (see :meth:`ModelStore.save`)."""
+        key = self.key(function_id, version)
+        if not overwrite and self.objects.exists(key):
+            raise ArtifactExists(f"model {function_id} v{version} already exists")
+        buffer = io.BytesIO()
+        joblib.dump(_payload(head, meta), buffer)
+        self.objects.put(key, buffer.getvalue())
+        return key
+
+    def load(self, function_id: str, version: int) -> tuple[Any, dict[str, Any]]:
+        """Read back ``(head, meta)`` (see :meth:`ModelStore.load`)."""
+        try:
+            data = self.objects.get(self.key(function_id, version))
+        except LookupError as exc:
+            raise ArtifactNotFound(f"model {function_id} v{version} does not exist") from exc
+        return _unpickle(io.BytesIO(data), function_id, version)
+
+    def versions(self, function_id: str) -> list[int]:
+        prefix = self._prefix(function_id)
+        names = (entry.key[len(prefix) :] for entry in self.objects.list(prefix))
+        found = (_ARTIFACT_NAME.match(name) for name in names)
+        return sorted(int(match.group(1)) for match in found if match)
+
+    def latest_version(self, function_id: str) -> int | None:
+        saved = self.versions(function_id)
+        return saved[-1] if saved else None
+
+    def delete_function(self, function_id: str) -> None:
+        for entry in list(self.objects.list(self._prefix(function_id))):
+            self.objects.delete(entry.key)
+
+    def sweep_temp_files(self, *, older_than_seconds: float = 0.0) -> int:
+        """Nothing to sweep: a put leaves no temporary object behind."""
+        return 0
+
+    def _prefix(self, function_id: str) -> str:
+        return f"models/{_checked_function_id(function_id)}/"
+
+
+def _checked_function_id(function_id: str) -> str:
+    if not isinstance(function_id, str) or not _FUNCTION_ID.match(function_id):
+        raise InvalidFunctionId(
+            f"function id {function_id!r} must be 1-128 letters, digits, '_', '.' or '-' "
+            "and start with a letter or digit"
+        )
+    return function_id
+
+
+def _payload(head: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"format": ARTIFACT_FORMAT, "head": head, "meta": dict(meta)}
+
+
+def _unpickle(source: IO[bytes], function_id: str, version: int) -> tuple[Any, dict[str, Any]]:
+    """``(head, meta)`` of an artifact's bytes; ArtifactCorrupt for anything else."""
+    try:
+        payload = joblib.load(source)
+    except Exception as exc:  # unpickling damaged bytes can raise nearly any exception type
+        raise ArtifactCorrupt(f"model {function_id} v{version} cannot be read: {exc!r}") from exc
+    if (
+        not isinstance(payload, dict)
+        or payload.get("format") != ARTIFACT_FORMAT
+        or "head" not in payload
+        or not isinstance(payload.get("meta"), dict)
+    ):
+        raise ArtifactCorrupt(f"model {function_id} v{version} is not a winnow artifact")
+    return payload["head"], payload["meta"]
 
 
 def _fsync_directory(directory: Path) -> None:

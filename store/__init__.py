@@ -1,6 +1,6 @@
 """Shared persistence: SQLModel tables, the engine, and the content-addressed blob store."""
 
-from store.blobs import BlobNotFound, BlobStore
+from store.blobs import BlobNotFound, BlobStore, S3BlobStore
 from store.db import make_engine, session_scope, shared_lock
 from store.keys import ApiKey, list_keys
 from store.labels import (
@@ -10,6 +10,7 @@ from store.labels import (
     label_sample,
     unlabel_sample,
 )
+from store.objects import ObjectNotFound, ObjectStoreUnavailable, S3Objects, parse_s3_url
 from store.tables import (
     Function,
     Label,
@@ -30,7 +31,11 @@ __all__ = [
     "Function",
     "Label",
     "ModelVersion",
+    "ObjectNotFound",
+    "ObjectStoreUnavailable",
     "ReviewItem",
+    "S3BlobStore",
+    "S3Objects",
     "Sample",
     "find_label",
     "get_or_create_label",
@@ -38,6 +43,7 @@ __all__ = [
     "list_keys",
     "make_engine",
     "new_id",
+    "parse_s3_url",
     "session_scope",
     "shared_lock",
     "unlabel_sample",

@@ -1,4 +1,4 @@
-"""Content-addressed blob store on the local file system."""
+"""Content-addressed blob stores: the local file system, or S3-compatible object storage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from store.objects import ObjectNotFound, S3Objects
 
 
 class BlobNotFound(LookupError):
@@ -27,8 +30,7 @@ class BlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-            raise BlobNotFound(digest)
+        _check_digest(digest)
         return self.root / digest[:2] / digest[2:]
 
     @staticmethod
@@ -102,6 +104,74 @@ class BlobStore:
                         entry.unlink()
                         removed += 1
         return removed
+
+
+class S3BlobStore:
+    """The same content-addressed store on S3-compatible object storage (``blobs/<digest>``).
+
+    A put is one ``PutObject``, which S3 makes visible whole or not at all, so there are no
+    temporary objects; the orphan sweep goes by the objects' ``LastModified``.
+
+    Args:
+        objects: the bucket and prefix to use.
+    """
+
+    def __init__(self, objects: S3Objects) -> None:
+        self.objects = objects
+
+    digest = staticmethod(BlobStore.digest)
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (skipped if present: the key is its content) and return its digest."""
+        digest = self.digest(data)
+        if not self.objects.exists(_key(digest)):
+            self.objects.put(_key(digest), data)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self.objects.get(_key(digest))
+        except ObjectNotFound as exc:
+            raise BlobNotFound(digest) from exc
+
+    def exists(self, digest: str) -> bool:
+        try:
+            return self.objects.exists(_key(digest))
+        except BlobNotFound:
+            return False
+
+    def delete(self, digest: str) -> None:
+        self.objects.delete(_key(digest))
+
+    def digests(self) -> Iterator[str]:
+        for entry in self.objects.list(_BLOBS):
+            yield entry.key[len(_BLOBS) :]
+
+    def sweep(self, referenced: set[str], *, older_than_seconds: float = 0.0) -> int:
+        """Delete objects no row references, last modified at least ``older_than_seconds`` ago
+        (see :meth:`BlobStore.sweep`); return how many were removed."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        removed = 0
+        for entry in list(self.objects.list(_BLOBS)):
+            digest = entry.key[len(_BLOBS) :]
+            if digest not in referenced and entry.last_modified <= cutoff:
+                self.objects.delete(entry.key)
+                removed += 1
+        return removed
+
+
+_BLOBS = "blobs/"
+
+
+def _key(digest: str) -> str:
+    _check_digest(digest)
+    return _BLOBS + digest
+
+
+def _check_digest(digest: str) -> None:
+    """Only a hex SHA-256 names a blob: anything else is a missing blob, never a path."""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise BlobNotFound(digest)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 from api.app import create_app
 from api.settings import Settings
 from tests.databases import BACKENDS, backend_params, database_url_for
+from tests.s3 import MotoS3, moto_s3, new_bucket, point_boto3_at
 
 
 def png_bytes(color: tuple[int, int, int], *, size: int = 32, seed: int = 0) -> bytes:
@@ -91,3 +92,17 @@ def add_colour_samples(client: TestClient, function_id: str, per_label: int = 6)
             body = {"data": data_uri(png_bytes(colour, seed=i)), "annotation": {"labelName": name}}
             response = client.post(f"/v1/functions/{function_id}/samples", json=body)
             assert response.status_code == 201, response.text
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3]:
+    """One S3 endpoint (moto's server) for the whole run; tests get their own buckets."""
+    with moto_s3() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_url(moto_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<fresh bucket>/winnow``, with boto3 pointed at the test endpoint."""
+    point_boto3_at(monkeypatch, moto_server.url)
+    return f"s3://{new_bucket()}/winnow"
