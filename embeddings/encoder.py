@@ -13,11 +13,12 @@ but one, see :mod:`embeddings.threads`) unless a fixed count is given.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from types import TracebackType
@@ -29,6 +30,11 @@ from PIL import Image
 from embeddings.backbone import Backbone, empty_vectors
 from embeddings.errors import EncoderClosed, EncoderOverloaded
 from embeddings.threads import ThreadTuner, thread_choices
+
+logger = logging.getLogger(__name__)
+
+# Called by the worker after each forward pass with its image count and seconds (failed ones too).
+BatchObserver = Callable[[int, float], None]
 
 _LATENCY_SMOOTHING = 0.2  # weight of the newest batch in the moving average of batch latency
 _MIN_RETRY_AFTER_S = 0.05
@@ -109,6 +115,7 @@ class BatchingEncoder:
         max_wait_ms: float = 5.0,
         max_queue: int = 256,
         torch_threads: int | None = -1,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         """Start the worker thread.
 
@@ -120,6 +127,9 @@ class BatchingEncoder:
             torch_threads: torch intra-op threads of the worker; -1 (default) tunes them per
                 batch on CPU (:class:`embeddings.threads.ThreadTuner`) and leaves them alone on
                 accelerators; None leaves torch's setting alone.
+            on_batch: called by the worker after each forward pass with ``(images, seconds)``,
+                e.g. to feed metrics; it runs on the worker thread, so it must be quick (what it
+                raises is logged and ignored).
         """
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
@@ -148,6 +158,7 @@ class BatchingEncoder:
         self._images_encoded = 0
         self._rejected_requests = 0
         self._mean_batch_seconds: float | None = None
+        self._on_batch = on_batch
         self._worker = threading.Thread(
             target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True
         )
@@ -369,3 +380,8 @@ class BatchingEncoder:
                 self._mean_batch_seconds += _LATENCY_SMOOTHING * (
                     seconds - self._mean_batch_seconds
                 )
+        if self._on_batch is not None:
+            try:
+                self._on_batch(images, seconds)
+            except Exception:  # an observer's bug must not kill the worker every caller waits on
+                logger.exception("encoder batch observer failed")

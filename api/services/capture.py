@@ -80,6 +80,7 @@ def maybe_capture(
             raise
         controller.commit(decision)
         add_pending(index, index_key(item.id), vector)
+    rt.metrics.count_capture(str(decision.reason))
     return CaptureInfo(captured=True, reason=decision.reason, score=decision.score, item_id=item.id)
 
 

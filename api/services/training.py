@@ -102,7 +102,10 @@ def train_function(
         with shared_lock(rt.engine, f"train:{function_id}", wait=wait) as held:
             if not held:  # another replica is training it
                 return None
-            return _train(rt, function_id, trigger)
+            with rt.metrics.training_run(trigger) as run:
+                record = _train(rt, function_id, trigger)
+                run.outcome = record.status  # deployed or rejected
+                return record
 
 
 def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:

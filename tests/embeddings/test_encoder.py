@@ -259,3 +259,20 @@ def test_empty_request_and_context_manager(tiny_backbone: Backbone) -> None:
 def test_invalid_settings() -> None:
     with pytest.raises(ValueError):
         BatchingEncoder(object(), max_batch=0)  # type: ignore[arg-type]
+
+
+def test_batch_observer_sees_every_forward_pass_and_cannot_break_the_worker(
+    tiny_backbone: Backbone,
+) -> None:
+    seen: list[tuple[int, float]] = []
+
+    def observe(images: int, seconds: float) -> None:
+        seen.append((images, seconds))
+        raise RuntimeError("a buggy observer")  # logged; the worker carries on
+
+    with BatchingEncoder(tiny_backbone, max_batch=4, max_wait_ms=1, on_batch=observe) as encoder:
+        assert encoder.encode(images(6, seed=0)).shape == (6, tiny_backbone.dim)
+        assert encoder.encode(images(1, seed=1)).shape == (1, tiny_backbone.dim)
+        stats = encoder.stats()
+    assert len(seen) == stats.batches_run and sum(n for n, _ in seen) == stats.images_encoded == 7
+    assert all(seconds >= 0 for _, seconds in seen)
