@@ -26,6 +26,7 @@ from embeddings.efficientnet_backbone import (
     build_efficientnet_lite0,
 )
 from embeddings.encoder import BatchingEncoder, EncoderStats
+from embeddings.encoder_protocol import ImageEncoder, ImageEncoderPool
 from embeddings.errors import (
     BackboneUnavailable,
     CorruptImage,
@@ -59,6 +60,8 @@ __all__ = [
     "EncoderOverloaded",
     "EncoderPool",
     "EncoderStats",
+    "ImageEncoder",
+    "ImageEncoderPool",
     "ImageTooLarge",
     "InvalidImage",
     "UnsupportedImageFormat",

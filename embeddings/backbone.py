@@ -7,11 +7,14 @@ vectors are only ever compared with vectors from the same spec (a function pins 
 from __future__ import annotations
 
 import warnings
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from PIL import Image
+from torchvision import transforms as transforms_v1
+from torchvision.transforms import v2 as transforms_v2
 
 
 @runtime_checkable
@@ -44,6 +47,49 @@ class Backbone(Protocol):
     def encode_text(self, prompts: list[str]) -> np.ndarray | None:
         """Encode prompts into the image space (``(n, dim)``, unit rows); None if unsupported."""
         ...
+
+
+@runtime_checkable
+class StagedPreprocessing(Protocol):
+    """A backbone whose ``preprocess`` is a pixel stage followed by a tensor stage.
+
+    The pixel stage (resize, crop: the costly part) needs no model, so it can run in another
+    process than the model, which then receives small uint8 images instead of float tensors
+    (:mod:`embeddings.ray_pool` does so for a Ray Serve encoder).
+    ``tensor_stage(np.asarray(pixel_stage(image)))`` equals ``preprocess(image)`` exactly.
+    """
+
+    @property
+    def pixel_stage(self) -> Callable[[Image.Image], Image.Image] | None:
+        """The resize / crop part of ``preprocess`` as a picklable callable; None if it has none."""
+        ...
+
+    def tensor_stage(self, pixels: np.ndarray) -> torch.Tensor:
+        """The rest of ``preprocess`` for ``(H, W, 3)`` uint8 pixels made by :attr:`pixel_stage`."""
+        ...
+
+
+def split_at_tensor_conversion(transform: Any) -> tuple[Any, Any] | None:
+    """Cut a torchvision ``Compose`` where images become tensors: ``(pixel part, tensor part)``.
+
+    The conversions cut at (``ToTensor`` and subclasses, v2 ``ToImage``) accept a numpy
+    ``(H, W, C)`` uint8 array as well as a PIL image and give the same tensor for both, so the
+    tensor part may run on the pixel part's output sent elsewhere as an array.
+
+    Args:
+        transform: a v1 or v2 ``Compose``; anything else, or one without such a conversion (or
+            with nothing before it), gives None.
+    """
+    if not isinstance(transform, (transforms_v1.Compose, transforms_v2.Compose)):
+        return None
+    steps = list(transform.transforms)
+    for index, step in enumerate(steps):
+        if isinstance(step, (transforms_v1.ToTensor, transforms_v2.ToImage)):
+            if index == 0:
+                return None
+            compose = type(transform)
+            return compose(steps[:index]), compose(steps[index:])
+    return None
 
 
 def resolve_device(device: str | None) -> torch.device:

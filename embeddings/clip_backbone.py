@@ -23,7 +23,12 @@ import open_clip
 import torch
 from PIL import Image
 
-from embeddings.backbone import empty_vectors, frozen_graph, normalised_rows
+from embeddings.backbone import (
+    empty_vectors,
+    frozen_graph,
+    normalised_rows,
+    split_at_tensor_conversion,
+)
 
 TINY_CLIP_SPEC = "tiny-clip"
 TINY_CLIP_SEED = 0
@@ -57,6 +62,7 @@ class ClipBackbone:
         self._spec = spec
         self._model = model.eval().requires_grad_(False)
         self._transform = transform
+        self._stages = split_at_tensor_conversion(transform)
         self._tokenizer = tokenizer
         self._device = device
         probe = self.preprocess(Image.new("RGB", (8, 8))).unsqueeze(0).to(device)
@@ -86,6 +92,26 @@ class ClipBackbone:
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Apply the model's own resize / crop / normalisation to one RGB image (CPU tensor)."""
         return self._transform(image)
+
+    @property
+    def pixel_stage(self) -> Callable[[Image.Image], Image.Image] | None:
+        """open_clip's resize / crop steps (before the tensor conversion), None if its transform
+        does not split there (see :class:`embeddings.backbone.StagedPreprocessing`)."""
+        return self._stages[0] if self._stages is not None else None
+
+    def tensor_stage(self, pixels: np.ndarray) -> torch.Tensor:
+        """open_clip's tensor conversion and normalisation of ``(H, W, 3)`` uint8 pixels.
+
+        Args:
+            pixels: the output of :attr:`pixel_stage` as a numpy array.
+
+        Raises:
+            ValueError: this model's transform has no pixel stage.
+        """
+        if self._stages is None:
+            raise ValueError(f"{self._spec}: preprocessing has no separate pixel stage")
+        tensor: torch.Tensor = self._stages[1](pixels)
+        return tensor
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
         """Encode ``(n, C, H, W)`` preprocessed images into ``(n, dim)`` unit-length rows."""

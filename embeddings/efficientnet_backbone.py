@@ -13,6 +13,7 @@ eager mode.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import timm
@@ -60,6 +61,8 @@ class EfficientNetLite0Backbone:
                 transforms.ToDtype(torch.float32, scale=True),
             ]
         )
+        self._pixel_stage = transforms.Compose(self._transform.transforms[:2])
+        self._tensor_stage = transforms.Compose(self._transform.transforms[2:])
 
     @property
     def spec(self) -> str:
@@ -80,6 +83,20 @@ class EfficientNetLite0Backbone:
         """Resize, centre-crop and scale one RGB image to a ``(3, 224, 224)`` tensor."""
         pixels: torch.Tensor = self._transform(image)
         return (pixels * 255.0 - 127.5) / 128.0
+
+    @property
+    def pixel_stage(self) -> Callable[[Image.Image], Image.Image]:
+        """The resize and centre crop of :meth:`preprocess` (picklable, needs no model)."""
+        return self._pixel_stage
+
+    def tensor_stage(self, pixels: np.ndarray) -> torch.Tensor:
+        """The rest of :meth:`preprocess`: scale ``(224, 224, 3)`` uint8 pixels to a tensor.
+
+        Args:
+            pixels: the output of :attr:`pixel_stage` as a numpy array.
+        """
+        scaled: torch.Tensor = self._tensor_stage(pixels)
+        return (scaled * 255.0 - 127.5) / 128.0
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
         """Encode ``(n, 3, 224, 224)`` preprocessed images into ``(n, 1280)`` unit-length rows."""

@@ -1,0 +1,54 @@
+"""What ``api/`` codes against to embed images, wherever the model runs.
+
+Two implementations: the in-process :class:`embeddings.pool.EncoderPool` (the default) and
+:class:`embeddings.ray_pool.RayEncoderPool` (Ray Serve encoder deployments shared by many API
+replicas). Both raise the same errors (:mod:`embeddings.errors`) and give the same vectors for the
+same backbone spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from embeddings.encoder import EncoderStats
+
+
+class ImageEncoder(Protocol):
+    """One backbone's encoder: images in, L2-normalised float32 rows out."""
+
+    def encode(self, images: Sequence[Image.Image], timeout: float | None = None) -> np.ndarray:
+        """``(len(images), dim)`` rows in order; EncoderOverloaded when it cannot take more."""
+        ...
+
+    def stats(self) -> EncoderStats:
+        """Counters for health and metrics endpoints."""
+        ...
+
+
+class ImageEncoderPool(Protocol):
+    """Backbone spec -> encoder, with the default spec new functions pin."""
+
+    @property
+    def default_spec(self) -> str:
+        """The concrete spec of the default backbone (``auto`` resolved)."""
+        ...
+
+    def resolve(self, spec: str | None) -> str:
+        """Canonical spec a new function should pin (the default for None or ``auto``)."""
+        ...
+
+    def get(self, spec: str) -> ImageEncoder:
+        """The encoder for ``spec`` (empty or ``auto``: the default), ready on return."""
+        ...
+
+    def loaded(self) -> list[str]:
+        """Specs in use, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release the encoders; later ``get`` calls raise EncoderClosed."""
+        ...
