@@ -10,7 +10,9 @@ from fastapi import Depends, FastAPI
 from api.deps import reject_nul_characters, require_scope
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.nyckel.api_router import router as nyckel_router
+from api.observability import HttpMetricsMiddleware
 from api.routers import capture, functions, health, invoke, keys, models, page, review, samples
+from api.routers.observability import router as metrics_router
 from api.runtime import Runtime
 from api.settings import Settings
 
@@ -47,4 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.include_router(nyckel_router)  # the Nyckel-compatible API over the same use cases
+    if settings.metrics:  # off: no /metrics route (404) and no request timing
+        app.include_router(metrics_router, responses=ERROR_RESPONSES)
+        app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     return app

@@ -20,7 +20,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorMessage, "description": "Refused; `message` says why"},
     503: {
         "model": ErrorMessage,
-        "description": "Overloaded or a backbone is unavailable: retry after `Retry-After` s",
+        "description": "Overloaded, or a backbone or Redis is down: retry after `Retry-After` s",
     },
 }
 
@@ -78,6 +78,7 @@ class ServiceUnavailable(ApiError):
 
 def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
     """Domain exception -> HTTP class, most specific first."""
+    from api.ratelimit import RateLimitUnavailable
     from capture import InvalidPolicy
     from embeddings import (
         BackboneUnavailable,
@@ -89,7 +90,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
     )
     from learner import NotEnoughData
     from review_queue import InvalidTransition, ItemNotFound, LabelNotAllowed
-    from store import BlobNotFound, EmptyLabelName
+    from store import BlobNotFound, EmptyLabelName, ObjectStoreUnavailable
 
     return [
         (ImageTooLarge, PayloadTooLarge),
@@ -98,6 +99,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
         (EncoderOverloaded, ServiceUnavailable),
         (EncoderClosed, ServiceUnavailable),
         (BackboneUnavailable, ServiceUnavailable),
+        (RateLimitUnavailable, ServiceUnavailable),
         (NotEnoughData, Conflict),
         (InvalidPolicy, Unprocessable),
         (ItemNotFound, NotFound),
@@ -105,6 +107,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
         (LabelNotAllowed, Unprocessable),
         (EmptyLabelName, Unprocessable),
         (BlobNotFound, NotFound),
+        (ObjectStoreUnavailable, ServiceUnavailable),
     ]
 
 

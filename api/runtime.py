@@ -9,24 +9,83 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 from sqlmodel import select
 
 from api.auth import Authenticator
-from api.ratelimit import RateLimiter
+from api.observability import Metrics
+from api.ratelimit import make_rate_limiter
 from api.settings import Settings
 from capture import CaptureController, CapturePolicy, IndexRegistry
-from embeddings import EncoderPool
-from learner import DeployedHeads, ModelStore
+from embeddings import EncoderPool, ImageEncoderPool
+from learner import DeployedHeads, ModelStore, ObjectModelStore
 from learner.scheduler import RetrainScheduler, TrainingTracker
 from review_queue import capture_times
-from store import BlobStore, Function, ReviewItem, Sample, make_engine, session_scope
+from store import (
+    BlobStore,
+    Function,
+    ReviewItem,
+    S3BlobStore,
+    S3Objects,
+    Sample,
+    make_engine,
+    parse_s3_url,
+    session_scope,
+)
 
 log = logging.getLogger("winnow")
 
 # Age at which an unreferenced file in a data dir that replicas share is surely no write in flight.
 SHARED_SWEEP_GRACE_S = 3600.0
+
+
+def open_storage(
+    url: str, data_dir: Path
+) -> tuple[BlobStore | S3BlobStore, ModelStore | ObjectModelStore]:
+    """Image blobs and model artifacts: under ``file:///ROOT`` (default: the data dir) in
+    ``ROOT/blobs`` and ``ROOT/models``, or in S3-compatible storage at ``s3://BUCKET[/PREFIX]``
+    (checked now, so a wrong bucket fails the start with its name)."""
+    if url.startswith("s3://"):
+        bucket, prefix = parse_s3_url(url)
+        objects = S3Objects(bucket, prefix)
+        objects.check()
+        return S3BlobStore(objects), ObjectModelStore(objects)
+    if url and not url.startswith("file://"):
+        raise ValueError(f"blob_store must be file:///PATH or s3://BUCKET[/PREFIX], not {url!r}")
+    root = Path(urlparse(url).path) if url else data_dir
+    return BlobStore(root / "blobs"), ModelStore(root / "models")
+
+
+def encoder_pool(
+    settings: Settings, *, on_batch: Callable[[str, int, float], None]
+) -> ImageEncoderPool:
+    """The in-process encoder pool, or with ``encoder=ray`` the Ray Serve deployments every
+    replica shares (Ray is imported only then); ``on_batch`` observes in-process forward passes."""
+    if settings.encoder == "ray":
+        from embeddings.ray_pool import RayEncoderPool
+
+        return RayEncoderPool(
+            settings.backbone,
+            address=settings.ray_address,
+            cache_dir=settings.weights_cache_dir or None,
+            max_batch=settings.batch_size,
+            max_wait_ms=settings.batch_wait_ms,
+            max_queue=settings.queue_limit,
+            torch_threads=settings.encoder_threads,
+        )
+    if settings.encoder != "local":
+        raise ValueError(f"encoder must be local or ray, not {settings.encoder!r}")
+    return EncoderPool(
+        settings.backbone,
+        cache_dir=settings.weights_cache_dir or None,
+        max_batch=settings.batch_size,
+        max_wait_ms=settings.batch_wait_ms,
+        max_queue=settings.queue_limit,
+        torch_threads=settings.encoder_threads or -1,
+        on_batch=on_batch,
+    )
 
 
 class RequestSet:
@@ -118,23 +177,19 @@ class Runtime:
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database)
-        self.blobs = BlobStore(data_dir / "blobs")
-        self.models = ModelStore(data_dir / "models")
+        self.blobs, self.models = open_storage(settings.blob_store, data_dir)
         self.heads = DeployedHeads()
-        self.encoders = EncoderPool(
-            settings.backbone,
-            cache_dir=settings.weights_cache_dir or None,
-            max_batch=settings.batch_size,
-            max_wait_ms=settings.batch_wait_ms,
-            max_queue=settings.queue_limit,
-            torch_threads=settings.encoder_threads or -1,
-        )
+        # This app's own registry: recorded whether or not GET /metrics serves it.
+        self.metrics = Metrics()
+        self.encoders = encoder_pool(settings, on_batch=self.metrics.observe_batch)
+        self.metrics.watch(engine=self.engine, encoders=self.encoders)
         self.indexes = IndexRegistry()
         self.capture = CaptureState(
             int(settings.seed) if settings.seed else None, history=self.captures_in_last_day
         )
         self.auth = Authenticator(self.engine, settings.admin_key)
-        self.rate_limits = RateLimiter()
+        # Shared by every replica through Redis with redis_url, else this process's own.
+        self.rate_limits = make_rate_limiter(settings.redis_url)
         self.training = TrainingTracker()
         # Serialises the database + in-memory switch of a function's deployed version.
         self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -174,7 +229,8 @@ class Runtime:
         row, an artifact's temp file before its rename): only files older than
         ``SHARED_SWEEP_GRACE_S`` go, and younger crash leftovers wait for a later start.
         """
-        grace = 0.0 if self.engine.dialect.name == "sqlite" else SHARED_SWEEP_GRACE_S
+        alone = self.engine.dialect.name == "sqlite" and isinstance(self.blobs, BlobStore)
+        grace = 0.0 if alone else SHARED_SWEEP_GRACE_S
         with session_scope(self.engine) as session:
             referenced = set(session.exec(select(Sample.blob)).all())
             referenced |= set(session.exec(select(ReviewItem.blob)).all())
@@ -198,4 +254,5 @@ class Runtime:
         if self.scheduler is not None:
             self.scheduler.shutdown()
         self.encoders.close()
+        self.rate_limits.close()
         self.engine.dispose()

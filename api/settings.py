@@ -24,6 +24,12 @@ class Settings:
     backbone: str = "auto"
     # SQLAlchemy URL of the state database; empty means SQLite inside data_dir.
     database_url: str = ""
+    # Where image blobs and model artifacts live: file:///ROOT (empty: data_dir; ROOT/blobs and
+    # ROOT/models) or s3://BUCKET[/PREFIX], with boto3's standard endpoint (AWS_ENDPOINT_URL) and
+    # credentials, so replicas with separate data dirs share them.
+    blob_store: str = ""
+    # Redis URL (redis://host:6379/0) where replicas share per-key rate limits; empty: per process.
+    redis_url: str = ""
     # Largest accepted request body in megabytes (413 above it).
     max_body_mb: float = 20.0
     # Largest accepted image in pixels (width x height), checked before decoding.
@@ -36,6 +42,12 @@ class Settings:
     encoder_threads: int = 0
     # Most images waiting for the encoder before invoke answers 503.
     queue_limit: int = 64
+    # Where images are embedded: local (in this process) | ray (Ray Serve encoder deployments
+    # shared by every replica, batching across them; needs the `ray` extra).
+    encoder: str = "local"
+    # Ray cluster address (host:port of its head, or auto) with encoder=ray; empty: this node's
+    # running Ray if any, else a local Ray started by this process.
+    ray_address: str = ""
     # Seconds between automatic retraining checks (0 disables the scheduler).
     retrain_interval: float = 60.0
     # New annotations since the last training that trigger an automatic retrain.
@@ -51,6 +63,8 @@ class Settings:
     weights_cache_dir: str = ""
     # Seed for the capture policy's random slice (empty: nondeterministic).
     seed: str = ""
+    # Serve Prometheus metrics at GET /metrics (admin key); off: no endpoint (404).
+    metrics: bool = True
     # Admin API key (all scopes on every function). Empty: generate one at first start, store its
     # hash, log it once and write it to <data_dir>/admin-key (mode 0600). Kept out of repr.
     admin_key: str = field(default="", repr=False)
