@@ -11,9 +11,22 @@ from api.deps import reject_nul_characters, require_scope
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.nyckel.api_router import router as nyckel_router
 from api.observability import HttpMetricsMiddleware
-from api.routers import capture, functions, health, invoke, keys, models, page, review, samples
+from api.routers import (
+    capture,
+    docs,
+    functions,
+    health,
+    invoke,
+    keys,
+    models,
+    page,
+    review,
+    samples,
+)
 from api.routers.observability import router as metrics_router
+from api.routers.search import router as search_router
 from api.runtime import Runtime
+from api.security_headers import SecurityHeadersMiddleware
 from api.settings import Settings
 
 
@@ -37,11 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
         dependencies=[Depends(reject_nul_characters)],
+        # Served by api/routers/docs.py from local files, not FastAPI's CDN-loading pages.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, functions, samples, invoke, capture, review, keys, page):
+    for module in (health, functions, samples, invoke, capture, review, keys, page, docs):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(search_router, responses=ERROR_RESPONSES)  # similarity search
     # Training, versions and metrics: admin scope (and the key's tenant) on every route.
     app.include_router(
         models.router,
@@ -49,7 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.include_router(nyckel_router)  # the Nyckel-compatible API over the same use cases
+    docs.mount_assets(app)  # /static/docs, before page's /static: mounts match by prefix
+    page.mount_assets(app)
     if settings.metrics:  # off: no /metrics route (404) and no request timing
         app.include_router(metrics_router, responses=ERROR_RESPONSES)
         app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(SecurityHeadersMiddleware)  # CSP, nosniff, no framing
     return app

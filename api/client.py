@@ -43,6 +43,17 @@ class Prediction:
     label_confidences: list[dict[str, Any]] = field(default_factory=list)
     capture: dict[str, Any] | None = None
 
+    @classmethod
+    def from_json(cls, result: dict[str, Any]) -> Prediction:
+        return cls(
+            label_name=result["labelName"],
+            label_id=result["labelId"],
+            confidence=result["confidence"],
+            model_version=result["modelVersion"],
+            label_confidences=result["labelConfidences"],
+            capture=result.get("capture"),
+        )
+
 
 class Client:
     """Talks to one winnow service.
@@ -185,16 +196,30 @@ class Function:
             json={"data": _data_field(image)},
             params={"capture": str(capture).lower()},
         )
-        return Prediction(
-            label_name=result["labelName"],
-            label_id=result["labelId"],
-            confidence=result["confidence"],
-            model_version=result["modelVersion"],
-            label_confidences=result["labelConfidences"],
-            capture=result.get("capture"),
-        )
+        return Prediction.from_json(result)
 
     __call__ = invoke
+
+    def invoke_batch(
+        self, images: Iterable[ImageLike], *, capture: bool = True
+    ) -> list[Prediction | WinnowError]:
+        """Classify several images in one request (at most the server's --max-batch-invoke).
+
+        Returns one entry per image, in order: its prediction, or the WinnowError of an image
+        that failed on its own (a bad image fails alone; errors of the whole request raise).
+        """
+        result = self._client.request(
+            "POST",
+            f"{self._path}/invoke/batch",
+            json={"items": [{"data": _data_field(image)} for image in images]},
+            params={"capture": str(capture).lower()},
+        )
+        return [
+            WinnowError(entry["status"], entry["message"])
+            if "status" in entry
+            else Prediction.from_json(entry)
+            for entry in result["data"]
+        ]
 
     def delete(self) -> None:
         self._client.request("DELETE", self._path)

@@ -1,7 +1,9 @@
-"""Reading an image input: JSON ``{data}`` (a data URI or URL) or a multipart ``file``."""
+"""Reading image inputs: JSON ``{data}`` (a data URI or URL) or a multipart ``file``, and the
+several images of a batch (JSON ``{items: [{data}, ...]}`` or several ``file`` parts)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -11,34 +13,68 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.errors import ApiError, BadRequest, Unprocessable, UnsupportedMediaType
+from api.errors import (
+    ApiError,
+    BadRequest,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from api.fetch import UrlFetchError, fetch_url
+from api.schemas import BatchInvokeInput
 from api.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
+# URLs of one batch fetched at once: enough to overlap their latency, few enough to leave the
+# shared thread pool to other requests.
+_CONCURRENT_FETCHES = 8
 
-def openapi_body(model: type[BaseModel], multipart_fields: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI request body for operations that take JSON or a multipart upload."""
+
+def openapi_body(
+    model: type[BaseModel], multipart_fields: dict[str, Any], *, several_files: bool = False
+) -> dict[str, Any]:
+    """OpenAPI request body for operations that take JSON or a multipart upload (one ``file``
+    part, or with ``several_files`` one or more)."""
+    binary = {"type": "string", "format": "binary"}
+    file = {"type": "array", "items": binary, "minItems": 1} if several_files else binary
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": model.model_json_schema(by_alias=True)},
+                "application/json": {
+                    "schema": _inline_defs(model.model_json_schema(by_alias=True))
+                },
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
                         "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            **multipart_fields,
-                        },
+                        "properties": {"file": file, **multipart_fields},
                     }
                 },
             },
         }
     }
+
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` written in place: inside an OpenAPI document ``#/$defs/...``
+    would point at the document's root, where they are not (request models are not recursive)."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return inline(schema)  # type: ignore[no-any-return]
 
 
 async def read_image_request(
@@ -49,21 +85,55 @@ async def read_image_request(
     JSON bodies are validated against ``model``; multipart bodies carry the image as ``file`` and
     the other fields under their JSON names (``labelName`` maps to ``annotation.labelName``).
     """
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
+    if _is_multipart(request, '{"data": <data URI or URL>}', "a 'file' part"):
         return await _read_multipart(request, model, settings)
-    if content_type not in ("application/json", ""):
-        raise UnsupportedMediaType(
-            'send application/json with {"data": <data URI or URL>} or multipart/form-data '
-            "with a 'file' part"
-        )
-    try:
-        payload = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    body = _validate(model, payload)
+    body = _validate(model, await _json_payload(request))
     data = await resolve_data(body.data, settings)  # type: ignore[attr-defined]
     return data, body
+
+
+async def read_images_request(request: Request, settings: Settings) -> list[bytes | ApiError]:
+    """The images of a batch, in order: JSON ``{items: [{data}, ...]}`` or ``file`` parts.
+
+    An entry whose data cannot be read (a malformed data URI, a URL that cannot be fetched) is
+    its ApiError, so it fails alone; what concerns the whole request (its content type, malformed
+    JSON, no items, more than ``settings.max_batch_invoke``) is raised.
+    """
+    limit = settings.max_batch_invoke
+    if _is_multipart(request, '{"items": [{"data": <data URI or URL>}, ...]}', "'file' parts"):
+        return list(await _read_multipart_files(request, limit))
+    body = _validate(BatchInvokeInput, await _json_payload(request))
+    if len(body.items) > limit:
+        raise _too_many_images(limit, f"got {len(body.items)}")
+    fetches = asyncio.Semaphore(_CONCURRENT_FETCHES)
+
+    async def read(data: str) -> bytes | ApiError:
+        try:
+            async with fetches:
+                return await resolve_data(data, settings)
+        except ApiError as exc:
+            return exc
+
+    return list(await asyncio.gather(*(read(item.data) for item in body.items)))
+
+
+def _is_multipart(request: Request, json_shape: str, file_parts: str) -> bool:
+    """True for a multipart body, False for JSON (or no content type); 415 for anything else."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        return True
+    if content_type not in ("application/json", ""):
+        raise UnsupportedMediaType(
+            f"send application/json with {json_shape} or multipart/form-data with {file_parts}"
+        )
+    return False
+
+
+async def _json_payload(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
 
 
 async def _read_multipart(request: Request, model: type[M], settings: Settings) -> tuple[bytes, M]:
@@ -81,6 +151,28 @@ async def _read_multipart(request: Request, model: type[M], settings: Settings) 
         else:
             fields[key] = value
     return data, _validate(model, fields)
+
+
+async def _read_multipart_files(request: Request, limit: int) -> list[bytes]:
+    try:
+        form = await request.form(max_files=limit, max_fields=20, max_part_size=1024 * 1024)
+    except StarletteHTTPException as exc:
+        if str(exc.detail).startswith("Too many files"):
+            raise _too_many_images(limit, "more 'file' parts were sent") from exc
+        raise
+    unknown = sorted({key for key, _ in form.multi_items() if key != "file"})
+    if unknown:
+        raise Unprocessable(f"unknown multipart fields {unknown}: send each image as a 'file' part")
+    uploads = form.getlist("file")
+    if not uploads or not all(isinstance(upload, UploadFile) for upload in uploads):
+        raise BadRequest("multipart body needs the images in parts named 'file'")
+    return [await upload.read() for upload in uploads if isinstance(upload, UploadFile)]
+
+
+def _too_many_images(limit: int, sent: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"a batch invoke takes at most {limit} images (--max-batch-invoke); {sent}: split the batch"
+    )
 
 
 def _validate(model: type[M], payload: Any) -> M:

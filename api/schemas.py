@@ -203,6 +203,46 @@ class InvokeResult(Schema):
     capture: CaptureInfo | None = None
 
 
+class BatchInvokeInput(Body):
+    items: list[ImageInput] = Field(
+        min_length=1,
+        description="The images, answered in this order (at most --max-batch-invoke of them).",
+    )
+
+
+class InvokeEntryError(Schema):
+    """One batch entry that failed on its own (a bad image); the other entries still answer."""
+
+    status: int = Field(
+        ge=400, le=599, description="The status single invoke would answer for this image."
+    )
+    message: str
+
+
+class BatchInvokeResult(Schema):
+    data: list[InvokeResult | InvokeEntryError]
+
+
+# similarity search -------------------------------------------------------------------------------
+
+SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT = 10, 100
+
+
+class SearchQuery(ImageInput):
+    count: int = Field(
+        default=SEARCH_DEFAULT_COUNT,
+        ge=1,
+        le=SEARCH_MAX_COUNT,
+        description="How many of the nearest labelled samples to return.",
+    )
+
+
+class SearchHit(Schema):
+    sample_id: str
+    label_name: str
+    similarity: float = Field(description="Cosine similarity of the two embeddings, -1 to 1.")
+
+
 class Health(Schema):
     status: str
     backbone: str

@@ -42,6 +42,8 @@ class Settings:
     encoder_threads: int = 0
     # Most images waiting for the encoder before invoke answers 503.
     queue_limit: int = 64
+    # Most images one batch invoke takes (POST .../invoke/batch; more is a 413).
+    max_batch_invoke: int = 64
     # Where images are embedded: local (in this process) | ray (Ray Serve encoder deployments
     # shared by every replica, batching across them; needs the `ray` extra).
     encoder: str = "local"

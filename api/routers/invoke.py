@@ -1,4 +1,4 @@
-"""/v1/functions/{id}/invoke"""
+"""/v1/functions/{id}/invoke and /v1/functions/{id}/invoke/batch"""
 
 from __future__ import annotations
 
@@ -8,11 +8,22 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import InvokeKey, RuntimeDep
-from api.inputs import openapi_body, read_image_request
-from api.schemas import ImageInput, InvokeResult
+from api.errors import ApiError, to_api_error
+from api.inputs import openapi_body, read_image_request, read_images_request
+from api.schemas import (
+    BatchInvokeInput,
+    BatchInvokeResult,
+    ImageInput,
+    InvokeEntryError,
+    InvokeResult,
+)
 from api.services.invoke import invoke as invoke_service
+from api.services.invoke import invoke_batch as invoke_batch_service
+from embeddings import InvalidImage
 
 router = APIRouter(prefix="/v1/functions/{function_id}", tags=["invoke"])
+
+Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
 
 
 @router.post("/invoke", openapi_extra=openapi_body(ImageInput, {}))
@@ -22,7 +33,7 @@ async def invoke(
     rt: RuntimeDep,
     _key: InvokeKey,
     capture: bool = True,
-    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    version: Version = None,
 ) -> InvokeResult:
     """Classify an image (data URI, URL or multipart file) with the deployed model.
 
@@ -34,3 +45,40 @@ async def invoke(
     return await run_in_threadpool(
         invoke_service, rt, function_id, data, capture=capture, version=version
     )
+
+
+@router.post("/invoke/batch", openapi_extra=openapi_body(BatchInvokeInput, {}, several_files=True))
+async def invoke_batch(
+    function_id: str,
+    request: Request,
+    rt: RuntimeDep,
+    _key: InvokeKey,
+    capture: bool = True,
+    version: Version = None,
+) -> BatchInvokeResult:
+    """Classify several images (JSON ``items`` or several multipart ``file`` parts) at once.
+
+    ``data`` holds one entry per image, in order: what single invoke answers for it (``capture``
+    and ``version`` apply to every image), or ``{status, message}`` for an image that fails on its
+    own. The images are embedded together, so this is cheaper than one invoke per image.
+    """
+    entries = await read_images_request(request, rt.settings)
+    readable = [entry for entry in entries if isinstance(entry, bytes)]
+    answers = iter(
+        await run_in_threadpool(
+            invoke_batch_service, rt, function_id, readable, capture=capture, version=version
+        )
+    )
+    return BatchInvokeResult(
+        data=[_entry(next(answers) if isinstance(entry, bytes) else entry) for entry in entries]
+    )
+
+
+def _entry(answer: InvokeResult | InvalidImage | ApiError) -> InvokeResult | InvokeEntryError:
+    """A batch entry: the answer, or the status and message single invoke gives for its error."""
+    if isinstance(answer, InvokeResult):
+        return answer
+    error = to_api_error(answer)
+    if error is None:  # pragma: no cover - every InvalidImage maps to a 4xx
+        raise answer
+    return InvokeEntryError(status=error.status, message=error.message)

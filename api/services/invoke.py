@@ -1,6 +1,8 @@
-"""Invoke: classify one image with the function's deployed head (or a version asked for)."""
+"""Invoke: classify images with the function's deployed head (or a version asked for)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from sqlmodel import select
@@ -10,8 +12,9 @@ from api.runtime import Runtime
 from api.schemas import InvokeResult, LabelConfidence
 from api.services.capture import maybe_capture
 from api.services.functions import get_function
-from api.services.samples import embed_image
+from api.services.samples import embed_images
 from api.services.training import follow_deployed
+from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
 from store import Function, Label, ModelVersion, Sample, session_scope, vector_from_bytes
 
@@ -29,16 +32,58 @@ def invoke(
     ``version`` asks for a version other than the deployed one (read from its artifact); such an
     answer is never captured, since capture judges the traffic the serving model sees.
     """
+    (result,) = invoke_batch(rt, function_id, [data], capture=capture, version=version)
+    if isinstance(result, InvalidImage):
+        raise result
+    return result
+
+
+def invoke_batch(
+    rt: Runtime,
+    function_id: str,
+    images: Sequence[bytes],
+    *,
+    capture: bool = True,
+    version: int | None = None,
+) -> list[InvokeResult | InvalidImage]:
+    """Label each image, in order, as :func:`invoke` would one after another; an image that
+    cannot be decoded is its InvalidImage and the others still answer.
+
+    The images are embedded together (the encoder batches them) and one model version answers
+    them all. The model is looked up once some image is embedded, so images that all fail answer
+    their own errors rather than a 409 before any model exists, as :func:`invoke` does.
+    """
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
         label_ids = {
             label.name: label.id
             for label in session.exec(select(Label).where(Label.function_id == function_id))
         }
-    vector = embed_image(rt, function, data)
+    vectors = embed_images(rt, function, images)
+    if all(isinstance(vector, InvalidImage) for vector in vectors):
+        return [vector for vector in vectors if isinstance(vector, InvalidImage)]
     model = serving_model(rt, function)  # one read: this version serves the whole request
     if version is not None and version != model.version:
         model, capture = stored_model(rt, function_id, version), False
+    return [
+        vector
+        if isinstance(vector, InvalidImage)
+        else _answer(rt, function, model, label_ids, data, vector, capture=capture)
+        for data, vector in zip(images, vectors, strict=True)
+    ]
+
+
+def _answer(
+    rt: Runtime,
+    function: Function,
+    model: Deployed,
+    label_ids: dict[str, str],
+    data: bytes,
+    vector: np.ndarray,
+    *,
+    capture: bool,
+) -> InvokeResult:
+    """``model``'s answer for one embedded image, captured into review if the policy says so."""
     proba = np.asarray(model.head.predict_proba(vector[None, :])[0], dtype=np.float64)
     classes = list(model.labels)
     confidences = [

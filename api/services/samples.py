@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+from PIL import Image
 from sqlalchemy import func as sql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -13,7 +16,7 @@ from api.runtime import Runtime
 from api.schemas import AnnotationPublic, SamplePublic
 from api.services.capture import index_labelled, unindex
 from api.services.functions import delete_unreferenced_blobs, get_function
-from embeddings import decode_image
+from embeddings import InvalidImage, decode_image
 from store import (
     Function,
     Label,
@@ -26,11 +29,52 @@ from store import (
     vector_to_bytes,
 )
 
+# Decoded pixels one encoder call holds at most (~300 MB as RGB): a batch of large images that a
+# small compressed body can carry is embedded in several calls rather than all decoded at once.
+DECODED_PIXELS_PER_CALL = 100_000_000
 
-def embed_image(rt: Runtime, function: Function, data: bytes):  # type: ignore[no-untyped-def]
+
+def embed_image(rt: Runtime, function: Function, data: bytes) -> np.ndarray:
     """Decode ``data`` safely and embed it with the function's pinned backbone."""
-    image = decode_image(data, max_pixels=rt.settings.max_image_pixels)
-    return rt.encoders.get(function.backbone).encode([image])[0]
+    (vector,) = embed_images(rt, function, [data])
+    if isinstance(vector, InvalidImage):
+        raise vector
+    return vector
+
+
+def embed_images(
+    rt: Runtime, function: Function, images: Sequence[bytes]
+) -> list[np.ndarray | InvalidImage]:
+    """Decode each image safely and embed them with the function's pinned backbone, in order; an
+    image that cannot be decoded is its InvalidImage, the others are still embedded.
+
+    The decoded images go to the encoder in one call, which batches them; only more than
+    ``queue_limit`` images or :data:`DECODED_PIXELS_PER_CALL` pixels take several calls.
+    """
+    embedded: dict[int, np.ndarray | InvalidImage] = {}
+
+    def encode(waiting: dict[int, Image.Image]) -> None:
+        vectors = rt.encoders.get(function.backbone).encode(list(waiting.values()))
+        embedded.update(zip(waiting, vectors, strict=True))
+
+    waiting: dict[int, Image.Image] = {}
+    waiting_pixels = 0
+    for i, data in enumerate(images):
+        try:
+            image = decode_image(data, max_pixels=rt.settings.max_image_pixels)
+        except InvalidImage as exc:
+            embedded[i] = exc
+            continue
+        pixels = image.width * image.height
+        full = len(waiting) >= rt.settings.queue_limit
+        if waiting and (full or waiting_pixels + pixels > DECODED_PIXELS_PER_CALL):
+            encode(waiting)
+            waiting, waiting_pixels = {}, 0
+        waiting[i] = image
+        waiting_pixels += pixels
+    if waiting:
+        encode(waiting)
+    return [embedded[i] for i in range(len(images))]
 
 
 def add_sample(

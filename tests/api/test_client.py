@@ -1,6 +1,6 @@
 from fastapi.testclient import TestClient
 
-from api.client import Client, WinnowError
+from api.client import Client, Prediction, WinnowError
 from tests.conftest import BLUE, RED, png_bytes
 
 
@@ -26,3 +26,25 @@ def test_client_workflow(client: TestClient, tmp_path) -> None:
         assert exc.status == 404
     else:
         raise AssertionError("expected a 404")
+
+
+def test_client_invoke_batch(client: TestClient) -> None:
+    winnow = Client(http=client)
+    fn = winnow.create_function("IsRed", labels=["red", "blue"])
+    items = [(png_bytes(RED, seed=i), "red") for i in range(3)]
+    items += [(png_bytes(BLUE, seed=i), "blue") for i in range(3)]
+    fn.create_samples(items, progress=False)
+    fn.train()
+    images = [png_bytes(RED, seed=10), b"not an image", png_bytes(BLUE, seed=11)]
+    red, bad, blue = fn.invoke_batch(images, capture=False)
+    assert isinstance(red, Prediction) and red.label_name == "red" and red.capture is None
+    assert isinstance(blue, Prediction) and blue.label_name == "blue"
+    assert red.model_version == blue.model_version == 1
+    assert red.label_name == fn(images[0], capture=False).label_name
+    assert isinstance(bad, WinnowError) and bad.status == 400 and bad.message
+    try:
+        fn.invoke_batch([])
+    except WinnowError as exc:
+        assert exc.status == 422
+    else:
+        raise AssertionError("expected a 422")
