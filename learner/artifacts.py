@@ -50,9 +50,7 @@ class ModelStore:
 
     def path(self, function_id: str, version: int) -> Path:
         """Where version ``version`` of ``function_id`` lives (whether or not it exists)."""
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ValueError(f"version must be a non-negative int, got {version!r}")
-        return self._function_dir(function_id) / f"v{version}.joblib"
+        return self._function_dir(function_id) / _artifact_name(version)
 
     def save(
         self,
@@ -118,13 +116,11 @@ class ModelStore:
         directory = self._function_dir(function_id)
         if not directory.is_dir():
             return []
-        found = (_ARTIFACT_NAME.match(entry.name) for entry in directory.iterdir())
-        return sorted(int(match.group(1)) for match in found if match)
+        return _versions_named(entry.name for entry in directory.iterdir())
 
     def latest_version(self, function_id: str) -> int | None:
         """The highest saved version, or ``None`` when the function has no artifact yet."""
-        saved = self.versions(function_id)
-        return saved[-1] if saved else None
+        return max(self.versions(function_id), default=None)
 
     def delete_function(self, function_id: str) -> None:
         """Remove every artifact of ``function_id``; a function without artifacts is a no-op."""
@@ -185,9 +181,7 @@ class ObjectModelStore:
         self.objects = objects
 
     def key(self, function_id: str, version: int) -> str:
-        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-            raise ValueError(f"version must be a non-negative int, got {version!r}")
-        return f"{self._prefix(function_id)}v{version}.joblib"
+        return self._prefix(function_id) + _artifact_name(version)
 
     def save(
         self,
@@ -217,13 +211,10 @@ class ObjectModelStore:
 
     def versions(self, function_id: str) -> list[int]:
         prefix = self._prefix(function_id)
-        names = (entry.key[len(prefix) :] for entry in self.objects.list(prefix))
-        found = (_ARTIFACT_NAME.match(name) for name in names)
-        return sorted(int(match.group(1)) for match in found if match)
+        return _versions_named(entry.key[len(prefix) :] for entry in self.objects.list(prefix))
 
     def latest_version(self, function_id: str) -> int | None:
-        saved = self.versions(function_id)
-        return saved[-1] if saved else None
+        return max(self.versions(function_id), default=None)
 
     def delete_function(self, function_id: str) -> None:
         for entry in list(self.objects.list(self._prefix(function_id))):
@@ -235,6 +226,18 @@ class ObjectModelStore:
 
     def _prefix(self, function_id: str) -> str:
         return f"models/{_checked_function_id(function_id)}/"
+
+
+def _artifact_name(version: int) -> str:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise ValueError(f"version must be a non-negative int, got {version!r}")
+    return f"v{version}.joblib"
+
+
+def _versions_named(names: Iterable[str]) -> list[int]:
+    """The versions among artifact file names (temporary files and strangers ignored), sorted."""
+    found = (_ARTIFACT_NAME.match(name) for name in names)
+    return sorted(int(match.group(1)) for match in found if match)
 
 
 def _checked_function_id(function_id: str) -> str:

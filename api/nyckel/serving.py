@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlmodel import col, select
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
@@ -54,10 +54,7 @@ def create_function(rt: Runtime, body: wire.FunctionCreate) -> wire.Function:
 
 def list_functions(rt: Runtime, caller: Principal) -> list[wire.Function]:
     with session_scope(rt.engine) as session:
-        query = select(Function).order_by(col(Function.created_at))
-        if caller.function_id is not None:
-            query = query.where(Function.id == caller.function_id)
-        return [_function(f) for f in session.exec(query).all()]
+        return [_function(f) for f in functions.visible_functions(session, caller.function_id)]
 
 
 def read_function(rt: Runtime, function_id: str) -> wire.Function:
@@ -106,11 +103,7 @@ def create_label(rt: Runtime, function_id: str, body: wire.LabelCreate) -> wire.
 
 def list_labels(rt: Runtime, function_id: str) -> list[wire.Label]:
     with session_scope(rt.engine) as session:
-        functions.get_function(session, function_id)
-        rows = session.exec(
-            select(Label).where(Label.function_id == function_id).order_by(col(Label.created_at))
-        ).all()
-        return [_label(label) for label in rows]
+        return [_label(label) for label in functions.list_labels(session, function_id)]
 
 
 def read_label(rt: Runtime, function_id: str, label_id: str) -> wire.Label:
@@ -143,10 +136,7 @@ def _samples(
 ) -> list[wire.Sample]:
     predictions = predict_samples(rt, function, rows)
     with session_scope(rt.engine) as session:
-        label_ids = {
-            label.name: label.id
-            for label in session.exec(select(Label).where(Label.function_id == function.id))
-        }
+        label_ids = functions.label_ids_by_name(session, function.id)
     out = []
     for i, sample in enumerate(rows):
         prediction = None
@@ -247,10 +237,7 @@ def read_sample(rt: Runtime, function_id: str, sample_id: str, image_url: ImageU
 
 
 def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> None:
-    with session_scope(rt.engine) as session:
-        labelled = samples.get_sample(session, function_id, sample_id).label_id is not None
-    samples.delete_sample(rt, function_id, sample_id)
-    if labelled:
+    if samples.delete_sample(rt, function_id, sample_id).label_id is not None:
         training.request_training(rt, function_id)
 
 

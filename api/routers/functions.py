@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
-from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, AnyKey, RuntimeDep, SessionDep
 from api.schemas import FunctionCreate, FunctionPublic, LabelCreate, LabelPublic, Page
 from api.services import functions as service
-from store import Function, Label, session_scope
+from store import session_scope
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])
 
@@ -27,10 +26,7 @@ async def create_function(body: FunctionCreate, rt: RuntimeDep, caller: AdminKey
 @router.get("")
 def list_functions(session: SessionDep, caller: AnyKey) -> Page[FunctionPublic]:
     """The functions the key can see: its own, or every one for a global key."""
-    query = select(Function).order_by(col(Function.created_at))
-    if caller.function_id is not None:
-        query = query.where(Function.id == caller.function_id)
-    functions = session.exec(query).all()
+    functions = service.visible_functions(session, caller.function_id)
     data = [service.function_public(session, f) for f in functions]
     return Page(data=data, count=len(data))
 
@@ -57,10 +53,7 @@ def create_label(function_id: str, body: LabelCreate, rt: RuntimeDep, _: AdminKe
 
 @router.get("/{function_id}/labels")
 def list_labels(function_id: str, session: SessionDep, _: AnyKey) -> Page[LabelPublic]:
-    service.get_function(session, function_id)
-    labels = session.exec(
-        select(Label).where(Label.function_id == function_id).order_by(col(Label.created_at))
-    ).all()
+    labels = service.list_labels(session, function_id)
     data = [LabelPublic.model_validate(label, from_attributes=True) for label in labels]
     return Page(data=data, count=len(data))
 

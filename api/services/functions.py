@@ -39,6 +39,32 @@ def get_function(session: Session, function_id: str) -> Function:
     return function
 
 
+def visible_functions(session: Session, tenant: str | None) -> list[Function]:
+    """The functions a key of ``tenant`` sees (None: a global key sees every one), oldest first."""
+    query = select(Function).order_by(col(Function.created_at))
+    if tenant is not None:
+        query = query.where(Function.id == tenant)
+    return list(session.exec(query).all())
+
+
+def list_labels(session: Session, function_id: str) -> list[Label]:
+    """The function's labels, oldest first (404 for a missing function)."""
+    get_function(session, function_id)
+    return list(
+        session.exec(
+            select(Label).where(Label.function_id == function_id).order_by(col(Label.created_at))
+        ).all()
+    )
+
+
+def label_ids_by_name(session: Session, function_id: str) -> dict[str, str]:
+    """Label name -> id: heads name their classes by label name, responses also give the id."""
+    return {
+        label.name: label.id
+        for label in session.exec(select(Label).where(Label.function_id == function_id))
+    }
+
+
 def function_public(session: Session, function: Function) -> FunctionPublic:
     labels = session.exec(
         select(sql.count()).select_from(Label).where(Label.function_id == function.id)

@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlmodel import select
 
-from api.errors import Conflict, NotFound, ServiceUnavailable
+from api.errors import Conflict, ServiceUnavailable
 from api.runtime import Runtime
 from api.schemas import InvokeResult, LabelConfidence
 from api.services.capture import maybe_capture
-from api.services.functions import get_function
+from api.services.functions import get_function, label_ids_by_name
 from api.services.samples import embed_images
-from api.services.training import follow_deployed
+from api.services.training import follow_deployed, version_row
 from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
-from store import Function, Label, ModelVersion, Sample, session_scope, vector_from_bytes
+from store import Function, Sample, session_scope, vector_from_bytes
 
 
 def invoke(
@@ -55,10 +54,7 @@ def invoke_batch(
     """
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
-        label_ids = {
-            label.name: label.id
-            for label in session.exec(select(Label).where(Label.function_id == function_id))
-        }
+        label_ids = label_ids_by_name(session, function_id)
     vectors = embed_images(rt, function, images)
     if all(isinstance(vector, InvalidImage) for vector in vectors):
         return [vector for vector in vectors if isinstance(vector, InvalidImage)]
@@ -137,13 +133,7 @@ def serving_model(rt: Runtime, function: Function) -> Deployed:
 def stored_model(rt: Runtime, function_id: str, version: int) -> Deployed:
     """A recorded version read from its artifact (404 if no such version, 409 if unreadable)."""
     with session_scope(rt.engine) as session:
-        row = session.exec(
-            select(ModelVersion.id).where(
-                ModelVersion.function_id == function_id, ModelVersion.version == version
-            )
-        ).first()
-    if row is None:
-        raise NotFound(f"function {function_id} has no model version {version}")
+        version_row(session, function_id, version)  # 404 for a version never recorded
     try:
         head, _meta = rt.models.load(function_id, version)
     except (ArtifactNotFound, ArtifactCorrupt) as exc:

@@ -189,13 +189,14 @@ def get_sample(session: Session, function_id: str, sample_id: str) -> Sample:
     return sample
 
 
-def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> None:
+def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> Sample:
+    """Delete a sample (and its blob if nothing else names it); returns the deleted row."""
     with session_scope(rt.engine) as session:
         sample = get_sample(session, function_id, sample_id)
-        digest = sample.blob
         session.delete(sample)
     unindex(rt, function_id, sample_id, "labelled")
-    delete_unreferenced_blobs(rt, {digest})
+    delete_unreferenced_blobs(rt, {sample.blob})
+    return sample
 
 
 def list_samples(

@@ -238,14 +238,14 @@ def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) ->
     with rt.deploy_locks[function_id]:
         with session_scope(rt.engine) as session:
             function = get_function(session, function_id)
-            record = _version_row(session, function_id, version)
+            record = version_row(session, function_id, version)
         try:
             head, meta = rt.models.load(function_id, version)
         except (ArtifactNotFound, ArtifactCorrupt) as exc:
             raise Conflict(f"version {version} cannot be deployed: {exc}") from exc
         with session_scope(rt.engine) as session:
             function = get_function(session, function_id)
-            record = _version_row(session, function_id, version)
+            record = version_row(session, function_id, version)
             if function.deployed_version != version:
                 _make_current(session, function, record)
             function.pinned = pin
@@ -294,7 +294,7 @@ def _deployed_row(session: Session, function: Function) -> ModelVersion | None:
     ).first()
 
 
-def _version_row(session: Session, function_id: str, version: int) -> ModelVersion:
+def version_row(session: Session, function_id: str, version: int) -> ModelVersion:
     row = session.exec(
         select(ModelVersion).where(
             ModelVersion.function_id == function_id, ModelVersion.version == version
