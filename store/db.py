@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,13 +12,17 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from store import keys, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store import keys, novel_marks, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store.schema import create_or_upgrade
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` and the schema if it does not exist yet.
+    """Create an engine for ``url``, and the schema if it does not exist yet or lacks what this
+    version added (:func:`store.schema.create_or_upgrade`).
 
     SQLite gets WAL journaling with ``synchronous=FULL`` so that an acknowledged commit survives
     a process kill or power loss, foreign keys on, and a busy timeout so concurrent writers wait
@@ -35,7 +40,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_dumps
         )
-    SQLModel.metadata.create_all(engine)
+    with shared_lock(engine, "schema"):
+        added = create_or_upgrade(engine)
+    if added:
+        log.warning("upgraded the database schema: added %s", ", ".join(added))
     return engine
 
 
