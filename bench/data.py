@@ -166,6 +166,7 @@ def embed_images(
     threads: int = 2,
     cache_dir: Path = CACHE_DIR,
     verbose: bool = True,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Vectors of the given images of one idx file, embedding (and caching) those not cached.
 
@@ -176,12 +177,15 @@ def embed_images(
         threads: torch intra-op threads while embedding (the machine's cores are shared).
         cache_dir: root of the cache.
         verbose: print progress to stderr.
+        precision: the image tower's precision (see :mod:`embeddings.precision`); other than
+            fp32, the vectors are cached apart, under ``<spec>@<precision>``.
     """
     image_path = DATA_DIR / _FILES[file_key][0]
-    cache = EmbeddingCache(cache_dir / f"{spec}-{file_digest(image_path)}")
+    key = spec if precision == "fp32" else f"{spec}@{precision}"
+    cache = EmbeddingCache(cache_dir / f"{key}-{file_digest(image_path)}")
     todo = cache.missing(indices)
     if len(todo):
-        _embed_missing(cache, read_idx(image_path), todo, spec, threads, verbose)
+        _embed_missing(cache, read_idx(image_path), todo, spec, threads, verbose, precision)
     return cache.get(indices)
 
 
@@ -192,14 +196,16 @@ def _embed_missing(
     spec: str,
     threads: int,
     verbose: bool,
+    precision: str = "fp32",
 ) -> None:
     import torch
     from PIL import Image
 
     from embeddings import load_backbone, to_rgb
+    from embeddings.tower_options import TowerOptions
 
     torch.set_num_threads(threads)
-    backbone = load_backbone(spec, device="cpu")
+    backbone = load_backbone(spec, device="cpu", tower=TowerOptions(precision, probe_batch=32))
     started = time.perf_counter()
     for start in range(0, len(todo), _CHUNK):
         chunk = todo[start : start + _CHUNK]

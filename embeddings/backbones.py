@@ -18,6 +18,7 @@ from embeddings.backbone import Backbone, resolve_device
 from embeddings.clip_backbone import TINY_CLIP_SPEC, load_tiny_clip
 from embeddings.clip_loading import CLIP_PREFIX, load_clip, parse_clip_spec
 from embeddings.efficientnet_backbone import EFFICIENTNET_LITE0_SPEC, EfficientNetLite0Backbone
+from embeddings.tower_options import DEFAULT_TOWER, TowerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,11 @@ VALID_SPEC_FORMS = (
 
 
 def load_backbone(
-    spec: str, *, device: str | None = None, cache_dir: str | None = None
+    spec: str,
+    *,
+    device: str | None = None,
+    cache_dir: str | None = None,
+    tower: TowerOptions = DEFAULT_TOWER,
 ) -> Backbone:
     """Build the backbone a spec names, on the given device (default: CUDA if present, else CPU).
 
@@ -42,6 +47,8 @@ def load_backbone(
         spec: one of the forms in :data:`VALID_SPEC_FORMS`.
         device: torch device string, or None to pick automatically.
         cache_dir: where CLIP weights are cached / downloaded (None: the Hugging Face default).
+        tower: the image tower's precision (fp32 unless asked; ``auto`` measures, see
+            :mod:`embeddings.precision`), compilation and probe batch size.
 
     Raises:
         ValueError: the spec is not one of the valid forms.
@@ -50,17 +57,17 @@ def load_backbone(
     spec = spec.strip()
     torch_device = resolve_device(device)
     if spec == AUTO_SPEC:
-        return _load_auto(device=device, cache_dir=cache_dir)
+        return _load_auto(device=device, cache_dir=cache_dir, tower=tower)
     if spec == EFFICIENTNET_LITE0_SPEC:
-        return EfficientNetLite0Backbone(torch_device)
+        return EfficientNetLite0Backbone(torch_device, tower)
     if spec == TINY_CLIP_SPEC:
-        return load_tiny_clip(torch_device)
+        return load_tiny_clip(torch_device, tower)
     if spec.startswith(CLIP_PREFIX):
         try:
             source = parse_clip_spec(spec)
         except ValueError as error:
             raise ValueError(f"{error}; valid backbone specs: {_forms()}") from error
-        return load_clip(source, device=torch_device, cache_dir=cache_dir)
+        return load_clip(source, device=torch_device, cache_dir=cache_dir, tower=tower)
     raise ValueError(f"unknown backbone spec {spec!r}; valid backbone specs: {_forms()}")
 
 
@@ -87,10 +94,10 @@ def canonical_backbone_spec(spec: str) -> str:
     raise ValueError(f"unknown backbone spec {spec!r}; valid backbone specs: {_forms()}")
 
 
-def _load_auto(*, device: str | None, cache_dir: str | None) -> Backbone:
+def _load_auto(*, device: str | None, cache_dir: str | None, tower: TowerOptions) -> Backbone:
     """Prefer the default CLIP model; fall back to the offline backbone on any failure."""
     try:
-        return load_backbone(DEFAULT_CLIP_SPEC, device=device, cache_dir=cache_dir)
+        return load_backbone(DEFAULT_CLIP_SPEC, device=device, cache_dir=cache_dir, tower=tower)
     except Exception as error:  # whatever broke, the offline backbone still serves
         logger.warning(
             "backbone 'auto': %s is unavailable (%s); falling back to %s",
@@ -98,7 +105,7 @@ def _load_auto(*, device: str | None, cache_dir: str | None) -> Backbone:
             error,
             EFFICIENTNET_LITE0_SPEC,
         )
-    return load_backbone(EFFICIENTNET_LITE0_SPEC, device=device, cache_dir=cache_dir)
+    return load_backbone(EFFICIENTNET_LITE0_SPEC, device=device, cache_dir=cache_dir, tower=tower)
 
 
 def _forms() -> str:

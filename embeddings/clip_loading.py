@@ -27,6 +27,7 @@ import torch
 
 from embeddings.clip_backbone import ClipBackbone, build_clip_backbone
 from embeddings.errors import BackboneUnavailable
+from embeddings.tower_options import DEFAULT_TOWER, TowerOptions
 
 CLIP_PREFIX = "clip:"
 HF_HUB_SCHEMA = "hf-hub:"
@@ -86,23 +87,30 @@ def parse_clip_spec(spec: str) -> ClipSource:
     )
 
 
-def load_clip(source: ClipSource, *, device: torch.device, cache_dir: str | None) -> ClipBackbone:
+def load_clip(
+    source: ClipSource,
+    *,
+    device: torch.device,
+    cache_dir: str | None,
+    tower: TowerOptions = DEFAULT_TOWER,
+) -> ClipBackbone:
     """Load the CLIP model a parsed spec names.
 
     Args:
         source: result of :func:`parse_clip_spec`.
         device: where to run the model.
         cache_dir: Hugging Face / open_clip download cache; None for the library default.
+        tower: precision and compilation of the image tower.
 
     Raises:
         BackboneUnavailable: the weights are missing, unreachable or do not fit the architecture.
     """
     try:
         if source.kind == "file":
-            return _load_checkpoint_file(source, device=device)
+            return _load_checkpoint_file(source, device=device, tower=tower)
         if source.kind == "tag":
-            return _load_tag(source, device=device, cache_dir=cache_dir)
-        return _load_hub_repo(source, device=device, cache_dir=cache_dir)
+            return _load_tag(source, device=device, cache_dir=cache_dir, tower=tower)
+        return _load_hub_repo(source, device=device, cache_dir=cache_dir, tower=tower)
     except BackboneUnavailable:
         raise
     except Exception as error:
@@ -153,18 +161,29 @@ def hub_unreachable_reason(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
         return f"{host}:{port} is unreachable ({error})"
 
 
-def _load_checkpoint_file(source: ClipSource, *, device: torch.device) -> ClipBackbone:
+def _load_checkpoint_file(
+    source: ClipSource, *, device: torch.device, tower: TowerOptions
+) -> ClipBackbone:
     if not os.path.isfile(source.weights):
         raise BackboneUnavailable(f"checkpoint file {source.weights} does not exist")
-    return build_clip_backbone(source.spec, source.arch, device=device, pretrained=source.weights)
+    return build_clip_backbone(
+        source.spec, source.arch, device=device, tower=tower, pretrained=source.weights
+    )
 
 
-def _load_tag(source: ClipSource, *, device: torch.device, cache_dir: str | None) -> ClipBackbone:
+def _load_tag(
+    source: ClipSource, *, device: torch.device, cache_dir: str | None, tower: TowerOptions
+) -> ClipBackbone:
     cached = cached_clip_weights(source.arch, source.weights, cache_dir)
     if cached is None:
         _require_hub(source)
         return build_clip_backbone(
-            source.spec, source.arch, device=device, pretrained=source.weights, cache_dir=cache_dir
+            source.spec,
+            source.arch,
+            device=device,
+            tower=tower,
+            pretrained=source.weights,
+            cache_dir=cache_dir,
         )
     # Loading the cached file directly skips open_clip's online freshness check, so the tag's
     # preprocessing and activation settings must be passed explicitly.
@@ -173,6 +192,7 @@ def _load_tag(source: ClipSource, *, device: torch.device, cache_dir: str | None
         source.spec,
         source.arch,
         device=device,
+        tower=tower,
         pretrained=cached,
         force_quick_gelu=bool(config.get("quick_gelu", False)),
         image_mean=config.get("mean"),
@@ -183,16 +203,22 @@ def _load_tag(source: ClipSource, *, device: torch.device, cache_dir: str | None
 
 
 def _load_hub_repo(
-    source: ClipSource, *, device: torch.device, cache_dir: str | None
+    source: ClipSource, *, device: torch.device, cache_dir: str | None, tower: TowerOptions
 ) -> ClipBackbone:
     config_path = _cached_hub_file(source.weights, _HUB_CONFIG_FILE, cache_dir)
     if config_path is not None:
         snapshot = os.path.dirname(config_path)
         if any(os.path.isfile(os.path.join(snapshot, name)) for name in _HUB_WEIGHT_FILES):
-            return build_clip_backbone(source.spec, f"local-dir:{snapshot}", device=device)
+            return build_clip_backbone(
+                source.spec, f"local-dir:{snapshot}", device=device, tower=tower
+            )
     _require_hub(source)
     return build_clip_backbone(
-        source.spec, f"{HF_HUB_SCHEMA}{source.weights}", device=device, cache_dir=cache_dir
+        source.spec,
+        f"{HF_HUB_SCHEMA}{source.weights}",
+        device=device,
+        tower=tower,
+        cache_dir=cache_dir,
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from embeddings.backbone import resolve_device
 from embeddings.backbones import load_backbone
 from embeddings.encoder import BatchingEncoder
 from embeddings.spec_pool import SpecPool
+from embeddings.tower_options import TowerOptions, auto_batch_size, validate_precision
 
 
 class EncoderPool(SpecPool[BatchingEncoder]):
@@ -18,11 +20,13 @@ class EncoderPool(SpecPool[BatchingEncoder]):
         *,
         device: str | None = None,
         cache_dir: str | None = None,
-        max_batch: int = 16,
+        max_batch: int | None = 16,
         max_wait_ms: float = 5.0,
         max_queue: int = 256,
         torch_threads: int | None = -1,
         on_batch: Callable[[str, int, float], None] | None = None,
+        precision: str = "fp32",
+        compile: bool = False,
     ) -> None:
         """Remember the settings; nothing is loaded until first needed.
 
@@ -30,17 +34,23 @@ class EncoderPool(SpecPool[BatchingEncoder]):
             default_spec: spec for functions created without one (``auto`` allowed).
             device: torch device string for every backbone, or None for automatic.
             cache_dir: CLIP weight cache directory (None: the Hugging Face default).
-            max_batch: see :class:`BatchingEncoder`.
+            max_batch: see :class:`BatchingEncoder`; None picks it for the device
+                (:func:`embeddings.precision.auto_batch_size`).
             max_wait_ms: see :class:`BatchingEncoder`.
             max_queue: see :class:`BatchingEncoder`.
             torch_threads: see :class:`BatchingEncoder`.
             on_batch: called after each forward pass with ``(backbone spec, images, seconds)``;
                 see :class:`BatchingEncoder`.
+            precision: image tower precision, one of :data:`embeddings.precision.PRECISIONS`
+                (``auto`` measures the candidates when each backbone loads).
+            compile: serve the image towers through ``torch.compile``.
 
         Raises:
-            ValueError: ``default_spec`` is not a valid spec.
+            ValueError: ``default_spec`` is not a valid spec, or ``precision`` not a precision.
         """
         super().__init__(default_spec)
+        self._precision = validate_precision(precision)
+        self._compile = compile
         self._device = device
         self._cache_dir = cache_dir
         self._max_batch = max_batch
@@ -50,10 +60,12 @@ class EncoderPool(SpecPool[BatchingEncoder]):
         self._on_batch = on_batch
 
     def _open(self, spec: str) -> BatchingEncoder:
-        backbone = load_backbone(spec, device=self._device, cache_dir=self._cache_dir)
+        max_batch = self._max_batch or auto_batch_size(resolve_device(self._device))
+        tower = TowerOptions(self._precision, self._compile, probe_batch=max_batch)
+        backbone = load_backbone(spec, device=self._device, cache_dir=self._cache_dir, tower=tower)
         return BatchingEncoder(
             backbone,
-            max_batch=self._max_batch,
+            max_batch=max_batch,
             max_wait_ms=self._max_wait_ms,
             max_queue=self._max_queue,
             torch_threads=self._torch_threads,

@@ -35,7 +35,7 @@ def test_backbone_contract(backbone: EfficientNetLite0Backbone) -> None:
     vectors = backbone.encode(torch.stack([tensor, -tensor]))
     assert vectors.shape == (2, 1280) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert backbone.encode_text(["a photo"]) is None
+    assert backbone.encode_text(["a photo"]) is None and not backbone.has_text_tower
 
 
 def test_packaged_weights_classify_the_sample_images(backbone: EfficientNetLite0Backbone) -> None:

@@ -1,0 +1,252 @@
+"""CPU precision: image-tower throughput per numeric precision, and what ``--precision auto`` picks.
+
+For each backbone, one copy per precision (fp32, bf16, int8 where it applies) encodes the same
+batch of Fashion-MNIST test images (``--batch`` images, ``--threads`` torch threads) through
+``backbone.encode``, the service's own call. Rounds interleave the precisions (in a rotating
+order), so a busy shared machine slows them alike; each figure is the median over ``--repeats``
+rounds and its ratio to fp32 is taken round by round. Per-image cosine to fp32 is measured on
+``--cosine-images`` other test images. A backbone loaded with ``auto`` then shows what the
+service would choose on this machine (its own start-up probe, see :mod:`embeddings.precision`).
+
+``--accuracy`` adds B1's accuracy check: the service's head (``learner.train_head``) trained on
+``--train`` pool images and scored on ``--test`` test images, with EfficientNet-Lite0 vectors in
+fp32 and in ``--accuracy-precision`` (embedded once and cached under ``bench/cache/`` by
+:mod:`bench.data`, in a directory of their own per precision).
+
+Usage (from the repository root)::
+
+    python -m bench.cpu_precision             # ViT-B-32 (random init), EfficientNet-Lite0
+    python -m bench.cpu_precision --accuracy  # + the accuracy check
+    python -m bench.cpu_precision --backbones tiny-clip --repeats 2 --out /tmp/p.json
+
+Writes ``bench/results/cpu_precision.json`` and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # also runnable as ``python bench/cpu_precision.py``
+    sys.path.insert(0, str(ROOT))
+
+from bench.results_file import write_result  # noqa: E402
+
+RESULT = ROOT / "bench" / "results" / "cpu_precision.json"
+DEFAULT_BACKBONES = "clip:ViT-B-32/random-init,efficientnet-lite0"
+TARGET_SPEEDUP = 2.0
+MIN_COSINE = 0.99
+MAX_ACCURACY_DROP_PT = 0.5
+_CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+
+
+def machine() -> dict[str, Any]:
+    """Platform, CPU model and the instruction sets that decide which precision wins."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "cpu": model,
+        "cpu_flags": [flag for flag in _CPU_FLAGS if flag in flags],
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+
+
+def fashion_images(count: int, offset: int = 0) -> list[Any]:
+    """``count`` Fashion-MNIST test images as RGB Pillow images, from ``offset`` (28x28, upscaled
+    by each backbone's own preprocessing, as invoke would)."""
+    from PIL import Image
+
+    from bench.data import DATA_DIR, read_idx
+    from embeddings import to_rgb
+
+    pixels = read_idx(DATA_DIR / "t10k-images-idx3-ubyte.gz")[offset : offset + count]
+    return [to_rgb(Image.fromarray(image, mode="L")) for image in pixels]
+
+
+def precisions_for(spec: str) -> list[str]:
+    """The precisions worth timing for ``spec`` (int8 quantises linear layers: a CNN has none)."""
+    return ["fp32", "bf16"] + ([] if spec == "efficientnet-lite0" else ["int8"])
+
+
+def measure_backbone(spec: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Images/s per precision (interleaved rounds), ratios to fp32, cosines and auto's choice."""
+    import torch
+
+    from bench.serving import served_backbone
+    from embeddings import load_backbone
+    from embeddings.tower_options import TowerOptions
+
+    served, name = served_backbone(spec)
+    precisions = precisions_for(spec) if args.precisions is None else args.precisions
+    backbones = {
+        precision: load_backbone(
+            served, device="cpu", tower=TowerOptions(precision, probe_batch=args.batch)
+        )
+        for precision in precisions
+    }
+    reference = backbones["fp32"]
+    timing_batch = torch.stack([reference.preprocess(i) for i in fashion_images(args.batch)])
+    cosine_batch = torch.stack(
+        [reference.preprocess(i) for i in fashion_images(args.cosine_images, offset=args.batch)]
+    )
+    for backbone in backbones.values():  # warm-up: TorchScript optimises on the second run
+        backbone.encode(timing_batch)
+        backbone.encode(timing_batch)
+    rounds: dict[str, list[float]] = {precision: [] for precision in precisions}
+    for round_index in range(args.repeats):
+        shift = round_index % len(precisions)
+        for precision in precisions[shift:] + precisions[:shift]:
+            started = time.perf_counter()
+            for _ in range(args.calls):
+                backbones[precision].encode(timing_batch)
+            rounds[precision].append(args.calls * args.batch / (time.perf_counter() - started))
+    expected = reference.encode(cosine_batch)
+    results: dict[str, Any] = {}
+    for precision in precisions:
+        cosines = np.sum(backbones[precision].encode(cosine_batch) * expected, axis=1)
+        ratios = [rate / base for rate, base in zip(rounds[precision], rounds["fp32"], strict=True)]
+        results[precision] = {
+            "images_per_s": statistics.median(rounds[precision]),
+            "images_per_s_rounds": rounds[precision],
+            "ratio_to_fp32": statistics.median(ratios),
+            "ratio_rounds": ratios,
+            "min_cosine": float(cosines.min()),
+            "mean_cosine": float(cosines.mean()),
+        }
+    del backbones, reference
+    auto = load_backbone(served, device="cpu", tower=TowerOptions("auto", probe_batch=args.batch))
+    choice = auto.precision  # type: ignore[attr-defined]
+    chosen = results.get(choice.precision, {})
+    return {
+        "backbone": name,
+        "spec": served,
+        "results": results,
+        "auto": choice.describe(),
+        "auto_ratio_to_fp32": chosen.get("ratio_to_fp32"),
+        "auto_min_cosine": chosen.get("min_cosine"),
+    }
+
+
+def accuracy_check(args: argparse.Namespace) -> dict[str, Any]:
+    """B1's head on EfficientNet-Lite0 vectors in fp32 and in ``args.accuracy_precision``."""
+    from bench.data import CLASS_NAMES, DATA_DIR, embed_images, read_idx, split_indices
+    from learner import train_head
+
+    chosen = split_indices(args.train, 0, args.test)
+    names = np.asarray(CLASS_NAMES)
+    y_train = names[read_idx(DATA_DIR / "train-labels-idx1-ubyte.gz")[chosen["pool"]]]
+    y_test = names[read_idx(DATA_DIR / "t10k-labels-idx1-ubyte.gz")[chosen["test"]]]
+    report: dict[str, Any] = {"train": args.train, "test": args.test}
+    predictions = {}
+    for precision in ("fp32", args.accuracy_precision):
+        x_train = embed_images("train", chosen["pool"], precision=precision, threads=args.threads)
+        x_test = embed_images("t10k", chosen["test"], precision=precision, threads=args.threads)
+        result = train_head(x_train, list(y_train), seed=0)
+        predictions[precision] = result.head.predict(x_test)
+        report[precision] = {
+            "accuracy": float(np.mean(predictions[precision] == y_test)),
+            "chosen_head": f"{result.candidate.name}({result.candidate.params})",
+        }
+    low = args.accuracy_precision
+    report["precision"] = low
+    report["difference_pt"] = 100 * (report[low]["accuracy"] - report["fp32"]["accuracy"])
+    report["prediction_agreement"] = float(np.mean(predictions["fp32"] == predictions[low]))
+    report["passed"] = abs(report["difference_pt"]) <= MAX_ACCURACY_DROP_PT
+    return report
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
+        f"CPU precision: batch {report['config']['batch']}, {report['config']['threads']} "
+        f"threads, median of {report['config']['repeats']} rounds"
+    ]
+    for entry in report["backbones"]:
+        parts = [
+            f"{precision} {r['images_per_s']:.1f} img/s (x{r['ratio_to_fp32']:.2f}, "
+            f"cos >= {r['min_cosine']:.4f})"
+            for precision, r in entry["results"].items()
+        ]
+        lines.append(f"  {entry['backbone']}: " + "; ".join(parts))
+        lines.append(f"    auto chooses {entry['auto']['precision']}")
+    accuracy = report.get("accuracy")
+    if accuracy:
+        low = accuracy["precision"]
+        lines.append(
+            f"  B1 head accuracy ({accuracy['train']} train / {accuracy['test']} test): fp32 "
+            f"{accuracy['fp32']['accuracy']:.2%}, {low} {accuracy[low]['accuracy']:.2%} "
+            f"({accuracy['difference_pt']:+.1f} pt)"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", default=DEFAULT_BACKBONES, help="comma-separated specs")
+    parser.add_argument(
+        "--precisions", default=None, help="comma-separated (default: all that apply)"
+    )
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=3, help="batches per precision per round")
+    parser.add_argument("--cosine-images", type=int, default=64)
+    parser.add_argument("--accuracy", action="store_true", help="add B1's accuracy check")
+    parser.add_argument("--accuracy-precision", default="bf16")
+    parser.add_argument("--train", type=int, default=1000)
+    parser.add_argument("--test", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=RESULT)
+    args = parser.parse_args(argv)
+    if args.precisions is not None:
+        args.precisions = ["fp32", *[p for p in args.precisions.split(",") if p != "fp32"]]
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    entries = [measure_backbone(spec.strip(), args) for spec in args.backbones.split(",")]
+    report: dict[str, Any] = {
+        "config": {
+            key: getattr(args, key)
+            for key in ("backbones", "batch", "threads", "repeats", "calls", "cosine_images")
+        },
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores",
+        "cpu": machine(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "targets": {
+            "speedup": TARGET_SPEEDUP,
+            "min_cosine": MIN_COSINE,
+            "max_accuracy_drop_pt": MAX_ACCURACY_DROP_PT,
+        },
+        "backbones": entries,
+    }
+    if args.accuracy:
+        report["accuracy"] = accuracy_check(args)
+    write_result(args.out, report)
+    print("\n".join(summary_lines(report)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

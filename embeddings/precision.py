@@ -1,0 +1,296 @@
+"""The numeric precision an image tower runs in, chosen by measuring it on this machine.
+
+Whether bf16 or int8 beats fp32 depends on the processor more than on the model: a CPU with
+AVX-512 bf16 or AMX runs bf16 convolutions and matrix products natively, one without emulates
+them slowly, while dynamic int8 (fbgemm) helps the linear layers of a transformer on most x86
+CPUs. So with ``auto`` each candidate precision is built, checked and timed on a probe batch when
+the backbone loads, and the fastest whose every probe vector keeps a cosine of at least
+:data:`MIN_COSINE` to fp32's serves (fp32 unless another is :data:`REQUIRED_SPEEDUP` faster).
+``bf16`` converts the weights and the inputs (``module.to(torch.bfloat16)``; ``torch.autocast``
+on CPU measured far slower), ``int8`` quantises the linear layers dynamically (CPU only). A
+forced precision is used as asked.
+
+This is the one place the choice is made; backbones call :func:`build_tower` with their own way of
+finalising a module (tracing and freezing it, see :func:`embeddings.backbone.frozen_graph`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+from embeddings.tower_options import validate_precision
+
+logger = logging.getLogger(__name__)
+
+
+MIN_COSINE = {"cpu": 0.99, "cuda": 0.999}  # per device type; others use the CPU bound
+REQUIRED_SPEEDUP = 1.1  # a lower precision must beat fp32 by this factor (beyond timing noise)
+PROBE_WARMUP = 2  # untimed passes first: TorchScript optimises a graph on its second run
+PROBE_RUNS = 3  # timed forward passes per candidate; the fastest counts
+NEGLIGIBLE_BATCH_S = 0.01  # auto keeps fp32 untested when its probe batch is this quick: the
+# tower is not what limits throughput (the test backbone), and each candidate costs a trace
+_SLOW_FACTOR = 3.0  # a candidate whose warm-up takes this many times fp32's is not timed further
+
+Tower = Callable[[torch.Tensor], torch.Tensor]
+# Turns an eager module (taking fp32 batches) into what is served, e.g. a frozen TorchScript graph.
+Finalise = Callable[[torch.nn.Module, torch.Tensor], Tower]
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """How one precision did on the probe batch."""
+
+    precision: str
+    images_per_s: float | None  # None: failed to build or run
+    min_cosine: float | None  # lowest per-image cosine to fp32 on the probe batch
+    error: str | None = None
+
+    def passed(self, min_cosine: float) -> bool:
+        return self.images_per_s is not None and (self.min_cosine or 0.0) >= min_cosine
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """What a backbone's tower runs in and why (the measurements of ``auto``)."""
+
+    precision: str
+    requested: str
+    candidates: tuple[CandidateResult, ...] = field(default=())
+
+    def describe(self) -> dict[str, object]:
+        """JSON-safe summary for logs, health and benchmark reports."""
+        return {
+            "precision": self.precision,
+            "requested": self.requested,
+            "candidates": [vars(candidate) for candidate in self.candidates],
+        }
+
+
+class _CastTower(torch.nn.Module):
+    """Runs ``module`` (already converted to ``dtype``) on fp32 batches, answering in fp32.
+
+    A convolutional network also gets its weights and inputs in channels-last order, the layout
+    oneDNN's bf16 convolutions run fastest in: on 2 EPYC cores EfficientNet-Lite0 in bf16 ran
+    2.5x fp32's speed, and 4.4x in channels-last (same run, per-image cosine 0.9996 either way).
+    """
+
+    def __init__(self, module: torch.nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        convolutions = sum(isinstance(part, torch.nn.Conv2d) for part in module.modules())
+        self.channels_last = convolutions > 1  # a CNN, not a ViT's single patch embedding
+        self.module = module.to(memory_format=torch.channels_last) if self.channels_last else module
+        self.dtype = dtype
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(self.dtype)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return self.module(batch).float()  # type: ignore[no-any-return]
+
+
+def convert(module: torch.nn.Module, precision: str, device: torch.device) -> torch.nn.Module:
+    """A copy of eval-mode ``module`` that computes in ``precision`` (fp32 returns ``module``).
+
+    Args:
+        module: takes and returns fp32 tensors on ``device``.
+        precision: ``fp32``, ``bf16`` or ``int8``.
+        device: where ``module`` lives.
+
+    Raises:
+        ValueError: ``int8`` on an accelerator, or for a model without linear layers (nothing to
+            quantise), or an unknown precision.
+    """
+    if precision == "fp32":
+        return module
+    if precision == "bf16":
+        return _CastTower(copy.deepcopy(module).to(torch.bfloat16), torch.bfloat16).eval()
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError("int8 (dynamic quantisation) runs on the CPU only")
+        if not any(isinstance(part, torch.nn.Linear) for part in module.modules()):
+            raise ValueError("the model has no linear layers to quantise")
+        with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(
+                copy.deepcopy(module), {torch.nn.Linear}, dtype=torch.qint8
+            ).eval()
+    raise ValueError(f"unknown precision {precision!r}")
+
+
+def build_tower(
+    module: torch.nn.Module,
+    probe: torch.Tensor,
+    *,
+    finalise: Finalise,
+    precision: str = "fp32",
+    name: str = "backbone",
+    negligible_s: float = NEGLIGIBLE_BATCH_S,
+) -> tuple[Tower, PrecisionChoice]:
+    """The served tower of ``module`` in the requested (or, for ``auto``, measured) precision.
+
+    Args:
+        module: eval-mode model taking a fp32 ``(n, C, H, W)`` batch on its device.
+        probe: a batch of preprocessed real-looking images on that device, of the size the
+            encoder will run (timings depend on it); ``auto`` compares candidates on it.
+        finalise: turns a (converted) module into the served callable, e.g. traces it.
+        precision: one of :data:`embeddings.tower_options.PRECISIONS`.
+        name: how log lines name the backbone.
+        negligible_s: ``auto`` tries no other precision when fp32 runs the probe batch faster.
+
+    Raises:
+        ValueError: unknown precision, or a forced one that cannot be built for this model.
+    """
+    precision = validate_precision(precision)
+    device = probe.device
+    if precision != "auto":
+        return finalise(convert(module, precision, device), probe), PrecisionChoice(
+            precision, precision
+        )
+    threshold = MIN_COSINE.get(device.type, MIN_COSINE["cpu"])
+    fp32_tower = finalise(module, probe)
+    reference, fp32_rate = _time_tower(fp32_tower, probe, slow_after=None)
+    fp32_seconds = probe.shape[0] / fp32_rate
+    measured: list[tuple[Tower, CandidateResult]] = []
+    for candidate in _candidates(device) if fp32_seconds >= negligible_s else []:
+        try:
+            tower = finalise(convert(module, candidate, device), probe)
+            output, rate = _time_tower(tower, probe, slow_after=_SLOW_FACTOR * fp32_seconds)
+            cosine = float(
+                torch.nn.functional.cosine_similarity(output.float(), reference.float()).min()
+            )
+        except Exception as error:  # an unsupported kernel on this machine rules the candidate out
+            failed = CandidateResult(candidate, None, None, f"{type(error).__name__}: {error}")
+            measured.append((fp32_tower, failed))
+            continue
+        measured.append((tower, CandidateResult(candidate, rate, cosine)))
+    passing = [(tower, result) for tower, result in measured if result.passed(threshold)]
+    if passing:  # time fp32 again, as late as its rivals: the first runs in a process lag
+        fp32_rate = max(fp32_rate, _time_tower(fp32_tower, probe, slow_after=None)[1])
+    results = [CandidateResult("fp32", fp32_rate, 1.0)] + [result for _, result in measured]
+    best_tower, best = fp32_tower, results[0]
+    for tower, result in passing:
+        rate = result.images_per_s or 0.0
+        if rate >= REQUIRED_SPEEDUP * fp32_rate and rate > (best.images_per_s or 0.0):
+            best_tower, best = tower, result
+    choice = PrecisionChoice(best.precision, "auto", tuple(results))
+    logger.info(
+        "%s: image tower runs in %s (measured at batch %d on %s: %s)",
+        name,
+        best.precision,
+        probe.shape[0],
+        device,
+        "; ".join(_summary(result) for result in results),
+    )
+    return best_tower, choice
+
+
+def compiling(finalise: Finalise, *, name: str = "backbone") -> Finalise:
+    """A finaliser that serves ``torch.compile`` of the module instead of ``finalise``'s result.
+
+    The compilation happens on a first call with the probe batch; if it fails (no compiler
+    toolchain, an unsupported operator) the module is finalised the usual way and a warning says
+    why. Each new batch size may compile again once (then shapes are treated as dynamic).
+
+    Args:
+        finalise: the usual finaliser, the fallback.
+        name: how log lines name the backbone.
+    """
+
+    def compile_or_fall_back(module: torch.nn.Module, probe: torch.Tensor) -> Tower:
+        try:
+            compiled: Tower = torch.compile(module)  # type: ignore[assignment]
+            with torch.inference_mode():
+                compiled(probe)
+            return compiled
+        except Exception as error:
+            logger.warning("%s: torch.compile failed (%s); serving without it", name, error)
+            return finalise(module, probe)
+
+    return compile_or_fall_back
+
+
+def probe_images(count: int = 8, *, size: int = 256, seed: int = 0) -> list[Image.Image]:
+    """Distinct, seeded, photo-like RGB images to compare precisions on.
+
+    Noise alone is a poor probe (real images have smooth regions, edges and texture), so each is
+    a colour gradient with a few filled shapes, slightly blurred, plus mild noise.
+
+    Args:
+        count: number of images.
+        size: width and height in pixels.
+        seed: seed of the generator (same seed, same images).
+    """
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0.0, 1.0, size)
+    images = []
+    for _ in range(count):
+        start, end = rng.uniform(0, 255, size=(2, 3))
+        angle = rng.uniform(0, np.pi)
+        mix = np.clip(
+            np.outer(ramp, np.ones(size)) * np.cos(angle)
+            + np.outer(np.ones(size), ramp) * np.sin(angle),
+            0.0,
+            1.0,
+        )
+        pixels = start + (end - start) * mix[:, :, None]
+        picture = Image.fromarray(pixels.astype(np.uint8))
+        draw = ImageDraw.Draw(picture)
+        for _ in range(int(rng.integers(2, 6))):
+            box = sorted(rng.uniform(0, size, size=2)), sorted(rng.uniform(0, size, size=2))
+            colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+            shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+            shape([box[0][0], box[1][0], box[0][1] + 1, box[1][1] + 1], fill=colour)
+        picture = picture.filter(ImageFilter.GaussianBlur(radius=1.5))
+        noisy = np.asarray(picture, dtype=np.float64) + rng.normal(0, 6, size=(size, size, 3))
+        images.append(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)))
+    return images
+
+
+def probe_batch(
+    preprocess: Callable[[Image.Image], torch.Tensor], batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """A ``(batch_size, C, H, W)`` batch of :func:`probe_images` (8 distinct, repeated) on
+    ``device``, preprocessed by the backbone's own ``preprocess``."""
+    distinct = torch.stack([preprocess(image) for image in probe_images(min(8, batch_size))])
+    repeats = -(-batch_size // distinct.shape[0])
+    return distinct.repeat(repeats, 1, 1, 1)[:batch_size].to(device)
+
+
+def _candidates(device: torch.device) -> list[str]:
+    return ["bf16"] if device.type != "cpu" else ["bf16", "int8"]
+
+
+def _time_tower(
+    tower: Tower, batch: torch.Tensor, *, slow_after: float | None
+) -> tuple[torch.Tensor, float]:
+    """Output of the first pass and the best images/s of :data:`PROBE_RUNS` passes timed after
+    :data:`PROBE_WARMUP` (the last warm-up counts instead when one took over ``slow_after`` s)."""
+    seconds: list[float] = []
+    with torch.inference_mode():
+        for run in range(PROBE_WARMUP + PROBE_RUNS):
+            started = time.perf_counter()
+            output = tower(batch)
+            if batch.device.type == "cuda":
+                torch.cuda.synchronize(batch.device)
+            seconds.append(time.perf_counter() - started)
+            if run == 0:
+                first = output
+            elif run < PROBE_WARMUP and slow_after is not None and seconds[-1] > slow_after:
+                break
+    timed = seconds[PROBE_WARMUP:] or seconds[-1:]
+    return first, batch.shape[0] / min(timed)
+
+
+def _summary(result: CandidateResult) -> str:
+    if result.images_per_s is None:
+        return f"{result.precision} unavailable ({result.error})"
+    return f"{result.precision} {result.images_per_s:.1f} img/s, cosine {result.min_cosine:.4f}"

@@ -1,0 +1,69 @@
+"""How a backbone serves its image tower: precision, compilation, and the device's batch size.
+
+Plain settings shared by the service (``--precision``, ``--compile``, ``--batch-size``) and the
+backbones; :mod:`embeddings.precision` acts on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+CPU_BATCH_SIZE = 8  # the CPU default B2 measures the service at (2 cores)
+GPU_BATCH_SIZE = 256  # a GPU needs large batches to be busy; the encoder waits at most its
+# batch wait for them, so a lone request is not delayed by this
+
+
+def validate_precision(precision: str) -> str:
+    """``precision`` stripped and lower-cased, if it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ValueError: it is not.
+    """
+    value = precision.strip().lower()
+    if value not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return value
+
+
+def parse_batch_size(value: str | int) -> int | None:
+    """The encoder batch size a setting names: a positive number, or None for ``auto``.
+
+    Raises:
+        ValueError: neither ``auto`` nor a positive integer.
+    """
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ValueError(f"batch size must be auto or a positive integer, not {value!r}")
+    return size
+
+
+def auto_batch_size(device: torch.device) -> int:
+    """The batch size ``auto`` means on ``device``: :data:`GPU_BATCH_SIZE` on CUDA, else
+    :data:`CPU_BATCH_SIZE`."""
+    return GPU_BATCH_SIZE if device.type == "cuda" else CPU_BATCH_SIZE
+
+
+@dataclass(frozen=True)
+class TowerOptions:
+    """How a backbone serves its image tower (the service passes its settings down as this)."""
+
+    precision: str = "fp32"  # one of PRECISIONS; the library default is exact, the service's auto
+    compile: bool = False  # serve torch.compile of the tower (see compiling)
+    probe_batch: int = 8  # probe batch size: the encoder's batch size, what auto should time
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", validate_precision(self.precision))
+        if self.probe_batch < 1:
+            raise ValueError("probe_batch must be >= 1")
+
+
+DEFAULT_TOWER = TowerOptions()  # fp32, uncompiled: the library default (exact, deterministic)
