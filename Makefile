@@ -6,10 +6,10 @@ ARGS ?=
 
 .PHONY: serve test lint bench install clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./client -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,7 +23,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy store embeddings learner capture review_queue api
+	$(VENV)/bin/mypy store embeddings learner capture review_queue api client/winnow_client
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(ARGS)

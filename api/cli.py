@@ -1,10 +1,13 @@
-"""The ``winnow`` command: ``winnow serve`` starts the service on embedded defaults."""
+"""The ``winnow`` command: ``winnow serve`` starts the service on embedded defaults;
+``winnow import | export | invoke`` are the client's dataset commands (winnow_client.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+
+from winnow_client import cli as client_cli
 
 from api.settings import env_name, parse_value, settable_fields, settings_from_env
 
@@ -27,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             serve.add_argument(flag, dest=f.name, default=None, metavar="VALUE", help=help_text)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    client_cli.add_commands(commands)
     return parser
 
 
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return 2  # pragma: no cover - argparse enforces the command
+    return client_cli.run(args)
 
 
 def serve(args: argparse.Namespace) -> int:

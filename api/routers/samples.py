@@ -77,7 +77,9 @@ def list_samples(
     rows, total = service.list_samples(
         session, function_id, annotated=annotated, start=start_index, count=count
     )
-    return Page(data=[service.sample_public(s, label) for s, label in rows], count=total)
+    by = service.reviewers(session, [s.id for s, _ in rows])
+    data = [service.sample_public(s, label, by.get(s.id)) for s, label in rows]
+    return Page(data=data, count=total)
 
 
 @router.get("/{sample_id}")
@@ -119,4 +121,5 @@ def delete_sample(function_id: str, sample_id: str, rt: RuntimeDep, _: AdminKey)
 def _public(rt: RuntimeDep, sample) -> SamplePublic:  # type: ignore[no-untyped-def]
     with session_scope(rt.engine) as session:
         label = session.get(Label, sample.label_id) if sample.label_id else None
-    return service.sample_public(sample, label)
+        by = service.reviewers(session, [sample.id])
+    return service.sample_public(sample, label, by.get(sample.id))

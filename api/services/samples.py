@@ -17,9 +17,11 @@ from api.schemas import AnnotationPublic, SamplePublic
 from api.services.capture import index_labelled, unindex
 from api.services.functions import delete_unreferenced_blobs, get_function
 from embeddings import InvalidImage, decode_image
+from review_queue import drop_open_suspects
 from store import (
     Function,
     Label,
+    ReviewItem,
     Sample,
     get_or_create_label,
     label_sample,
@@ -193,6 +195,7 @@ def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> Sample:
     """Delete a sample (and its blob if nothing else names it); returns the deleted row."""
     with session_scope(rt.engine) as session:
         sample = get_sample(session, function_id, sample_id)
+        drop_open_suspects(session=session, sample_id=sample_id)
         session.delete(sample)
     unindex(rt, function_id, sample_id, "labelled")
     delete_unreferenced_blobs(rt, {sample.blob})
@@ -249,7 +252,9 @@ def sample_counts(session: Session, function_id: str) -> SampleCounts:
     )
 
 
-def sample_public(sample: Sample, label: Label | None) -> SamplePublic:
+def sample_public(
+    sample: Sample, label: Label | None, annotated_by: str | None = None
+) -> SamplePublic:
     annotation = AnnotationPublic(label_name=label.name, label_id=label.id) if label else None
     return SamplePublic(
         id=sample.id,
@@ -258,4 +263,19 @@ def sample_public(sample: Sample, label: Label | None) -> SamplePublic:
         annotation=annotation,
         source=sample.source,
         created_at=sample.created_at,
+        annotated_at=sample.annotated_at if label else None,
+        annotated_by=annotated_by if label else None,
     )
+
+
+def reviewers(session: Session, sample_ids: Sequence[str]) -> dict[str, str | None]:
+    """Sample id -> who gave it its label in review (the last annotated review item naming the
+    sample: the capture it came from, or a suspect that relabelled it), for export manifests."""
+    if not sample_ids:
+        return {}
+    rows = session.exec(
+        select(ReviewItem.sample_id, ReviewItem.annotated_by)
+        .where(col(ReviewItem.sample_id).in_(sample_ids), ReviewItem.status == "annotated")
+        .order_by(col(ReviewItem.updated_at).asc())
+    ).all()
+    return {sample_id: by for sample_id, by in rows if sample_id is not None}

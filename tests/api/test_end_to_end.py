@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sklearn.datasets import load_digits
+from winnow_client import Client
 
 from api.app import create_app
-from api.client import Client
 from api.settings import Settings
 from tests.api.live import wait_until
 
@@ -44,19 +44,21 @@ def test_digits_end_to_end_with_offline_backbone(tmp_path) -> None:
     with TestClient(create_app(settings)) as http:
         client = Client(http=http, api_key="k")
         fn = client.create_function("Digits", labels=[str(d) for d in range(10)])
-        assert fn.data["backbone"] == "efficientnet-lite0"
-        fn.create_samples(
+        assert fn.backbone == "efficientnet-lite0"
+        client.upload_samples(
+            fn.id,
             [(_digit_png(digits.images[i]), str(digits.target[i])) for i in train_idx],
             progress=False,
         )
-        version = fn.train()
-        assert version["sampleCount"] == 120
+        version = client.train(fn.id)
+        assert version.sample_count == 120
 
         correct = sum(
-            fn(_digit_png(digits.images[i])).label_name == str(digits.target[i]) for i in test_idx
+            client.invoke(fn.id, _digit_png(digits.images[i])).label_name == str(digits.target[i])
+            for i in test_idx
         )
         accuracy = correct / len(test_idx)
-        cv = version["metrics"]["accuracy"]
+        cv = version.metrics["accuracy"]
         print(f"held-out accuracy {accuracy:.3f} on {len(test_idx)} digits; CV {cv:.3f}")
         assert accuracy >= 0.6, accuracy
 
@@ -88,12 +90,12 @@ def test_capture_review_and_scheduled_retrain_end_to_end(tmp_path) -> None:
     ) as http:
         client = Client(http=http)
         fn = client.create_function("Digits", labels=[str(d) for d in range(10)])
-        fn.create_samples([(images[i], truth[i]) for i in seed_idx], progress=False)
+        client.upload_samples(fn.id, [(images[i], truth[i]) for i in seed_idx], progress=False)
         # 30 annotations >= 10: the scheduler trains the first model by itself.
         wait_until(lambda: http.get(f"/v1/functions/{fn.id}").json()["deployedVersion"], what="v1")
 
         def held_out_accuracy() -> tuple[float, set[int]]:
-            answers = [fn.invoke(images[i], capture=False) for i in test_idx]
+            answers = [client.invoke(fn.id, images[i], capture=False) for i in test_idx]
             correct = sum(a.label_name == truth[i] for a, i in zip(answers, test_idx, strict=True))
             return correct / len(test_idx), {a.model_version for a in answers}
 
@@ -103,15 +105,13 @@ def test_capture_review_and_scheduled_retrain_end_to_end(tmp_path) -> None:
         )
         captured = 0
         for i in stream_idx:
-            capture = fn.invoke(images[i]).capture
+            capture = client.invoke(fn.id, images[i]).capture
             assert capture is not None
-            if capture["captured"]:
+            if capture.captured:
                 captured += 1
-                done = http.post(
-                    f"/v1/functions/{fn.id}/review/{capture['itemId']}/annotate",
-                    json={"labelName": truth[i]},
-                )
-                assert done.status_code == 200
+                assert capture.item_id is not None
+                item = client.annotate(fn.id, capture.item_id, truth[i])
+                assert item.status == "annotated"
         assert captured >= 10, captured
         old = max(versions_before)
         wait_until(

@@ -1,0 +1,265 @@
+"""``AsyncClient``: the same surface as ``Client`` for asyncio apps (httpx.AsyncClient). Requests
+and parsing come from :mod:`winnow_client.calls`, retry rules from :mod:`winnow_client.transport`;
+only the sending and the bounded concurrency (a semaphore) are async here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from itertools import count
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import httpx
+from tqdm.auto import tqdm
+
+from winnow_client import calls
+from winnow_client.bulk import (
+    SampleUpload,
+    batches,
+    is_item_failure,
+    item_label,
+    pending_uploads,
+    training_finished,
+)
+from winnow_client.calls import Call
+from winnow_client.errors import PayloadTooLarge, WinnowError, error_from_response
+from winnow_client.images import ImageLike
+from winnow_client.models import Function, Prediction, Sample, TrainingStatus, UploadReport
+from winnow_client.transport import (
+    RETRYABLE_TRANSPORT_ERRORS,
+    RetryPolicy,
+    auth_headers,
+    read_response,
+    request_arguments,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def endpoint(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncClient, P], Awaitable[T]]:
+    """An async client method that sends the call ``build`` makes."""
+
+    async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        # Building may read and base64-encode a file: off the event loop.
+        call = await asyncio.to_thread(build, *args, **kwargs)
+        return await self.run(call)
+
+    method.__name__ = method.__qualname__ = build.__name__
+    method.__doc__ = build.__doc__
+    return method
+
+
+class AsyncClient:
+    """Talks to one winnow service from asyncio code; arguments as :class:`Client`."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self._http = http or httpx.AsyncClient(base_url=url, timeout=timeout)
+        self._http.headers.update(auth_headers(api_key))
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    async def run(self, call: Call[T]) -> T:
+        """Send a call, retrying as :attr:`retry` allows; return its result or raise."""
+        waited = 0.0
+        for attempt in count():
+            try:
+                response = await self._http.request(**request_arguments(call))
+            except RETRYABLE_TRANSPORT_ERRORS:
+                delay = self.retry.delay(attempt, waited, None)
+                if delay is None:
+                    raise
+            else:
+                if response.status_code < 400:
+                    return read_response(call, response)
+                delay = self.retry.delay(attempt, waited, response)
+                if delay is None:
+                    raise error_from_response(response)
+            await self._sleep(delay)
+            waited += delay
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # the API, one line per operation (see winnow_client.calls) ----------------------------------
+
+    create_function = endpoint(calls.create_function)
+    list_functions = endpoint(calls.list_functions)
+    get_function = endpoint(calls.get_function)
+    delete_function = endpoint(calls.delete_function)
+    create_label = endpoint(calls.create_label)
+    list_labels = endpoint(calls.list_labels)
+    get_label = endpoint(calls.get_label)
+    update_label = endpoint(calls.update_label)
+    delete_label = endpoint(calls.delete_label)
+    create_sample = endpoint(calls.create_sample)
+    list_samples = endpoint(calls.list_samples)
+    get_sample = endpoint(calls.get_sample)
+    sample_image = endpoint(calls.sample_image)
+    set_annotation = endpoint(calls.set_annotation)
+    remove_annotation = endpoint(calls.remove_annotation)
+    delete_sample = endpoint(calls.delete_sample)
+    search = endpoint(calls.search)
+    similar_samples = endpoint(calls.similar_samples)
+    train = endpoint(calls.train)
+    request_training = endpoint(calls.request_training)
+    training_status = endpoint(calls.training_status)
+    list_models = endpoint(calls.list_models)
+    deploy = endpoint(calls.deploy)
+    pin = endpoint(calls.pin)
+    unpin = endpoint(calls.unpin)
+    metrics = endpoint(calls.metrics)
+    confusion_matrix_png = endpoint(calls.confusion_matrix_png)
+    invoke = endpoint(calls.invoke)
+    invoke_batch = endpoint(calls.invoke_batch)
+    review_items = endpoint(calls.review_items)
+    review_counts = endpoint(calls.review_counts)
+    annotate = endpoint(calls.annotate)
+    annotate_many = endpoint(calls.annotate_many)
+    skip = endpoint(calls.skip)
+    discard = endpoint(calls.discard)
+    mark_novel = endpoint(calls.mark_novel)
+    proposals = endpoint(calls.proposals)
+    accept_proposal = endpoint(calls.accept_proposal)
+    dismiss_proposal = endpoint(calls.dismiss_proposal)
+    review_image = endpoint(calls.review_image)
+    similar_to_item = endpoint(calls.similar_to_item)
+    capture_policy = endpoint(calls.capture_policy)
+    set_capture_policy = endpoint(calls.set_capture_policy)
+    dashboard = endpoint(calls.dashboard)
+    chart_png = endpoint(calls.chart_png)
+    create_key = endpoint(calls.create_key)
+    list_keys = endpoint(calls.list_keys)
+    delete_key = endpoint(calls.delete_key)
+    health = endpoint(calls.health)
+
+    # helpers over several calls -----------------------------------------------------------------
+
+    async def find_function(self, name: str) -> Function | None:
+        return next((f for f in await self.list_functions() if f.name == name), None)
+
+    async def ensure_function(
+        self, name: str, labels: Iterable[str] = (), *, backbone: str | None = None
+    ) -> Function:
+        labels = list(labels)
+        function = await self.find_function(name)
+        if function is None:
+            return await self.create_function(name, labels, backbone=backbone)
+        existing = {label.name for label in await self.list_labels(function.id)}
+        for label in labels:
+            if label not in existing:
+                await self.create_label(function.id, label)
+        return await self.get_function(function.id)
+
+    async def iter_samples(
+        self, function_id: str, *, annotated: bool | None = None, page_size: int = 1000
+    ) -> AsyncIterator[Sample]:
+        for start in count(0, page_size):
+            page = await self.list_samples(
+                function_id, annotated=annotated, start_index=start, count=page_size
+            )
+            for sample in page.data:
+                yield sample
+            if start + page_size >= page.count or not page.data:
+                return
+
+    async def upload_samples(
+        self,
+        function_id: str,
+        items: Iterable[SampleUpload | tuple[ImageLike, str | None]],
+        *,
+        concurrency: int = 4,
+        progress: bool = True,
+    ) -> UploadReport:
+        """As :meth:`Client.upload_samples`, ``concurrency`` requests in flight."""
+        present = {s.external_id async for s in self.iter_samples(function_id) if s.external_id}
+        todo, skipped = pending_uploads(items, present)
+        report = UploadReport(skipped=skipped)
+        queue = iter(enumerate(todo))  # shared by the workers: each item is taken once
+
+        async def worker() -> None:
+            for index, item in queue:
+                try:
+                    report.created.append(
+                        await self.create_sample(
+                            function_id, item.image, item.label, external_id=item.external_id
+                        )
+                    )
+                except Exception as exc:
+                    if not is_item_failure(exc):
+                        raise
+                    report.failed.append((item_label(item, index), exc))
+                bar.update(1)
+
+        with tqdm(total=len(todo), desc="upload", unit="img", disable=not progress) as bar:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(max(1, concurrency)):
+                        group.create_task(worker())
+            except BaseExceptionGroup as failed:  # the first error that stopped the upload
+                raise failed.exceptions[0] from None
+        return report
+
+    async def invoke_many(
+        self,
+        function_id: str,
+        images: Sequence[ImageLike],
+        *,
+        batch_size: int = 16,
+        concurrency: int = 4,
+        capture: bool = False,
+        progress: bool = False,
+    ) -> list[Prediction | WinnowError]:
+        """As :meth:`Client.invoke_many`, ``concurrency`` batches in flight."""
+        limit = asyncio.Semaphore(max(1, concurrency))
+
+        async def invoke(chunk: Sequence[ImageLike]) -> list[Prediction | WinnowError]:
+            try:
+                async with limit:
+                    answers = await self.invoke_batch(function_id, chunk, capture=capture)
+            except PayloadTooLarge as exc:  # too many bytes or images: halve the batch
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    return await invoke(chunk[:half]) + await invoke(chunk[half:])
+                answers = [exc]
+            bar.update(len(chunk))
+            return answers
+
+        with tqdm(total=len(images), desc="invoke", unit="img", disable=not progress) as bar:
+            results = await asyncio.gather(*(invoke(c) for c in batches(images, batch_size)))
+        return [answer for answers in results for answer in answers]
+
+    async def wait_for_training(
+        self,
+        function_id: str,
+        *,
+        previous: TrainingStatus | None = None,
+        timeout: float = 600.0,
+        interval: float = 1.0,
+    ) -> TrainingStatus:
+        """As :meth:`Client.wait_for_training`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = await self.training_status(function_id)
+            if training_finished(status, previous):
+                return status
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"training of {function_id} still not finished ({status.state})")
+            await asyncio.sleep(interval)

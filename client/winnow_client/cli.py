@@ -1,0 +1,218 @@
+"""The dataset commands: ``import`` a labelled folder, ``export`` one back out, ``invoke`` files.
+
+Installed as ``winnow-client`` by this distribution; the server's ``winnow`` command adds the same
+subcommands (``winnow import ...``) next to ``winnow serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm.auto import tqdm
+
+from winnow_client.datasets import (
+    export_path,
+    extension,
+    label_counts,
+    manifest_row,
+    scan_folder,
+    write_manifest,
+)
+from winnow_client.errors import NotFound, WinnowError
+from winnow_client.images import sniff_image_type
+from winnow_client.models import Function, Prediction, Sample
+from winnow_client.sync import Client
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``import``, ``export`` and ``invoke`` to a parser's subcommands."""
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--url", default=os.environ.get("WINNOW_URL", DEFAULT_URL), help="service URL (WINNOW_URL)"
+    )
+    connection.add_argument(
+        "--key", default=os.environ.get("WINNOW_API_KEY"), help="API key (WINNOW_API_KEY)"
+    )
+    connection.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    connection.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    load = commands.add_parser(
+        "import", parents=[connection], help="upload a folder with one subfolder per label"
+    )
+    load.add_argument("folder", type=Path, metavar="DIR")
+    load.add_argument("--function", required=True, metavar="NAME", help="created if missing")
+    load.set_defaults(run=import_folder)
+
+    save = commands.add_parser(
+        "export", parents=[connection], help="download labelled samples, one folder per label"
+    )
+    save.add_argument("--function", required=True, metavar="NAME")
+    save.add_argument("folder", type=Path, metavar="DIR")
+    save.set_defaults(run=export_folder)
+
+    call = commands.add_parser("invoke", parents=[connection], help="classify image files")
+    call.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    call.add_argument("--function", required=True, metavar="NAME")
+    call.add_argument("--json", action="store_true", help="one JSON object per line")
+    call.add_argument("--capture", action="store_true", help="let the service capture inputs")
+    call.set_defaults(run=invoke_files)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="winnow-client",
+        description="Import a labelled image folder into winnow, export one back out, or "
+        "classify image files (the same commands as `winnow import | export | invoke`).",
+    )
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed dataset command; errors of the service end it with status 1."""
+    try:
+        with Client(args.url, api_key=args.key) as client:
+            return int(args.run(client, args))
+    except (WinnowError, httpx.HTTPError, OSError) as exc:
+        print(f"winnow: {exc}", file=sys.stderr)
+        return 1
+
+
+def find_function(client: Client, name: str) -> Function:
+    """The function called ``name`` (or with that id)."""
+    function = client.find_function(name)
+    if function is not None:
+        return function
+    try:
+        return client.get_function(name)
+    except NotFound:
+        raise NotFound(404, f"no function called {name!r}") from None
+
+
+def import_folder(client: Client, args: argparse.Namespace) -> int:
+    """Upload every image of ``DIR/<label>/``; exit 1 only when none of them is in the function."""
+    folder = scan_folder(args.folder)
+    function = client.ensure_function(args.function, folder.labels)
+    report = client.upload_samples(
+        function.id, folder.uploads, concurrency=args.concurrency, progress=not args.quiet
+    )
+    for path in folder.not_images:
+        print(f"skipped {path}: not an image (JPEG, PNG, GIF, BMP or WebP)", file=sys.stderr)
+    for name, error in report.failed:
+        print(f"failed {name}: {error}", file=sys.stderr)
+    print(
+        f"{function.name} ({function.id}): uploaded {report.uploaded}, "
+        f"already present {len(report.skipped)}, not images {len(folder.not_images)}, "
+        f"failed {len(report.failed)}",
+        file=sys.stderr,
+    )
+    return 0 if report.uploaded or report.skipped else 1
+
+
+def export_folder(client: Client, args: argparse.Namespace) -> int:
+    """Write each labelled sample to ``DIR/<label>/`` with a manifest and the model's metrics."""
+    function = find_function(client, args.function)
+    samples = list(client.iter_samples(function.id, annotated=True))
+    root: Path = args.folder
+    root.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    targets = [export_path(s, s.label_name or "", taken) for s in samples]
+
+    def download(sample: Sample, target: tuple[str, bool]) -> str:
+        name, needs_extension = target
+        if needs_extension:  # a resumed export keeps what it already wrote
+            written = sorted((root / name).parent.glob((root / name).name + ".*"))
+            if written:
+                return written[0].relative_to(root).as_posix()
+        elif (root / name).exists():
+            return name
+        data = client.sample_image(function.id, sample.id)
+        if needs_extension:
+            name += extension(sniff_image_type(data[:12]))
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+        return name
+
+    bar = tqdm(total=len(samples), desc="export", unit="img", disable=args.quiet)
+    with bar, ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool:
+        futures = [pool.submit(download, s, t) for s, t in zip(samples, targets, strict=True)]
+        files = []
+        for future in futures:
+            files.append(future.result())
+            bar.update(1)
+    rows = [manifest_row(s, f) for s, f in zip(samples, files, strict=True)]
+    try:
+        metrics: Any = client.metrics(function.id).raw
+    except NotFound:
+        metrics = None  # nothing deployed yet
+    about = {
+        "function": function.raw,
+        "exportedAt": datetime.now(UTC).isoformat(),
+        "labelCounts": label_counts(rows),
+    }
+    write_manifest(root, rows, about, metrics)
+    print(f"exported {len(rows)} samples of {function.name} to {root}", file=sys.stderr)
+    return 0
+
+
+def invoke_files(client: Client, args: argparse.Namespace) -> int:
+    """Print each file's label and confidence; exit 1 when any file could not be classified."""
+    function = find_function(client, args.function)
+    readable: list[tuple[Path, bytes]] = []
+    failed = 0
+    for path in args.files:
+        try:
+            readable.append((path, path.read_bytes()))
+        except OSError as exc:
+            failed += _print_answer(path, exc, as_json=args.json)
+    answers = client.invoke_many(
+        function.id,
+        [data for _, data in readable],
+        concurrency=args.concurrency,
+        capture=args.capture,
+        progress=False,
+    )
+    for (path, _), answer in zip(readable, answers, strict=True):
+        failed += _print_answer(path, answer, as_json=args.json)
+    return 1 if failed else 0
+
+
+def _print_answer(path: Path, answer: Prediction | Exception, *, as_json: bool) -> int:
+    """Print one file's answer (stdout) or error (stderr); returns 1 for an error."""
+    if isinstance(answer, Prediction):
+        if as_json:
+            print(json.dumps({"file": str(path), **answer.raw}))
+        elif answer.label_name is None or answer.confidence is None:
+            print(f"{path}\t-\t-\tno model yet")
+        else:
+            others = ", ".join(
+                f"{c.label_name} {c.confidence:.3f}" for c in answer.label_confidences[1:3]
+            )
+            print(f"{path}\t{answer.label_name}\t{answer.confidence:.3f}\t{others}")
+        return 0
+    if as_json:
+        status = getattr(answer, "status", None)
+        message = getattr(answer, "message", str(answer))
+        print(json.dumps({"file": str(path), "error": {"status": status, "message": message}}))
+    else:
+        print(f"{path}\terror: {answer}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

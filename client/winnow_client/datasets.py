@@ -1,0 +1,136 @@
+"""Labelled image folders in and out: one subfolder per label (the layout Keras'
+``image_dataset_from_directory`` reads, e.g. PetImages/Cat, PetImages/Dog), plus the export
+manifest. The file's path relative to the folder is the sample's externalId, so a rerun of an
+import finds what is already there, and an export puts each file back under the same name."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from winnow_client.bulk import SampleUpload
+from winnow_client.images import is_image_file
+from winnow_client.models import Sample
+
+MANIFEST_FIELDS = (
+    "file",
+    "sampleId",
+    "labelName",
+    "labelId",
+    "externalId",
+    "source",
+    "createdAt",
+    "annotatedAt",
+    "annotatedBy",
+)
+_EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/bmp": ".bmp",
+    "image/webp": ".webp",
+}
+
+
+@dataclass
+class LabelledFolder:
+    """What an import found: the images by label, and the files it will not send (and why)."""
+
+    labels: list[str]
+    uploads: list[SampleUpload]
+    not_images: list[Path] = field(default_factory=list)
+
+
+def scan_folder(root: Path) -> LabelledFolder:
+    """Every image under ``root/<label>/`` (nested folders too), labelled by its top folder.
+
+    Files whose first bytes are no image the service decodes (Thumbs.db, empty files, notes) are
+    listed in ``not_images`` without being read further; hidden files and folders are ignored.
+    """
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder")
+    labels = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = LabelledFolder(labels=labels, uploads=[])
+    for label in labels:
+        for path in sorted((root / label).rglob("*")):
+            relative = path.relative_to(root)
+            if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+                continue
+            if is_image_file(path):
+                found.uploads.append(SampleUpload(path, label, relative.as_posix()))
+            else:
+                found.not_images.append(relative)
+    return found
+
+
+def safe_name(name: str) -> str:
+    """A single path component for a label or file name (no separators, never . or ..)."""
+    cleaned = re.sub(r"[/\\\x00]", "_", name).strip()
+    return cleaned if cleaned not in ("", ".", "..") else f"_{cleaned}_"
+
+
+def export_path(sample: Sample, label: str, taken: set[str]) -> tuple[str, bool]:
+    """Where a labelled sample goes, relative to the export folder (``<label>/<name>``), and
+    whether the image's extension must still be appended.
+
+    The name is the externalId's file path below its label folder when it was imported from such
+    a folder (so a round trip keeps file names), else the sample id.
+    """
+    folder = safe_name(label)
+    if sample.external_id and not sample.external_id.startswith("/"):
+        parts = PurePosixPath(sample.external_id).parts
+        if len(parts) >= 2:
+            candidate = "/".join([folder, *(safe_name(part) for part in parts[1:])])
+            if candidate not in taken:
+                taken.add(candidate)
+                return candidate, False
+    return f"{folder}/{sample.id}", True
+
+
+def extension(mime: str | None) -> str:
+    return _EXTENSIONS.get(mime or "", "")
+
+
+def manifest_row(sample: Sample, file: str) -> dict[str, Any]:
+    annotation = sample.annotation
+    return {
+        "file": file,
+        "sampleId": sample.id,
+        "labelName": annotation.label_name if annotation else None,
+        "labelId": annotation.label_id if annotation else None,
+        "externalId": sample.external_id,
+        "source": sample.source,
+        "createdAt": sample.created_at.isoformat() if sample.created_at else None,
+        "annotatedAt": sample.annotated_at.isoformat() if sample.annotated_at else None,
+        "annotatedBy": sample.annotated_by,
+    }
+
+
+def write_manifest(
+    root: Path, rows: Sequence[dict[str, Any]], about: dict[str, Any], metrics: Any
+) -> None:
+    """``manifest.csv`` (one row per file), ``manifest.json`` (the same with the function and
+    the deployed model), and ``metrics.json`` (the deployed model version, or null)."""
+    with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=MANIFEST_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    document = {**about, "deployedModel": metrics, "samples": list(rows)}
+    _write_json(root / "manifest.json", document)
+    _write_json(root / "metrics.json", metrics)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def label_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["labelName"]] = counts.get(row["labelName"], 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,274 @@
+"""``Client``: the blocking client. Every API operation comes from :mod:`winnow_client.calls`;
+this module adds sending with retries and the bulk helpers (threads for bounded concurrency)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from itertools import count
+from typing import Concatenate, ParamSpec, TypeVar
+
+import httpx
+from tqdm.auto import tqdm
+
+from winnow_client import calls
+from winnow_client.bulk import (
+    SampleUpload,
+    batches,
+    is_item_failure,
+    item_label,
+    pending_uploads,
+    training_finished,
+)
+from winnow_client.calls import Call
+from winnow_client.errors import PayloadTooLarge, WinnowError, error_from_response
+from winnow_client.images import ImageLike
+from winnow_client.models import Function, Prediction, Sample, TrainingStatus, UploadReport
+from winnow_client.transport import (
+    RETRYABLE_TRANSPORT_ERRORS,
+    RetryPolicy,
+    auth_headers,
+    read_response,
+    request_arguments,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def endpoint(build: Callable[P, Call[T]]) -> Callable[Concatenate[Client, P], T]:
+    """A client method that sends the call ``build`` makes and returns its parsed answer."""
+
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.run(build(*args, **kwargs))
+
+    method.__name__ = method.__qualname__ = build.__name__
+    method.__doc__ = build.__doc__
+    return method
+
+
+class Client:
+    """Talks to one winnow service.
+
+    Args:
+        url: base URL of the service.
+        api_key: sent as ``Authorization: Bearer <key>`` when given.
+        timeout: seconds per request (training with ``train`` can take a while).
+        retry: when to retry refused requests (429, 503, ...) and for how long in total.
+        http: an ``httpx.Client`` to use instead of a new one (tests pass a TestClient).
+        sleep: how to wait between retries (tests record the waits instead).
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = http or httpx.Client(base_url=url, timeout=timeout)
+        self._http.headers.update(auth_headers(api_key))
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    def run(self, call: Call[T]) -> T:
+        """Send a call, retrying as :attr:`retry` allows; return its result or raise."""
+        waited = 0.0
+        for attempt in count():
+            try:
+                response = self._http.request(**request_arguments(call))
+            except RETRYABLE_TRANSPORT_ERRORS:
+                delay = self.retry.delay(attempt, waited, None)
+                if delay is None:
+                    raise
+            else:
+                if response.status_code < 400:
+                    return read_response(call, response)
+                delay = self.retry.delay(attempt, waited, response)
+                if delay is None:
+                    raise error_from_response(response)
+            self._sleep(delay)
+            waited += delay
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # the API, one line per operation (see winnow_client.calls) ----------------------------------
+
+    create_function = endpoint(calls.create_function)
+    list_functions = endpoint(calls.list_functions)
+    get_function = endpoint(calls.get_function)
+    delete_function = endpoint(calls.delete_function)
+    create_label = endpoint(calls.create_label)
+    list_labels = endpoint(calls.list_labels)
+    get_label = endpoint(calls.get_label)
+    update_label = endpoint(calls.update_label)
+    delete_label = endpoint(calls.delete_label)
+    create_sample = endpoint(calls.create_sample)
+    list_samples = endpoint(calls.list_samples)
+    get_sample = endpoint(calls.get_sample)
+    sample_image = endpoint(calls.sample_image)
+    set_annotation = endpoint(calls.set_annotation)
+    remove_annotation = endpoint(calls.remove_annotation)
+    delete_sample = endpoint(calls.delete_sample)
+    search = endpoint(calls.search)
+    similar_samples = endpoint(calls.similar_samples)
+    train = endpoint(calls.train)
+    request_training = endpoint(calls.request_training)
+    training_status = endpoint(calls.training_status)
+    list_models = endpoint(calls.list_models)
+    deploy = endpoint(calls.deploy)
+    pin = endpoint(calls.pin)
+    unpin = endpoint(calls.unpin)
+    metrics = endpoint(calls.metrics)
+    confusion_matrix_png = endpoint(calls.confusion_matrix_png)
+    invoke = endpoint(calls.invoke)
+    invoke_batch = endpoint(calls.invoke_batch)
+    review_items = endpoint(calls.review_items)
+    review_counts = endpoint(calls.review_counts)
+    annotate = endpoint(calls.annotate)
+    annotate_many = endpoint(calls.annotate_many)
+    skip = endpoint(calls.skip)
+    discard = endpoint(calls.discard)
+    mark_novel = endpoint(calls.mark_novel)
+    proposals = endpoint(calls.proposals)
+    accept_proposal = endpoint(calls.accept_proposal)
+    dismiss_proposal = endpoint(calls.dismiss_proposal)
+    review_image = endpoint(calls.review_image)
+    similar_to_item = endpoint(calls.similar_to_item)
+    capture_policy = endpoint(calls.capture_policy)
+    set_capture_policy = endpoint(calls.set_capture_policy)
+    dashboard = endpoint(calls.dashboard)
+    chart_png = endpoint(calls.chart_png)
+    create_key = endpoint(calls.create_key)
+    list_keys = endpoint(calls.list_keys)
+    delete_key = endpoint(calls.delete_key)
+    health = endpoint(calls.health)
+
+    # helpers over several calls -----------------------------------------------------------------
+
+    def find_function(self, name: str) -> Function | None:
+        """The visible function called ``name`` (the oldest, if several), or None."""
+        return next((f for f in self.list_functions() if f.name == name), None)
+
+    def ensure_function(
+        self, name: str, labels: Iterable[str] = (), *, backbone: str | None = None
+    ) -> Function:
+        """The function called ``name`` with at least ``labels``, created where missing."""
+        labels = list(labels)
+        function = self.find_function(name)
+        if function is None:
+            return self.create_function(name, labels, backbone=backbone)
+        existing = {label.name for label in self.list_labels(function.id)}
+        for label in labels:
+            if label not in existing:
+                self.create_label(function.id, label)
+        return self.get_function(function.id)
+
+    def iter_samples(
+        self, function_id: str, *, annotated: bool | None = None, page_size: int = 1000
+    ) -> Iterator[Sample]:
+        """Every sample, oldest first, a page at a time."""
+        for start in count(0, page_size):
+            page = self.list_samples(
+                function_id, annotated=annotated, start_index=start, count=page_size
+            )
+            yield from page.data
+            if start + page_size >= page.count or not page.data:
+                return
+
+    def upload_samples(
+        self,
+        function_id: str,
+        items: Iterable[SampleUpload | tuple[ImageLike, str | None]],
+        *,
+        concurrency: int = 4,
+        progress: bool = True,
+    ) -> UploadReport:
+        """Upload many ``(image, label[, external_id])`` samples, ``concurrency`` at a time, with a
+        progress bar. Items whose externalId the function already has are skipped, so a rerun
+        after a failure uploads only what is missing. One image's error (corrupt, too large) is
+        reported in the result and the rest go on; other errors stop the upload."""
+        present = {s.external_id for s in self.iter_samples(function_id) if s.external_id}
+        todo, skipped = pending_uploads(items, present)
+        report = UploadReport(skipped=skipped)
+        bar = tqdm(total=len(todo), desc="upload", unit="img", disable=not progress)
+
+        def upload(upload: SampleUpload) -> Sample:
+            return self.create_sample(
+                function_id, upload.image, upload.label, external_id=upload.external_id
+            )
+
+        with bar, ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            futures = {pool.submit(upload, item): i for i, item in enumerate(todo)}
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    report.created.append(future.result())
+                except Exception as exc:
+                    if not is_item_failure(exc):
+                        for other in futures:
+                            other.cancel()
+                        raise
+                    report.failed.append((item_label(todo[index], index), exc))
+                bar.update(1)
+        return report
+
+    def invoke_many(
+        self,
+        function_id: str,
+        images: Sequence[ImageLike],
+        *,
+        batch_size: int = 16,
+        concurrency: int = 4,
+        capture: bool = False,
+        progress: bool = False,
+    ) -> list[Prediction | WinnowError]:
+        """Classify many images with batch invoke, ``concurrency`` batches in flight; one entry
+        per image in order (a Prediction, or the WinnowError of an image that failed alone). A
+        batch over the service's body or batch limit (413) is split in halves and sent again."""
+        chunks = list(batches(images, batch_size))
+        bar = tqdm(total=len(images), desc="invoke", unit="img", disable=not progress)
+
+        def invoke(chunk: Sequence[ImageLike]) -> list[Prediction | WinnowError]:
+            try:
+                answers = self.invoke_batch(function_id, chunk, capture=capture)
+            except PayloadTooLarge as exc:  # too many bytes or images: halve the batch
+                if len(chunk) > 1:
+                    return invoke(chunk[: len(chunk) // 2]) + invoke(chunk[len(chunk) // 2 :])
+                answers = [exc]
+            bar.update(len(chunk))
+            return answers
+
+        with bar, ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            return [answer for answers in pool.map(invoke, chunks) for answer in answers]
+
+    def wait_for_training(
+        self,
+        function_id: str,
+        *,
+        previous: TrainingStatus | None = None,
+        timeout: float = 600.0,
+        interval: float = 1.0,
+    ) -> TrainingStatus:
+        """Poll until no training runs and, given ``previous`` (what :meth:`request_training`
+        answered), one has ended since; raises TimeoutError after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.training_status(function_id)
+            if training_finished(status, previous):
+                return status
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"training of {function_id} still not finished ({status.state})")
+            time.sleep(interval)
