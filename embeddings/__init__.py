@@ -35,10 +35,12 @@ from embeddings.errors import (
     EncoderOverloaded,
     ImageTooLarge,
     InvalidImage,
+    TextNotSupported,
     UnsupportedImageFormat,
 )
 from embeddings.pixels import BACKGROUND_COLOR, to_rgb
 from embeddings.pool import EncoderPool
+from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -64,11 +66,14 @@ __all__ = [
     "ImageEncoderPool",
     "ImageTooLarge",
     "InvalidImage",
+    "TextNotSupported",
     "UnsupportedImageFormat",
+    "backbone_has_text_tower",
     "build_efficientnet_lite0",
     "cached_clip_weights",
     "canonical_backbone_spec",
     "decode_image",
+    "encode_text_or_raise",
     "load_backbone",
     "parse_clip_spec",
     "resolve_device",

@@ -7,7 +7,8 @@ seeded random weights. It exercises the genuine create_model / encode_image / en
 well under a second, so tests never need downloaded weights.
 
 The image tower is served as a frozen TorchScript graph (:func:`embeddings.backbone.frozen_graph`)
-when tracing reproduces eager mode on a probe batch; other architectures run eagerly.
+when tracing reproduces eager mode on a probe batch; other architectures run eagerly. Its numeric
+precision is chosen by :func:`embeddings.precision.build_tower`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,10 @@ from embeddings.backbone import (
     frozen_graph,
     normalised_rows,
     split_at_tensor_conversion,
+    to_device,
 )
+from embeddings.precision import PrecisionChoice, build_tower, compiling, probe_batch
+from embeddings.tower_options import DEFAULT_TOWER, TowerOptions
 
 TINY_CLIP_SPEC = "tiny-clip"
 TINY_CLIP_SEED = 0
@@ -49,6 +54,7 @@ class ClipBackbone:
         transform: Callable[[Image.Image], torch.Tensor],
         tokenizer: Callable[[list[str]], torch.Tensor],
         device: torch.device,
+        tower: TowerOptions = DEFAULT_TOWER,
     ) -> None:
         """Wrap an already created model.
 
@@ -58,6 +64,7 @@ class ClipBackbone:
             transform: open_clip's validation preprocessing for one PIL image.
             tokenizer: open_clip tokenizer for the model's text tower.
             device: the device ``model`` lives on.
+            tower: precision and compilation of the image tower (:mod:`embeddings.precision`).
         """
         self._spec = spec
         self._model = model.eval().requires_grad_(False)
@@ -65,9 +72,16 @@ class ClipBackbone:
         self._stages = split_at_tensor_conversion(transform)
         self._tokenizer = tokenizer
         self._device = device
-        probe = self.preprocess(Image.new("RGB", (8, 8))).unsqueeze(0).to(device)
-        self._image_tower = _traced_image_tower(spec, self._model, probe)
-        self._dim = int(self.encode(probe).shape[1])
+        probe = probe_batch(self.preprocess, tower.probe_batch, device)
+        finalise = partial(_traced_image_tower, spec)
+        self._image_tower, self._precision = build_tower(
+            _ImageTower(self._model).eval(),
+            probe,
+            finalise=compiling(finalise, name=spec) if tower.compile else finalise,
+            precision=tower.precision,
+            name=spec,
+        )
+        self._dim = int(self.encode(probe[:1]).shape[1])
 
     @property
     def spec(self) -> str:
@@ -83,6 +97,16 @@ class ClipBackbone:
     def device(self) -> torch.device:
         """Device the model runs on."""
         return self._device
+
+    @property
+    def has_text_tower(self) -> bool:
+        """True: CLIP embeds text into the image space (:meth:`encode_text`)."""
+        return True
+
+    @property
+    def precision(self) -> PrecisionChoice:
+        """The precision the image tower runs in, and the measurements behind an ``auto`` one."""
+        return self._precision
 
     @property
     def model(self) -> torch.nn.Module:
@@ -118,7 +142,7 @@ class ClipBackbone:
         if batch.shape[0] == 0:
             return empty_vectors(self._dim)
         with torch.inference_mode():
-            features = self._image_tower(batch.to(self._device))
+            features = self._image_tower(to_device(batch, self._device))
         return normalised_rows(features)
 
     def encode_text(self, prompts: list[str]) -> np.ndarray | None:
@@ -147,25 +171,29 @@ class _ImageTower(torch.nn.Module):
 
 
 def _traced_image_tower(
-    spec: str, model: torch.nn.Module, probe: torch.Tensor
+    spec: str, tower: torch.nn.Module, probe: torch.Tensor
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The frozen graph of ``model``'s image tower, or its eager ``encode_image``.
+    """The frozen graph of an image ``tower`` (in any precision), or the eager tower.
 
     open_clip serves many architectures; tracing records one path through each, so the graph is
-    used only if it gives eager mode's features on a batch of another size than the one traced
-    (two copies of ``probe``, one mirrored). Otherwise, or if tracing fails, the tower runs
-    eagerly and a warning says so.
+    traced on one image and used only if it gives eager mode's features on a batch of another
+    size (``probe`` and its mirror image). Otherwise, or if tracing fails, the tower runs eagerly
+    and a warning says so. Towers computing in 16-bit floats get a proportionally looser bound.
     """
-    tower = _ImageTower(model).eval()
     check = torch.cat([probe, probe.flip(-1) + 0.5])
+    low_precision = any(p.dtype in (torch.bfloat16, torch.float16) for p in tower.parameters())
+    tolerance = _TRACE_TOLERANCE * (100 if low_precision else 1)
     try:
-        graph = frozen_graph(tower, probe)
+        graph = frozen_graph(tower, probe[:1])
         with torch.inference_mode():
-            gap = float((graph(check) - tower(check)).abs().max())
+            expected = tower(check)
+            gap = float((graph(check) - expected).abs().max()) / max(
+                1.0, float(expected.abs().max())
+            )
     except Exception as error:  # any tracing failure means: serve eagerly
         logger.warning("%s: image tower cannot be traced (%s); running it eagerly", spec, error)
         return tower
-    if not gap <= _TRACE_TOLERANCE:
+    if not gap <= tolerance:
         logger.warning(
             "%s: traced image tower differs from eager mode by %.2g; running it eagerly", spec, gap
         )
@@ -174,7 +202,12 @@ def _traced_image_tower(
 
 
 def build_clip_backbone(
-    spec: str, model_name: str, *, device: torch.device, **create_kwargs: Any
+    spec: str,
+    model_name: str,
+    *,
+    device: torch.device,
+    tower: TowerOptions = DEFAULT_TOWER,
+    **create_kwargs: Any,
 ) -> ClipBackbone:
     """Create an open_clip model and wrap it; open_clip errors propagate unchanged.
 
@@ -182,6 +215,7 @@ def build_clip_backbone(
         spec: canonical spec string for the result.
         model_name: open_clip model name (built-in name, ``hf-hub:...`` or ``local-dir:...``).
         device: where to run the model.
+        tower: precision and compilation of the image tower.
         create_kwargs: passed to ``open_clip.create_model_and_transforms`` (``pretrained``,
             ``cache_dir``, preprocessing overrides ...).
     """
@@ -190,20 +224,26 @@ def build_clip_backbone(
     )
     tokenizer = open_clip.get_tokenizer(model_name, cache_dir=create_kwargs.get("cache_dir"))
     return ClipBackbone(
-        spec=spec, model=model, transform=transform, tokenizer=tokenizer, device=device
+        spec=spec,
+        model=model,
+        transform=transform,
+        tokenizer=tokenizer,
+        device=device,
+        tower=tower,
     )
 
 
-def load_tiny_clip(device: torch.device) -> ClipBackbone:
+def load_tiny_clip(device: torch.device, tower: TowerOptions = DEFAULT_TOWER) -> ClipBackbone:
     """Build the seeded, randomly initialised ``tiny-clip`` test backbone (identical every call).
 
     Args:
         device: where to run the model.
+        tower: precision and compilation of the image tower.
     """
     _register_tiny_clip_config()
     with torch.random.fork_rng(devices=[]):  # seed locally, leave the caller's RNG untouched
         torch.manual_seed(TINY_CLIP_SEED)
-        return build_clip_backbone(TINY_CLIP_SPEC, TINY_CLIP_SPEC, device=device)
+        return build_clip_backbone(TINY_CLIP_SPEC, TINY_CLIP_SPEC, device=device, tower=tower)
 
 
 def _register_tiny_clip_config() -> None:

@@ -7,7 +7,7 @@ follow the TensorFlow EfficientNet-Lite recipe: resize the shorter side to 256 (
 crop 224x224, scale pixels as ``(x * 255 - 127.5) / 128``. The pooled 1280-d features are used.
 
 The model runs as a frozen TorchScript graph (:func:`embeddings.backbone.frozen_graph`), not in
-eager mode.
+eager mode, in the precision :func:`embeddings.precision.build_tower` chooses.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2 as transforms
 
-from embeddings.backbone import empty_vectors, frozen_graph, normalised_rows
+from embeddings.backbone import empty_vectors, frozen_graph, normalised_rows, to_device
 from embeddings.errors import BackboneUnavailable
+from embeddings.precision import PrecisionChoice, build_tower, compiling, probe_batch
+from embeddings.tower_options import DEFAULT_TOWER, TowerOptions
 
 EFFICIENTNET_LITE0_SPEC = "efficientnet-lite0"
 IMAGE_SIZE = 224
@@ -35,22 +37,17 @@ _PACKAGE_CLASSIFIER_PREFIX = "_fc."
 class EfficientNetLite0Backbone:
     """Frozen EfficientNet-Lite0 (ImageNet) producing L2-normalised 1280-d pooled features."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, tower: TowerOptions = DEFAULT_TOWER) -> None:
         """Load the packaged weights onto ``device``.
 
         Args:
             device: where to run the model.
+            tower: precision and compilation of the model (:mod:`embeddings.precision`).
 
         Raises:
             BackboneUnavailable: the weight package is missing or does not fit the architecture.
         """
         self._device = device
-        # traced at the one input size preprocess makes: timm's TF "same" convolutions record
-        # their padding for it
-        example = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE, device=device)
-        self._model = frozen_graph(
-            build_efficientnet_lite0(with_classifier=False).to(device), example
-        )
         self._transform = transforms.Compose(
             [
                 transforms.Resize(
@@ -63,6 +60,15 @@ class EfficientNetLite0Backbone:
         )
         self._pixel_stage = transforms.Compose(self._transform.transforms[:2])
         self._tensor_stage = transforms.Compose(self._transform.transforms[2:])
+        # traced at the one input size preprocess makes: timm's TF "same" convolutions record
+        # their padding for it
+        self._model, self._precision = build_tower(
+            build_efficientnet_lite0(with_classifier=False).to(device),
+            probe_batch(self.preprocess, tower.probe_batch, device),
+            finalise=compiling(frozen_graph, name=self.spec) if tower.compile else frozen_graph,
+            precision=tower.precision,
+            name=self.spec,
+        )
 
     @property
     def spec(self) -> str:
@@ -78,6 +84,11 @@ class EfficientNetLite0Backbone:
     def device(self) -> torch.device:
         """Device the model runs on."""
         return self._device
+
+    @property
+    def precision(self) -> PrecisionChoice:
+        """The precision the model runs in, and the measurements behind an ``auto`` one."""
+        return self._precision
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Resize, centre-crop and scale one RGB image to a ``(3, 224, 224)`` tensor."""
@@ -103,8 +114,13 @@ class EfficientNetLite0Backbone:
         if batch.shape[0] == 0:
             return empty_vectors(FEATURE_DIM)
         with torch.inference_mode():
-            features = self._model(batch.to(self._device))
+            features = self._model(to_device(batch, self._device))
         return normalised_rows(features)
+
+    @property
+    def has_text_tower(self) -> bool:
+        """False: an ImageNet CNN has no text tower (zero-shot needs a CLIP backbone)."""
+        return False
 
     def encode_text(self, prompts: list[str]) -> np.ndarray | None:
         """None: an ImageNet CNN has no text tower (zero-shot needs a CLIP backbone)."""

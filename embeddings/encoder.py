@@ -1,7 +1,8 @@
 """``BatchingEncoder``: many request threads share one model through a bounded, coalescing queue.
 
 Callers preprocess their own images (in their own threads, so resizing runs in parallel and a
-preprocessing failure stays with its caller), then queue the tensors and block on a future. One
+preprocessing failure stays with its caller; on a GPU a request of several images is spread over
+preprocessing threads), then queue the tensors and block on a future. One
 worker thread owns the model: it takes the oldest pending images, waits at most ``max_wait_ms``
 for more to arrive, and encodes up to ``max_batch`` images in one forward pass. A request larger
 than ``max_batch`` is split into slices and reassembled in order.
@@ -15,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -29,6 +31,7 @@ from PIL import Image
 
 from embeddings.backbone import Backbone, empty_vectors
 from embeddings.errors import EncoderClosed, EncoderOverloaded
+from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 from embeddings.threads import ThreadTuner, thread_choices
 
 logger = logging.getLogger(__name__)
@@ -116,6 +119,7 @@ class BatchingEncoder:
         max_queue: int = 256,
         torch_threads: int | None = -1,
         on_batch: BatchObserver | None = None,
+        preprocess_threads: int | None = None,
     ) -> None:
         """Start the worker thread.
 
@@ -130,6 +134,10 @@ class BatchingEncoder:
             on_batch: called by the worker after each forward pass with ``(images, seconds)``,
                 e.g. to feed metrics; it runs on the worker thread, so it must be quick (what it
                 raises is logged and ignored).
+            preprocess_threads: threads that preprocess the images of a request of several
+                images (batch invoke) in parallel; 0 preprocesses in the caller's thread; None
+                (default): every core on an accelerator, which would otherwise wait for one
+                thread's resizing, and 0 on CPU, whose cores already run the model.
         """
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
@@ -144,11 +152,19 @@ class BatchingEncoder:
             elif choices is not None:
                 self._tuner = ThreadTuner(choices)
         self._torch_threads = torch_threads
+        if preprocess_threads is None:
+            preprocess_threads = (os.cpu_count() or 1) if backbone.device.type != "cpu" else 0
+        self._preprocessors = (
+            ThreadPoolExecutor(preprocess_threads, thread_name_prefix="winnow-preprocess")
+            if preprocess_threads > 0
+            else None
+        )
         self._backbone = backbone
         self._max_batch = max_batch
         self._max_wait_s = max_wait_ms / 1000.0
         self._max_queue = max_queue
         self._lock = threading.Lock()
+        self._text_lock = threading.Lock()
         self._work_ready = threading.Condition(self._lock)
         self._queue: deque[_Slice] = deque()
         self._queued_images = 0
@@ -163,6 +179,11 @@ class BatchingEncoder:
             target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True
         )
         self._worker.start()
+
+    @property
+    def max_batch(self) -> int:
+        """Most images per forward pass."""
+        return self._max_batch
 
     @property
     def torch_threads(self) -> int | None:
@@ -201,7 +222,7 @@ class BatchingEncoder:
             raise ValueError(f"{count} images exceed the encoder queue size {self._max_queue}")
         self._admit(count)
         try:
-            tensors = torch.stack([self._backbone.preprocess(image) for image in images])
+            tensors = torch.stack(self._preprocess(images))
         except BaseException:
             with self._lock:
                 self._admitted_images -= count
@@ -220,6 +241,41 @@ class BatchingEncoder:
         except TimeoutError:
             request.future.cancel()  # the worker skips cancelled slices
             raise TimeoutError(f"encoding {count} images took longer than {timeout} s") from None
+
+    @property
+    def has_text_tower(self) -> bool:
+        """Whether :meth:`encode_text` works (CLIP backbones)."""
+        return backbone_has_text_tower(self._backbone)
+
+    def encode_text(self, prompts: Sequence[str]) -> np.ndarray:
+        """Encode prompts into ``(len(prompts), dim)`` unit rows of the image space.
+
+        Text is rare (zero-shot heads are built when labels change), so it runs in the caller's
+        thread, beside the image worker rather than queued behind it: the text tower is its own
+        set of frozen weights, and inference does not modify the model. Text calls take turns.
+
+        Args:
+            prompts: free text such as ``"a photo of a cat"``.
+
+        Raises:
+            TextNotSupported: the backbone has no text tower.
+            EncoderClosed: the encoder is closed.
+        """
+        if self._closed:
+            raise EncoderClosed("the encoder is closed")
+        with self._text_lock:
+            return encode_text_or_raise(self._backbone, prompts)
+
+    def _preprocess(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        """Each image's tensor, in order; several at once on the preprocessing threads."""
+        if self._preprocessors is None or len(images) < 2:
+            return [self._backbone.preprocess(image) for image in images]
+        try:
+            return list(self._preprocessors.map(self._backbone.preprocess, images))
+        except RuntimeError as error:  # the pool shut down: close() ran meanwhile
+            if self._closed:
+                raise EncoderClosed("the encoder is closed") from error
+            raise
 
     def stats(self) -> EncoderStats:
         """A consistent snapshot of the counters."""
@@ -249,6 +305,8 @@ class BatchingEncoder:
             self._work_ready.notify_all()
         for piece in abandoned:
             piece.request.fail(EncoderClosed("the encoder was closed before these images ran"))
+        if self._preprocessors is not None:
+            self._preprocessors.shutdown(wait=False)
         if threading.current_thread() is not self._worker:
             self._worker.join(timeout)
 

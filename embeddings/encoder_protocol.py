@@ -28,6 +28,16 @@ class ImageEncoder(Protocol):
         """Counters for health and metrics endpoints."""
         ...
 
+    @property
+    def has_text_tower(self) -> bool:
+        """Whether :meth:`encode_text` works (CLIP backbones do, EfficientNet-Lite0 does not)."""
+        ...
+
+    def encode_text(self, prompts: Sequence[str]) -> np.ndarray:
+        """``(len(prompts), dim)`` unit rows in the image space; TextNotSupported without a text
+        tower (see :mod:`embeddings.text`)."""
+        ...
+
 
 class ImageEncoderPool(Protocol):
     """Backbone spec -> encoder, with the default spec new functions pin."""

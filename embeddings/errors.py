@@ -46,3 +46,7 @@ class EncoderOverloaded(RuntimeError):
 
 class EncoderClosed(RuntimeError):
     """The batching encoder was closed before (or while) the request was queued."""
+
+
+class TextNotSupported(ValueError):
+    """The backbone has no text tower (e.g. EfficientNet-Lite0), so it cannot embed text."""

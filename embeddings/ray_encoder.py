@@ -32,7 +32,12 @@ from ray.serve.exceptions import (
 
 from embeddings.backbone import empty_vectors
 from embeddings.encoder import EncoderStats
-from embeddings.errors import BackboneUnavailable, EncoderClosed, EncoderOverloaded
+from embeddings.errors import (
+    BackboneUnavailable,
+    EncoderClosed,
+    EncoderOverloaded,
+    TextNotSupported,
+)
 
 _LATENCY_SMOOTHING = 0.2  # weight of the newest call in the moving average of call latency
 _MIN_RETRY_AFTER_S = 0.05
@@ -74,6 +79,7 @@ class RayEncoder:
         pixel_stage: Callable[[Image.Image], Image.Image] | None,
         max_batch: int,
         max_queue: int,
+        has_text_tower: bool = False,
     ) -> None:
         """Wrap a deployment handle.
 
@@ -84,7 +90,9 @@ class RayEncoder:
             pixel_stage: run on each image before sending (None: send the RGB image).
             max_batch: the replicas' batch size (for Retry-After estimates).
             max_queue: requests this handle queues before refusing (for Retry-After estimates).
+            has_text_tower: whether the replicas' backbone embeds text (``encode_text``).
         """
+        self._has_text_tower = has_text_tower
         self._handle = handle
         self._spec = spec
         self._dim = dim
@@ -131,6 +139,36 @@ class RayEncoder:
         if not images:
             return empty_vectors(self._dim)
         return off_event_loop(lambda: self._encode(images, timeout))
+
+    @property
+    def has_text_tower(self) -> bool:
+        """Whether :meth:`encode_text` works (the replicas' backbone is a CLIP model)."""
+        return self._has_text_tower
+
+    def encode_text(self, prompts: Sequence[str]) -> np.ndarray:
+        """Unit rows for text prompts, embedded by a replica (see :mod:`embeddings.text`).
+
+        Raises:
+            TextNotSupported: the backbone has no text tower.
+            BackboneUnavailable: the deployment or the cluster cannot serve.
+            EncoderClosed: the pool is closed.
+        """
+        if self._closed:
+            raise EncoderClosed("the encoder pool is closed")
+        if not self._has_text_tower:
+            raise TextNotSupported(f"backbone {self._spec} has no text tower: it cannot embed text")
+
+        def call() -> np.ndarray:
+            try:
+                rows = self._handle.encode_text.remote(list(prompts)).result()
+            except BaseException as error:
+                domain_error = self._domain_error(error)
+                if domain_error is error:
+                    raise
+                raise domain_error from error
+            return np.ascontiguousarray(rows, dtype=np.float32)
+
+        return off_event_loop(call)
 
     def _encode(self, images: Sequence[Image.Image], timeout: float | None) -> np.ndarray:
         payloads = [self._pixels(image) for image in images]  # this thread's CPU, not the GPU's

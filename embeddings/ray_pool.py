@@ -96,6 +96,7 @@ class RayEncoderPool(SpecPool[RayEncoder]):
             spec=description["spec"],
             dim=int(description["dim"]),
             pixel_stage=description["pixel_stage"],
+            has_text_tower=bool(description.get("has_text_tower", False)),
             max_batch=self._options.max_batch,
             max_queue=self._options.max_queue,
         )

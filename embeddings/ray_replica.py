@@ -34,6 +34,7 @@ from ray.serve import Application
 
 from embeddings.backbone import StagedPreprocessing
 from embeddings.backbones import load_backbone
+from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 
 APP_PREFIX = "winnow-encoder-"
 _APP_NAME_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -111,7 +112,19 @@ class EncoderReplica:
             "spec": self._backbone.spec,
             "dim": self._backbone.dim,
             "pixel_stage": self._pixel_stage,
+            "has_text_tower": backbone_has_text_tower(self._backbone),
         }
+
+    async def encode_text(self, prompts: list[str]) -> np.ndarray:
+        """Unit rows for text prompts (zero-shot heads; rare, so not batched across callers).
+
+        Raises:
+            TextNotSupported: the backbone has no text tower.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._model_thread, encode_text_or_raise, self._backbone, prompts
+        )
 
     def stats(self) -> dict[str, int]:
         """Counters of this replica: ``batches``, ``images`` and ``largest_batch``."""

@@ -15,6 +15,7 @@ from learner.errors import (
     LearnerError,
     NotEnoughData,
 )
+from learner.few_shot import TextAnchoredFamily, TextAnchoredLogistic, TextPrior
 from learner.heads import (
     HEAD_FAMILIES,
     Candidate,
@@ -30,10 +31,12 @@ from learner.metrics import (
     expected_calibration_error,
 )
 from learner.selection import CandidateScore, TrainResult, train_head
+from learner.zero_shot import ZERO_SHOT_HEAD, LabelText, ZeroShotHead, build_zero_shot_head
 
 __all__ = [
     "HEAD_FAMILIES",
     "UNSCORED_FOLD",
+    "ZERO_SHOT_HEAD",
     "ArtifactCorrupt",
     "ArtifactExists",
     "ArtifactNotFound",
@@ -45,14 +48,20 @@ __all__ = [
     "DeployedHeads",
     "HeadFamily",
     "InvalidFunctionId",
+    "LabelText",
     "LearnerError",
     "ModelStore",
     "ObjectModelStore",
     "NotEnoughData",
     "TemperatureScaledHead",
+    "TextAnchoredFamily",
+    "TextAnchoredLogistic",
+    "TextPrior",
     "TrainResult",
+    "ZeroShotHead",
     "apply_temperature",
     "assign_folds",
+    "build_zero_shot_head",
     "classification_metrics",
     "confusion_matrix_png",
     "cross_validated_predictions",

@@ -164,3 +164,44 @@ def predicted_labels(head: Any, vectors: np.ndarray) -> np.ndarray:
     proba = head.predict_proba(vectors)
     classes = np.asarray([str(c) for c in head.classes_], dtype=object)
     return classes[np.argmax(proba, axis=1)]
+
+
+def decide_over_zero_shot(comparisons: list[Comparison], *, min_samples: int) -> DeployDecision:
+    """The deploy rule when the champion is the zero-shot head (version 0): the first trained
+    head must *beat* it, i.e. be strictly more accurate on the deciding basis.
+
+    The zero-shot head was fitted on no sample (its logit scale at most, which never changes a
+    prediction), so its predictions on every labelled sample are as honest as the challenger's
+    out-of-fold ones: the bases are the random-slice ``holdout`` when it has ``min_samples``,
+    else every scored sample (``all_samples``), however few. Unlike the rule between trained
+    heads there is no tolerance: a head that only ties with label names has not learnt anything
+    the names did not already say. No comparable sample at all keeps the zero-shot head.
+
+    Args:
+        comparisons: ``holdout`` first, then ``all_samples``.
+        min_samples: smallest sample count the holdout needs to decide.
+    """
+    usable = [c for c in comparisons if c.n >= min_samples] or [c for c in comparisons if c.n]
+    if not usable:
+        return DeployDecision(
+            deploy=False,
+            reason="no labelled sample to compare with the zero-shot head on; it keeps serving",
+            tolerance=0.0,
+            comparisons=comparisons,
+        )
+    comparison = usable[0]
+    deploy = comparison.challenger_accuracy > comparison.champion_accuracy
+    verdict = "beats" if deploy else "does not beat"
+    reason = (
+        f"challenger {verdict} the zero-shot head (version 0) on {comparison.basis} "
+        f"(n={comparison.n}): accuracy {comparison.challenger_accuracy:.3f} vs "
+        f"{comparison.champion_accuracy:.3f}; right where the other was wrong: zero-shot "
+        f"{comparison.champion_only_right}, challenger {comparison.challenger_only_right}"
+    )
+    return DeployDecision(
+        deploy=deploy,
+        reason=reason,
+        tolerance=0.0,
+        basis=comparison.basis,
+        comparisons=comparisons,
+    )

@@ -221,6 +221,9 @@ class Candidate:
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    # The label texts a family with ``needs_text_prior`` starts from (learner.few_shot.TextPrior);
+    # not part of the recipe's identity: the function's labels supply it again on rebuild.
+    prior: Any = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -229,18 +232,31 @@ class Candidate:
         return f"{self.name}({args})"
 
     def build(self) -> Classifier:
-        """Return a new, unfitted estimator; raises ``KeyError`` for an unregistered family."""
-        return HEAD_FAMILIES[self.name].build(self.params)
+        """Return a new, unfitted estimator; raises ``KeyError`` for an unregistered family
+        and ``ValueError`` for a family that needs a text prior when there is none."""
+        family = HEAD_FAMILIES[self.name]
+        if needs_text_prior(family):
+            return family.build(self.params, prior=self.prior)  # type: ignore[call-arg]
+        return family.build(self.params)
 
 
-def default_candidates(shape: DataShape) -> list[Candidate]:
+def needs_text_prior(family: HeadFamily) -> bool:
+    """Whether ``family`` starts from the labels' text embeddings (``needs_text_prior = True``):
+    it is proposed only for functions whose backbone has a text tower."""
+    return bool(getattr(family, "needs_text_prior", False))
+
+
+def default_candidates(shape: DataShape, *, prior: Any = None) -> list[Candidate]:
     """Every registered family's grid for ``shape``, simplest family first.
 
     Args:
         shape: sizes of the data the candidates will be cross-validated on.
+        prior: the labels' text prior (:class:`learner.few_shot.TextPrior`) when the backbone has
+            a text tower; families that need one are left out without it.
     """
     return [
-        Candidate(family.name, params)
+        Candidate(family.name, params, prior=prior if needs_text_prior(family) else None)
         for family in HEAD_FAMILIES.values()
+        if prior is not None or not needs_text_prior(family)
         for params in family.grid(shape)
     ]

@@ -145,6 +145,7 @@ def train_head(
     max_folds: int = 5,
     seed: int = 0,
     blas_threads: int | None = 1,
+    text_prior: Any = None,
 ) -> TrainResult:
     """Cross-validate candidate heads, pick the best and refit it on all samples.
 
@@ -160,6 +161,8 @@ def train_head(
         seed: seed for the fold shuffle.
         blas_threads: BLAS threads while training (see :func:`blas_thread_limit`); ``None``
             leaves the process setting alone.
+        text_prior: the labels' :class:`learner.few_shot.TextPrior` (backbones with a text
+            tower): the default candidates then include the few-shot family that starts from it.
 
     Raises:
         NotEnoughData: fewer than two labels, or no label with at least two samples.
@@ -168,7 +171,7 @@ def train_head(
     features, labels = validated_training_data(X, y)
     folds = assign_folds(labels, max_folds=max_folds, seed=seed)
     if candidates is None:
-        candidates = default_candidates(_data_shape(features, labels, folds))
+        candidates = default_candidates(_data_shape(features, labels, folds), prior=text_prior)
     if not candidates:
         raise ValueError("no candidates to train")
     label_order = np.unique(labels)

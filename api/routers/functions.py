@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AdminKey, AnyKey, RuntimeDep, SessionDep
 from api.schemas import FunctionCreate, FunctionPublic, LabelCreate, LabelPublic, Page
 from api.services import functions as service
+from api.services.zero_shot import labels_changed
 from store import session_scope
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])
@@ -48,6 +49,7 @@ def create_label(function_id: str, body: LabelCreate, rt: RuntimeDep, _: AdminKe
         label = service.create_label(
             session, function_id, name=body.name, description=body.description
         )
+    labels_changed(rt, function_id)  # version 0 learns the new label's text
     return LabelPublic.model_validate(label, from_attributes=True)
 
 

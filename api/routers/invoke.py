@@ -23,7 +23,7 @@ from embeddings import InvalidImage
 
 router = APIRouter(prefix="/v1/functions/{function_id}", tags=["invoke"])
 
-Version = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+Version = Annotated[int | None, Query(ge=0, le=2**31 - 1)]  # 0: the zero-shot head
 
 
 @router.post("/invoke", openapi_extra=openapi_body(ImageInput, {}))

@@ -9,7 +9,18 @@ from sqlmodel import Session, col, delete, select
 from api.errors import Conflict, NotFound, Unprocessable
 from api.runtime import Runtime
 from api.schemas import FunctionPublic
-from store import Function, Label, ModelVersion, ReviewItem, Sample, find_label, session_scope
+from api.services.zero_shot import labels_changed
+from learner import ZERO_SHOT_HEAD
+from store import (
+    Function,
+    Label,
+    ModelVersion,
+    NovelMark,
+    ReviewItem,
+    Sample,
+    find_label,
+    session_scope,
+)
 
 
 def create_function(rt: Runtime, *, name: str, labels: list[str], backbone: str | None) -> Function:
@@ -29,7 +40,9 @@ def create_function(rt: Runtime, *, name: str, labels: list[str], backbone: str 
         session.flush()
         for label_name in names:
             session.add(Label(function_id=function.id, name=label_name))
-    return function
+    labels_changed(rt, function.id)  # with a text tower, version 0 serves from now on
+    with session_scope(rt.engine) as session:
+        return get_function(session, function.id)
 
 
 def get_function(session: Session, function_id: str) -> Function:
@@ -85,12 +98,14 @@ def delete_function(rt: Runtime, function_id: str) -> None:
         blobs |= set(
             session.exec(select(ReviewItem.blob).where(ReviewItem.function_id == function_id))
         )
-        for table in (Sample, ReviewItem, ModelVersion, Label):
+        for table in (NovelMark, Sample, ReviewItem, ModelVersion, Label):
             session.exec(delete(table).where(col(table.function_id) == function_id))  # type: ignore[attr-defined]
         session.exec(delete(Function).where(col(Function.id) == function_id))
     rt.heads.remove(function_id)
     rt.indexes.drop(function_id)
     rt.capture.drop(function_id)
+    rt.novelty.drop(function_id)
+    rt.novel_traffic.drop(function_id)
     rt.models.delete_function(function_id)
     delete_unreferenced_blobs(rt, blobs)
 
@@ -152,6 +167,7 @@ def update_label(
             session.flush()
         except IntegrityError as exc:  # a concurrent create or rename won the race
             raise Conflict(f"label {name!r} already exists in function {function_id}") from exc
+    labels_changed(rt, function_id)
     return label
 
 
@@ -171,12 +187,13 @@ def delete_label(rt: Runtime, function_id: str, label_id: str) -> None:
                     "annotate them otherwise first"
                 )
         session.delete(label)
+    labels_changed(rt, function_id)
 
 
 def _ensure_unused_by_models(session: Session, label: Label, action: str) -> None:
-    versions = session.exec(
+    versions = session.exec(  # version 0 (zero-shot) is rebuilt from the labels: not counted
         select(ModelVersion.version, ModelVersion.labels).where(
-            ModelVersion.function_id == label.function_id
+            ModelVersion.function_id == label.function_id, ModelVersion.head != ZERO_SHOT_HEAD
         )
     ).all()
     learnt = sorted(version for version, names in versions if label.name in names)

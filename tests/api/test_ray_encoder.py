@@ -84,6 +84,15 @@ def test_vectors_equal_the_in_process_encoders(local_ray: None) -> None:
         assert remote.default_spec == SPEC and remote.resolve(None) == SPEC
         remote_vectors = remote.get(SPEC).encode(images)
         local_vectors = local.get(SPEC).encode(images)
+        # text too (zero-shot heads): a replica embeds it, as the in-process encoder does
+        prompts = ["a photo of a cat", "itap of a dog."]
+        assert remote.get(SPEC).has_text_tower
+        remote_text, local_text = (
+            remote.get(SPEC).encode_text(prompts),
+            local.get(SPEC).encode_text(prompts),
+        )
+        assert remote_text.shape == local_text.shape and remote_text.dtype == np.float32
+        assert (remote_text * local_text).sum(axis=1).min() >= 0.9999
         assert remote.loaded() == [SPEC]
         assert remote.get(SPEC).encode([]).shape == (0, local_vectors.shape[1])
         with pytest.raises(ValueError, match="unknown backbone spec"):

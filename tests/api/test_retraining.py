@@ -42,7 +42,8 @@ def test_scheduler_retrains_when_annotations_arrive(settings: Settings) -> None:
         for seed in range(40, 42 - status["newAnnotations"]):
             _sample(client, fid, RED, "red", seed)
         time.sleep(0.6)  # three ticks
-        assert client.get(f"/v1/functions/{fid}/models").json()["count"] == version
+        # versions 1..version, and the zero-shot version 0 (tiny-clip has a text tower)
+        assert client.get(f"/v1/functions/{fid}/models").json()["count"] == version + 1
         _sample(client, fid, BLUE, "blue", 42)
         wait_until(
             lambda: (
@@ -134,7 +135,7 @@ def test_rollback_pin_and_roll_forward(client: TestClient) -> None:
     statuses = {
         m["version"]: m["status"] for m in client.get(f"/v1/functions/{fid}/models").json()["data"]
     }
-    assert statuses == {1: "retired", 2: "retired", 3: "deployed"}
+    assert statuses == {0: "retired", 1: "retired", 2: "retired", 3: "deployed"}  # 0: zero-shot
     assert client.post(f"/v1/functions/{fid}/models/9/deploy").status_code == 404
     assert client.post(f"/v1/functions/{fid}/models/99999999999999999999/deploy").status_code == 422
 
