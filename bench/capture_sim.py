@@ -11,10 +11,13 @@ winnow does in production, with the service's own parts:
   enough items, they become ``"labelled"`` in the index and in the label counts;
 * the head is retrained after every round with :func:`learner.train_head`, like the scheduler.
 
-Cold start: invoke needs a deployed head, and training needs two labels of which one has two
-samples, so every run starts from the first ``cold_start`` inputs of its stream labelled by hand
-(a random sample, the same for every strategy with the same seed), extended one input at a time
-until it is trainable. Random capture is the same stream with every input labelled in order.
+Cold start: with ``cold_start`` > 0 a run starts from the first ``cold_start`` inputs of its
+stream labelled by hand (a random sample, the same for every strategy with the same seed),
+extended one input at a time until it is trainable (two labels, one with two samples). With
+``cold_start=0`` it starts with no labels at all, as the service does: until the first head,
+every input goes through :meth:`capture.CaptureController.decide_cold_start` (typical inputs of
+uncovered regions of traffic), and the first round's labels are those captures. Random capture is
+the same stream with every input labelled in order.
 
 Time is simulated: each input advances a fake clock by ``3600 / items_per_hour`` seconds, so the
 policy's hourly and daily budgets apply as they would in production.
@@ -31,8 +34,9 @@ import numpy as np
 from capture import CaptureController, CapturePolicy, VectorIndex, add_pending
 from learner import Candidate, TrainResult, train_head
 
-# Head trained on the labelled items -> called at every checkpoint (e.g. to record accuracy).
-CheckpointHook = Callable[[int, TrainResult, np.ndarray], None]
+# Head trained on the labelled items -> called at every checkpoint (e.g. to record accuracy);
+# None when the labels so far cannot train one (a single class, possible only from cold start).
+CheckpointHook = Callable[[int, TrainResult | None, np.ndarray], None]
 
 
 @dataclass
@@ -81,6 +85,12 @@ def cold_start_size(labels: np.ndarray, order: np.ndarray, wanted: int) -> int:
             return size
         size += 1
     raise ValueError("the pool cannot form a trainable cold-start set")
+
+
+def trainable(labels: np.ndarray) -> bool:
+    """Whether ``train_head`` accepts these labels: two classes, one with two samples."""
+    _, counts = np.unique(labels, return_counts=True)
+    return len(counts) >= 2 and counts.max() >= 2
 
 
 def _train(
@@ -151,6 +161,7 @@ def run_capture(
     items_per_hour: float,
     candidates: Sequence[Candidate] | None,
     on_checkpoint: CheckpointHook,
+    reasons_at: dict[int, dict[str, int]] | None = None,
 ) -> StreamLog:
     """Online capture with ``policy``; retrains at each checkpoint (a label count).
 
@@ -159,12 +170,14 @@ def run_capture(
         labels: ``(n,)`` true class names (the oracle).
         order: the stream: a permutation of the pool (wraps around, skipping captured inputs).
         policy: the capture policy under test.
-        cold_start: inputs labelled by hand before the first head (see the module notes).
+        cold_start: inputs labelled by hand before the first head; 0: none, the first labels
+            come from cold-start capture (see the module notes).
         checkpoints: increasing label counts at which the queue is labelled and the head retrained.
         seed: seeds the controller's random slice and the CV folds.
         items_per_hour: simulated traffic rate (drives the policy's budgets).
         candidates: heads ``train_head`` chooses from (None: the service's default grid).
         on_checkpoint: called with ``(label count, trained head, labelled pool indices)``.
+        reasons_at: if given, filled with the capture reasons counted so far at each checkpoint.
     """
     now = [0.0]
     controller = CaptureController(
@@ -180,18 +193,22 @@ def run_capture(
     taken[labelled] = True
     log = StreamLog()
     traffic = _Traffic(order, taken, start=cold_start)
-    result = _train(vectors, labels, labelled, seed, candidates)
+    result = _train(vectors, labels, labelled, seed, candidates) if labelled else None
     for target in checkpoints:
-        head, classes = result.head, [str(c) for c in result.head.classes_]
+        head = None if result is None else result.head
+        classes = [] if head is None else [str(c) for c in head.classes_]
         pending: list[int] = []
         served = traffic.scored(vectors, head)
         served_before = log.inputs_seen
         for item, proba in served:
             log.inputs_seen += 1
             now[0] += 3600.0 / items_per_hour
-            decision = controller.decide(proba, classes, vectors[item], index, counts)
-            log.head_wrong.append(decision.predicted_label != labels[item])
-            log.captured.append(decision.captured)
+            if proba is None:
+                decision = controller.decide_cold_start(vectors[item], index)
+            else:
+                decision = controller.decide(proba, classes, vectors[item], index, counts)
+                log.head_wrong.append(decision.predicted_label != labels[item])
+                log.captured.append(decision.captured)
             if decision.captured:
                 controller.commit(decision)
                 add_pending(index, item, vectors[item])
@@ -212,8 +229,14 @@ def run_capture(
         for item in pending:
             counts[str(labels[item])] = counts.get(str(labels[item]), 0) + 1
         labelled += pending
-        result = _train(vectors, labels, labelled, seed, candidates)
+        result = (
+            _train(vectors, labels, labelled, seed, candidates)
+            if trainable(labels[labelled])
+            else None
+        )
         on_checkpoint(len(labelled), result, np.asarray(labelled))
+        if reasons_at is not None:
+            reasons_at[len(labelled)] = dict(log.reasons)
     return log
 
 
@@ -242,16 +265,17 @@ class _Traffic:
         self._returned = items + self._returned
 
     def scored(
-        self, vectors: np.ndarray, head: object, block: int = 64
-    ) -> Generator[tuple[int, np.ndarray], None, None]:
-        """Next inputs with the head's probabilities, computed in blocks (the head is fixed
-        within a round); inputs of a block left unserved go back to the traffic."""
-        predict = head.predict_proba  # type: ignore[attr-defined]
+        self, vectors: np.ndarray, head: object | None, block: int = 64
+    ) -> Generator[tuple[int, np.ndarray | None], None, None]:
+        """Next inputs with the head's probabilities (None without a head), computed in blocks
+        (the head is fixed within a round); inputs of a block left unserved go back."""
         while True:
             items = self.take(block)
             if not items:
                 return
-            probabilities = predict(vectors[items])
+            probabilities: Sequence[np.ndarray | None] = (
+                [None] * len(items) if head is None else head.predict_proba(vectors[items])  # type: ignore[attr-defined]
+            )
             for position, item in enumerate(items):
                 try:
                     yield item, probabilities[position]

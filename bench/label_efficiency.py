@@ -5,7 +5,10 @@ replayed as production traffic through the capture policy invoke uses, with an o
 the review queue in rounds and the head retrained by ``learner.train_head`` after each round (see
 :mod:`bench.capture_sim`). Strategies, compared at equal label counts on the same streams:
 
-* ``winnow``: the default :class:`capture.CapturePolicy` (what ships);
+* ``winnow``: the default :class:`capture.CapturePolicy` (what ships), starting from no labels as
+  the service does: its first labels are cold-start captures (typical inputs of uncovered regions
+  of traffic, see :mod:`capture.cold_start`) until the first head, trained at the first round
+  (``--hand-cold-start``: from the same hand-labelled random inputs as the baselines instead);
 * ``margin``: uncertainty only (margin; no coverage balancing, novelty, rare-class boost, random
   slice or duplicate suppression), same rate and budgets;
 * ``random``: every input of the stream labelled in order (random capture);
@@ -278,7 +281,9 @@ def run_seed(
     out: dict[str, Any] = {"seed": seed, "cold_start": cold, "curves": {}}
 
     def recorder(curve: dict[int, float], last: dict[str, Any]) -> Any:
-        def record(count: int, result: TrainResult, labelled: np.ndarray) -> None:
+        def record(count: int, result: TrainResult | None, labelled: np.ndarray) -> None:
+            if result is None:  # cold-start captures of a single class: no head yet
+                return
             curve[count] = accuracy(result, evaluate_on)
             last.update(result=result, labelled=labelled)
 
@@ -312,13 +317,14 @@ def run_seed(
     for name in args.strategies:
         curve: dict[int, float] = {}
         last: dict[str, Any] = {}
+        from_traffic = name == "winnow" and not args.hand_cold_start
         log: StreamLog = run_capture(
             data.pool.vectors,
             data.pool.labels,
             order,
             policies[name],
-            cold_start=cold,
-            checkpoints=checkpoints,
+            cold_start=0 if from_traffic else cold,
+            checkpoints=[cold, *checkpoints] if from_traffic else checkpoints,
             seed=seed,
             items_per_hour=args.items_per_hour,
             candidates=HEAD_GRIDS[args.heads],
@@ -619,6 +625,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--budgets", type=int, nargs="+", help="label counts to compare at")
     parser.add_argument("--cold-start", type=int, default=10, help="hand-labelled inputs first")
+    parser.add_argument(
+        "--hand-cold-start",
+        action="store_true",
+        help="winnow starts from the hand-labelled inputs too, not from cold-start capture",
+    )
     parser.add_argument(
         "--min-round",
         type=int,

@@ -283,6 +283,13 @@ async def invoke(
     version = model_version(model_id)
     data = await resolve_data(body.data, rt.settings)
     result = await run_in_threadpool(invoke_service, rt, function_id, data, version=version)
+    if result.label_name is None or result.label_id is None or result.confidence is None:
+        # Nyckel answers 409 before a model exists; winnow's own invoke answers 200 with no label.
+        # The input was still judged by cold-start capture, so Nyckel traffic fills the queue too.
+        raise Conflict(
+            f"No model available: function {function_id} has no trained model yet; label "
+            "samples of at least 2 labels (or its review queue) and train"
+        )
     return wire.InvokeOut(
         label_name=result.label_name, label_id=result.label_id, confidence=result.confidence
     )

@@ -9,6 +9,7 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from api.deps import AdminKey, RuntimeDep
 from api.schemas import CapturePolicyBody, CapturePolicyPublic
+from api.services.capture_rules import resolve_rules
 from api.services.functions import get_function
 from capture import CapturePolicy
 from store import session_scope
@@ -21,7 +22,7 @@ def _public(rt: RuntimeDep, function: Any, policy: CapturePolicy) -> CapturePoli
     controller.set_committed_captures(rt.captures_in_last_day(function.id))  # every process's
     status = controller.status()
     return CapturePolicyPublic(
-        policy={to_camel(k): v for k, v in policy.to_dict().items()},
+        policy={to_camel(k): v for k, v in policy.public_dict().items()},
         status={to_camel(k): v for k, v in status.items()},
     )
 
@@ -37,12 +38,16 @@ def get_policy(function_id: str, rt: RuntimeDep, _: AdminKey) -> CapturePolicyPu
 def put_policy(
     function_id: str, body: CapturePolicyBody, rt: RuntimeDep, _: AdminKey
 ) -> CapturePolicyPublic:
-    """Change some settings (camelCase); the rest keep their values. Invalid values are a 422."""
+    """Change some settings (camelCase); the rest keep their values. Invalid values are a 422.
+
+    ``rules`` replaces the whole list; each rule's examples (or text) are resolved to vectors
+    now, so an unknown id or a text rule without a text tower is a 422."""
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
-        current = CapturePolicy.from_dict(function.capture_policy or {}).to_dict()
+        stored = CapturePolicy.from_dict(function.capture_policy or {})
         changes = {to_snake(k): v for k, v in (body.model_extra or {}).items()}
-        policy = CapturePolicy.from_dict({**current, **changes})
+        policy = CapturePolicy.from_dict({**stored.to_dict(), **changes})
+        policy = resolve_rules(rt, session, function, policy, previous=stored)
         function.capture_policy = policy.to_dict()
         session.add(function)
     return _public(rt, function, policy)

@@ -13,6 +13,7 @@ from api.services.capture import maybe_capture
 from api.services.functions import get_function, label_ids_by_name
 from api.services.samples import embed_images
 from api.services.training import follow_deployed, version_row
+from api.services.zero_shot import ZERO_SHOT_VERSION, ensure_zero_shot
 from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
 from store import Function, Sample, session_scope, vector_from_bytes
@@ -49,8 +50,8 @@ def invoke_batch(
     cannot be decoded is its InvalidImage and the others still answer.
 
     The images are embedded together (the encoder batches them) and one model version answers
-    them all. The model is looked up once some image is embedded, so images that all fail answer
-    their own errors rather than a 409 before any model exists, as :func:`invoke` does.
+    them all. Before any model exists each image answers no label (``labelName`` null) and
+    cold-start capture judges it.
     """
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
@@ -58,8 +59,8 @@ def invoke_batch(
     vectors = embed_images(rt, function, images)
     if all(isinstance(vector, InvalidImage) for vector in vectors):
         return [vector for vector in vectors if isinstance(vector, InvalidImage)]
-    model = serving_model(rt, function)  # one read: this version serves the whole request
-    if version is not None and version != model.version:
+    model = serving_model_or_none(rt, function)  # one read: it serves the whole request
+    if version is not None and (model is None or version != model.version):
         model, capture = stored_model(rt, function_id, version), False
     return [
         vector
@@ -72,7 +73,7 @@ def invoke_batch(
 def _answer(
     rt: Runtime,
     function: Function,
-    model: Deployed,
+    model: Deployed | None,
     label_ids: dict[str, str],
     data: bytes,
     vector: np.ndarray,
@@ -80,6 +81,8 @@ def _answer(
     capture: bool,
 ) -> InvokeResult:
     """``model``'s answer for one embedded image, captured into review if the policy says so."""
+    if model is None:
+        return _no_model_answer(rt, function, data, vector, capture=capture)
     proba = np.asarray(model.head.predict_proba(vector[None, :])[0], dtype=np.float64)
     classes = list(model.labels)
     confidences = [
@@ -112,20 +115,50 @@ def _answer(
     )
 
 
+def _no_model_answer(
+    rt: Runtime, function: Function, data: bytes, vector: np.ndarray, *, capture: bool
+) -> InvokeResult:
+    """No model serves the function yet: no label, and cold-start capture decides whether the
+    input is one of the typical, not yet covered ones a reviewer should label first."""
+    capture_info = None
+    if capture:
+        capture_info = maybe_capture(
+            rt, function, data=data, vector=vector, proba=None, classes=[], model_version=None
+        )
+    return InvokeResult(
+        label_name=None,
+        label_id=None,
+        confidence=None,
+        label_confidences=[],
+        model_version=None,
+        capture=capture_info,
+    )
+
+
 def serving_model(rt: Runtime, function: Function) -> Deployed:
     """The version serving ``function`` in this process (following a deploy made elsewhere);
     409 before any model exists, 503 if the deployed artifact cannot be loaded here."""
+    deployed = serving_model_or_none(rt, function)
+    if deployed is None:
+        raise Conflict(
+            f"No model available: function {function.id} has no trained model yet; add "
+            f"labelled samples of at least 2 labels and POST /v1/functions/{function.id}/train"
+        )
+    return deployed
+
+
+def serving_model_or_none(rt: Runtime, function: Function) -> Deployed | None:
+    """:func:`serving_model`, or None before any model exists (invoke's cold start)."""
     follow_deployed(rt, function)  # a version another replica deployed serves from now on
+    if function.deployed_version in (None, ZERO_SHOT_VERSION):
+        zero_shot = ensure_zero_shot(rt, function)  # version 0, current with the labels
+        if zero_shot is not None:
+            return zero_shot
     deployed = rt.heads.get(function.id)
     if deployed is None and function.deployed_version is not None:
         raise ServiceUnavailable(
             f"function {function.id} has version {function.deployed_version} deployed, but this "
             "server cannot load it (is the data dir's models/ shared?); see its log"
-        )
-    if deployed is None:
-        raise Conflict(
-            f"No model available: function {function.id} has no trained model yet; add "
-            f"labelled samples of at least 2 labels and POST /v1/functions/{function.id}/train"
         )
     return deployed
 
