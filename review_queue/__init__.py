@@ -2,8 +2,10 @@
 
 from review_queue.errors import InvalidTransition, ItemNotFound, LabelNotAllowed, ReviewError
 from review_queue.queue import (
+    KINDS,
     STATUSES,
     Annotated,
+    ItemKind,
     annotate,
     capture_times,
     counts,
@@ -15,22 +17,28 @@ from review_queue.queue import (
     lock_captures,
     skip,
 )
+from review_queue.suspects import Suspect, drop_open_suspects, queue_suspects
 
 __all__ = [
+    "KINDS",
     "STATUSES",
     "Annotated",
     "InvalidTransition",
+    "ItemKind",
     "ItemNotFound",
     "LabelNotAllowed",
     "ReviewError",
+    "Suspect",
     "annotate",
     "capture_times",
     "counts",
     "create_item",
     "discard",
+    "drop_open_suspects",
     "get_item",
     "holds_image",
     "list_items",
     "lock_captures",
+    "queue_suspects",
     "skip",
 ]

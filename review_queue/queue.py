@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from sqlalchemy import func as sql
@@ -29,6 +29,8 @@ from store import (
 )
 
 STATUSES = ("pending", "annotated", "skipped", "discarded")
+ItemKind = Literal["capture", "suspect"]
+KINDS: tuple[str, ...] = get_args(ItemKind)
 _ALLOWED = {
     "annotate": {"pending", "skipped", "annotated"},
     "skip": {"pending", "skipped"},
@@ -113,7 +115,11 @@ def capture_times(*, session: Session, function_id: str, since: datetime) -> lis
     seconds, whatever their status now: what the capture budgets count."""
     created = session.exec(
         select(ReviewItem.created_at)
-        .where(ReviewItem.function_id == function_id, col(ReviewItem.created_at) >= since)
+        .where(
+            ReviewItem.function_id == function_id,
+            ReviewItem.kind == "capture",  # suspects come from training, not from the budget
+            col(ReviewItem.created_at) >= since,
+        )
         .order_by(col(ReviewItem.created_at))
     ).all()
     # SQLite hands timestamps back without a zone; they were written in UTC
@@ -129,14 +135,25 @@ def get_item(*, session: Session, function_id: str | None, item_id: str) -> Revi
 
 
 def list_items(
-    *, session: Session, function_id: str, status: str, start: int = 0, count: int = 50
+    *,
+    session: Session,
+    function_id: str,
+    status: str,
+    kind: str | None = None,
+    start: int = 0,
+    count: int = 50,
 ) -> tuple[list[ReviewItem], int]:
-    """Items in ``status``, most informative first (then oldest first)."""
+    """Items in ``status`` (of one ``kind``, or of every kind when None), most informative
+    first (then oldest first)."""
     if status not in STATUSES:
         raise InvalidTransition(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+    if kind is not None and kind not in KINDS:
+        raise InvalidTransition(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     query = select(ReviewItem).where(
         ReviewItem.function_id == function_id, ReviewItem.status == status
     )
+    if kind is not None:
+        query = query.where(ReviewItem.kind == kind)
     total = session.exec(select(sql.count()).select_from(query.subquery())).one()
     rows = session.exec(
         query.order_by(col(ReviewItem.score).desc(), col(ReviewItem.created_at), col(ReviewItem.id))
@@ -179,6 +196,8 @@ def annotate(
             )
         label = get_or_create_label(session, function_id, label_name)
     sample = session.get(Sample, item.sample_id) if item.sample_id else None
+    if item.kind == "suspect" and sample is None:
+        raise InvalidTransition(f"cannot annotate review item {item.id}: its sample was deleted")
     created = sample is None
     if sample is None:
         sample = Sample(
@@ -190,6 +209,9 @@ def annotate(
         )
         session.add(sample)
     label_sample(session, sample, label)
+    if item.kind == "suspect":  # a reviewer vouched for this label: not suspected again
+        sample.confirmed_label_id = label.id
+        session.add(sample)
     item.status = "annotated"
     item.label_id = label.id
     item.sample_id = sample.id

@@ -57,8 +57,11 @@ def unlabel_sample(session: Session, sample: Sample) -> bool:
 
 
 def _set_label(session: Session, sample: Sample, label_id: str | None) -> None:
+    now = utcnow()
+    if sample.label_id is not None:  # a change, not a first label: the model history counts it
+        sample.label_changed_at = now
     sample.label_id = label_id
-    sample.annotated_at = utcnow()
+    sample.annotated_at = now
     session.add(sample)
     function = session.get(Function, sample.function_id)
     if function is not None:

@@ -20,6 +20,7 @@ from api.schemas import (
 from api.services import review as service
 from api.services.functions import get_function
 from embeddings import sniff_mime_type
+from review_queue import ItemKind
 from store import session_scope
 
 router = APIRouter(tags=["review"])
@@ -32,12 +33,17 @@ def list_items(
     session: SessionDep,
     _: AnnotateKey,
     status: str = "pending",
+    kind: Annotated[
+        ItemKind | None,
+        Query(description="Only items of this kind (every kind when omitted)."),
+    ] = None,
     start_index: Annotated[int, Query(alias="startIndex", ge=0, le=MAX_START_INDEX)] = 0,
     count: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Page[ReviewItemPublic]:
-    """Items in a status, most informative first."""
+    """Items in a status, most informative first: captures (``kind=capture``) and mislabel
+    suspects (``kind=suspect``, most suspicious first), or both when ``kind`` is omitted."""
     data, total = service.list_public(
-        session, function_id, status=status, start=start_index, count=count
+        session, function_id, status=status, kind=kind, start=start_index, count=count
     )
     return Page(data=data, count=total)
 

@@ -66,10 +66,21 @@ def move_item(rt: Runtime, function_id: str, item_id: str, action: str) -> Revie
 
 
 def list_public(
-    session: Session, function_id: str, *, status: str, start: int, count: int
+    session: Session,
+    function_id: str,
+    *,
+    status: str,
+    start: int,
+    count: int,
+    kind: str | None = None,
 ) -> tuple[list[ReviewItemPublic], int]:
     get_function(session, function_id)
     items, total = review_queue.list_items(
-        session=session, function_id=function_id, status=status, start=start, count=count
+        session=session,
+        function_id=function_id,
+        status=status,
+        kind=kind,
+        start=start,
+        count=count,
     )
     return [item_public(session, item) for item in items], total

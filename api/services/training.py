@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,12 +16,15 @@ from api.errors import Conflict, NotFound
 from api.runtime import Runtime
 from api.services.capture import rebuild_index
 from api.services.functions import get_function
+from api.services.suspects import labels_changed_since, queue_suspects_safely
+from api.services.zero_shot import ensure_zero_shot, is_zero_shot, text_prior
 from learner import (
     ArtifactCorrupt,
     ArtifactNotFound,
     Candidate,
     Deployed,
     NotEnoughData,
+    TextPrior,
     TrainResult,
     cross_validated_predictions,
     train_head,
@@ -32,6 +35,7 @@ from learner.champion import (
     compare_on,
     count_flips,
     decide,
+    decide_over_zero_shot,
     predicted_labels,
 )
 from store import (
@@ -61,27 +65,29 @@ class LabelledData:
     annotated_at: list[datetime | None]
     # True for samples labelled from the random capture slice: an unbiased holdout.
     from_random_slice: np.ndarray
+    sample_ids: list[str] = field(default_factory=list)
 
 
 def labelled_data(rt: Runtime, function_id: str) -> LabelledData:
     with session_scope(rt.engine) as session:
         rows = session.exec(
-            select(Sample.embedding, Label.name, Sample.annotated_at, ReviewItem.reason)
+            select(Sample, Label.name, ReviewItem.reason)
             .join(Label, col(Sample.label_id) == Label.id)
             .join(ReviewItem, col(Sample.review_item_id) == ReviewItem.id, isouter=True)
             .where(Sample.function_id == function_id)
             .order_by(col(Sample.created_at), col(Sample.id))
         ).all()
     vectors = (
-        np.stack([vector_from_bytes(r[0]) for r in rows])
+        np.stack([vector_from_bytes(r[0].embedding) for r in rows])
         if rows
         else np.zeros((0, 0), dtype=np.float32)
     )
     return LabelledData(
         vectors=vectors,
         names=[r[1] for r in rows],
-        annotated_at=[_aware(r[2]) for r in rows],
-        from_random_slice=np.array([r[3] == "random" for r in rows], dtype=bool),
+        annotated_at=[_aware(r[0].annotated_at) for r in rows],
+        from_random_slice=np.array([r[2] == "random" for r in rows], dtype=bool),
+        sample_ids=[r[0].id for r in rows],
     )
 
 
@@ -115,6 +121,11 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     rt.train_requests.discard(function_id)
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
+    if function.deployed_version is None:
+        # with a text tower, labels alone make version 0 the champion a first head must beat
+        ensure_zero_shot(rt, function)
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
         champion_row = _deployed_row(session, function)
     counter = function.annotation_counter
     data = labelled_data(rt, function_id)
@@ -124,9 +135,13 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
             f"has {len(data.names)} labelled sample(s) in {len(set(data.names))} label(s)"
         )
     rt.training.phase(function_id, "training")
-    result = train_head(data.vectors, data.names)
+    prior = text_prior(rt, function)  # a text tower adds the few-shot family to the candidates
+    result = train_head(data.vectors, data.names, text_prior=prior)
     rt.training.phase(function_id, "comparing")
-    decision = _decide(rt, rt.heads.get(function_id), champion_row, result, data)
+    if is_zero_shot(champion_row):
+        decision = _decide_over_zero_shot(rt, function, result, data)
+    else:
+        decision = _decide(rt, rt.heads.get(function_id), champion_row, result, data, prior)
     if function.pinned and function.deployed_version is not None:
         decision = replace(
             decision,
@@ -156,6 +171,7 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
                 annotation_counter=counter,
                 train_seconds=result.train_seconds,
                 parent_version=function.deployed_version,
+                labels_changed=labels_changed_since(session, function),
                 decision=decision.to_dict(),
                 trigger=trigger,
             )
@@ -166,6 +182,7 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
             session.refresh(record)
         if decision.deploy:  # after the commit: memory never serves an unrecorded version
             _serve(rt, function_id, version, result.head, label_counts)
+    queue_suspects_safely(rt, function_id, result, data, version)
     rt.training.trained(function_id, version)
     log.info("function %s: version %d %s: %s", function_id, version, record.status, decision.reason)
     return record
@@ -177,6 +194,7 @@ def _decide(
     champion_row: ModelVersion | None,
     result: TrainResult,
     data: LabelledData,
+    prior: TextPrior | None = None,
 ) -> DeployDecision:
     tolerance = rt.settings.deploy_tolerance
     if champion is None or champion_row is None:
@@ -204,18 +222,47 @@ def _decide(
             challenger_pred=result.oof_pred,
             champion_pred=champion_pred,
         ),
-        _same_folds(champion_row, result, data, truth),
+        _same_folds(champion_row, result, data, truth, prior),
     ]
     decision = decide(comparisons, tolerance=tolerance, min_samples=MIN_COMPARISON_SAMPLES)
     flips = count_flips(champion.head, result.head, data.vectors)
     return replace(decision, flips=flips, flip_rate=flips / max(1, len(truth)))
 
 
+def _decide_over_zero_shot(
+    rt: Runtime, function: Function, result: TrainResult, data: LabelledData
+) -> DeployDecision:
+    """Version 0 serves: the challenger must beat it on the labelled samples (it saw none)."""
+    zero_shot = ensure_zero_shot(rt, function)
+    if zero_shot is None:  # the backbone lost its text tower's encoder: nothing to compare
+        return DeployDecision(
+            deploy=True,
+            reason="the zero-shot head is unavailable; first trained model",
+            tolerance=0.0,
+        )
+    truth = np.asarray(data.names, dtype=object)
+    zero_shot_pred = predicted_labels(zero_shot.head, data.vectors)
+    every = np.ones(len(truth), dtype=bool)
+    comparisons = [
+        compare_on(
+            basis, mask, truth=truth, challenger_pred=result.oof_pred, champion_pred=zero_shot_pred
+        )
+        for basis, mask in (("holdout", data.from_random_slice), ("all_samples", every))
+    ]
+    decision = decide_over_zero_shot(comparisons, min_samples=MIN_COMPARISON_SAMPLES)
+    flips = count_flips(zero_shot.head, result.head, data.vectors)
+    return replace(decision, flips=flips, flip_rate=flips / max(1, len(truth)))
+
+
 def _same_folds(
-    champion_row: ModelVersion, result: TrainResult, data: LabelledData, truth: np.ndarray
+    champion_row: ModelVersion,
+    result: TrainResult,
+    data: LabelledData,
+    truth: np.ndarray,
+    prior: TextPrior | None = None,
 ) -> Comparison:
     """The champion's recipe cross-validated on the challenger's folds, with today's labels."""
-    recipe = Candidate(champion_row.head, dict(champion_row.params))
+    recipe = Candidate(champion_row.head, dict(champion_row.params), prior=prior)
     scored = result.folds >= 0
     try:
         champion_pred, _ = cross_validated_predictions(

@@ -90,6 +90,7 @@ def test_capture_on_a_real_traffic_stream(tmp_path, fashion) -> None:
             )
             assert response.status_code == 201, response.text
         assert http.post(f"/v1/functions/{fid}/train").status_code == 200
+        suspects = pending_count(http, fid)  # labelled samples the training found suspicious
 
         # Phase 1: the stream, with a generous budget so only the policy decides.
         set_policy(
@@ -118,7 +119,7 @@ def test_capture_on_a_real_traffic_stream(tmp_path, fashion) -> None:
         # Random slice: Binomial(n, p) within ~3.3 standard deviations (seeded, so not flaky).
         n, p = STREAM, RANDOM_RATE
         assert abs(random_slice.sum() - n * p) <= 3.3 * math.sqrt(n * p * (1 - p))
-        assert pending_count(http, fid) == informative.sum() + random_slice.sum()
+        assert pending_count(http, fid) == suspects + informative.sum() + random_slice.sum()
 
         # Duplicates: everything would be captured (randomRate 1), yet each image at most once.
         set_policy(http, fid, randomRate=1.0)
