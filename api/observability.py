@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from capture.drift import NoveltyTraffic
 from embeddings import ImageEncoderPool
 from learner import NotEnoughData
 from store import Function, ReviewItem, session_scope
@@ -108,6 +109,10 @@ class Metrics:
         """Read the encoder and review queues at each scrape."""
         self.registry.register(QueueCollector(engine, encoders))
 
+    def watch_novelty(self, traffic: NoveltyTraffic) -> None:
+        """Read each function's scored and novel invokes at each scrape (the drift signal)."""
+        self.registry.register(NoveltyCollector(traffic))
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in KNOWN_METHODS else "OTHER"
         self.http_requests.labels(method=method, route=route, status=str(status)).inc()
@@ -190,6 +195,40 @@ class QueueCollector(Collector):
         )
         with session_scope(self._engine) as session:
             return [(function_id, int(count)) for function_id, count in session.exec(query).all()]
+
+
+class NoveltyCollector(Collector):
+    """Invokes whose novelty was scored, and those that were novel, per function: alert on
+    ``rate(winnow_novel_invokes_total[1h]) / rate(winnow_scored_invokes_total[1h])``."""
+
+    def __init__(self, traffic: NoveltyTraffic) -> None:
+        self._traffic = traffic
+
+    def collect(self) -> Iterable[Metric]:
+        scored = CounterMetricFamily(
+            "winnow_scored_invokes",
+            "Invokes whose calibrated novelty was scored (the function had a novelty model).",
+            labels=["function_id"],
+        )
+        novel = CounterMetricFamily(
+            "winnow_novel_invokes",
+            "Invokes whose calibrated novelty passed the function's noveltyThreshold.",
+            labels=["function_id"],
+        )
+        share = GaugeMetricFamily(
+            "winnow_novel_share",
+            "Share of this process's scored invokes that were novel in the current UTC hour.",
+            labels=["function_id"],
+        )
+        for function_id, (count, novel_count) in sorted(self._traffic.totals().items()):
+            scored.add_metric([function_id], count)
+            novel.add_metric([function_id], novel_count)
+            current = self._traffic.current_share(function_id)
+            if current is not None:
+                share.add_metric([function_id], current)
+        yield scored
+        yield novel
+        yield share
 
 
 class HttpMetricsMiddleware:

@@ -11,6 +11,13 @@ Order of checks in :meth:`CaptureController.decide`:
 4. otherwise the score must exceed an adaptive threshold (see :mod:`capture.threshold`);
 5. hard per-hour / per-day budgets apply to every capture.
 
+Named rules of the policy (:mod:`capture.rules`) capture inputs close to their examples (reason
+``"rule:<name>"``) after the random slice and before the threshold; then an input whose
+calibrated novelty (:mod:`capture.novelty`, passed in by the caller) passes the policy's
+``novelty_threshold`` is captured with reason ``"novel"``, whatever its score. Before any head
+exists, :meth:`CaptureController.decide_cold_start` replaces steps 1 and 4 by typicality and
+coverage of the traffic (:mod:`capture.cold_start`, reason ``"cold_start"``).
+
 The controller never writes to the database. Protocol for a caller::
 
     decision = controller.decide(proba, labels, vector, index, label_counts)
@@ -36,16 +43,18 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from capture.budget import CaptureBudget, FullBudget
+from capture.cold_start import ColdStartSelector
 from capture.coverage import TrafficClusters, weighted_score
 from capture.errors import InvalidArray
 from capture.index import VectorIndex
 from capture.policy import CapturePolicy
+from capture.rules import RuleMatcher
 from capture.scores import informativeness, knn_novelty
 from capture.strategies import get_strategy
 from capture.threshold import AdaptiveThreshold
 
-CaptureReason = Literal["uncertain", "novel", "coverage", "rare_class", "random"]
-SkipReason = Literal["duplicate", "budget_hour", "budget_day", "below_threshold"]
+CaptureReason = Literal["uncertain", "novel", "coverage", "rare_class", "random", "cold_start"]
+SkipReason = Literal["duplicate", "budget_hour", "budget_day", "below_threshold", "warming_up"]
 
 
 @dataclass(frozen=True)
@@ -54,10 +63,14 @@ class CaptureDecision:
 
     captured: bool
     # Why it was captured: "uncertain" (uncertainty alone exceeds the threshold), "novel"
-    # (uncertainty alone does not, novelty lifts the score over it), "coverage" (only the
+    # (calibrated novelty passes the policy's novelty_threshold, or with a novelty_weight,
+    # uncertainty alone does not pass the threshold and kNN novelty lifts the score over it),
+    # "coverage" (only the
     # under-covered region's weight lifts it over), "rare_class" (only the rare-class boost
-    # lifts it over), "random" (the unbiased slice); None when not captured.
-    reason: CaptureReason | None
+    # lifts it over), "random" (the unbiased slice), "cold_start" (no head yet: typical of an
+    # uncovered region of traffic), "rule:<name>" (close to a policy rule's examples); None when
+    # not captured.
+    reason: CaptureReason | str | None
     # Informativeness, including any rare-class boost, in [0, 1].
     score: float
     uncertainty: float
@@ -66,13 +79,20 @@ class CaptureDecision:
     nearest_similarity: float | None
     # Threshold the score was compared with.
     threshold: float
-    # Why it was not captured: "duplicate", "budget_hour", "budget_day", "below_threshold".
+    # Why it was not captured: "duplicate", "budget_hour", "budget_day", "below_threshold",
+    # "warming_up" (no head, and too little traffic seen yet to tell what is typical).
     skipped_because: SkipReason | None
-    predicted_label: str
+    # The head's label; None before any head (cold start).
+    predicted_label: str | None
     # Region of traffic the input fell in (see capture.coverage); None with balancing disabled.
     region: int | None = None
     # Factor the region's coverage applied to the score (> 1: under-covered, < 1: over-covered).
     coverage_weight: float = 1.0
+    # Calibrated novelty against the labelled data (capture.novelty: share of labelled samples
+    # less novel than the input); None when the function has no novelty model yet.
+    calibrated_novelty: float | None = None
+    # Whether calibrated_novelty passed the policy's novelty_threshold (novel traffic).
+    is_novel: bool = False
     # Budget reservation to settle with commit() / rollback(); None when not captured.
     reservation: int | None = field(default=None, compare=False)
 
@@ -120,6 +140,8 @@ class CaptureController:
         self._strategy = get_strategy(self._policy.strategy)
         self._threshold = self._new_threshold(self._policy)
         self._clusters: TrafficClusters | None = None
+        self._rules = RuleMatcher(self._policy.rules)
+        self._cold_start: ColdStartSelector | None = None
         self._budget = CaptureBudget(
             max_per_hour=self._policy.max_per_hour,
             max_per_day=self._policy.max_per_day,
@@ -164,6 +186,7 @@ class CaptureController:
         with self._lock:
             recent = self._threshold.recent_scores()
             self._policy = policy
+            self._rules = RuleMatcher(policy.rules)
             self._strategy = get_strategy(policy.strategy)
             self._threshold = self._new_threshold(policy)
             for score in recent[-policy.window :]:
@@ -182,6 +205,8 @@ class CaptureController:
         vector: ArrayLike,
         index: VectorIndex,
         label_counts: Mapping[str, int],
+        *,
+        calibrated_novelty: float | None = None,
     ) -> CaptureDecision:
         """Decide whether to capture one input (see the module notes for the checks).
 
@@ -191,6 +216,10 @@ class CaptureController:
             vector: the input's L2-normalised embedding, shape ``(dim,)``.
             index: the function's index of labelled and pending vectors (searched, not changed).
             label_counts: labelled samples per class name (missing names count as 0).
+            calibrated_novelty: the input's novelty from the function's
+                :class:`capture.novelty.NoveltyModel`; above the policy's ``novelty_threshold``
+                the input is captured with reason ``"novel"`` (after duplicates, the random
+                slice and rules, whatever its score; budgets apply).
 
         Returns:
             The decision; when ``captured``, settle it with :meth:`commit` or :meth:`rollback`.
@@ -224,25 +253,25 @@ class CaptureController:
             threshold = self._threshold.current()
             self._threshold.observe(score)
             in_random_slice = bool(self._rng.random() < policy.random_rate)
-            reason: CaptureReason | None = None
+            reason: CaptureReason | str | None = None
             skipped: SkipReason | None = None
+            rule = self._rules.match(query[0])
+            is_novel = (
+                calibrated_novelty is not None and calibrated_novelty > policy.novelty_threshold
+            )
             if nearest is not None and nearest >= policy.duplicate_similarity:
                 skipped = "duplicate"
             elif in_random_slice:
                 reason = "random"
+            elif rule is not None:
+                reason = f"rule:{rule}"
+            elif is_novel:
+                reason = "novel"
             elif score > threshold or score >= 1.0:  # a maximal score is never below the bar
                 reason = _reason(uncertainty, base_score, balanced, threshold)
             else:
                 skipped = "below_threshold"
-            reservation = None
-            if reason is not None:
-                budget_full = self._budget.exhausted(now)
-                if budget_full is not None:
-                    reason, skipped = None, budget_full
-                else:
-                    reservation = self._budget.reserve(now)
-                    if region is not None and self._clusters is not None:
-                        self._clusters.count_capture(region, policy.coverage_memory)
+            reason, skipped, reservation = self._reserve(reason, skipped, region, now)
         return CaptureDecision(
             captured=reason is not None,
             reason=reason,
@@ -255,8 +284,84 @@ class CaptureController:
             predicted_label=predicted,
             region=region,
             coverage_weight=weight,
+            calibrated_novelty=calibrated_novelty,
+            is_novel=is_novel,
             reservation=reservation,
         )
+
+    def decide_cold_start(self, vector: ArrayLike, index: VectorIndex) -> CaptureDecision:
+        """Decide whether to capture one input served without any head (no label to give).
+
+        Duplicates, the random slice, rules and budgets apply as in :meth:`decide`; in place of
+        the score and threshold, an input typical of a region of traffic that no labelled or
+        queued item covers yet is captured (reason ``"cold_start"``, see
+        :mod:`capture.cold_start`). ``score`` is the input's typicality percentile in recent
+        traffic; ``uncertainty`` is 1 (nothing is known).
+
+        Args:
+            vector: the input's L2-normalised embedding, shape ``(dim,)``.
+            index: the function's index of labelled and pending vectors (searched, not changed).
+        """
+        policy = self._policy
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        similarities = index.search(query, policy.knn_k).similarities
+        novelty = float(knn_novelty(1.0 - similarities)[0])
+        nearest = None if np.isnan(similarities[0, 0]) else float(similarities[0, 0])
+        with self._lock:
+            now = self._clock()
+            region, weight = self._coverage(query[0], policy)
+            if self._cold_start is None or self._cold_start.dim != query.shape[1]:
+                self._cold_start = ColdStartSelector(query.shape[1])
+            judged = self._cold_start.judge(query[0], index)
+            in_random_slice = bool(self._rng.random() < policy.random_rate)
+            rule = self._rules.match(query[0])
+            reason: CaptureReason | str | None = None
+            skipped: SkipReason | None = None
+            if nearest is not None and nearest >= policy.duplicate_similarity:
+                skipped = "duplicate"
+            elif in_random_slice:
+                reason = "random"
+            elif rule is not None:
+                reason = f"rule:{rule}"
+            elif judged.wanted:
+                reason = "cold_start"
+            else:
+                skipped = "warming_up" if judged.warming_up else "below_threshold"
+            reason, skipped, reservation = self._reserve(reason, skipped, region, now)
+            if reason == "cold_start":
+                self._cold_start.captured(judged.region)
+        return CaptureDecision(
+            captured=reason is not None,
+            reason=reason,
+            score=judged.typicality,
+            uncertainty=1.0,
+            novelty=novelty,
+            nearest_similarity=nearest,
+            threshold=1.0,
+            skipped_because=skipped,
+            predicted_label=None,
+            region=region,
+            coverage_weight=weight,
+            reservation=reservation,
+        )
+
+    def _reserve(
+        self,
+        reason: CaptureReason | str | None,
+        skipped: SkipReason | None,
+        region: int | None,
+        now: float,
+    ) -> tuple[CaptureReason | str | None, SkipReason | None, int | None]:
+        """Hold a budget slot for a capture (call with the lock held): the reason, skip reason
+        and reservation once the budgets are applied."""
+        if reason is None:
+            return None, skipped, None
+        budget_full = self._budget.exhausted(now)
+        if budget_full is not None:
+            return None, budget_full, None
+        if region is not None and self._clusters is not None:
+            self._clusters.count_capture(region, self._policy.coverage_memory)
+        return reason, None, self._budget.reserve(now)
 
     def commit(self, decision: CaptureDecision) -> bool:
         """Count a persisted capture against the budgets; False if nothing to settle."""

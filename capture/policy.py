@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from capture.errors import InvalidPolicy
+from capture.rules import CaptureRule, parse_rules
 from capture.scores import DEFAULT_NOVELTY_WEIGHT
 from capture.strategies import get_strategy
 
@@ -60,9 +61,28 @@ class CapturePolicy:
     window: int = 500
     # Threshold used until enough scores have been seen to estimate the adaptive one.
     initial_threshold: float = 0.7
+    # Named "more like these" rules (see capture.rules): inputs close to a rule's examples are
+    # captured with reason "rule:<name>".
+    rules: tuple[CaptureRule, ...] = ()
+    # Most mislabel suspects (labelled samples whose label a training doubts) pending review at
+    # once; each training tops the queue up to it. 0 disables suspects.
+    suspect_budget: int = 20
+    # Calibrated novelty (see capture.novelty: the share of labelled samples less novel than the
+    # input) above which an input is captured with reason "novel" and counts as novel traffic
+    # (the drift signal); 1 turns novel capture off. 0.99 flags about 1% of ordinary traffic.
+    novelty_threshold: float = 0.99
+    # Fewest novel items a cluster needs to be proposed as a new label.
+    proposal_min_size: int = 10
+    # How tight a proposal must be: its members' mean pairwise cosine distance stays below this
+    # times that of a typical labelled class (1: no looser than the labels the function has).
+    # On B7, 1.25 proposed unseen classes sooner than 1.0 and still nothing on seen-only traffic.
+    proposal_tightness: float = 1.25
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", parse_rules(self.rules))
         for setting in dataclasses.fields(self):
+            if setting.name == "rules":
+                continue
             _check_type(setting.name, getattr(self, setting.name), _TYPES[setting.name])
         for name, is_valid, requirement in _RULES:
             value = getattr(self, name)
@@ -76,8 +96,16 @@ class CapturePolicy:
         get_strategy(self.strategy)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping of every setting."""
-        return dataclasses.asdict(self)
+        """JSON-ready mapping of every setting (rules with their resolved vectors: for storage)."""
+        values = dataclasses.asdict(self)
+        values["rules"] = [
+            {**dataclasses.asdict(rule), "examples": list(rule.examples)} for rule in self.rules
+        ]
+        return values
+
+    def public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` as shown to users: rules as written, without their vectors."""
+        return {**self.to_dict(), "rules": [rule.public_dict() for rule in self.rules]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CapturePolicy:
@@ -97,7 +125,10 @@ class CapturePolicy:
                 f"unknown capture policy setting(s): {', '.join(map(str, unknown))}; "
                 f"known: {', '.join(_TYPES)}"
             )
-        values = {name: _coerce(name, value, _TYPES[name]) for name, value in data.items()}
+        values: dict[str, Any] = {
+            name: parse_rules(value) if name == "rules" else _coerce(name, value, _TYPES[name])
+            for name, value in data.items()
+        }
         return cls(**values)
 
 
@@ -118,6 +149,11 @@ _TYPES: dict[str, type] = {
     "allow_new_labels": bool,
     "window": int,
     "initial_threshold": float,
+    "rules": list,
+    "suspect_budget": int,
+    "novelty_threshold": float,
+    "proposal_min_size": int,
+    "proposal_tightness": float,
 }
 
 
@@ -148,6 +184,10 @@ _RULES: list[tuple[str, Any, str]] = [
     ("knn_k", lambda v: 1 <= v <= 100, "must be within [1, 100]"),
     ("window", lambda v: 10 <= v <= 100_000, "must be within [10, 100000]"),
     ("initial_threshold", _fraction, "must be within [0, 1]"),
+    ("suspect_budget", lambda v: 0 <= v <= 1000, "must be within [0, 1000]"),
+    ("novelty_threshold", _fraction, "must be within [0, 1]"),
+    ("proposal_min_size", lambda v: 2 <= v <= 10_000, "must be within [2, 10000]"),
+    ("proposal_tightness", lambda v: 0.0 < v <= 10.0, "must be within (0, 10]"),
 ]
 
 

@@ -159,3 +159,14 @@ def informativeness(
         )
     combined = (1.0 - novelty_weight) * uncertain + novelty_weight * novel
     return np.clip(combined, 0.0, 1.0)
+
+
+def unit_rows(vectors: ArrayLike) -> np.ndarray:
+    """``(n, dim)`` vectors scaled to unit length (a zero row stays zero), checked finite."""
+    matrix = np.asarray(vectors, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise InvalidArray(f"vectors must be shaped (n, dim), got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise InvalidArray("vectors contain NaN or infinite values")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)

@@ -10,6 +10,7 @@ from store.labels import (
     label_sample,
     unlabel_sample,
 )
+from store.novel_marks import NovelMark
 from store.objects import ObjectNotFound, ObjectStoreUnavailable, S3Objects, parse_s3_url
 from store.tables import (
     Function,
@@ -31,6 +32,7 @@ __all__ = [
     "Function",
     "Label",
     "ModelVersion",
+    "NovelMark",
     "ObjectNotFound",
     "ObjectStoreUnavailable",
     "ReviewItem",

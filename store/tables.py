@@ -72,6 +72,12 @@ class Sample(SQLModel, table=True):
     review_item_id: str | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     annotated_at: datetime | None = None
+    # When the sample's label last went from one label to another (or to none): the model
+    # history counts these changes between versions.
+    label_changed_at: datetime | None = None
+    # The label a reviewer confirmed (or set) on a mislabel suspect: while the sample keeps it,
+    # it is not suggested as a suspect again.
+    confirmed_label_id: str | None = None
 
 
 class ModelVersion(SQLModel, table=True):
@@ -93,6 +99,8 @@ class ModelVersion(SQLModel, table=True):
     annotation_counter: int = 0
     train_seconds: float = 0.0
     parent_version: int | None = None
+    # Samples whose label changed (relabelled or unlabelled) since the parent version was trained.
+    labels_changed: int | None = None
     decision: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     trigger: str = "manual"
     created_at: datetime = Field(default_factory=utcnow)
@@ -100,10 +108,16 @@ class ModelVersion(SQLModel, table=True):
 
 
 class ReviewItem(SQLModel, table=True):
-    """An invoke input captured for human review."""
+    """An item for human review: an invoke input (kind ``capture``) or a labelled sample whose
+    label looks wrong (kind ``suspect``, with ``sample_id`` set from the start)."""
 
     id: str = Field(default_factory=lambda: new_id("item"), primary_key=True)
     function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
+    # capture | suspect
+    kind: str = Field(default="capture", index=True)
+    # Suspects: the sample's label when it was suspected, and the label the model suggests.
+    given_label: str | None = None
+    suggested_label: str | None = None
     blob: str = Field(index=True)
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     # pending | annotated | skipped | discarded

@@ -11,9 +11,16 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SessionDep
 from api.errors import Conflict, NotFound
-from api.schemas import FunctionPublic, ModelVersionPublic, Page, TrainingStatusPublic
+from api.schemas import (
+    FunctionMetricsPublic,
+    FunctionPublic,
+    ModelVersionPublic,
+    Page,
+    TrainingStatusPublic,
+)
 from api.services import training as service
 from api.services.functions import function_public, get_function
+from api.services.novelty import drift_public
 from learner import confusion_matrix_png
 from store import ModelVersion, session_scope
 
@@ -83,12 +90,13 @@ def list_models(function_id: str, session: SessionDep) -> Page[ModelVersionPubli
 @router.post("/models/{version}/deploy")
 def deploy(
     function_id: str,
-    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    version: Annotated[int, Path(ge=0, le=2**31 - 1)],
     rt: RuntimeDep,
     pin: bool = True,
 ) -> ModelVersionPublic:
     """Serve this version now (roll back or forward). ``pin`` (default) stops automatic
-    promotion of retrained versions until the function is unpinned."""
+    promotion of retrained versions until the function is unpinned. Version 0, the zero-shot
+    head, is brought up to date with the labels at its next invoke."""
     return _public(service.deploy_version(rt, function_id, version, pin=pin))
 
 
@@ -122,9 +130,14 @@ def _deployed(session: SessionDep, function_id: str) -> ModelVersion:
 
 
 @router.get("/metrics")
-def metrics(function_id: str, session: SessionDep) -> ModelVersionPublic:
-    """The deployed version with its cross-validated (out-of-fold) metrics."""
-    return _public(_deployed(session, function_id))
+def metrics(function_id: str, session: SessionDep, rt: RuntimeDep) -> FunctionMetricsPublic:
+    """The deployed version with its cross-validated (out-of-fold) metrics, and ``drift``: the
+    share of novel traffic per hour over the last day (the signal to alert on)."""
+    row = _deployed(session, function_id)
+    function = get_function(session, function_id)
+    return FunctionMetricsPublic.model_validate(
+        {**_public(row).model_dump(), "drift": drift_public(rt, function)}
+    )
 
 
 @router.get(

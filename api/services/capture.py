@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from api.runtime import Runtime
 from api.schemas import CaptureInfo
+from api.services.novelty import score_novelty
 from capture import Kind, add_pending
 from review_queue import capture_times, create_item, holds_image, lock_captures
 from store import (
@@ -36,18 +37,35 @@ def maybe_capture(
     *,
     data: bytes,
     vector: np.ndarray,
-    proba: np.ndarray,
+    proba: np.ndarray | None,
     classes: list[str],
-    model_version: int,
+    model_version: int | None,
 ) -> CaptureInfo:
-    """Decide whether this input goes to review and, if so, persist it before answering."""
+    """Decide whether this input goes to review and, if so, persist it before answering.
+
+    ``proba`` None: no model serves the function yet, and cold-start capture decides (typical
+    inputs of regions of traffic no labelled or queued item covers yet).
+    """
     controller = rt.capture.controller(function)
     index = rt.indexes.get_or_create(function.id, vector.shape[0])
+    novelty = None if proba is None else score_novelty(rt, function, vector)
     with rt.capture.function_locks[function.id]:
-        decision = controller.decide(
-            proba, classes, vector, index, rt.capture.label_counts(function.id)
+        if proba is None:
+            decision = controller.decide_cold_start(vector, index)
+        else:
+            decision = controller.decide(
+                proba,
+                classes,
+                vector,
+                index,
+                rt.capture.label_counts(function.id),
+                calibrated_novelty=novelty,
+            )
+        if novelty is not None:
+            rt.novel_traffic.record(function.id, novel=decision.is_novel)
+        skipped = CaptureInfo(
+            captured=False, reason=None, score=decision.score, item_id=None, novelty=novelty
         )
-        skipped = CaptureInfo(captured=False, reason=None, score=decision.score, item_id=None)
         if not decision.captured:
             return skipped
         try:
@@ -69,7 +87,7 @@ def maybe_capture(
                     blob=rt.blobs.put(data),
                     vector=vector,
                     predicted_label=decision.predicted_label,
-                    confidence=float(np.max(proba)),
+                    confidence=None if proba is None else float(np.max(proba)),
                     model_version=model_version,
                     reason=str(decision.reason),
                     score=decision.score,
@@ -81,7 +99,13 @@ def maybe_capture(
         controller.commit(decision)
         add_pending(index, index_key(item.id), vector)
     rt.metrics.count_capture(str(decision.reason))
-    return CaptureInfo(captured=True, reason=decision.reason, score=decision.score, item_id=item.id)
+    return CaptureInfo(
+        captured=True,
+        reason=decision.reason,
+        score=decision.score,
+        item_id=item.id,
+        novelty=novelty,
+    )
 
 
 def rebuild_index(rt: Runtime, function_id: str) -> None:
@@ -95,6 +119,7 @@ def rebuild_index(rt: Runtime, function_id: str) -> None:
         items = session.exec(
             select(ReviewItem.id, ReviewItem.embedding).where(
                 ReviewItem.function_id == function_id,
+                ReviewItem.kind == "capture",  # a suspect's vector is its sample's, indexed above
                 col(ReviewItem.status).in_(("pending", "discarded")),
             )
         ).all()

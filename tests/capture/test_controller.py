@@ -207,7 +207,28 @@ def test_reasons_before_history_use_the_initial_threshold() -> None:
         "predicted_label",
         "region",
         "coverage_weight",
+        "calibrated_novelty",
+        "is_novel",
     }
+
+
+def test_calibrated_novelty_over_the_threshold_is_captured_novel() -> None:
+    controller = make_controller(novelty_threshold=0.95, initial_threshold=0.99, random_rate=0.0)
+    index = VectorIndex(4)
+    index.add([1], [[1, 0, 0, 0]], "labelled")
+    sure = [0.99, 0.01]
+    novel = controller.decide(
+        sure, ["a", "b"], [0, 1, 0, 0], index, PLENTY, calibrated_novelty=0.97
+    )
+    assert novel.captured and novel.reason == "novel" and novel.is_novel
+    assert novel.calibrated_novelty == 0.97 and novel.to_dict()["is_novel"]
+    usual = controller.decide(sure, ["a", "b"], [0, 0, 1, 0], index, PLENTY, calibrated_novelty=0.5)
+    assert not usual.captured and not usual.is_novel
+    unknown = controller.decide(sure, ["a", "b"], [0, 0, 0, 1], index, PLENTY)
+    assert not unknown.captured and unknown.calibrated_novelty is None
+    # near-duplicates are never captured, however novel
+    twin = controller.decide(sure, ["a", "b"], [1, 0, 0, 0], index, PLENTY, calibrated_novelty=1.0)
+    assert not twin.captured and twin.skipped_because == "duplicate" and twin.is_novel
 
 
 def test_strategy_from_policy_and_policy_update_keeps_history() -> None:

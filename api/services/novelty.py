@@ -1,0 +1,70 @@
+"""Novelty wiring: each function's calibrated novelty model and its novel-traffic counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlmodel import col, select
+
+from api.runtime import Runtime
+from api.schemas import DriftPublic, NoveltyHour
+from capture import CapturePolicy
+from capture.novelty import MIN_CLASSES, MIN_SAMPLES, NoveltyModel
+from store import Function, Label, Sample, session_scope, vector_from_bytes
+
+
+def labelled_vectors(rt: Runtime, function_id: str) -> tuple[np.ndarray, list[str]]:
+    """Every labelled sample's embedding with its label name."""
+    with session_scope(rt.engine) as session:
+        rows = session.exec(
+            select(Sample.embedding, Label.name)
+            .join(Label, col(Label.id) == col(Sample.label_id))
+            .where(Sample.function_id == function_id)
+        ).all()
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32), []
+    return np.stack([vector_from_bytes(e) for e, _ in rows]), [name for _, name in rows]
+
+
+def fit_novelty(rt: Runtime, function_id: str, seed: int = 0) -> NoveltyModel | None:
+    """A model fitted on the function's labelled data; None with too little of it."""
+    vectors, names = labelled_vectors(rt, function_id)
+    if len(names) < MIN_SAMPLES or len(set(names)) < MIN_CLASSES:
+        return None
+    return NoveltyModel(vectors, names, seed=seed)
+
+
+def novelty_model(rt: Runtime, function: Function) -> NoveltyModel | None:
+    """The function's current model (refitted when its annotations moved on, see
+    :class:`capture.novelty_models.NoveltyModels`); None with too little labelled data."""
+    return rt.novelty.current(
+        function.id, function.annotation_counter, lambda: fit_novelty(rt, function.id)
+    )
+
+
+def score_novelty(rt: Runtime, function: Function, vector: np.ndarray) -> float | None:
+    """Calibrated novelty of one embedded input, or None while the function has no model."""
+    model = novelty_model(rt, function)
+    if model is None or model.dim != vector.shape[0]:
+        return None
+    return float(model.score(vector[None, :])[0])
+
+
+def drift_public(rt: Runtime, function: Function) -> DriftPublic:
+    """The function's novel share per hour over the last day, as this process counted it."""
+    policy = CapturePolicy.from_dict(function.capture_policy or {})
+    hours = rt.novel_traffic.hours(function.id, last=24)
+    return DriftPublic(
+        novelty_threshold=policy.novelty_threshold,
+        novel_share_last_hour=rt.novel_traffic.current_share(function.id),
+        hours=[
+            NoveltyHour(
+                hour=datetime.fromtimestamp(h.start, UTC),
+                invokes=h.invokes,
+                novel=h.novel,
+                novel_share=h.novel_share,
+            )
+            for h in hours
+        ],
+    )

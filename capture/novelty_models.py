@@ -1,0 +1,115 @@
+"""One :class:`NoveltyModel` per function, kept in step with its labelled data.
+
+A model is fitted from the function's labelled samples and tagged with the revision of that data
+it saw (the caller's counter of annotations). When the revision moves on, the next use refits it
+in a background thread while the old model keeps answering; a function with no model yet is
+fitted in the caller's thread, once. Fitting takes seconds for thousands of samples, so it never
+runs twice at once for a function, and while reviewers annotate steadily a function is refitted
+at most once per ``min_refit_seconds`` (unless :meth:`NoveltyModels.invalidate` asks for one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from capture.novelty import NoveltyModel
+
+log = logging.getLogger("winnow.capture")
+
+# Builds a function's model from its labelled data; None when there is too little of it.
+ModelBuilder = Callable[[], NoveltyModel | None]
+
+
+@dataclass(frozen=True)
+class FittedNovelty:
+    """A function's model (None: too little labelled data) and the revision it was fitted at."""
+
+    model: NoveltyModel | None
+    revision: int
+    # When the fit finished (the registry's clock); -inf forces a refit at the next use.
+    fitted_at: float
+
+
+class NoveltyModels:
+    """Thread-safe map ``function_id -> FittedNovelty`` with refits on demand."""
+
+    def __init__(
+        self,
+        *,
+        background: bool = True,
+        min_refit_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """
+        Args:
+            background: refit stale models in a background thread (False: in the caller's,
+                for deterministic tests and benchmarks).
+            min_refit_seconds: least time between two refits of a function's model.
+            clock: seconds, injected so tests can move time.
+        """
+        self._background = background
+        self._min_refit = min_refit_seconds
+        self._clock = clock
+        self._fitted: dict[Hashable, FittedNovelty] = {}
+        self._fitting: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def current(
+        self, function_id: Hashable, revision: int, build: ModelBuilder
+    ) -> NoveltyModel | None:
+        """The function's model, refitted (see the module notes) if fitted at another revision.
+
+        Args:
+            function_id: the function's key.
+            revision: the function's labelled-data revision now.
+            build: fits a model from the function's labelled data now.
+        """
+        with self._lock:
+            fitted = self._fitted.get(function_id)
+            stale = fitted is None or (
+                fitted.revision != revision and self._clock() - fitted.fitted_at >= self._min_refit
+            )
+            start = stale and function_id not in self._fitting
+            if start:
+                self._fitting.add(function_id)
+        if start:
+            if fitted is None or not self._background:
+                self._fit(function_id, revision, build)
+            else:
+                threading.Thread(
+                    target=self._fit,
+                    args=(function_id, revision, build),
+                    name="winnow-novelty-fit",
+                    daemon=True,
+                ).start()
+        with self._lock:
+            fitted = self._fitted.get(function_id)
+        return fitted.model if fitted is not None else None
+
+    def invalidate(self, function_id: Hashable) -> None:
+        """Refit at the next use whatever the revision (labels changed outside annotations)."""
+        with self._lock:
+            fitted = self._fitted.get(function_id)
+            if fitted is not None:
+                self._fitted[function_id] = FittedNovelty(fitted.model, -1, float("-inf"))
+
+    def drop(self, function_id: Hashable) -> None:
+        with self._lock:
+            self._fitted.pop(function_id, None)
+
+    def _fit(self, function_id: Hashable, revision: int, build: ModelBuilder) -> None:
+        try:
+            model = build()
+            with self._lock:
+                self._fitted[function_id] = FittedNovelty(model, revision, self._clock())
+        except Exception:
+            log.exception(
+                "fitting the novelty model of %s failed; keeping the old one", function_id
+            )
+        finally:
+            with self._lock:
+                self._fitting.discard(function_id)
