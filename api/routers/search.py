@@ -1,4 +1,4 @@
-"""/v1/functions/{id}/search and /v1/functions/{id}/samples/{id}/similar"""
+"""/v1/functions/{id}/search, .../samples/{id}/similar and .../review/{id}/similar"""
 
 from __future__ import annotations
 
@@ -38,4 +38,18 @@ def similar_samples(
 ) -> Page[SearchHit]:
     """The labelled samples most similar to a stored sample, most similar first (not itself)."""
     hits = service.similar_samples(rt, function_id, sample_id, count=count)
+    return Page(data=hits, count=len(hits))
+
+
+@router.get("/review/{item_id}/similar")
+def similar_to_item(
+    function_id: str,
+    item_id: str,
+    rt: RuntimeDep,
+    _: AnnotateKey,
+    count: Annotated[int, Query(ge=1, le=SEARCH_MAX_COUNT)] = SEARCH_DEFAULT_COUNT,
+) -> Page[SearchHit]:
+    """The labelled samples most similar to a review item, most similar first (what a reviewer
+    compares it with)."""
+    hits = service.similar_to_item(rt, function_id, item_id, count=count)
     return Page(data=hits, count=len(hits))

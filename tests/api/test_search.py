@@ -40,10 +40,10 @@ def test_the_nearest_samples_of_a_red_image_are_red(client: TestClient) -> None:
     assert {hit["labelName"] for hit in found["data"]} == {"red"}
     for hit in found["data"]:
         assert labelled[hit["sampleId"]] == hit["labelName"]
-        assert set(hit) == {"sampleId", "labelName", "similarity"}
-    similarities = [hit["similarity"] for hit in found["data"]]
-    assert similarities == sorted(similarities, reverse=True)
-    assert all(-1.0 <= s <= 1.0 for s in similarities)
+        assert set(hit) == {"sampleId", "labelName", "similarity", "score"}
+    scores = [hit["score"] for hit in found["data"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.0 <= hit["similarity"] <= 1.0 for hit in found["data"])
     assert {hit["labelName"] for hit in _search(client, fid, BLUE, count=5)["data"]} == {"blue"}
 
 
@@ -59,7 +59,34 @@ def test_a_stored_image_is_its_own_nearest_sample(client: TestClient) -> None:
     body = {"data": data_uri(image), "annotation": {"labelName": "red"}}
     stored = client.post(f"/v1/functions/{fid}/samples", json=body).json()["id"]
     top = _search_bytes(client, fid, image)["data"][0]
-    assert top == {"sampleId": stored, "labelName": "red", "similarity": pytest.approx(1.0)}
+    assert (top["sampleId"], top["labelName"]) == (stored, "red")
+    assert top["similarity"] == pytest.approx(1.0)
+
+
+def _label_probability(client: TestClient, fid: str, image: bytes) -> dict[str, float]:
+    """What the serving model says about ``image``, label by label ({} before any model)."""
+    answer = client.post(
+        f"/v1/functions/{fid}/invoke", json={"data": data_uri(image)}, params={"capture": "false"}
+    ).json()
+    return {c["labelName"]: c["confidence"] for c in answer.get("labelConfidences", [])}
+
+
+def test_hits_are_ranked_by_similarity_plus_a_tenth_of_the_models_probability(
+    client: TestClient,
+) -> None:
+    fid = _function(client, per_label=4)
+    # a purple query sits between the colours, so similarity and the model both matter
+    query = png_bytes((130, 30, 130), seed=77)
+    for trained in (False, True):
+        if trained:
+            assert client.post(f"/v1/functions/{fid}/train").status_code == 200
+        probability = _label_probability(client, fid, query)
+        hits = _search_bytes(client, fid, query)["data"]
+        for hit in hits:
+            expected = hit["similarity"] + 0.1 * probability.get(hit["labelName"], 0.0)
+            assert hit["score"] == pytest.approx(expected, abs=1e-5)
+        assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert probability, "no model answered after training: the test proved nothing"
 
 
 def test_a_multipart_upload_and_its_count_field(client: TestClient) -> None:
