@@ -1,4 +1,4 @@
-"""GET /review: the reviewer's page (plain HTML + JS, no build step); its files under /static."""
+"""GET /review and GET /dashboard: pages in plain HTML + JS (no build step); files under /static."""
 
 from __future__ import annotations
 
@@ -22,3 +22,8 @@ def mount_assets(app: FastAPI) -> None:
 @router.get("/review", response_class=HTMLResponse, include_in_schema=False)
 def review_page() -> HTMLResponse:
     return HTMLResponse(files("api").joinpath("static/review.html").read_text(encoding="utf-8"))
+
+
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+def dashboard_page() -> HTMLResponse:
+    return HTMLResponse(files("api").joinpath("static/dashboard.html").read_text(encoding="utf-8"))

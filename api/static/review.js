@@ -1,107 +1,140 @@
 // The review page's script (a file, not inline: the page's CSP allows no inline script).
+// One item at a time (keys 1-9, n none of these, s, d, u), a grid of a page of items (grid.js; g switches), the
+// mislabel suspects one at a time (k keeps the label, m takes the model's), or the new-class
+// proposals (proposals.js).
 "use strict";
-const $ = (id) => document.getElementById(id);
-const state = { fid: null, items: [], labels: [], reviewed: 0, busy: false, imageUrl: null };
-
-$("apikey").value = sessionStorage.getItem("winnowKey") || "";
-$("apikey").addEventListener("change", () => { sessionStorage.setItem("winnowKey", $("apikey").value.trim()); loadFunctions(); });
-
-async function api(path, options = {}) {
-  const headers = Object.assign({}, options.headers || {});
-  const key = sessionStorage.getItem("winnowKey");
-  if (key) headers["Authorization"] = "Bearer " + key;
-  if (options.body) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, Object.assign({}, options, { headers }));
-  if (!response.ok) {
-    let message = response.statusText;
-    try { message = (await response.json()).message || message; } catch (e) {}
-    if (response.status === 401) message += " (enter an API key with the annotate scope above)";
-    throw new Error(response.status + ": " + message);
-  }
-  return response.status === 204 ? null : response;
-}
+const review = { fid: null, items: [], labels: [], reviewed: 0, busy: false, mode: "single", last: null, reopened: false };
 
 function say(text) { $("message").textContent = text || ""; }
 
 async function loadFunctions() {
   try {
-    const { data } = await (await api("/v1/functions")).json();
-    const select = $("function");
-    select.innerHTML = "";
-    for (const fn of data) {
-      const option = document.createElement("option");
-      option.value = fn.id; option.textContent = fn.name + " (" + fn.id + ")";
-      select.appendChild(option);
-    }
-    const wanted = new URLSearchParams(location.search).get("function");
-    if (wanted && data.some((fn) => fn.id === wanted)) select.value = wanted;
-    if (data.length) { await selectFunction(select.value); } else { say("No functions yet."); }
+    if (!(await winnow.loadFunctions($("function"), selectFunction))) say("No functions yet.");
   } catch (error) { say(error.message); }
 }
 
 async function selectFunction(fid) {
-  state.fid = fid; state.reviewed = 0; say("");
-  const labels = await (await api(`/v1/functions/${fid}/labels`)).json();
-  state.labels = labels.data.map((label) => label.name);
-  await refill();
+  review.fid = fid; review.reviewed = 0; review.last = null; say("");
+  $("dashboardlink").href = "/dashboard?function=" + encodeURIComponent(fid);
+  const labels = await winnow.json(`/v1/functions/${fid}/labels`);
+  review.labels = labels.data.map((label) => label.name);
+  await setMode(review.mode);
 }
 
+async function setMode(mode) {
+  review.mode = mode;
+  sessionStorage.setItem("winnowReviewMode", mode);
+  for (const button of $("modes").children) button.classList.toggle("active", button.dataset.mode === mode);
+  if (!review.fid) return;
+  try {
+    $("proposals").hidden = mode !== "proposals";
+    if (mode !== "grid") grid.leave();
+    if (mode === "grid") { await grid.enter(review.fid, review.labels); }
+    else if (mode === "proposals") { $("card").hidden = true; $("empty").hidden = true; await proposals.enter(review.fid); }
+    else { await refill(); }
+    await review.showProgress();
+  } catch (error) { say(error.message); }
+}
+
+review.showProgress = async () => {
+  const counts = await winnow.json(`/v1/functions/${review.fid}/review/counts`);
+  $("progress").textContent = `${review.reviewed} reviewed this session · ${counts.pending} pending · ${counts.annotated} annotated`;
+};
+
 async function refill() {
-  const page = await (await api(`/v1/functions/${state.fid}/review?status=pending&count=50`)).json();
-  state.items = page.data;
+  const kind = review.mode === "suspects" ? "&kind=suspect" : "";
+  const page = await winnow.json(`/v1/functions/${review.fid}/review?status=pending&count=50${kind}`);
+  review.items = page.data;
   await show();
 }
 
 async function show() {
-  const counts = await (await api(`/v1/functions/${state.fid}/review/counts`)).json();
-  $("progress").textContent = `${state.reviewed} reviewed this session · ${counts.pending} pending · ${counts.annotated} annotated`;
-  const item = state.items[0];
+  await review.showProgress();
+  const item = review.items[0];
   $("card").hidden = !item; $("empty").hidden = !!item;
+  $("empty").textContent = review.mode === "suspects"
+    ? "No mislabel suspects pending. Each training ranks the labelled samples and queues the most doubtful."
+    : "The review queue is empty. Captured inputs appear here as traffic arrives.";
   if (!item) return;
-  const blob = await (await api(item.imageUrl)).blob();
-  if (state.imageUrl) URL.revokeObjectURL(state.imageUrl);
-  state.imageUrl = URL.createObjectURL(blob);
-  $("image").src = state.imageUrl;
+  await winnow.showImage($("image"), item.imageUrl);
   $("image").dataset.item = item.id;
   $("predicted").textContent = item.predictedLabel ?? "-";
   $("confidence").textContent = item.confidence == null ? "-" : (100 * item.confidence).toFixed(1) + "%";
   $("version").textContent = item.modelVersion ?? "-";
   $("reason").textContent = item.reason;
   $("score").textContent = item.score.toFixed(3);
+  const suspect = item.kind === "suspect";
+  $("capturemeta").hidden = suspect; $("suspect").hidden = !suspect;
+  if (suspect) {
+    $("given").textContent = item.givenLabel ?? "-"; $("keepname").textContent = item.givenLabel ?? "-";
+    $("suggested").textContent = item.suggestedLabel ?? "-"; $("takename").textContent = item.suggestedLabel ?? "-";
+  }
   const box = $("labels");
   box.innerHTML = "";
-  state.labels.forEach((name, i) => {
+  review.labels.forEach((name, i) => {
     const button = document.createElement("button");
     button.dataset.label = name;
-    button.innerHTML = (i < 9 ? `<kbd>${i + 1}</kbd>` : "") + name.replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+    if (i < 9) button.appendChild(winnow.element("kbd", i + 1));
+    button.appendChild(document.createTextNode(name));
     button.addEventListener("click", () => act("annotate", name));
     box.appendChild(button);
   });
 }
 
 async function act(action, label) {
-  const item = state.items[0];
-  if (!item || state.busy) return;
-  state.busy = true;
+  const item = review.items[0];
+  if (!item || review.busy) return;
+  review.busy = true;
   try {
-    const path = `/v1/functions/${state.fid}/review/${item.id}/${action}`;
+    const path = `/v1/functions/${review.fid}/review/${item.id}/${action}`;
     const options = { method: "POST" };
     if (action === "annotate") options.body = JSON.stringify({ labelName: label });
-    await api(path, options);
-    if (action === "annotate" && !state.labels.includes(label)) state.labels.push(label);
-    state.items.shift(); state.reviewed += 1; say("");
-    if (!state.items.length) { await refill(); } else { await show(); }
-  } catch (error) { say(error.message); } finally { state.busy = false; }
+    await winnow.api(path, options);
+    if (action === "annotate" && !review.labels.includes(label)) review.labels.push(label);
+    const correcting = review.last && review.last.id === item.id && review.reopened;
+    review.last = item; review.reopened = false;
+    review.items.shift(); review.reviewed += correcting ? 0 : 1; say("");
+    if (!review.items.length) { await refill(); } else { await show(); }
+  } catch (error) { say(error.message); } finally { review.busy = false; }
 }
 
+// u: bring back the item just reviewed, to label it again (a correction; a discarded item stays so).
+function reopenLast() {
+  if (!review.last || review.reopened || review.busy) return;
+  review.reopened = true;
+  review.items.unshift(review.last);
+  show().then(() => say("Back to the item you just reviewed: pick its label again."));
+}
+
+// On a suspect: annotate with the label it has (confirms it) or the one the model suggests.
+function suspectChoice(field) {
+  const item = review.items[0];
+  if (item && item.kind === "suspect" && item[field]) act("annotate", item[field]);
+}
+
+winnow.bindKey($("apikey"), loadFunctions);
 $("function").addEventListener("change", (event) => selectFunction(event.target.value));
 $("skip").addEventListener("click", () => act("skip"));
+$("novel").addEventListener("click", () => act("novel"));
+$("keepgiven").addEventListener("click", () => suspectChoice("givenLabel"));
+$("takesuggested").addEventListener("click", () => suspectChoice("suggestedLabel"));
 $("discard").addEventListener("click", () => act("discard"));
 $("addlabel").addEventListener("click", () => { const name = $("newlabel").value.trim(); if (name) { act("annotate", name); $("newlabel").value = ""; } });
+for (const button of $("modes").children) button.addEventListener("click", () => { button.blur(); setMode(button.dataset.mode); });
 document.addEventListener("keydown", (event) => {
   if (event.target.tagName === "INPUT" || event.target.tagName === "SELECT") return;
+  if (event.key === "g" && !event.ctrlKey && !event.metaKey) { setMode(review.mode === "grid" ? "single" : "grid"); return; }
+  if (review.mode === "grid") { if (grid.onKey(event)) event.preventDefault(); return; }
+  if (review.mode === "proposals") { proposals.onKey(event); return; }
   if (event.key === "s") act("skip");
+  else if (event.key === "n") act("novel");
+  else if (event.key === "u") reopenLast();
+  else if (event.key === "k") suspectChoice("givenLabel");
+  else if (event.key === "m") suspectChoice("suggestedLabel");
   else if (event.key === "d") act("discard");
-  else if (/^[1-9]$/.test(event.key)) { const name = state.labels[Number(event.key) - 1]; if (name) act("annotate", name); }
+  else if (/^[1-9]$/.test(event.key)) { const name = review.labels[Number(event.key) - 1]; if (name) act("annotate", name); }
 });
+review.mode = new URLSearchParams(location.search).get("mode") || sessionStorage.getItem("winnowReviewMode") || "single";
+if (!["grid", "suspects", "proposals"].includes(review.mode)) review.mode = "single";
+for (const button of $("modes").children) button.classList.toggle("active", button.dataset.mode === review.mode);
 loadFunctions();

@@ -1,4 +1,4 @@
-"""The HTML pages (/docs, /redoc, /review): assets served by this app, and security headers."""
+"""The HTML pages (/docs, /redoc, /review, /dashboard): assets served by this app, and security headers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.settings import Settings
 from tests.api.live import threaded_server, wait_until
 
-PAGES = ("/docs", "/redoc", "/docs/oauth2-redirect", "/review")
+PAGES = ("/docs", "/redoc", "/docs/oauth2-redirect", "/review", "/dashboard")
 ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 ASSET = re.compile(r'<(?:script|link)\b[^>]*?\b(?:src|href)="([^"]+)"', re.IGNORECASE)
 INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
@@ -35,7 +35,7 @@ def sha256_source(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-@pytest.mark.parametrize("page", ["/docs", "/redoc", "/review"])
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/review", "/dashboard"])
 def test_pages_load_every_asset_from_this_app(client: TestClient, page: str) -> None:
     anon = anonymous(client)  # the pages and their files are open: no key
     response = anon.get(page)
@@ -66,7 +66,7 @@ def test_openapi_still_served_and_static_files_left_out_of_it(client: TestClient
     paths = schema.json()["paths"]
     assert "/v1/functions" in paths
     assert not [path for path in paths if path.startswith(("/static", "/docs", "/redoc"))]
-    assert "/review" not in paths
+    assert "/review" not in paths and "/dashboard" not in paths
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -84,10 +84,10 @@ def test_pages_send_a_strict_csp_and_no_framing(client: TestClient, page: str) -
     assert "unsafe" not in scripts and "*" not in scripts + styles
     # ReDoc adds <style> elements as it renders; only its page, which holds no key, allows that.
     assert ("'unsafe-inline'" in styles) == (page == "/redoc")
-    # Inline scripts run only by the hash of their exact text; the review page has none at all.
+    # Inline scripts run only by the hash of their exact text; our own pages have none at all.
     inline = INLINE_SCRIPT.findall(response.text)
     assert policy["script-src"] == ["'self'", *map(sha256_source, inline)]
-    if page == "/review":
+    if page in ("/review", "/dashboard"):
         assert not inline and "<style" not in response.text
         assert not re.search(r"\son[a-z]+=", response.text), "inline event handler"
     if page == "/docs":

@@ -1,0 +1,163 @@
+"""Grid review in headless chromium: a page of 20 labelled with keys, sent as one bulk request;
+undo before and after submitting; and a scripted reviewer's time, grid vs one at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.settings import Settings
+from bench.review_browser import chromium, sent_requests, wait_for
+from bench.review_speed import (
+    CLASSES,
+    key_of,
+    review_in_grid,
+    review_one_at_a_time,
+    seed_review_queue,
+)
+from tests.api.live import threaded_server
+from tests.api.test_dashboard_page import save_screenshot
+from tests.conftest import ADMIN_KEY, AUTH
+
+pytestmark = pytest.mark.browser
+BULK = "/review/annotate"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    try:
+        driver = chromium(network_log=True)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield driver
+    driver.quit()
+
+
+def _tiles(browser: Any) -> list[tuple[str, str]]:
+    script = "return [...document.querySelectorAll('#tiles .tile')].map((t) => [t.dataset.item, t.dataset.label])"
+    return [tuple(t) for t in browser.execute_script(script)]
+
+
+def _page_shown(browser: Any, after: str = "") -> str:
+    page = "return document.getElementById('tiles').dataset.page || ''"
+    return wait_for(lambda: (p := browser.execute_script(page)) != after and p, what="grid page")
+
+
+def _keys(browser: Any, keys: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).send_keys(keys).perform()
+
+
+def _annotations(http: httpx.Client, fid: str) -> dict[str, str]:
+    page = http.get(f"/v1/functions/{fid}/review", params={"status": "annotated", "count": 1000})
+    return {item["id"]: item["labelName"] for item in page.json()["data"]}
+
+
+def test_a_page_of_20_labelled_with_keys_in_one_bulk_request(
+    settings: Settings, browser: Any, tmp_path: Path
+) -> None:
+    with (
+        threaded_server(settings) as url,
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
+    ):
+        fid, truth = seed_review_queue(http, 25, seed=3, name="grid")
+        browser.get(f"{url}/review?function={fid}&mode=grid")
+        browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
+        browser.refresh()
+        page = _page_shown(browser)
+        tiles = _tiles(browser)
+        assert len(tiles) == 20
+        predicted = {
+            i["id"]: i["predictedLabel"]
+            for i in http.get(f"/v1/functions/{fid}/review", params={"count": 100}).json()["data"]
+        }
+        assert all(label == predicted[item] for item, label in tiles)  # preselected
+
+        # A wrong key on the first tile, undone: the tile has its predicted label again.
+        wrong = next(name for name in CLASSES if name != tiles[0][1])
+        _keys(browser, key_of(wrong))
+        assert _tiles(browser)[0][1] == wrong
+        _keys(browser, "u")
+        assert _tiles(browser)[0][1] == tiles[0][1]
+
+        # the focused image's nearest labelled samples, beside the grid
+        neighbours = "return [...document.querySelectorAll('#neighbourlist img')].filter((i) => i.naturalWidth).length"
+        wait_for(lambda: browser.execute_script(neighbours) == 4, what="nearest labelled samples")
+        save_screenshot(browser, tmp_path, "grid-review.png")
+        sent_requests(browser)  # forget the page's loading requests
+        presses = "".join(
+            " " if label == truth[item] else key_of(truth[item]) for item, label in tiles
+        )
+        _keys(browser, presses + "\n")
+        _page_shown(browser, after=page)
+        assert len(_tiles(browser)) == 5  # the rest of the queue
+
+        posts = [r for r in sent_requests(browser) if r["method"] == "POST"]
+        assert len(posts) == 1 and posts[0]["url"].endswith(f"/v1/functions/{fid}{BULK}"), posts
+        sent = {a["itemId"]: a["labelName"] for a in posts[0]["body"]["items"]}
+        assert len(posts[0]["body"]["items"]) == 20
+        assert sent == {item: truth[item] for item, _ in tiles}
+        assert _annotations(http, fid) == sent
+
+        # Undo after submitting reopens that page; a correction goes out as one more bulk request.
+        page = browser.execute_script("return document.getElementById('tiles').dataset.page")
+        _keys(browser, "u")
+        _page_shown(browser, after=page)
+        assert [item for item, _ in _tiles(browser)] == [item for item, _ in tiles]
+        first = tiles[0][0]
+        relabel = next(name for name in CLASSES if name != truth[first])
+        _keys(browser, key_of(relabel) + "\n")
+        wait_for(lambda: _annotations(http, fid)[first] == relabel, what="the correction")
+        posts = [r for r in sent_requests(browser) if r["method"] == "POST"]
+        assert [p["body"]["items"] for p in posts] == [[{"itemId": first, "labelName": relabel}]]
+        assert len(_annotations(http, fid)) == 20
+
+
+@pytest.mark.slow
+def test_scripted_reviewer_labels_100_items_grid_vs_one_at_a_time(
+    settings: Settings, browser: Any
+) -> None:
+    """The times are printed, not asserted (``python -m bench.review_speed`` records them)."""
+    with (
+        threaded_server(settings) as url,
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
+    ):
+        browser.get(f"{url}/review")
+        browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
+        runs = []
+        for mode, reviewer in (("single", review_one_at_a_time), ("grid", review_in_grid)):
+            fid, truth = seed_review_queue(http, 100, seed=0, name=mode)
+            runs.append(reviewer(browser, url, fid, truth, 100))
+            assert _annotations(http, fid) == truth
+        single, grid = runs
+        assert single.requests == 100 and grid.requests == 5  # one bulk request per page of 20
+        print(f"\n100 items: one at a time {single.seconds:.2f} s, grid {grid.seconds:.2f} s")
+
+
+def test_one_at_a_time_u_brings_back_the_last_item_to_relabel(
+    settings: Settings, browser: Any
+) -> None:
+    with (
+        threaded_server(settings) as url,
+        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
+    ):
+        fid, truth = seed_review_queue(http, 3, seed=4, name="single")
+        browser.get(f"{url}/review?function={fid}&mode=single")
+        browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
+        browser.refresh()
+        shown = "return document.getElementById('image').dataset.item || ''"
+        first = wait_for(lambda: browser.execute_script(shown), what="first item")
+        wrong = next(name for name in CLASSES if name != truth[first])
+        _keys(browser, key_of(wrong))
+        wait_for(lambda: browser.execute_script(shown) not in ("", first), what="second item")
+        assert _annotations(http, fid) == {first: wrong}
+        _keys(browser, "u")  # the first item again: relabel it
+        wait_for(lambda: browser.execute_script(shown) == first, what="the first item back")
+        _keys(browser, key_of(truth[first]))
+        wait_for(lambda: _annotations(http, fid) == {first: truth[first]}, what="the relabel")
+        assert "1 reviewed this session" in browser.find_element("id", "progress").text
