@@ -13,6 +13,7 @@ from api.nyckel.api_router import router as nyckel_router
 from api.observability import HttpMetricsMiddleware
 from api.routers import (
     capture,
+    dashboard,
     docs,
     functions,
     health,
@@ -24,6 +25,7 @@ from api.routers import (
     samples,
 )
 from api.routers.observability import router as metrics_router
+from api.routers.proposals import router as proposals_router
 from api.routers.search import router as search_router
 from api.runtime import Runtime
 from api.security_headers import SecurityHeadersMiddleware
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, functions, samples, invoke, capture, review, keys, page, docs):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(search_router, responses=ERROR_RESPONSES)  # similarity search
+    app.include_router(dashboard.router, responses=ERROR_RESPONSES)  # the dashboard's data
+    app.include_router(proposals_router, responses=ERROR_RESPONSES)  # new-class proposals
     # Training, versions and metrics: admin scope (and the key's tenant) on every route.
     app.include_router(
         models.router,

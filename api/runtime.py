@@ -19,7 +19,10 @@ from api.observability import Metrics
 from api.ratelimit import make_rate_limiter
 from api.settings import Settings
 from capture import CaptureController, CapturePolicy, IndexRegistry
+from capture.drift import NoveltyTraffic
+from capture.novelty_models import NoveltyModels
 from embeddings import EncoderPool, ImageEncoderPool
+from embeddings.tower_options import CPU_BATCH_SIZE, parse_batch_size
 from learner import DeployedHeads, ModelStore, ObjectModelStore
 from learner.scheduler import RetrainScheduler, TrainingTracker
 from review_queue import capture_times
@@ -70,7 +73,8 @@ def encoder_pool(
             settings.backbone,
             address=settings.ray_address,
             cache_dir=settings.weights_cache_dir or None,
-            max_batch=settings.batch_size,
+            # Ray replicas may have GPUs the API node lacks: auto means the CPU's batch here
+            max_batch=parse_batch_size(settings.batch_size) or CPU_BATCH_SIZE,
             max_wait_ms=settings.batch_wait_ms,
             max_queue=settings.queue_limit,
             torch_threads=settings.encoder_threads,
@@ -80,11 +84,13 @@ def encoder_pool(
     return EncoderPool(
         settings.backbone,
         cache_dir=settings.weights_cache_dir or None,
-        max_batch=settings.batch_size,
+        max_batch=parse_batch_size(settings.batch_size),
         max_wait_ms=settings.batch_wait_ms,
         max_queue=settings.queue_limit,
         torch_threads=settings.encoder_threads or -1,
         on_batch=on_batch,
+        precision=settings.precision,
+        compile=settings.compile,
     )
 
 
@@ -184,6 +190,10 @@ class Runtime:
         self.encoders = encoder_pool(settings, on_batch=self.metrics.observe_batch)
         self.metrics.watch(engine=self.engine, encoders=self.encoders)
         self.indexes = IndexRegistry()
+        # Calibrated novelty per function, and how much of the traffic it flagged (drift).
+        self.novelty = NoveltyModels()
+        self.novel_traffic = NoveltyTraffic()
+        self.metrics.watch_novelty(self.novel_traffic)
         self.capture = CaptureState(
             int(settings.seed) if settings.seed else None, history=self.captures_in_last_day
         )

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -145,6 +153,14 @@ class SamplePublic(Schema):
     annotation: AnnotationPublic | None
     source: str
     created_at: Timestamp
+    annotated_at: Timestamp | None = Field(
+        default=None, description="When the current label was set (null: unlabelled)."
+    )
+    annotated_by: str | None = Field(
+        default=None,
+        description="The reviewer (annotatedBy) of the last review annotation of this sample; "
+        "null for labels set by upload or the annotation endpoint.",
+    )
 
 
 # training and models -----------------------------------------------------------------------------
@@ -161,10 +177,24 @@ class ModelVersionPublic(Schema):
     sample_count: int
     train_seconds: float
     parent_version: int | None
+    labels_changed: int | None = Field(
+        default=None,
+        description="Samples the parent version trained on whose label changed since "
+        "(relabelled, e.g. from a mislabel suspect, or unlabelled); null for a first version.",
+    )
     decision: dict[str, Any]
     trigger: str
     created_at: Timestamp
     deployed_at: Timestamp | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="zero_shot: version 0, built from the label names (and descriptions) by the "
+        "backbone's text tower, serving until a trained head beats it; trained: a head trained "
+        "on labelled samples."
+    )
+    @property
+    def kind(self) -> Literal["zero_shot", "trained"]:
+        return "zero_shot" if self.head == "zero_shot" else "trained"
 
     @field_validator("metrics")
     @classmethod
@@ -192,14 +222,30 @@ class CaptureInfo(Schema):
     reason: str | None
     score: float | None
     item_id: str | None
+    novelty: float | None = Field(
+        default=None,
+        description="Calibrated novelty, 0 to 1: the share of the function's labelled samples "
+        "less unlike the labelled data than this input (0.99: more novel than 99% of them); "
+        "null while the function has too few labelled samples. Above the capture policy's "
+        "noveltyThreshold the input counts as novel traffic and is captured with reason novel.",
+    )
 
 
 class InvokeResult(Schema):
-    label_name: str
-    label_id: str
-    confidence: float
+    """An invoke's answer. Before any model exists (no trained head and, without a text tower,
+    no zero-shot head) it is 200 with ``labelName``, ``labelId``, ``confidence`` and
+    ``modelVersion`` null and ``labelConfidences`` empty; ``capture`` then says whether the
+    input was queued for a first label (reason ``cold_start``)."""
+
+    label_name: str | None
+    label_id: str | None
+    confidence: float | None
     label_confidences: list[LabelConfidence]
-    model_version: int
+    model_version: int | None = Field(
+        description="The model version that answered: 0 is the zero-shot head built from the "
+        "label names (backbones with a text tower, before a trained head beats it), 1 and up "
+        "are trained heads, null means no model yet (cold start)."
+    )
     capture: CaptureInfo | None = None
 
 
@@ -241,6 +287,10 @@ class SearchHit(Schema):
     sample_id: str
     label_name: str
     similarity: float = Field(description="Cosine similarity of the two embeddings, -1 to 1.")
+    score: float = Field(
+        description="What hits are ranked by: the similarity plus 0.1 x the probability the "
+        "deployed model gives the query for this hit's label (the similarity before any model)."
+    )
 
 
 class Health(Schema):
@@ -256,6 +306,11 @@ class Health(Schema):
 class ReviewItemPublic(Schema):
     id: str
     function_id: str
+    kind: str = Field(
+        default="capture",
+        description="capture (an invoke input) or suspect (a labelled sample whose label a "
+        "training doubts; annotating it sets that sample's label).",
+    )
     status: str
     predicted_label: str | None
     confidence: float | None
@@ -265,6 +320,12 @@ class ReviewItemPublic(Schema):
     scores: dict[str, Any]
     label_name: str | None
     sample_id: str | None
+    given_label: str | None = Field(
+        default=None, description="Suspects: the sample's label when the training doubted it."
+    )
+    suggested_label: str | None = Field(
+        default=None, description="Suspects: the label the model finds more likely."
+    )
     annotated_by: str | None
     created_at: Timestamp
     updated_at: Timestamp
@@ -318,3 +379,89 @@ class TrainingStatusPublic(Schema):
     new_annotations: int
     retrain_min_annotations: int
     last_decision: ModelVersionPublic | None
+
+
+# dashboard ---------------------------------------------------------------------------------------
+
+
+class LabelCount(Schema):
+    label_name: str
+    count: int = Field(description="Labelled samples with this label.")
+
+
+class ActivityHour(Schema):
+    hour: Timestamp = Field(description="Start of the hour (UTC).")
+    captured: int = Field(description="Invoke inputs captured for review in this hour.")
+    resolved: int = Field(description="Items that left the queue (annotated, skipped, discarded).")
+    queue_depth: int = Field(description="Pending items (any kind) at the hour's end (or now).")
+    invokes: int = Field(
+        description="Invokes scored for novelty in this hour by the process that answers (each "
+        "replica counts its own traffic, kept 48 hours; 0 before the function has a novelty model)."
+    )
+    novel: int = Field(description="Of those, invokes whose novelty passed noveltyThreshold.")
+    capture_rate: float | None = Field(
+        description="captured / invokes; null when the invokes counted do not cover the hour's "
+        "captures (no count, another replica's traffic, captures before a novelty model)."
+    )
+
+
+class DashboardPublic(Schema):
+    label_counts: list[LabelCount]
+    unlabelled_samples: int
+    activity: list[ActivityHour]
+
+
+# novelty: new-class proposals and drift ----------------------------------------------------------
+
+
+class ProposalPublic(Schema):
+    """Novel review items that cluster together: a label the function may be missing."""
+
+    id: str = Field(description="Stable while the cluster grows (from its oldest item).")
+    size: int
+    item_ids: list[str] = Field(description="The items, oldest first.")
+    image_urls: list[str]
+    nearest_label: str | None = Field(
+        description="The existing label whose mean embedding is closest to the cluster's."
+    )
+    nearest_similarity: float | None = Field(
+        description="Cosine similarity of the cluster's mean to that label's mean."
+    )
+    spread: float = Field(description="Mean cosine distance between two of its items.")
+
+
+class ProposalAccept(Body):
+    label_name: str = Field(min_length=1, max_length=200, description="The new label's name.")
+    exclude_item_ids: list[str] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Items of the proposal that do not belong to it (left in review as they are).",
+    )
+    annotated_by: str | None = Field(default=None, max_length=200)
+
+
+class ProposalAccepted(Schema):
+    proposal: ProposalPublic
+    label_name: str
+    data: list[ReviewItemPublic] = Field(description="The annotated items, now samples.")
+    count: int
+
+
+class NoveltyHour(Schema):
+    hour: Timestamp = Field(description="Start of the hour (UTC).")
+    invokes: int = Field(description="Invokes whose novelty was scored.")
+    novel: int = Field(description="Of those, invokes whose novelty passed noveltyThreshold.")
+    novel_share: float | None
+
+
+class DriftPublic(Schema):
+    """The share of novel traffic per hour, counted by the process that answered (each replica
+    counts its own traffic; the Prometheus counters sum them)."""
+
+    novelty_threshold: float
+    novel_share_last_hour: float | None
+    hours: list[NoveltyHour]
+
+
+class FunctionMetricsPublic(ModelVersionPublic):
+    drift: DriftPublic

@@ -6,7 +6,13 @@
   as its real weights, which cannot be downloaded here);
 * B3 capture cost (``bench.capture_cost``): capture decision time as a share of the *measured*
   embedding time of the backbone, flat vs HNSW index, recall@10;
-* B4 retrain cost (``bench.retrain_cost``): model selection time against sample count.
+* B4 retrain cost (``bench.retrain_cost``): model selection time against sample count;
+* B5 cold start (``bench.cold_start``): the first 10-80 labels from winnow's queue, starting with
+  no labels, against random ones; precision and recall of a capture rule;
+* B6 label errors (``bench.label_errors``): mislabel suspects against cleanlab, and the accuracy
+  a reviewer fixing them gets back.
+* B7 novel classes (``bench.novelty``): calibrated novelty against max-probability and kNN
+  distance for two unseen Fashion-MNIST classes, and how soon they are proposed as new labels.
 
 Usage (from the repository root; ``make bench ARGS="..."`` passes the same flags)::
 
@@ -38,7 +44,7 @@ from bench.results_file import write_result  # noqa: E402
 from embeddings.backbones import DEFAULT_CLIP_SPEC  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-BENCHES = ("b1", "b2", "b3", "b4")
+BENCHES = ("b1", "b2", "b3", "b4", "b5", "b6", "b7")
 
 
 def result_path(name: str, args: argparse.Namespace) -> Path:
@@ -115,11 +121,32 @@ def run_b4(args: argparse.Namespace, _state: dict[str, Any]) -> None:
     retrain_cost.main([*argv, "--full"] if args.full else argv)
 
 
+def run_b5(_args: argparse.Namespace, _state: dict[str, Any]) -> None:
+    from bench import cold_start
+
+    cold_start.main([])  # one size: a 5,000-image stream, 5 seeds
+
+
+def run_b6(_args: argparse.Namespace, _state: dict[str, Any]) -> None:
+    from bench import label_errors
+
+    label_errors.main([])  # one size: 2,000 labelled samples, as the issue specifies
+
+
+def run_b7(_args: argparse.Namespace, _state: dict[str, Any]) -> None:
+    from bench import novelty
+
+    novelty.main([])  # both scenarios, 3 seeds
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace, dict[str, Any]], None]] = {
     "b1": run_b1,
     "b2": run_b2,
     "b3": run_b3,
     "b4": run_b4,
+    "b5": run_b5,
+    "b6": run_b6,
+    "b7": run_b7,
 }
 
 
