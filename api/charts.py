@@ -8,6 +8,7 @@ canvas, so nothing touches pyplot's global state and drawing is safe in a server
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 
 from matplotlib.axes import Axes
@@ -127,5 +128,8 @@ def _empty(figure: Figure, axes: Axes, text: str) -> bytes:
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    with warnings.catch_warnings():
+        # a label name may hold characters the font lacks: they draw as boxes, not log lines
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        figure.savefig(buffer, format="png")
     return buffer.getvalue()
