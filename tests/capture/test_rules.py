@@ -1,4 +1,4 @@
-"""Capture rules: validation in the policy, matching by centroid similarity, reason rule:<name>."""
+"""Capture rules: validation in the policy, matching by mean similarity, reason rule:<name>."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from capture import CaptureController, CapturePolicy, InvalidPolicy, VectorIndex
-from capture.rules import DEFAULT_RULE_SIMILARITY, CaptureRule, RuleMatcher, rule_centroid
+from capture.rules import DEFAULT_RULE_SIMILARITY, CaptureRule, RuleMatcher, rule_mean
 
 DIM = 16
 
@@ -57,16 +57,25 @@ def test_rules_round_trip_and_public_view_hides_vectors() -> None:
     np.testing.assert_allclose(rule.matrix(), np.stack([unit(1, 0), unit(1, 0.2)]))
 
 
-def test_matcher_uses_the_centroid_and_the_rules_similarity() -> None:
-    examples = [unit(1, 0.3), unit(1, -0.3)]  # centroid along the first axis
+def test_matcher_uses_the_mean_similarity_and_the_rules_similarity() -> None:
+    examples = [unit(1, 0.3), unit(1, -0.3)]  # mean along the first axis, length 0.958
     matcher = RuleMatcher([resolved("near", examples, similarity=0.95)])
-    np.testing.assert_allclose(rule_centroid(np.stack(examples)), unit(1))
-    assert matcher.match(unit(1)) == "near"  # closer to the centroid than to either example
-    assert matcher.match(unit(1, 0.5)) is None  # cos = 0.89 < 0.95
+    np.testing.assert_allclose(rule_mean(np.stack(examples)) @ unit(1), 0.958, atol=1e-3)
+    assert matcher.match(unit(1)) == "near"  # mean similarity 0.958 (0.958 to either example)
+    assert matcher.match(unit(1, 0.5)) is None  # mean of 0.985 and 0.728 = 0.857 < 0.95
+    np.testing.assert_allclose(matcher.similarities(unit(1, 0.5)), [0.857], atol=1e-3)
     assert matcher.match(unit(0, 1)) is None
     assert RuleMatcher([]).match(unit(1)) is None
     assert RuleMatcher([CaptureRule("unresolved", ("a",))]).match(unit(1)) is None
     assert matcher.match(np.ones(DIM + 1, dtype=np.float32)) is None  # another backbone's vector
+
+
+def test_spread_out_examples_ask_more_than_their_centroid() -> None:
+    spread = resolved("spread", [unit(1, 1), unit(1, -1)], similarity=0.8)
+    tight = resolved("tight", [unit(1, 0.1), unit(1, -0.1)], similarity=0.8)
+    # unit(1) is the centroid of both pairs (cosine 1.0) but only 0.707 from each spread example
+    assert RuleMatcher([spread]).match(unit(1)) is None
+    assert RuleMatcher([tight]).match(unit(1)) == "tight"
 
 
 def test_first_matching_rule_names_the_capture_and_budgets_apply() -> None:
