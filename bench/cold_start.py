@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/cold_start.py``
 
 from bench.capture_sim import run_capture, trainable  # noqa: E402
 from bench.data import BenchmarkData, Split, load_benchmark_data  # noqa: E402
+from bench.label_efficiency import summarise  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 from capture import CaptureController, CapturePolicy, VectorIndex  # noqa: E402
 from capture.rules import DEFAULT_RULE_SIMILARITY, CaptureRule  # noqa: E402
@@ -187,16 +188,6 @@ def rules_row(
             for c in {r["label"] for r in runs}
         ),
         "runs": runs,
-    }
-
-
-def summarise(values: list[float]) -> dict[str, float]:
-    array = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": float(array.mean()),
-        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-        "min": float(array.min()),
-        "max": float(array.max()),
     }
 
 

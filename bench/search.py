@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/search.py``
 
 from api.services.search import search_scores  # noqa: E402
 from bench.data import BenchmarkData, load_benchmark_data  # noqa: E402
+from bench.label_efficiency import summarise as spread  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 from learner import ranked_predictions, train_head  # noqa: E402
 
@@ -103,16 +104,6 @@ def run_seed(data: BenchmarkData, labelled: int, seed: int) -> dict[str, Any]:
         "head_oof_accuracy": float(result.metrics["accuracy"]),
         "train_seconds": train_seconds,
         "search_ms_per_query": search_ms,
-    }
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    array = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": float(array.mean()),
-        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-        "min": float(array.min()),
-        "max": float(array.max()),
     }
 
 
