@@ -1,4 +1,5 @@
-"""One :class:`NoveltyModel` per function, kept in step with its labelled data.
+"""One :class:`NoveltyModel` per function, kept in step with its labelled data, and the
+function's :class:`capture.traffic.RecentTraffic` its novelty is measured relative to.
 
 A model is fitted from the function's labelled samples and tagged with the revision of that data
 it saw (the caller's counter of annotations). When the revision moves on, the next use refits it
@@ -17,6 +18,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from capture.novelty import NoveltyModel
+from capture.traffic import RecentTraffic
 
 log = logging.getLogger("winnow.capture")
 
@@ -56,6 +58,7 @@ class NoveltyModels:
         self._clock = clock
         self._fitted: dict[Hashable, FittedNovelty] = {}
         self._fitting: set[Hashable] = set()
+        self._traffic: dict[Hashable, RecentTraffic] = {}
         self._lock = threading.Lock()
 
     def current(
@@ -97,9 +100,18 @@ class NoveltyModels:
             if fitted is not None:
                 self._fitted[function_id] = FittedNovelty(fitted.model, -1, float("-inf"))
 
+    def traffic(self, function_id: Hashable, dim: int) -> RecentTraffic:
+        """The function's recent traffic (a new, empty window when ``dim`` changed)."""
+        with self._lock:
+            traffic = self._traffic.get(function_id)
+            if traffic is None or traffic.dim != dim:
+                traffic = self._traffic[function_id] = RecentTraffic(dim)
+            return traffic
+
     def drop(self, function_id: Hashable) -> None:
         with self._lock:
             self._fitted.pop(function_id, None)
+            self._traffic.pop(function_id, None)
 
     def _fit(self, function_id: Hashable, revision: int, build: ModelBuilder) -> None:
         try:

@@ -48,7 +48,7 @@ def maybe_capture(
     """
     controller = rt.capture.controller(function)
     index = rt.indexes.get_or_create(function.id, vector.shape[0])
-    novelty = None if proba is None else score_novelty(rt, function, vector)
+    novelty = score_novelty(rt, function, vector, scored=proba is not None)
     with rt.capture.function_locks[function.id]:
         if proba is None:
             decision = controller.decide_cold_start(vector, index)

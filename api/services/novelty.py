@@ -43,12 +43,17 @@ def novelty_model(rt: Runtime, function: Function) -> NoveltyModel | None:
     )
 
 
-def score_novelty(rt: Runtime, function: Function, vector: np.ndarray) -> float | None:
-    """Calibrated novelty of one embedded input, or None while the function has no model."""
-    model = novelty_model(rt, function)
+def score_novelty(
+    rt: Runtime, function: Function, vector: np.ndarray, *, scored: bool = True
+) -> float | None:
+    """Calibrated novelty of one embedded input relative to the function's recent traffic, which
+    the input then joins; None while the function has no model (or ``scored`` is False)."""
+    traffic = rt.novelty.traffic(function.id, vector.shape[0])
+    model = novelty_model(rt, function) if scored else None
     if model is None or model.dim != vector.shape[0]:
+        traffic.add(vector[None, :])
         return None
-    return float(model.score(vector[None, :])[0])
+    return float(traffic.score(model, vector[None, :])[0])
 
 
 def drift_public(rt: Runtime, function: Function) -> DriftPublic:

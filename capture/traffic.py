@@ -1,0 +1,80 @@
+"""A function's recent traffic: the window novelty is measured relative to.
+
+:class:`RecentTraffic` keeps the last ``size`` inputs a function was invoked with (a ring buffer
+in this process's memory: a restart or another replica starts empty and novelty falls back to the
+plain distance until ``capture.novelty.MIN_TRAFFIC`` inputs have been seen). Each input is scored
+against the window *before* it joins it, so an input never finds itself. The model's calibration
+against the window is redone whenever the window has moved on by a tenth of its fill (at most
+every ``recalibrate_every`` inputs) or the model changed.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from capture.novelty import NoveltyModel, TrafficCalibration
+from capture.scores import unit_rows
+
+
+class RecentTraffic:
+    """The last ``size`` inputs of one function, and novelty scored relative to them."""
+
+    def __init__(self, dim: int, *, size: int = 2000, recalibrate_every: int = 200) -> None:
+        """
+        Args:
+            dim: vector dimension.
+            size: inputs kept (memory: ``size * dim`` float32).
+            recalibrate_every: most inputs between two calibrations of a model to the window.
+        """
+        self.dim = dim
+        self._window = np.zeros((size, dim), dtype=np.float32)
+        self._seen = 0
+        self._recalibrate_every = recalibrate_every
+        self._calibrated: tuple[NoveltyModel, int, TrafficCalibration | None] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def seen(self) -> int:
+        """Inputs added since the window started."""
+        return self._seen
+
+    def filled(self) -> int:
+        return min(self._seen, self._window.shape[0])
+
+    def score(self, model: NoveltyModel, vectors: ArrayLike) -> np.ndarray:
+        """``model``'s novelty of each input relative to the window, which they then join.
+
+        Args:
+            model: the function's fitted novelty model (same dimension).
+            vectors: shape ``(n, dim)``; scored together against the window as it was.
+        """
+        matrix = unit_rows(vectors)
+        with self._lock:
+            window = self._window[: self.filled()]
+            scores = model.score(matrix, window, self._calibration(model, window))
+            self._add(matrix)
+        return scores
+
+    def add(self, vectors: ArrayLike) -> None:
+        """Add inputs that were not scored (no model yet)."""
+        matrix = unit_rows(vectors)
+        with self._lock:
+            self._add(matrix)
+
+    def _add(self, matrix: np.ndarray) -> None:
+        for row in matrix:
+            self._window[self._seen % self._window.shape[0]] = row
+            self._seen += 1
+
+    def _calibration(self, model: NoveltyModel, window: np.ndarray) -> TrafficCalibration | None:
+        if self._calibrated is not None:
+            fitted, at, calibration = self._calibrated
+            step = min(self._recalibrate_every, max(1, window.shape[0] // 10))
+            if fitted is model and self._seen - at < step:
+                return calibration
+        calibration = model.calibrate_to(window)
+        self._calibrated = (model, self._seen, calibration)
+        return calibration
