@@ -3,7 +3,9 @@
 :class:`RecentTraffic` keeps the last ``size`` inputs a function was invoked with (a ring buffer
 in this process's memory: a restart or another replica starts empty and novelty falls back to the
 plain distance until ``capture.novelty.MIN_TRAFFIC`` inputs have been seen). Each input is scored
-against the window *before* it joins it, so an input never finds itself. The model's calibration
+against the window *before* it joins it, so an input never finds itself, and an input already in
+the window (cosine similarity >= ``DUPLICATE``: a retried or repeated image) does not join it
+again, so a burst of one image does not make it look like a new region. The model's calibration
 against the window is redone whenever the window has moved on by a tenth of its fill (at most
 every ``recalibrate_every`` inputs) or the model changed.
 """
@@ -17,6 +19,9 @@ from numpy.typing import ArrayLike
 
 from capture.novelty import NoveltyModel, TrafficCalibration
 from capture.scores import unit_rows
+
+# Cosine similarity at which an input counts as one the window already holds.
+DUPLICATE = 0.999
 
 
 class RecentTraffic:
@@ -38,7 +43,7 @@ class RecentTraffic:
 
     @property
     def seen(self) -> int:
-        """Inputs added since the window started."""
+        """Inputs added since the window started (repeats of one it holds not counted)."""
         return self._seen
 
     def filled(self) -> int:
@@ -66,6 +71,9 @@ class RecentTraffic:
 
     def _add(self, matrix: np.ndarray) -> None:
         for row in matrix:
+            held = self._window[: self.filled()]
+            if held.shape[0] and float(np.max(held @ row)) >= DUPLICATE:
+                continue
             self._window[self._seen % self._window.shape[0]] = row
             self._seen += 1
 
