@@ -8,15 +8,18 @@ them as a retrain does (:func:`learner.train_head`). Traffic is every other pool
 image (all 10 classes), shuffled.
 
 * novelty AUROC (unseen vs seen traffic) of winnow's calibrated score
-  (:class:`capture.novelty.NoveltyModel`) against two references: the head's max-probability
-  (``1 - max p``) and plain kNN distance (mean cosine distance to the 5 nearest labelled);
+  (:class:`capture.novelty.NoveltyModel`, each input scored relative to the traffic before it, as
+  an invoke is) against two references: the head's max-probability (``1 - max p``) and plain kNN
+  distance (mean cosine distance to the 5 nearest labelled); also winnow's score from the
+  labelled data alone (no traffic window), for scale;
 * proposals: the traffic is invoked in order; inputs whose novelty passes the policy's
   ``novelty_threshold`` are captured ``novel`` and clustered as the service does
   (:func:`capture.proposals.cluster_novel_items` with the policy's size and tightness) every
   ``--every`` invokes. Reported: for each unseen class, how many of its inputs had been invoked
-  when a proposal whose members are >= 80% that class first appeared (target < 300); and, on a
-  stream of ``--seen-only`` invokes of seen classes only, how many proposals ever appeared
-  (target 0).
+  when a proposal whose members are >= 80% that class first appeared (target < 300), once with
+  proposals left alone and once with a reviewer accepting each such proposal as it appears
+  (:func:`stream_with_reviewer`); and, on a stream of ``--seen-only`` invokes of seen classes
+  only, how many proposals ever appeared (target 0).
 
 Usage (from the repository root)::
 
@@ -47,6 +50,7 @@ from bench.results_file import write_result  # noqa: E402
 from capture import CapturePolicy  # noqa: E402
 from capture.novelty import NoveltyModel  # noqa: E402
 from capture.proposals import class_spread, cluster_novel_items  # noqa: E402
+from capture.traffic import RecentTraffic  # noqa: E402
 from learner import train_head  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -58,6 +62,13 @@ def knn_distance(queries: np.ndarray, labelled: np.ndarray, k: int = 5) -> np.nd
     """Plain kNN reference: mean cosine distance to the ``k`` nearest labelled vectors."""
     similarities = queries @ labelled.T
     return 1.0 - (-np.partition(-similarities, k - 1, axis=1)[:, :k]).mean(axis=1)
+
+
+def streamed_novelty(model: NoveltyModel, vectors: np.ndarray) -> np.ndarray:
+    """Each input's novelty as the service scores an invoke: relative to the traffic before it
+    (a fresh :class:`capture.traffic.RecentTraffic`, as after a restart)."""
+    window = RecentTraffic(vectors.shape[1])
+    return np.concatenate([window.score(model, vector[None, :]) for vector in vectors])
 
 
 def stream_proposals(
@@ -86,6 +97,51 @@ def stream_proposals(
             members = [[str(labels[int(i)]) for i in p.item_ids] for p in proposals]
             snapshots.append((position + 1, members))
     return snapshots
+
+
+def stream_with_reviewer(
+    labelled: np.ndarray,
+    names: np.ndarray,
+    traffic: np.ndarray,
+    labels: np.ndarray,
+    unseen: tuple[str, ...],
+    policy: CapturePolicy,
+    every: int,
+    seed: int,
+) -> dict[str, int | None]:
+    """The loop as a team runs it: whenever a proposal is >= ``PURITY`` one unseen class, a
+    reviewer accepts it leaving the other members out, the class joins the labelled data and the
+    novelty model is refitted (as the service does at once after an accept). Returns, per unseen
+    class, how many of its inputs had been invoked when its proposal appeared."""
+    model = NoveltyModel(labelled, names, seed=seed)
+    window = RecentTraffic(traffic.shape[1])
+    captured: list[int] = []
+    found: dict[str, int] = {}
+    for position, vector in enumerate(traffic):
+        if window.score(model, vector[None, :])[0] > policy.novelty_threshold:
+            captured.append(position)
+        if (position + 1) % every or len(captured) < policy.proposal_min_size:
+            continue
+        proposals = cluster_novel_items(
+            [str(i) for i in captured],
+            traffic[captured],
+            max_distance=policy.proposal_tightness * model.class_spread,
+            min_size=policy.proposal_min_size,
+        )
+        accepted: list[int] = []
+        for proposal in proposals:
+            members = np.asarray([int(i) for i in proposal.item_ids])
+            kinds, counts = np.unique(labels[members], return_counts=True)
+            top = str(kinds[np.argmax(counts)])
+            if top in unseen and top not in found and counts.max() >= PURITY * len(members):
+                found[top] = int(np.sum(labels[: position + 1] == top))
+                accepted.extend(int(m) for m in members[labels[members] == top])
+        if accepted:
+            labelled = np.concatenate([labelled, traffic[accepted]])
+            names = np.concatenate([names, labels[accepted]])
+            captured = [c for c in captured if c not in set(accepted)]
+            model = NoveltyModel(labelled, names, seed=seed)
+    return {name: found.get(name) for name in unseen}
 
 
 def first_proposed(
@@ -125,7 +181,8 @@ def run_seed(data: Any, scenario: str, seed: int, args: argparse.Namespace) -> d
     started = time.perf_counter()
     model = NoveltyModel(labelled, names, seed=seed)
     fit_seconds = time.perf_counter() - started
-    novelty = model.score(traffic)
+    novelty = streamed_novelty(model, traffic)
+    labelled_only = model.score(traffic)
     max_probability = 1.0 - np.asarray(head.predict_proba(traffic)).max(axis=1)
     distance = knn_distance(traffic, labelled)
 
@@ -135,11 +192,15 @@ def run_seed(data: Any, scenario: str, seed: int, args: argparse.Namespace) -> d
     snapshots = stream_proposals(
         traffic, traffic_labels, novelty, policy, max_distance, means, args.every
     )
+    with_reviewer = stream_with_reviewer(
+        labelled, names, traffic, traffic_labels, unseen, policy, args.every, seed
+    )
     seen_only = np.flatnonzero(~is_unseen)[: args.seen_only]
+    seen_novelty = streamed_novelty(model, traffic[seen_only])
     seen_snapshots = stream_proposals(
         traffic[seen_only],
         traffic_labels[seen_only],
-        novelty[seen_only],
+        seen_novelty,
         policy,
         max_distance,
         means,
@@ -150,13 +211,16 @@ def run_seed(data: Any, scenario: str, seed: int, args: argparse.Namespace) -> d
         "unseen": list(unseen),
         "seed": seed,
         "auroc_winnow": float(roc_auc_score(is_unseen, novelty)),
+        "auroc_winnow_labelled_only": float(roc_auc_score(is_unseen, labelled_only)),
         "auroc_max_probability": float(roc_auc_score(is_unseen, max_probability)),
         "auroc_knn_distance": float(roc_auc_score(is_unseen, distance)),
         "novel_rate_seen": float(np.mean(novelty[~is_unseen] > policy.novelty_threshold)),
+        "novel_rate_seen_only_stream": float(np.mean(seen_novelty > policy.novelty_threshold)),
         "novel_rate_unseen": float(np.mean(novelty[is_unseen] > policy.novelty_threshold)),
         "proposed_after": {
             name: first_proposed(snapshots, traffic_labels, name) for name in unseen
         },
+        "proposed_after_with_reviewer": with_reviewer,
         "seen_only_invokes": len(seen_only),
         "seen_only_proposals_max": max((len(p) for _, p in seen_snapshots), default=0),
         "train_seconds": train_seconds,
@@ -181,7 +245,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if not rows:
             continue
         entry: dict[str, Any] = {}
-        for key in ("auroc_winnow", "auroc_max_probability", "auroc_knn_distance"):
+        for key in (
+            "auroc_winnow",
+            "auroc_winnow_labelled_only",
+            "auroc_max_probability",
+            "auroc_knn_distance",
+        ):
             values = np.asarray([r[key] for r in rows])
             entry[key] = {
                 "mean": float(values.mean()),
@@ -192,6 +261,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         after = [v for r in rows for v in r["proposed_after"].values()]
         entry["proposed_after_worst"] = None if None in after else max(after)
         entry["all_proposed_before_300"] = None not in after and max(after) < 300
+        reviewed = [v for r in rows for v in r["proposed_after_with_reviewer"].values()]
+        entry["proposed_after_with_reviewer_worst"] = None if None in reviewed else max(reviewed)
         entry["seen_only_proposals_max"] = max(r["seen_only_proposals_max"] for r in rows)
         summary[scenario] = entry
     return summary

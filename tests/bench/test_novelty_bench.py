@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.novelty import first_proposed, knn_distance, stream_proposals
+from bench.novelty import (
+    first_proposed,
+    knn_distance,
+    stream_proposals,
+    stream_with_reviewer,
+    streamed_novelty,
+)
 from capture import CapturePolicy
 from capture.novelty import NoveltyModel
 from capture.proposals import class_spread
@@ -42,3 +48,26 @@ def test_an_unseen_class_is_proposed_and_seen_traffic_is_not() -> None:
     assert max(len(proposals) for _, proposals in quiet) == 0
     unseen = knn_distance(traffic[~seen], labelled).mean()
     assert unseen > knn_distance(traffic[seen], labelled).mean()
+
+
+def test_a_reviewer_accepting_proposals_lets_the_next_class_through() -> None:
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((5, 24))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    names = np.asarray(["a", "b", "c", "new", "newer"])
+    labelled = np.concatenate([_blob(centres[i], 80, rng) for i in range(3)])
+    labels = np.repeat(names[:3], 80)
+    traffic_labels = rng.permutation(np.repeat(names, 120))
+    traffic = np.stack([_blob(centres[names == n][0], 1, rng)[0] for n in traffic_labels])
+    policy = CapturePolicy(proposal_min_size=8)
+    after = stream_with_reviewer(
+        labelled, labels, traffic, traffic_labels, ("new", "newer"), policy, 20, seed=0
+    )
+    assert set(after) == {"new", "newer"}
+    assert all(v is not None and v < 80 for v in after.values()), after
+    # scored as invokes are: relative to the traffic before each one, in [0, 1]
+    model = NoveltyModel(labelled, labels, components=12)
+    novelty = streamed_novelty(model, traffic)
+    assert novelty.shape == (len(traffic),) and 0.0 <= novelty.min() <= novelty.max() <= 1.0
+    is_new = np.isin(traffic_labels, ["new", "newer"])
+    assert novelty[is_new].mean() > novelty[~is_new].mean() + 0.3
