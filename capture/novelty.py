@@ -202,7 +202,8 @@ class NoveltyModel:
         if traffic is None or calibration is None:
             combined = _fisher(_share_below(self._distance_ref, distance), energy_share)
             return _share_below(self._combined_ref, combined)
-        relative = _top_mean(matrix @ traffic.T, self._traffic_k) - labelled_similarity
+        relative = _top_mean(matrix.astype(np.float32) @ traffic.T, self._traffic_k)
+        relative -= labelled_similarity
         combined = _fisher(_share_below(calibration.relative_ref, relative), energy_share)
         return _share_below(calibration.combined_ref, combined)
 

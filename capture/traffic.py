@@ -56,7 +56,7 @@ class RecentTraffic:
             model: the function's fitted novelty model (same dimension).
             vectors: shape ``(n, dim)``; scored together against the window as it was.
         """
-        matrix = unit_rows(vectors)
+        matrix = unit_rows(vectors).astype(np.float32)
         with self._lock:
             window = self._window[: self.filled()]
             scores = model.score(matrix, window, self._calibration(model, window))
@@ -65,7 +65,7 @@ class RecentTraffic:
 
     def add(self, vectors: ArrayLike) -> None:
         """Add inputs that were not scored (no model yet)."""
-        matrix = unit_rows(vectors)
+        matrix = unit_rows(vectors).astype(np.float32)
         with self._lock:
             self._add(matrix)
 
