@@ -25,6 +25,7 @@ Usage (from the repository root)::
 
     python -m bench.novelty                      # 3 seeds, both scenarios
     python -m bench.novelty --seeds 0 --quick    # smaller, for a smoke run
+    python -m bench.novelty --cost               # per-invoke cost of the traffic window only
 
 Writes ``bench/results/novelty.json`` and prints a table.
 """
@@ -268,6 +269,33 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def invoke_cost(data: Any, calls: int = 400) -> dict[str, float]:
+    """Median milliseconds of one input's novelty from the labelled data alone and relative to a
+    full traffic window (recalibrations included), interleaved so load hits both alike; and of
+    one recalibration. 2,000 labelled pool vectors of all classes, a window of 2,000 others."""
+    model = NoveltyModel(data.pool.vectors[:2000], data.pool.labels[:2000])
+    window = RecentTraffic(data.pool.vectors.shape[1])
+    window.add(data.pool.vectors[2000:4000])
+    plain, relative = [], []
+    for vector in data.val.vectors[:calls]:
+        started = time.perf_counter()
+        model.score(vector[None, :])
+        plain.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        window.score(model, vector[None, :])
+        relative.append(time.perf_counter() - started)
+    recalibrations = []
+    for _ in range(5):
+        started = time.perf_counter()
+        model.calibrate_to(data.pool.vectors[2000:4000])
+        recalibrations.append(time.perf_counter() - started)
+    return {
+        "labelled_only_ms": 1e3 * float(np.median(plain)),
+        "with_window_ms": 1e3 * float(np.median(relative)),
+        "recalibration_ms": 1e3 * float(np.median(recalibrations)),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -278,10 +306,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-size", type=int, help="proposalMinSize (policy default)")
     parser.add_argument("--tightness", type=float, help="proposalTightness (policy default)")
     parser.add_argument("--quick", action="store_true", help="pool 3000 / val 500 / test 500")
+    parser.add_argument("--cost", action="store_true", help="time one invoke's novelty, only")
     parser.add_argument("--output", type=Path, default=RESULTS / "novelty.json")
     args = parser.parse_args(argv)
     sizes = (3000, 500, 500) if args.quick else (5000, 1000, 2000)
     data = load_benchmark_data(*sizes)
+    if args.cost:
+        cost = invoke_cost(data)
+        ratio = cost["with_window_ms"] / cost["labelled_only_ms"]
+        print(f"{cost} (with the window / without: {ratio:.2f})")
+        return
     runs = []
     for scenario in SCENARIOS:
         for seed in args.seeds:

@@ -71,3 +71,21 @@ def test_a_reviewer_accepting_proposals_lets_the_next_class_through() -> None:
     assert novelty.shape == (len(traffic),) and 0.0 <= novelty.min() <= novelty.max() <= 1.0
     is_new = np.isin(traffic_labels, ["new", "newer"])
     assert novelty[is_new].mean() > novelty[~is_new].mean() + 0.3
+
+
+def test_invoke_cost_times_both_paths() -> None:
+    from types import SimpleNamespace
+
+    from bench.novelty import invoke_cost
+
+    rng = np.random.default_rng(2)
+    vectors = rng.standard_normal((4000, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = np.asarray(["a", "b"])[rng.integers(0, 2, 4000)]
+    data = SimpleNamespace(
+        pool=SimpleNamespace(vectors=vectors, labels=labels),
+        val=SimpleNamespace(vectors=vectors[:20]),
+    )
+    cost = invoke_cost(data, calls=20)
+    assert set(cost) == {"labelled_only_ms", "with_window_ms", "recalibration_ms"}
+    assert all(v > 0 for v in cost.values())
