@@ -65,6 +65,32 @@ def test_unseen_colour_is_novel_captured_and_proposed(client: TestClient) -> Non
     assert proposal["nearestLabel"] in ("red", "blue")
 
 
+def test_every_invoke_joins_the_traffic_window_novelty_is_measured_against(
+    client: TestClient,
+) -> None:
+    """Invokes before the first trained head (the tiny CLIP's zero-shot head serves them) and
+    after it feed the function's window (tests/capture/test_traffic.py covers how novelty is
+    measured relative to it)."""
+    fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
+    add_colour_samples(client, fid, per_label=8)
+    for seed in range(5):
+        _invoke(client, fid, BLUE, seed)
+    runtime = client.app.state.runtime
+    index = runtime.indexes.get(fid)
+    assert index is not None
+    window = runtime.novelty.traffic(fid, index.dim)
+    # the test backbone makes noisy solid colours near-identical: repeats do not pile up
+    assert 1 <= window.seen <= 5
+    before = window.seen
+    assert client.post(f"/v1/functions/{fid}/train").status_code == 200
+    scores = [_invoke(client, fid, colour, 1000)["novelty"] for colour in (RED, GREEN)]
+    assert all(score is not None and 0.0 <= score <= 1.0 for score in scores)
+    assert window.seen > before
+    assert runtime.novelty.traffic(fid, index.dim) is window
+    assert client.delete(f"/v1/functions/{fid}").status_code in (200, 204)
+    assert runtime.novelty.traffic(fid, index.dim).seen == 0  # deleting drops it
+
+
 def _green_proposal(client: TestClient, **policy: object) -> tuple[str, dict, list[dict]]:
     fid = _function(client, **policy)
     novel = [_invoke(client, fid, GREEN, seed) for seed in range(100, 106)]
