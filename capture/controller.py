@@ -232,10 +232,7 @@ class CaptureController:
             )
         policy, strategy = self._policy, self._strategy
         uncertainty = float(strategy.uncertainty(probabilities[None, :])[0])
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        similarities = index.search(query, policy.knn_k).similarities
-        novelty = float(knn_novelty(1.0 - similarities)[0])
-        nearest = None if np.isnan(similarities[0, 0]) else float(similarities[0, 0])
+        query, novelty, nearest = self._neighbours(vector, index)
         base_score = float(
             informativeness([uncertainty], [novelty], novelty_weight=policy.novelty_weight)[0]
         )
@@ -252,25 +249,17 @@ class CaptureController:
             score = balanced + boost
             threshold = self._threshold.current()
             self._threshold.observe(score)
-            in_random_slice = bool(self._rng.random() < policy.random_rate)
-            reason: CaptureReason | str | None = None
-            skipped: SkipReason | None = None
-            rule = self._rules.match(query[0])
+            reason, skipped = self._checked_first(query, nearest)
             is_novel = (
                 calibrated_novelty is not None and calibrated_novelty > policy.novelty_threshold
             )
-            if nearest is not None and nearest >= policy.duplicate_similarity:
-                skipped = "duplicate"
-            elif in_random_slice:
-                reason = "random"
-            elif rule is not None:
-                reason = f"rule:{rule}"
-            elif is_novel:
-                reason = "novel"
-            elif score > threshold or score >= 1.0:  # a maximal score is never below the bar
-                reason = _reason(uncertainty, base_score, balanced, threshold)
-            else:
-                skipped = "below_threshold"
+            if reason is None and skipped is None:
+                if is_novel:
+                    reason = "novel"
+                elif score > threshold or score >= 1.0:  # a maximal score is never below the bar
+                    reason = _reason(uncertainty, base_score, balanced, threshold)
+                else:
+                    skipped = "below_threshold"
             reason, skipped, reservation = self._reserve(reason, skipped, region, now)
         return CaptureDecision(
             captured=reason is not None,
@@ -302,31 +291,19 @@ class CaptureController:
             vector: the input's L2-normalised embedding, shape ``(dim,)``.
             index: the function's index of labelled and pending vectors (searched, not changed).
         """
-        policy = self._policy
-        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        similarities = index.search(query, policy.knn_k).similarities
-        novelty = float(knn_novelty(1.0 - similarities)[0])
-        nearest = None if np.isnan(similarities[0, 0]) else float(similarities[0, 0])
+        query, novelty, nearest = self._neighbours(vector, index)
         with self._lock:
             now = self._clock()
-            region, weight = self._coverage(query[0], policy)
+            region, weight = self._coverage(query[0], self._policy)
             if self._cold_start is None or self._cold_start.dim != query.shape[1]:
                 self._cold_start = ColdStartSelector(query.shape[1])
             judged = self._cold_start.judge(query[0], index)
-            in_random_slice = bool(self._rng.random() < policy.random_rate)
-            rule = self._rules.match(query[0])
-            reason: CaptureReason | str | None = None
-            skipped: SkipReason | None = None
-            if nearest is not None and nearest >= policy.duplicate_similarity:
-                skipped = "duplicate"
-            elif in_random_slice:
-                reason = "random"
-            elif rule is not None:
-                reason = f"rule:{rule}"
-            elif judged.wanted:
-                reason = "cold_start"
-            else:
-                skipped = "warming_up" if judged.warming_up else "below_threshold"
+            reason, skipped = self._checked_first(query, nearest)
+            if reason is None and skipped is None:
+                if judged.wanted:
+                    reason = "cold_start"
+                else:
+                    skipped = "warming_up" if judged.warming_up else "below_threshold"
             reason, skipped, reservation = self._reserve(reason, skipped, region, now)
             if reason == "cold_start":
                 self._cold_start.captured(judged.region)
@@ -344,6 +321,34 @@ class CaptureController:
             coverage_weight=weight,
             reservation=reservation,
         )
+
+    def _neighbours(
+        self, vector: ArrayLike, index: VectorIndex
+    ) -> tuple[np.ndarray, float, float | None]:
+        """The input as a ``(1, dim)`` query, its kNN novelty against the index and its nearest
+        neighbour's similarity (None with an empty index)."""
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        similarities = index.search(query, self._policy.knn_k).similarities
+        novelty = float(knn_novelty(1.0 - similarities)[0])
+        nearest = None if np.isnan(similarities[0, 0]) else float(similarities[0, 0])
+        return query, novelty, nearest
+
+    def _checked_first(
+        self, query: np.ndarray, nearest: float | None
+    ) -> tuple[CaptureReason | str | None, SkipReason | None]:
+        """What every decision checks first, in order (call with the lock held): a
+        near-duplicate is skipped, the random slice and then rules capture. ``(None, None)``:
+        none of them settled it."""
+        policy = self._policy
+        in_random_slice = bool(self._rng.random() < policy.random_rate)  # drawn every time
+        rule = self._rules.match(query[0])
+        if nearest is not None and nearest >= policy.duplicate_similarity:
+            return None, "duplicate"
+        if in_random_slice:
+            return "random", None
+        if rule is not None:
+            return f"rule:{rule}", None
+        return None, None
 
     def _reserve(
         self,
