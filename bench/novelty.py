@@ -140,7 +140,8 @@ def stream_with_reviewer(
         if accepted:
             labelled = np.concatenate([labelled, traffic[accepted]])
             names = np.concatenate([names, labels[accepted]])
-            captured = [c for c in captured if c not in set(accepted)]
+            taken = set(accepted)
+            captured = [c for c in captured if c not in taken]
             model = NoveltyModel(labelled, names, seed=seed)
     return {name: found.get(name) for name in unseen}
 

@@ -25,7 +25,7 @@ from scipy.special import log_softmax
 
 from learner.calibration import fit_temperature
 from learner.heads import register_head_family
-from learner.zero_shot import CLIP_LOGIT_SCALE, ZeroShotHead
+from learner.zero_shot import CLIP_LOGIT_SCALE, ZeroShotHead, softmax_rows, unit_length_rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,13 +87,13 @@ class TextAnchoredLogistic:
 
     def fit(self, X: np.ndarray, y: Sequence[str] | np.ndarray) -> TextAnchoredLogistic:
         """Fit on unit-vector embeddings ``X`` and their label names ``y``."""
-        features = _unit(np.asarray(X, dtype=np.float64))
+        features = unit_length_rows(np.asarray(X, dtype=np.float64))
         self.classes_, label_index = np.unique(
             np.asarray([str(label) for label in y], dtype=object), return_inverse=True
         )
         text = self.prior.weights_for(list(self.classes_))
         scale = self.prior.logit_scale / fit_temperature(
-            _softmax(self.prior.logit_scale * features @ text.T), label_index
+            softmax_rows(self.prior.logit_scale * features @ text.T), label_index
         )
         onehot = np.eye(len(self.classes_))[label_index]
 
@@ -117,7 +117,7 @@ class TextAnchoredLogistic:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``(n, n_classes)`` probabilities, columns in ``classes_`` order."""
-        features = _unit(np.asarray(X, dtype=np.float64))
+        features = unit_length_rows(np.asarray(X, dtype=np.float64))
         return np.exp(log_softmax(features @ self.coef_.T, axis=1))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -150,15 +150,6 @@ class TextAnchoredFamily:
         if shape.n_train > self.max_train_samples:
             return []
         return [{"anchor": anchor} for anchor in self.anchor_grid]
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(logits, axis=1))
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows / np.where(norms > 0, norms, 1.0)
 
 
 register_head_family(TextAnchoredFamily())

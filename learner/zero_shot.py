@@ -86,15 +86,16 @@ def label_text_weights(
     if not labels:
         raise ValueError("a zero-shot head needs at least one label")
     prompts = [label.prompts(templates) for label in labels]
-    vectors = _unit(np.asarray(encode_text([p for group in prompts for p in group]), np.float64))
+    texts = [p for group in prompts for p in group]
+    vectors = unit_length_rows(np.asarray(encode_text(texts), np.float64))
     n_name = len(templates)
     weights = []
     start = 0
     for group in prompts:
-        row = _unit(vectors[start : start + n_name].mean(axis=0, keepdims=True))[0]
+        row = unit_length_rows(vectors[start : start + n_name].mean(axis=0, keepdims=True))[0]
         if len(group) > n_name:  # the description, with the weight of the name's whole ensemble
             row = row + vectors[start + n_name]
-        weights.append(_unit(row[None, :])[0])
+        weights.append(unit_length_rows(row[None, :])[0])
         start += len(group)
     return np.asarray(weights, dtype=np.float32)
 
@@ -131,12 +132,12 @@ class ZeroShotHead:
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """``(n, n_labels)`` logits: scaled cosines between the rows of ``X`` and the labels."""
-        rows = _unit(np.asarray(X, dtype=np.float64))
+        rows = unit_length_rows(np.asarray(X, dtype=np.float64))
         return self.logit_scale * (rows @ self.text_weights.T.astype(np.float64))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """``(n, n_labels)`` probabilities, columns in ``classes_`` order."""
-        return _softmax(self.decision_function(X))
+        return softmax_rows(self.decision_function(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The label with the most similar text, per row."""
@@ -190,12 +191,14 @@ def build_zero_shot_head(
     )
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
+def unit_length_rows(rows: np.ndarray) -> np.ndarray:
+    """``rows`` scaled to unit length, in their own dtype (a zero row stays zero)."""
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     return rows / np.where(norms > 0, norms, 1.0)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """Each row of ``logits`` as probabilities (shifted by its maximum for stability)."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     return shifted / shifted.sum(axis=1, keepdims=True)

@@ -22,6 +22,7 @@ from api.schemas import SearchHit
 from api.services.functions import get_function
 from api.services.invoke import serving_model_or_none
 from api.services.samples import embed_image, get_sample
+from learner.zero_shot import unit_length_rows
 from store import Function, Label, Sample, session_scope, vector_from_bytes
 
 _CHUNK_ROWS = 4096  # labelled vectors held in memory at once while ranking
@@ -71,7 +72,7 @@ def nearest_labelled(
 
     Ties go to the smaller sample id, so equal queries give equal answers.
     """
-    query = _unit(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+    query = unit_length_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
     label_proba = _label_probabilities(rt, function, query)
     best_ids = np.empty(0, dtype=object)
     best_labels = np.empty(0, dtype=object)
@@ -90,7 +91,7 @@ def nearest_labelled(
         for chunk in rows.partitions(_CHUNK_ROWS):
             ids, names, embeddings = zip(*chunk, strict=True)
             matrix = np.frombuffer(b"".join(embeddings), dtype=np.float32)
-            similarities = _unit(matrix.reshape(len(ids), -1)) @ query
+            similarities = unit_length_rows(matrix.reshape(len(ids), -1)) @ query
             scores = search_scores(similarities, [label_proba.get(n, 0.0) for n in names])
             best_ids = np.concatenate([best_ids, np.asarray(ids, dtype=object)])
             best_labels = np.concatenate([best_labels, np.asarray(names, dtype=object)])
@@ -133,9 +134,3 @@ def _label_probabilities(rt: Runtime, function: Function, query: np.ndarray) -> 
         return {}
     proba = np.asarray(model.head.predict_proba(query[None, :])[0], dtype=np.float64)
     return dict(zip(model.labels, proba.tolist(), strict=True))
-
-
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (a zero row stays zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms > 0, norms, 1.0)
