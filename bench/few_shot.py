@@ -35,26 +35,29 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/few_shot.py``
 
 from bench.results_file import write_result  # noqa: E402
 from learner import TextPrior, ZeroShotHead, train_head  # noqa: E402
+from learner.zero_shot import unit_length_rows  # noqa: E402
 
 RESULT = ROOT / "bench" / "results" / "few_shot.json"
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def synthetic_task(seed: int, *, classes: int, dim: int) -> tuple[list[str], np.ndarray, Any]:
-    """Label names, their text embeddings, and a sampler of ``(images, labels)`` per class."""
+def synthetic_task(
+    seed: int, *, classes: int, dim: int, noise: float = 0.3
+) -> tuple[list[str], np.ndarray, Any]:
+    """Label names, their text embeddings, and a sampler of ``(images, labels)`` per class: image
+    clusters (spread ``noise``) around class centres; text weights are noisy copies of the
+    centres seen through a shared offset (CLIP's modality gap), so zero-shot is good but not
+    perfect."""
     rng = np.random.default_rng(seed)
-    centres = _unit(rng.normal(size=(classes, dim)))
-    gap = _unit(rng.normal(size=(1, dim))) * 0.8
-    text = _unit(centres + 0.9 * _unit(rng.normal(size=(classes, dim))) + gap)
+    centres = unit_length_rows(rng.normal(size=(classes, dim)))
+    gap = unit_length_rows(rng.normal(size=(1, dim))) * 0.8
+    text = unit_length_rows(centres + 0.9 * unit_length_rows(rng.normal(size=(classes, dim))) + gap)
     names = [f"class{i}" for i in range(classes)]
 
     def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
         index = np.repeat(np.arange(classes), per_class)
-        noise = rng.normal(size=(len(index), dim)) * 0.3
-        return _unit(centres[index] + noise + gap), np.asarray(names, dtype=object)[index]
+        offsets = rng.normal(size=(len(index), dim)) * noise
+        points = unit_length_rows(centres[index] + offsets + gap)
+        return points, np.asarray(names, dtype=object)[index]
 
     return names, text, draw
 

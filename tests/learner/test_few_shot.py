@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.few_shot import synthetic_task
 from learner import (
     Candidate,
     DataShape,
@@ -17,24 +18,9 @@ from learner import (
 from learner.few_shot import TextAnchoredFamily
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
 def toy_task(seed: int, *, shots: int, classes: int = 6, dim: int = 32):  # type: ignore[no-untyped-def]
-    """Image clusters around class centres; text weights are noisy copies of the centres seen
-    through a shared offset (CLIP's modality gap), so zero-shot is good but not perfect."""
-    rng = np.random.default_rng(seed)
-    centres = _unit(rng.normal(size=(classes, dim)))
-    gap = _unit(rng.normal(size=(1, dim))) * 0.8
-    text = _unit(centres + 0.9 * _unit(rng.normal(size=(classes, dim))) + gap)
-    names = [f"class{i}" for i in range(classes)]
-
-    def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
-        index = np.repeat(np.arange(classes), per_class)
-        points = _unit(centres[index] + 0.6 * rng.normal(size=(len(index), dim)) + gap)
-        return points, np.asarray(names, dtype=object)[index]
-
+    """The few-shot bench's synthetic task (``bench.few_shot``) with wider image clusters."""
+    names, text, draw = synthetic_task(seed, classes=classes, dim=dim, noise=0.6)
     return names, text, draw(shots), draw(200)
 
 
