@@ -1,7 +1,8 @@
 """Labelled image folders in and out: one subfolder per label (the layout Keras'
-``image_dataset_from_directory`` reads, e.g. PetImages/Cat, PetImages/Dog), plus the export
-manifest. The file's path relative to the folder is the sample's externalId, so a rerun of an
-import finds what is already there, and an export puts each file back under the same name."""
+``image_dataset_from_directory`` reads, e.g. PetImages/Cat, PetImages/Dog; named by
+``label_folders``), plus the export manifest. The file's path relative to the folder is the
+sample's externalId, so a rerun of an import finds what is already there, and an export puts each
+file back under the same name."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from winnow_client.bulk import SampleUpload
 from winnow_client.images import is_image_file
+from winnow_client.label_folders import EXPORT_FILES, folder_for_label, label_for_folder
 from winnow_client.models import Sample
 
 MANIFEST_FIELDS = (
@@ -47,17 +49,19 @@ class LabelledFolder:
 
 
 def scan_folder(root: Path) -> LabelledFolder:
-    """Every image under ``root/<label>/`` (nested folders too), labelled by its top folder.
+    """Every image under ``root/<label folder>/`` (nested folders too), labelled by its top
+    folder's name decoded (``label_for_folder``).
 
     Files whose first bytes are no image the service decodes (Thumbs.db, empty files, notes) are
     listed in ``not_images`` without being read further; hidden files and folders are ignored.
     """
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")
-    labels = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    found = LabelledFolder(labels=labels, uploads=[])
-    for label in labels:
-        for path in sorted((root / label).rglob("*")):
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found = LabelledFolder(labels=sorted({label_for_folder(f) for f in folders}), uploads=[])
+    for folder in folders:
+        label = label_for_folder(folder)
+        for path in sorted((root / folder).rglob("*")):
             relative = path.relative_to(root)
             if any(part.startswith(".") for part in relative.parts) or not path.is_file():
                 continue
@@ -69,9 +73,11 @@ def scan_folder(root: Path) -> LabelledFolder:
 
 
 def safe_name(name: str) -> str:
-    """A single path component for a label or file name (no separators, never . or ..)."""
+    """A single path component for a file name: no separators, never . or .., never hidden."""
     cleaned = re.sub(r"[/\\\x00]", "_", name).strip()
-    return cleaned if cleaned not in ("", ".", "..") else f"_{cleaned}_"
+    if cleaned in ("", ".", ".."):
+        return f"_{cleaned}_"
+    return "_" + cleaned if cleaned.startswith(".") else cleaned
 
 
 def export_path(sample: Sample, label: str, taken: set[str]) -> tuple[str, bool]:
@@ -81,7 +87,7 @@ def export_path(sample: Sample, label: str, taken: set[str]) -> tuple[str, bool]
     The name is the externalId's file path below its label folder when it was imported from such
     a folder (so a round trip keeps file names), else the sample id.
     """
-    folder = safe_name(label)
+    folder = folder_for_label(label)
     if sample.external_id and not sample.external_id.startswith("/"):
         parts = PurePosixPath(sample.external_id).parts
         if len(parts) >= 2:
@@ -115,14 +121,16 @@ def write_manifest(
     root: Path, rows: Sequence[dict[str, Any]], about: dict[str, Any], metrics: Any
 ) -> None:
     """``manifest.csv`` (one row per file), ``manifest.json`` (the same with the function and
-    the deployed model), and ``metrics.json`` (the deployed model version, or null)."""
-    with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as file:
+    the deployed model), and ``metrics.json`` (the deployed model version, or null): the
+    ``EXPORT_FILES``, whose names no label folder takes."""
+    manifest_csv, manifest_json, metrics_json = EXPORT_FILES
+    with (root / manifest_csv).open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     document = {**about, "deployedModel": metrics, "samples": list(rows)}
-    _write_json(root / "manifest.json", document)
-    _write_json(root / "metrics.json", metrics)
+    _write_json(root / manifest_json, document)
+    _write_json(root / metrics_json, metrics)
 
 
 def _write_json(path: Path, value: Any) -> None:
