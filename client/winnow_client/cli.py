@@ -51,6 +51,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     load.add_argument("folder", type=Path, metavar="DIR")
     load.add_argument("--function", required=True, metavar="NAME", help="created if missing")
+    load.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="also read symlinked files and folders that point outside DIR",
+    )
     load.set_defaults(run=import_folder)
 
     save = commands.add_parser(
@@ -106,19 +111,24 @@ def find_function(client: Client, name: str) -> Function:
 
 def import_folder(client: Client, args: argparse.Namespace) -> int:
     """Upload every image of ``DIR/<label>/``; exit 1 only when none of them is in the function."""
-    folder = scan_folder(args.folder)
+    folder = scan_folder(args.folder, follow_symlinks=args.follow_symlinks)
     function = client.ensure_function(args.function, folder.labels)
     report = client.upload_samples(
         function.id, folder.uploads, concurrency=args.concurrency, progress=not args.quiet
     )
     for path in folder.not_images:
         print(f"skipped {path}: not an image (JPEG, PNG, GIF, BMP or WebP)", file=sys.stderr)
+    for path in folder.outside:
+        print(
+            f"skipped {path}: a symlink to outside {args.folder} (--follow-symlinks reads it)",
+            file=sys.stderr,
+        )
     for name, error in report.failed:
         print(f"failed {name}: {error}", file=sys.stderr)
     print(
         f"{function.name} ({function.id}): uploaded {report.uploaded}, "
         f"already present {len(report.skipped)}, not images {len(folder.not_images)}, "
-        f"failed {len(report.failed)}",
+        f"failed {len(report.failed)}, links outside {len(folder.outside)}",
         file=sys.stderr,
     )
     return 0 if report.uploaded or report.skipped else 1

@@ -46,29 +46,52 @@ class LabelledFolder:
     labels: list[str]
     uploads: list[SampleUpload]
     not_images: list[Path] = field(default_factory=list)
+    # Symlinks (to files or folders) that point outside the imported folder, not followed.
+    outside: list[Path] = field(default_factory=list)
 
 
-def scan_folder(root: Path) -> LabelledFolder:
+def scan_folder(root: Path, *, follow_symlinks: bool = False) -> LabelledFolder:
     """Every image under ``root/<label folder>/`` (nested folders too), labelled by its top
     folder's name decoded (``label_for_folder``).
 
     Files whose first bytes are no image the service decodes (Thumbs.db, empty files, notes) are
     listed in ``not_images`` without being read further; hidden files and folders are ignored.
+    A symlink whose target lies outside ``root`` is listed in ``outside`` and not read, unless
+    ``follow_symlinks``; each folder is walked once, so a symlink loop ends.
     """
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    found = LabelledFolder(labels=sorted({label_for_folder(f) for f in folders}), uploads=[])
-    for folder in folders:
-        label = label_for_folder(folder)
-        for path in sorted((root / folder).rglob("*")):
-            relative = path.relative_to(root)
-            if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-                continue
-            if is_image_file(path):
-                found.uploads.append(SampleUpload(path, label, relative.as_posix()))
+    found = LabelledFolder(labels=[], uploads=[])
+    real_root = root.resolve()
+    walked = {real_root}
+
+    def leaves_root(path: Path) -> bool:
+        return path.is_symlink() and not path.resolve().is_relative_to(real_root)
+
+    def walk(folder: Path, label: str | None) -> None:
+        """Walk ``folder``, whose images are ``label``'s (None: ``root``, the label folders)."""
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or not (path.is_dir() or path.is_file()):
+                continue  # hidden, or a dangling symlink, a socket, a pipe
+            if label is None and not path.is_dir():
+                continue  # files beside the label folders: an export's manifest, notes
+            if not follow_symlinks and leaves_root(path):
+                found.outside.append(path.relative_to(root))
+            elif path.is_dir():
+                folder_label = label_for_folder(path.name) if label is None else label
+                if folder_label not in found.labels:
+                    found.labels.append(folder_label)
+                if path.resolve() not in walked:
+                    walked.add(path.resolve())
+                    walk(path, folder_label)
+            elif is_image_file(path):
+                relative = path.relative_to(root).as_posix()
+                found.uploads.append(SampleUpload(path, label, relative))
             else:
-                found.not_images.append(relative)
+                found.not_images.append(path.relative_to(root))
+
+    walk(root, None)
+    found.labels.sort()
     return found
 
 

@@ -1,5 +1,6 @@
-"""Hostile label names through ``winnow export`` and back through ``winnow import``: one folder
-per label, never an export file's, decoded on import."""
+"""Hostile label names through ``winnow export`` and back through ``winnow import``, and symlinks
+out of an imported folder: one folder per label, never an export file's, decoded on import; links
+out of the folder are skipped and reported unless ``--follow-symlinks``."""
 
 import unicodedata
 from collections import Counter
@@ -9,6 +10,7 @@ import pytest
 from winnow_client import Client
 from winnow_client.bulk import SampleUpload
 from winnow_client.cli import main as client_main
+from winnow_client.datasets import scan_folder
 from winnow_client.label_folders import EXPORT_FILES, folder_for_label, label_for_folder
 
 from tests.conftest import ADMIN_KEY, BLUE, RED, png_bytes
@@ -77,3 +79,62 @@ def test_hostile_labels_survive_export_and_import(live_url: str, tmp_path: Path,
         assert back is not None
         assert {label.name for label in winnow.list_labels(back.id)} == set(expected)
         assert Counter(s.label_name for s in winnow.iter_samples(back.id)) == expected
+
+
+def write_tree_with_links(tmp_path: Path) -> Path:
+    """``root/cat`` with an image, an image linked from outside, a link inside the tree and a
+    loop; ``root/dog`` linked to a folder outside; ``root/bird`` with one image."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    for folder in (root / "cat", root / "bird", elsewhere / "dogs"):
+        folder.mkdir(parents=True)
+    (root / "cat/1.png").write_bytes(png_bytes(RED, seed=1))
+    (root / "bird/2.png").write_bytes(png_bytes(BLUE, seed=2))
+    (elsewhere / "secret.png").write_bytes(png_bytes(RED, seed=3))
+    (elsewhere / "dogs/4.png").write_bytes(png_bytes(BLUE, seed=4))
+    (root / "cat/secret.png").symlink_to(elsewhere / "secret.png")
+    (root / "cat/bird.png").symlink_to(Path("../bird/2.png"))  # inside the tree: read
+    (root / "cat/loop").symlink_to(Path(".."), target_is_directory=True)
+    (root / "dog").symlink_to(elsewhere / "dogs", target_is_directory=True)
+    (root / "cat/dangling.png").symlink_to(tmp_path / "missing.png")
+    return root
+
+
+def test_scan_skips_links_out_of_the_folder_unless_told(tmp_path: Path) -> None:
+    root = write_tree_with_links(tmp_path)
+    found = scan_folder(root)
+    assert found.labels == ["bird", "cat"]
+    assert sorted(u.external_id for u in found.uploads) == [
+        "bird/2.png",
+        "cat/1.png",
+        "cat/bird.png",
+    ]
+    assert sorted(found.outside) == [Path("cat/secret.png"), Path("dog")]
+    assert not found.not_images
+
+    followed = scan_folder(root, follow_symlinks=True)
+    assert followed.labels == ["bird", "cat", "dog"] and not followed.outside
+    uploads = {u.external_id: u.label for u in followed.uploads}
+    assert uploads["cat/secret.png"] == "cat" and uploads["dog/4.png"] == "dog"
+    assert len(uploads) == 5  # the loop back to root is walked once, the dangling link ignored
+
+
+def test_import_reports_links_out_and_follows_them_on_request(
+    live_url: str, tmp_path: Path, capsys
+) -> None:
+    root = write_tree_with_links(tmp_path)
+    connection = ["--url", live_url, "--key", ADMIN_KEY, "--quiet"]
+    assert client_main(["import", str(root), "--function", "Pets", *connection]) == 0
+    report = capsys.readouterr().err
+    assert f"skipped cat/secret.png: a symlink to outside {root}" in report
+    assert f"skipped dog: a symlink to outside {root}" in report
+    assert "uploaded 3, already present 0, not images 0, failed 0, links outside 2" in report
+    with Client(live_url, api_key=ADMIN_KEY) as winnow:
+        pets = winnow.find_function("Pets")
+        assert pets is not None
+        assert {label.name for label in winnow.list_labels(pets.id)} == {"bird", "cat"}
+
+    follow = ["--follow-symlinks", *connection]
+    assert client_main(["import", str(root), "--function", "Pets", *follow]) == 0
+    assert "uploaded 2, already present 3, not images 0, failed 0, links outside 0" in (
+        capsys.readouterr().err
+    )
