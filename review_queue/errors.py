@@ -15,3 +15,7 @@ class InvalidTransition(ReviewError):
 
 class LabelNotAllowed(ReviewError, ValueError):
     """The label does not exist and the function's policy forbids creating labels from review."""
+
+
+class AlreadyAnnotated(InvalidTransition):
+    """The item was annotated with another label first (a repeat with the same label is not)."""

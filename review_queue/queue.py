@@ -1,8 +1,12 @@
 """Review items and their transitions: pending -> annotated | skipped | discarded.
 
-Annotating turns an item into a labelled sample exactly once: a repeated annotate with the same
-label is a no-op, with another label it corrects the sample's label. Skipped items can still be
-annotated or discarded later; discarded items are final.
+An item becomes at most one sample, ever, whichever processes race for it: each action moves the
+item with one conditional update (``UPDATE ... WHERE status IN (...)``), so of two concurrent
+annotations (or an annotation and a skip or discard) exactly one moves it and the other reads the
+outcome. The first annotation wins: a repeat with the same label answers with the same sample, one
+with another label is an :class:`AlreadyAnnotated` naming the label in force (relabelling is an
+update of the sample's annotation). Skipped items can still be annotated or discarded later;
+discarded and annotated items are final.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import numpy as np
+from sqlalchemy import CursorResult, update
 from sqlalchemy import func as sql
 from sqlmodel import Session, col, select
 
-from review_queue.errors import InvalidTransition, ItemNotFound, LabelNotAllowed
+from review_queue.errors import AlreadyAnnotated, InvalidTransition, ItemNotFound, LabelNotAllowed
 from store import (
     Function,
     Label,
@@ -31,10 +36,12 @@ from store import (
 STATUSES = ("pending", "annotated", "skipped", "discarded")
 ItemKind = Literal["capture", "suspect"]
 KINDS: tuple[str, ...] = get_args(ItemKind)
-_ALLOWED = {
-    "annotate": {"pending", "skipped", "annotated"},
-    "skip": {"pending", "skipped"},
-    "discard": {"pending", "skipped", "discarded"},
+# The statuses each action moves an item from (skipping a skipped or discarding a discarded item
+# is a no-op; annotating an annotated one is a repeat or a conflict, decided by the label).
+_FROM = {
+    "annotate": ("pending", "skipped"),
+    "skip": ("pending", "skipped"),
+    "discard": ("pending", "skipped", "discarded"),
 }
 
 
@@ -184,9 +191,13 @@ def annotate(
     annotated_by: str | None = None,
     allow_new_labels: bool = True,
 ) -> Annotated:
-    """Label an item; its first annotation creates the training sample."""
+    """Label an item; the annotation that moves it creates (or, for a suspect, labels) the sample.
+
+    Raises:
+        AlreadyAnnotated: another annotation, possibly concurrent, gave it another label.
+        InvalidTransition: the item was discarded, or a suspect's sample was deleted.
+    """
     item = get_item(session=session, function_id=function_id, item_id=item_id)
-    _check(item, "annotate")
     label = find_label(session, function_id, label_name)
     if label is None:
         if not allow_new_labels:
@@ -195,6 +206,10 @@ def annotate(
                 "capture policy does not allow creating labels from review (allowNewLabels)"
             )
         label = get_or_create_label(session, function_id, label_name)
+    if not _claim(
+        session, item, "annotate", "annotated", label_id=label.id, annotated_by=annotated_by
+    ):
+        return _repeat(session, item, label)
     sample = session.get(Sample, item.sample_id) if item.sample_id else None
     if item.kind == "suspect" and sample is None:
         raise InvalidTransition(f"cannot annotate review item {item.id}: its sample was deleted")
@@ -212,13 +227,37 @@ def annotate(
     if item.kind == "suspect":  # a reviewer vouched for this label: not suspected again
         sample.confirmed_label_id = label.id
         session.add(sample)
-    item.status = "annotated"
-    item.label_id = label.id
     item.sample_id = sample.id
-    item.annotated_by = annotated_by
-    item.updated_at = utcnow()
     session.add(item)
     return Annotated(item=item, sample=sample, label=label, created=created)
+
+
+def _repeat(session: Session, item: ReviewItem, label: Label) -> Annotated:
+    """An annotation of an item another call already moved: the same label is a no-op."""
+    if item.status != "annotated":
+        raise InvalidTransition(f"cannot annotate review item {item.id}: it is {item.status}")
+    sample = session.get(Sample, item.sample_id) if item.sample_id else None
+    if item.label_id != label.id or sample is None:
+        in_force = session.get(Label, item.label_id) if item.label_id else None
+        raise AlreadyAnnotated(
+            f"review item {item.id} is already annotated as "
+            f"{in_force.name if in_force else None!r}; change the label through its sample's "
+            "annotation"
+        )
+    return Annotated(item=item, sample=sample, label=label, created=False)
+
+
+def follow_relabel(*, session: Session, sample: Sample) -> None:
+    """After ``sample`` was relabelled through its annotation, the item it was made from names the
+    same label: an item and its sample never disagree."""
+    if sample.review_item_id is None or sample.label_id is None:
+        return
+    session.execute(
+        update(ReviewItem)
+        .where(col(ReviewItem.id) == sample.review_item_id, col(ReviewItem.status) == "annotated")
+        .values(label_id=sample.label_id, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def skip(*, session: Session, function_id: str, item_id: str) -> ReviewItem:
@@ -231,13 +270,20 @@ def discard(*, session: Session, function_id: str, item_id: str) -> ReviewItem:
 
 def _move(session: Session, function_id: str, item_id: str, action: str, status: str) -> ReviewItem:
     item = get_item(session=session, function_id=function_id, item_id=item_id)
-    _check(item, action)
-    item.status = status
-    item.updated_at = utcnow()
-    session.add(item)
+    if not _claim(session, item, action, status):
+        raise InvalidTransition(f"cannot {action} review item {item.id}: it is {item.status}")
     return item
 
 
-def _check(item: ReviewItem, action: str) -> None:
-    if item.status not in _ALLOWED[action]:
-        raise InvalidTransition(f"cannot {action} review item {item.id}: it is {item.status}")
+def _claim(session: Session, item: ReviewItem, action: str, status: str, **values: Any) -> bool:
+    """Move ``item`` to ``status`` if it is still in a status ``action`` moves from, in one
+    conditional update, and reload it; False when another call moved it first (on PostgreSQL the
+    update waits for that call's transaction; on SQLite the write lock orders them)."""
+    moved: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(ReviewItem)
+        .where(col(ReviewItem.id) == item.id, col(ReviewItem.status).in_(_FROM[action]))
+        .values(status=status, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(item)
+    return moved.rowcount == 1

@@ -27,22 +27,26 @@ def item_public(session: Session, item: ReviewItem) -> ReviewItemPublic:
 def annotate_items(
     rt: Runtime, function_id: str, annotations: list[tuple[str, str]], annotated_by: str | None
 ) -> list[ReviewItemPublic]:
-    """Annotate items in one transaction: all of them or, on any error, none."""
+    """Annotate items in one transaction: all of them or, on any error, none. Items are moved in
+    id order, so two bulk annotations of the same items on PostgreSQL wait for each other rather
+    than deadlock; the answer keeps the request's order."""
+    order = sorted(range(len(annotations)), key=lambda i: annotations[i][0])
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
         policy = CapturePolicy.from_dict(function.capture_policy or {})
-        results = [
-            review_queue.annotate(
+        done = {
+            i: review_queue.annotate(
                 session=session,
                 function_id=function_id,
-                item_id=item_id,
-                label_name=label_name,
+                item_id=annotations[i][0],
+                label_name=annotations[i][1],
                 annotated_by=annotated_by,
                 allow_new_labels=policy.allow_new_labels,
             )
-            for item_id, label_name in annotations
-        ]
+            for i in order
+        }
         session.flush()
+        results = [done[i] for i in range(len(annotations))]
         public = [item_public(session, r.item) for r in results]
     for result in results:
         unindex(rt, function_id, result.item.id, "pending")

@@ -17,7 +17,7 @@ from api.schemas import AnnotationPublic, SamplePublic
 from api.services.capture import index_labelled, unindex
 from api.services.functions import delete_unreferenced_blobs, get_function
 from embeddings import InvalidImage, decode_image
-from review_queue import drop_open_suspects
+from review_queue import drop_open_suspects, follow_relabel
 from store import (
     Function,
     Label,
@@ -162,7 +162,8 @@ def _same_external_id(
 
 
 def _annotate(session: Session, function_id: str, sample: Sample, label_name: str) -> None:
-    label_sample(session, sample, get_or_create_label(session, function_id, label_name))
+    if label_sample(session, sample, get_or_create_label(session, function_id, label_name)):
+        follow_relabel(session=session, sample=sample)
 
 
 def set_annotation(rt: Runtime, function_id: str, sample_id: str, label_name: str) -> Sample:

@@ -1,8 +1,8 @@
 // Grid review: a page of captured items, each with its predicted label preselected. Keys or clicks
 // fix the wrong ones; Enter sends the whole page as ONE bulk annotation request
 // (POST /v1/functions/{fid}/review/annotate). Undo takes back the last change on the page; with
-// nothing left to undo it reopens the page just submitted, whose corrections are sent as
-// annotations again (the API treats a new label on an annotated item as a correction).
+// nothing left to undo it reopens the page just submitted, whose corrections relabel the items'
+// samples (PUT .../samples/{sampleId}/annotation: a new label on an annotated item is a 409).
 "use strict";
 const grid = {
   PAGE: 20,
@@ -115,13 +115,19 @@ const grid = {
     const missing = grid.tiles.findIndex((tile) => !tile.skip && !tile.label);
     if (missing >= 0) { grid.moveTo(missing); say("Choose a label for the highlighted image, or skip it with x."); return; }
     const changed = (tile) => !grid.correcting || tile.label !== tile.sent;
-    const annotations = grid.tiles.filter((tile) => !tile.skip && changed(tile))
-      .map((tile) => ({ itemId: tile.item.id, labelName: tile.label }));
+    const labelled = grid.tiles.filter((tile) => !tile.skip && changed(tile));
+    const annotations = labelled.map((tile) => ({ itemId: tile.item.id, labelName: tile.label }));
     const skips = grid.correcting ? [] : grid.tiles.filter((tile) => tile.skip);
     grid.busy = true;
     try {
-      if (annotations.length) {
-        await winnow.api(`/v1/functions/${grid.fid}/review/annotate`, { method: "POST", body: JSON.stringify({ items: annotations }) });
+      if (grid.correcting) {
+        // An annotated item's label is its sample's: a correction relabels the sample.
+        for (const tile of labelled) {
+          await winnow.api(`/v1/functions/${grid.fid}/samples/${tile.item.sampleId}/annotation`, { method: "PUT", body: JSON.stringify({ labelName: tile.label }) });
+        }
+      } else if (annotations.length) {
+        const done = await winnow.json(`/v1/functions/${grid.fid}/review/annotate`, { method: "POST", body: JSON.stringify({ items: annotations }) });
+        done.data.forEach((item, i) => { labelled[i].item = item; });
       }
       for (const tile of skips) await winnow.api(`/v1/functions/${grid.fid}/review/${tile.item.id}/skip`, { method: "POST" });
       for (const { labelName } of annotations) if (!grid.labels.includes(labelName)) grid.labels.push(labelName);

@@ -86,13 +86,18 @@ async function act(action, label) {
   if (!item || review.busy) return;
   review.busy = true;
   try {
-    const path = `/v1/functions/${review.fid}/review/${item.id}/${action}`;
-    const options = { method: "POST" };
-    if (action === "annotate") options.body = JSON.stringify({ labelName: label });
-    await winnow.api(path, options);
-    if (action === "annotate" && !review.labels.includes(label)) review.labels.push(label);
     const correcting = review.last && review.last.id === item.id && review.reopened;
-    review.last = item; review.reopened = false;
+    let done = item;
+    if (correcting && action === "annotate" && item.status === "annotated") {
+      // An annotated item's label is its sample's: a correction relabels the sample.
+      await winnow.api(`/v1/functions/${review.fid}/samples/${item.sampleId}/annotation`, { method: "PUT", body: JSON.stringify({ labelName: label }) });
+    } else {
+      const options = { method: "POST" };
+      if (action === "annotate") options.body = JSON.stringify({ labelName: label });
+      done = await winnow.json(`/v1/functions/${review.fid}/review/${item.id}/${action}`, options);
+    }
+    if (action === "annotate" && !review.labels.includes(label)) review.labels.push(label);
+    review.last = done; review.reopened = false;
     review.items.shift(); review.reviewed += correcting ? 0 : 1; say("");
     if (!review.items.length) { await refill(); } else { await show(); }
   } catch (error) { say(error.message); } finally { review.busy = false; }

@@ -120,11 +120,22 @@ def test_label_an_item_with_the_keyboard(server: str, browser) -> None:
 
     item = _wait(annotated)
     assert item["id"] == item_id and item["labelName"] == "blue"
-    samples = http.get(f"/v1/functions/{fid}/samples", params={"annotated": "true"}).json()["data"]
-    assert [s["annotation"]["labelName"] for s in samples if s["source"] == "review"] == ["blue"]
+
+    def review_labels() -> list[str]:
+        page = http.get(f"/v1/functions/{fid}/samples", params={"annotated": "true"}).json()
+        return [s["annotation"]["labelName"] for s in page["data"] if s["source"] == "review"]
+
+    assert review_labels() == ["blue"]
     _wait(
         lambda: (
             "empty" in browser.find_element(By.ID, "empty").text
             and browser.find_element(By.ID, "empty").is_displayed()
         )
     )
+    # u brings the item back; another label corrects its sample (no second sample, no 409).
+    browser.find_element(By.TAG_NAME, "body").send_keys("u")
+    _wait(lambda: browser.find_element(By.ID, "image").get_attribute("data-item") == item_id)
+    browser.find_element(By.TAG_NAME, "body").send_keys("1")
+    _wait(lambda: review_labels() == ["red"])
+    assert annotated()["labelName"] == "red"
+    assert "409" not in browser.find_element(By.ID, "message").text
