@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+from pathlib import Path
+
 import boto3
+import joblib
 import pytest
 
 from learner import ObjectModelStore
-from learner.errors import ArtifactCorrupt, ArtifactExists, ArtifactNotFound
+from learner.errors import (
+    ArtifactCorrupt,
+    ArtifactExists,
+    ArtifactNotFound,
+    ArtifactTampered,
+    ArtifactUnverified,
+)
 from store import (
     BlobNotFound,
     ObjectStoreUnavailable,
@@ -53,20 +64,46 @@ def test_model_artifacts_round_trip(objects: S3Objects) -> None:
     models = ObjectModelStore(objects)
     assert models.versions("function_a") == [] and models.latest_version("function_a") is None
     models.save("function_a", 1, Head(), {"labels": ["a", "b"]})
-    models.save("function_a", 2, Head(), {"labels": ["a", "b"]})
+    digest = models.save("function_a", 2, Head(), {"labels": ["a", "b"]})
     models.save("function_b", 1, Head(), {})
-    head, meta = models.load("function_a", 2)
+    assert digest == hashlib.sha256(objects.get("models/function_a/v2.joblib")).hexdigest()
+    head, meta = models.load("function_a", 2, sha256=digest)
     assert head.classes_ == ["a", "b"] and meta == {"labels": ["a", "b"]}
     assert models.versions("function_a") == [1, 2]
     with pytest.raises(ArtifactExists):
         models.save("function_a", 2, Head(), {})
     with pytest.raises(ArtifactNotFound):
-        models.load("function_a", 3)
+        models.load("function_a", 3, sha256=digest)
     objects.put("models/function_a/v3.joblib", b"not a pickle")
-    with pytest.raises(ArtifactCorrupt):
-        models.load("function_a", 3)
+    with pytest.raises(ArtifactCorrupt, match="cannot be read"):
+        models.load("function_a", 3, sha256=hashlib.sha256(b"not a pickle").hexdigest())
     models.delete_function("function_a")
     assert models.versions("function_a") == [] and models.versions("function_b") == [1]
+
+
+class Planted:
+    """Creates a marker file when unpickled: stands in for any code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_planted_artifact_object_is_refused_unread(objects: S3Objects, tmp_path: Path) -> None:
+    models = ObjectModelStore(objects)
+    digest = models.save("function_a", 1, Head(), {})
+    marker = tmp_path / "planted-code-ran"
+    planted = io.BytesIO()
+    joblib.dump({"format": 1, "head": Planted(marker), "meta": {}}, planted)
+    objects.put("models/function_a/v1.joblib", planted.getvalue())
+
+    with pytest.raises(ArtifactTampered, match=f"does not match the recorded {digest}"):
+        models.load("function_a", 1, sha256=digest)
+    with pytest.raises(ArtifactUnverified):
+        models.load("function_a", 1, sha256=None)
+    assert not marker.exists()
 
 
 def test_an_unreachable_store_is_unavailable_not_a_crash(monkeypatch, s3_url: str) -> None:
