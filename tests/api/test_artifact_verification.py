@@ -5,11 +5,9 @@ replaces it."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import boto3
-import joblib
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
@@ -18,28 +16,18 @@ from api.app import create_app
 from api.settings import Settings
 from store import ModelVersion, make_engine, parse_s3_url, session_scope
 from tests.conftest import AUTH, RED, add_colour_samples, data_uri, png_bytes
-
-
-class Planted:
-    """Creates a marker file when unpickled: stands in for an attacker's code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (open, (str(self.marker), "w"))
+from tests.planted import planted_artifact
 
 
 def plant(settings: Settings, function_id: str, version: int, marker: Path) -> None:
     """Replace a version's stored artifact with a well-formed joblib pickle that runs code."""
-    buffer = io.BytesIO()
-    joblib.dump({"format": 1, "head": Planted(marker), "meta": {}}, buffer)
+    data = planted_artifact(marker)
     name = f"models/{function_id}/v{version}.joblib"
     if settings.blob_store.startswith("s3://"):
         bucket, prefix = parse_s3_url(settings.blob_store)
-        boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=buffer.getvalue())
+        boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data)
     else:
-        (Path(settings.data_dir) / name).write_bytes(buffer.getvalue())
+        (Path(settings.data_dir) / name).write_bytes(data)
 
 
 def invoke(client: TestClient, function_id: str) -> int:

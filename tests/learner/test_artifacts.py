@@ -25,6 +25,7 @@ from learner import (
     train_head,
 )
 from tests.learner.conftest import make_clusters
+from tests.planted import planted_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,22 +155,12 @@ def test_killed_process_leaves_temp_file_that_is_ignored_then_swept(tmp_path: Pa
     assert store.load("fn", 1, sha256=digest)[1] == {"v": 1}
 
 
-class Planted:
-    """A pickle that, once unpickled, creates a marker file: stands in for any code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (open, (str(self.marker), "w"))
-
-
 def test_a_planted_pickle_is_refused_unread(tmp_path: Path, trained) -> None:
     head, _ = trained
     store = ModelStore(tmp_path / "models")
     digest = store.save("fn", 1, head, {"v": 1})
     marker = tmp_path / "planted-code-ran"
-    joblib.dump({"format": 1, "head": Planted(marker), "meta": {}}, store.path("fn", 1))
+    store.path("fn", 1).write_bytes(planted_artifact(marker))
 
     with pytest.raises(
         ArtifactTampered, match=f"SHA-256 digest .* does not match the recorded {digest}"

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import boto3
-import joblib
 import pytest
 
 from learner import ObjectModelStore
@@ -25,6 +23,7 @@ from store import (
     S3Objects,
     parse_s3_url,
 )
+from tests.planted import planted_artifact
 
 
 @pytest.fixture
@@ -81,23 +80,11 @@ def test_model_artifacts_round_trip(objects: S3Objects) -> None:
     assert models.versions("function_a") == [] and models.versions("function_b") == [1]
 
 
-class Planted:
-    """Creates a marker file when unpickled: stands in for any code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (open, (str(self.marker), "w"))
-
-
 def test_a_planted_artifact_object_is_refused_unread(objects: S3Objects, tmp_path: Path) -> None:
     models = ObjectModelStore(objects)
     digest = models.save("function_a", 1, Head(), {})
     marker = tmp_path / "planted-code-ran"
-    planted = io.BytesIO()
-    joblib.dump({"format": 1, "head": Planted(marker), "meta": {}}, planted)
-    objects.put("models/function_a/v1.joblib", planted.getvalue())
+    objects.put("models/function_a/v1.joblib", planted_artifact(marker))
 
     with pytest.raises(ArtifactTampered, match=f"does not match the recorded {digest}"):
         models.load("function_a", 1, sha256=digest)
