@@ -61,6 +61,17 @@ def open_storage(
     return BlobStore(root / "blobs"), ModelStore(root / "models")
 
 
+def private_dir(path: Path) -> Path:
+    """Create the data dir ``0700``, or tighten an existing one that others could read (what an
+    earlier winnow made): the database, images and models in it are the owner's alone."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        path.chmod(mode & 0o700)
+        log.warning("data dir %s was mode %04o: tightened to %04o", path, mode, mode & 0o700)
+    return path
+
+
 def encoder_pool(
     settings: Settings, *, on_batch: Callable[[str, int, float], None]
 ) -> ImageEncoderPool:
@@ -180,8 +191,7 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        data_dir = Path(settings.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = private_dir(Path(settings.data_dir))
         self.engine = make_engine(settings.database)
         self.blobs, self.models = open_storage(settings.blob_store, data_dir)
         self.heads = DeployedHeads()

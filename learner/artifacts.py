@@ -11,13 +11,20 @@ Leftover temporary files are invisible to :meth:`ModelStore.versions` and remove
 (``models/<function_id>/v<version>.joblib``), where a put is visible whole or not at all, so that
 replicas with separate data dirs share them.
 
-Artifacts are pickles: load only files this store wrote (never user uploads).
+Artifacts are pickles, and unpickling runs code: a save returns the artifact's SHA-256 digest,
+which the caller records (the ``ModelVersion`` row), and a load reads the bytes once, checks them
+against that digest and only then unpickles those same bytes from memory. A file changed after
+winnow wrote it is refused unread (:class:`ArtifactTampered`), and one without a recorded digest
+is not loaded at all (:class:`ArtifactUnverified`). Directories are created ``0700`` and files
+``0600``: artifacts are the owner's alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -29,7 +36,16 @@ from typing import IO, Any, Protocol
 
 import joblib
 
-from learner.errors import ArtifactCorrupt, ArtifactExists, ArtifactNotFound, InvalidFunctionId
+from learner.errors import (
+    ArtifactCorrupt,
+    ArtifactExists,
+    ArtifactNotFound,
+    ArtifactTampered,
+    ArtifactUnverified,
+    InvalidFunctionId,
+)
+
+log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = 1
 _FUNCTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -46,7 +62,7 @@ class ModelStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def path(self, function_id: str, version: int) -> Path:
         """Where version ``version`` of ``function_id`` lives (whether or not it exists)."""
@@ -60,8 +76,9 @@ class ModelStore:
         meta: dict[str, Any],
         *,
         overwrite: bool = False,
-    ) -> Path:
-        """Durably write ``head`` and ``meta`` as one artifact and return its path.
+    ) -> str:
+        """Durably write ``head`` and ``meta`` as one artifact and return its SHA-256 digest
+        (hex), which :meth:`load` needs to load it back.
 
         Versions are immutable: saving an existing version raises unless ``overwrite``. The
         existence check assumes a single writer per function (the retrain leader).
@@ -80,14 +97,14 @@ class ModelStore:
         if final.exists() and not overwrite:
             raise ArtifactExists(f"model {function_id} v{version} already exists")
         directory = final.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        payload = _payload(head, meta)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = _serialized(head, meta)
         descriptor, temp_name = tempfile.mkstemp(
             dir=directory, prefix=f"{_TEMP_PREFIX}{final.name}.", suffix=".part"
         )
         try:
             with os.fdopen(descriptor, "wb") as temp_file:
-                joblib.dump(payload, temp_file)
+                temp_file.write(data)
                 temp_file.flush()
                 os.fsync(temp_file.fileno())
             os.replace(temp_name, final)
@@ -96,20 +113,29 @@ class ModelStore:
                 os.unlink(temp_name)
             raise
         _fsync_directory(directory)
-        return final
+        return _sha256(data)
 
-    def load(self, function_id: str, version: int) -> tuple[Any, dict[str, Any]]:
-        """Read back ``(head, meta)`` of one version.
+    def load(
+        self, function_id: str, version: int, *, sha256: str | None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Read back ``(head, meta)`` of one version, verified against its recorded digest.
+
+        Args:
+            function_id: the function the head belongs to.
+            version: the version to load.
+            sha256: the digest :meth:`save` returned for it; None (nothing was recorded) refuses.
 
         Raises:
             ArtifactNotFound: no such version is stored.
-            ArtifactCorrupt: the file exists but is truncated, damaged or not a winnow artifact.
+            ArtifactTampered: the file's digest is not ``sha256`` (it was not unpickled).
+            ArtifactUnverified: ``sha256`` is None.
+            ArtifactCorrupt: the file is truncated, damaged or not a winnow artifact.
         """
         try:
-            with self.path(function_id, version).open("rb") as artifact_file:
-                return _unpickle(artifact_file, function_id, version)
+            data = self.path(function_id, version).read_bytes()
         except FileNotFoundError as exc:
             raise ArtifactNotFound(f"model {function_id} v{version} does not exist") from exc
+        return _verified_unpickle(data, sha256, function_id, version)
 
     def versions(self, function_id: str) -> list[int]:
         """Saved versions of ``function_id`` in increasing order (temporary files excluded)."""
@@ -192,22 +218,23 @@ class ObjectModelStore:
         *,
         overwrite: bool = False,
     ) -> str:
-        """Write one artifact in a single put and return its key (see :meth:`ModelStore.save`)."""
+        """Write one artifact in a single put; return its digest (see :meth:`ModelStore.save`)."""
         key = self.key(function_id, version)
         if not overwrite and self.objects.exists(key):
             raise ArtifactExists(f"model {function_id} v{version} already exists")
-        buffer = io.BytesIO()
-        joblib.dump(_payload(head, meta), buffer)
-        self.objects.put(key, buffer.getvalue())
-        return key
+        data = _serialized(head, meta)
+        self.objects.put(key, data)
+        return _sha256(data)
 
-    def load(self, function_id: str, version: int) -> tuple[Any, dict[str, Any]]:
-        """Read back ``(head, meta)`` (see :meth:`ModelStore.load`)."""
+    def load(
+        self, function_id: str, version: int, *, sha256: str | None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Read back ``(head, meta)``, verified first (see :meth:`ModelStore.load`)."""
         try:
             data = self.objects.get(self.key(function_id, version))
         except LookupError as exc:
             raise ArtifactNotFound(f"model {function_id} v{version} does not exist") from exc
-        return _unpickle(io.BytesIO(data), function_id, version)
+        return _verified_unpickle(data, sha256, function_id, version)
 
     def versions(self, function_id: str) -> list[int]:
         prefix = self._prefix(function_id)
@@ -249,12 +276,43 @@ def _checked_function_id(function_id: str) -> str:
     return function_id
 
 
-def _payload(head: Any, meta: dict[str, Any]) -> dict[str, Any]:
-    return {"format": ARTIFACT_FORMAT, "head": head, "meta": dict(meta)}
+def _serialized(head: Any, meta: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump({"format": ARTIFACT_FORMAT, "head": head, "meta": dict(meta)}, buffer)
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _verified_unpickle(
+    data: bytes, sha256: str | None, function_id: str, version: int
+) -> tuple[Any, dict[str, Any]]:
+    """``(head, meta)`` of an artifact's bytes, unpickled only if they are the recorded ones."""
+    if sha256 is None:
+        raise ArtifactUnverified(
+            f"model {function_id} v{version} has no recorded SHA-256 digest (an older winnow "
+            "wrote it), so it cannot be verified and is not loaded; train the function again"
+        )
+    actual = _sha256(data)
+    if actual != sha256:
+        log.error(
+            "model %s v%d refused unread: SHA-256 %s, recorded %s",
+            function_id,
+            version,
+            actual,
+            sha256,
+        )
+        raise ArtifactTampered(
+            f"model {function_id} v{version} was refused unread: its SHA-256 digest {actual} "
+            f"does not match the recorded {sha256} (the file changed after winnow wrote it)"
+        )
+    return _unpickle(io.BytesIO(data), function_id, version)
 
 
 def _unpickle(source: IO[bytes], function_id: str, version: int) -> tuple[Any, dict[str, Any]]:
-    """``(head, meta)`` of an artifact's bytes; ArtifactCorrupt for anything else."""
+    """``(head, meta)`` of verified artifact bytes; ArtifactCorrupt for anything else."""
     try:
         payload = joblib.load(source)
     except Exception as exc:  # unpickling damaged bytes can raise nearly any exception type

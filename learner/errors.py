@@ -2,7 +2,8 @@
 
 ``api/`` maps them to HTTP responses once: :class:`NotEnoughData` and :class:`InvalidFunctionId`
 are client errors (4xx), :class:`ArtifactNotFound` is a 404 for a model version, and
-:class:`ArtifactCorrupt` is a server-side problem (the stored file is damaged).
+:class:`ArtifactCorrupt` is a server-side problem (the stored file is damaged, was changed
+after winnow wrote it, or cannot be verified).
 """
 
 from __future__ import annotations
@@ -34,3 +35,13 @@ class ArtifactExists(LearnerError):
 
 class ArtifactCorrupt(LearnerError):
     """A stored model artifact exists but cannot be read back (truncated, damaged or foreign)."""
+
+
+class ArtifactTampered(ArtifactCorrupt):
+    """A stored artifact's SHA-256 digest differs from the one recorded when it was written: it
+    is refused unread (unpickling it could run any code)."""
+
+
+class ArtifactUnverified(ArtifactCorrupt):
+    """No digest was recorded for the artifact (an older winnow wrote it), so it cannot be
+    verified and is not loaded."""

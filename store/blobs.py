@@ -22,12 +22,13 @@ class BlobStore:
     """Stores immutable byte blobs under their SHA-256 digest.
 
     Writes go to a temporary file in the same directory, are fsynced and then renamed, so a reader
-    or a crash never sees a partial blob. Storing the same bytes twice is a no-op.
+    or a crash never sees a partial blob. Storing the same bytes twice is a no-op. Directories
+    are created ``0700`` and blobs ``0600``: images are the owner's alone.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _path(self, digest: str) -> Path:
         _check_digest(digest)
@@ -43,8 +44,8 @@ class BlobStore:
         path = self._path(digest)
         if path.exists():
             return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -28,8 +30,10 @@ def make_engine(url: str) -> Engine:
     a process kill or power loss, foreign keys on, and a busy timeout so concurrent writers wait
     instead of failing. Any other URL (``postgresql+psycopg://...``) is passed to SQLAlchemy as is.
     JSON columns store NaN and infinities as null on both, because PostgreSQL rejects them.
+    A new SQLite file is created ``0600``; SQLite gives its ``-wal`` and ``-shm`` files the same.
     """
     if url.startswith("sqlite"):
+        _create_private_file(make_url(url).database)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -79,6 +83,14 @@ def shared_lock(engine: Engine, name: str, *, wait: bool = True) -> Iterator[boo
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             connection.commit()
+
+
+def _create_private_file(path: str | None) -> None:
+    """Create the database file readable by its owner only, unless in memory or present."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _json_dumps(value: Any) -> str:

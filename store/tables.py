@@ -105,6 +105,9 @@ class ModelVersion(SQLModel, table=True):
     trigger: str = "manual"
     created_at: datetime = Field(default_factory=utcnow)
     deployed_at: datetime | None = None
+    # SHA-256 (hex) of the stored artifact's bytes, checked before it is unpickled; None on rows
+    # an older winnow wrote: those artifacts are not loaded (train again to replace them).
+    artifact_sha256: str | None = None
 
 
 class ReviewItem(SQLModel, table=True):

@@ -166,9 +166,9 @@ def serving_model_or_none(rt: Runtime, function: Function) -> Deployed | None:
 def stored_model(rt: Runtime, function_id: str, version: int) -> Deployed:
     """A recorded version read from its artifact (404 if no such version, 409 if unreadable)."""
     with session_scope(rt.engine) as session:
-        version_row(session, function_id, version)  # 404 for a version never recorded
+        row = version_row(session, function_id, version)  # 404 for a version never recorded
     try:
-        head, _meta = rt.models.load(function_id, version)
+        head, _meta = rt.models.load(function_id, version, sha256=row.artifact_sha256)
     except (ArtifactNotFound, ArtifactCorrupt) as exc:
         raise Conflict(f"version {version} cannot be served: {exc}") from exc
     return Deployed.of(version, head)

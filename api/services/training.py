@@ -17,7 +17,13 @@ from api.runtime import Runtime
 from api.services.capture import rebuild_index
 from api.services.functions import get_function
 from api.services.suspects import labels_changed_since, queue_suspects_safely
-from api.services.zero_shot import ensure_zero_shot, is_zero_shot, text_prior
+from api.services.zero_shot import (
+    ZERO_SHOT_VERSION,
+    ensure_zero_shot,
+    is_zero_shot,
+    rebuild_zero_shot,
+    text_prior,
+)
 from learner import (
     ArtifactCorrupt,
     ArtifactNotFound,
@@ -153,7 +159,7 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     version = _next_version(rt, function_id)
     label_counts = dict(Counter(data.names))
     meta = {"backbone": function.backbone, "labels": result.labels, "label_counts": label_counts}
-    rt.models.save(function_id, version, result.head, meta)
+    artifact_sha256 = rt.models.save(function_id, version, result.head, meta)
     rt.training.phase(function_id, "deploying")
     with rt.deploy_locks[function_id]:
         with session_scope(rt.engine) as session:
@@ -174,6 +180,7 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
                 labels_changed=labels_changed_since(session, function),
                 decision=decision.to_dict(),
                 trigger=trigger,
+                artifact_sha256=artifact_sha256,
             )
             session.add(record)
             if decision.deploy:
@@ -281,15 +288,21 @@ def _same_folds(
 
 
 def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) -> ModelVersion:
-    """Serve ``version`` now (roll back or forward); ``pin`` stops automatic promotion."""
+    """Serve ``version`` now (roll back or forward); ``pin`` stops automatic promotion.
+
+    Version 0 whose artifact is missing or unusable is built again from the labels.
+    """
     with rt.deploy_locks[function_id]:
         with session_scope(rt.engine) as session:
             function = get_function(session, function_id)
             record = version_row(session, function_id, version)
         try:
-            head, meta = rt.models.load(function_id, version)
+            head, meta = rt.models.load(function_id, version, sha256=record.artifact_sha256)
         except (ArtifactNotFound, ArtifactCorrupt) as exc:
-            raise Conflict(f"version {version} cannot be deployed: {exc}") from exc
+            if version != ZERO_SHOT_VERSION:
+                raise Conflict(f"version {version} cannot be deployed: {exc}") from exc
+            log.warning("function %s: rebuilding version 0 from its labels: %s", function_id, exc)
+            head, meta = rebuild_zero_shot(rt, function), {}
         with session_scope(rt.engine) as session:
             function = get_function(session, function_id)
             record = version_row(session, function_id, version)
@@ -369,8 +382,12 @@ def load_deployed(rt: Runtime, function: Function) -> bool:
     if version is None:
         rt.heads.remove(function.id)
         return True
+    with session_scope(rt.engine) as session:
+        row = _deployed_row(session, function)
     try:
-        head, meta = rt.models.load(function.id, version)
+        head, meta = rt.models.load(
+            function.id, version, sha256=row.artifact_sha256 if row else None
+        )
     except (ArtifactNotFound, ArtifactCorrupt) as exc:
         log.error(
             "function %s: deployed version %d cannot be loaded: %s", function.id, version, exc

@@ -6,7 +6,9 @@ It is kept in step with the labels lazily and eagerly by one function,
 model history shows version 0 at once), and serving calls it too (so labels created on another
 path or another replica are picked up). A fingerprint of the labels' names and descriptions tells
 whether the head serving here, the stored artifact and the ``ModelVersion`` row are current;
-version 0 is the one version rewritten in place (artifact overwritten, row updated).
+version 0 is the one version rewritten in place (artifact overwritten, row updated with its new
+digest). A version 0 artifact that is missing, or fails its digest check, is built again from the
+labels rather than refused: it holds nothing the labels do not.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 from sqlmodel import Session, col, select
 
+from api.errors import Conflict
 from api.runtime import Runtime
 from embeddings import BackboneUnavailable, ImageEncoder
 from learner import (
@@ -128,37 +131,66 @@ def _refresh(rt: Runtime, function_id: str, encoder: ImageEncoder) -> Deployed |
             _withdraw(rt, session, function, row)
             return None
         fingerprint = label_fingerprint(function.backbone, labels)
-        head = _stored_head(rt, function_id, fingerprint) if row is not None else None
-        if head is None or (row is not None and row.params.get("fingerprint") != fingerprint):
-            head = _build(rt, function, labels, encoder)
-            row = _record(session, function, row, head)
+        head = _stored_head(rt, row, fingerprint) if row is not None else None
+        if head is None or row is None or row.params.get("fingerprint") != fingerprint:
+            head, artifact_sha256 = _build(rt, function, labels, encoder)
+            row = _describe(row, function, head, artifact_sha256)
+            _record(session, function, row)
         elif function.deployed_version is None:  # the row is current, but was withdrawn
-            row = _record(session, function, row, head)
+            _record(session, function, row)
     rt.capture.set_label_counts(function_id, _label_counts(rt, function_id))
     deployed = Deployed.of(ZERO_SHOT_VERSION, head)
     rt.heads.swap(function_id, deployed)
     return deployed
 
 
+def rebuild_zero_shot(rt: Runtime, function: Function) -> ZeroShotHead:
+    """Build version 0 again from the labels and record its new artifact's digest, for a deploy of
+    version 0 whose artifact is missing or unusable (the caller holds the function's deploy lock
+    and makes version 0 current).
+
+    Raises:
+        Conflict: the backbone has no text tower, or the function has fewer than two labels.
+    """
+    encoder = text_encoder(rt, function)
+    if encoder is None:
+        raise Conflict(
+            f"version 0 cannot be rebuilt: backbone {function.backbone} embeds no label text"
+        )
+    with shared_lock(rt.engine, f"zero_shot:{function.id}"), session_scope(rt.engine) as session:
+        labels = label_texts(session, function.id)
+        if len(labels) < MIN_ZERO_SHOT_LABELS:
+            raise Conflict(
+                f"version 0 cannot be rebuilt: it needs at least {MIN_ZERO_SHOT_LABELS} labels "
+                f"and function {function.id} has {len(labels)}"
+            )
+        head, artifact_sha256 = _build(rt, function, labels, encoder)
+        session.add(
+            _describe(_zero_shot_row(session, function.id), function, head, artifact_sha256)
+        )
+    return head
+
+
 def _build(
     rt: Runtime, function: Function, labels: list[LabelText], encoder: ImageEncoder
-) -> ZeroShotHead:
-    """Embed the label texts, fit the logit scale on any labelled samples, store the artifact."""
+) -> tuple[ZeroShotHead, str]:
+    """Embed the label texts, fit the logit scale on any labelled samples, store the artifact;
+    returns the head and the artifact's digest."""
     head = build_zero_shot_head(encoder.encode_text, labels, backbone=function.backbone)
     vectors, names = _labelled_samples(rt, function.id)
     if names:
         head.fit(vectors, names)
     meta = {"backbone": function.backbone, "labels": [label.name for label in labels]}
     meta |= {"fingerprint": head.fingerprint, "kind": ZERO_SHOT_HEAD}
-    rt.models.save(function.id, ZERO_SHOT_VERSION, head, meta, overwrite=True)
+    artifact_sha256 = rt.models.save(function.id, ZERO_SHOT_VERSION, head, meta, overwrite=True)
     log.info("function %s: zero-shot version 0 built for %d labels", function.id, len(labels))
-    return head
+    return head, artifact_sha256
 
 
-def _record(
-    session: Session, function: Function, row: ModelVersion | None, head: ZeroShotHead
+def _describe(
+    row: ModelVersion | None, function: Function, head: ZeroShotHead, artifact_sha256: str
 ) -> ModelVersion:
-    """Insert or rewrite the version 0 row and make it the function's deployed version."""
+    """The version 0 row (a new one if None) describing ``head`` and its stored artifact."""
     if row is None:
         row = ModelVersion(function_id=function.id, version=ZERO_SHOT_VERSION, backbone="", head="")
     row.backbone = function.backbone
@@ -173,12 +205,18 @@ def _record(
     row.metrics, row.sample_count, row.annotation_counter = {}, 0, 0
     row.train_seconds, row.parent_version, row.trigger = 0.0, None, "labels"
     row.decision = {"deploy": True, "reason": ZERO_SHOT_REASON}
+    row.created_at = utcnow()
+    row.artifact_sha256 = artifact_sha256
+    return row
+
+
+def _record(session: Session, function: Function, row: ModelVersion) -> None:
+    """Make the version 0 row the function's deployed version."""
     row.status = "deployed"
-    row.created_at = row.deployed_at = utcnow()
+    row.deployed_at = utcnow()
     function.deployed_version = ZERO_SHOT_VERSION
     session.add(row)
     session.add(function)
-    return row
 
 
 def _withdraw(rt: Runtime, session: Session, function: Function, row: ModelVersion | None) -> None:
@@ -194,11 +232,13 @@ def _withdraw(rt: Runtime, session: Session, function: Function, row: ModelVersi
         rt.heads.remove(function.id)
 
 
-def _stored_head(rt: Runtime, function_id: str, fingerprint: str) -> Any:
-    """The stored version 0 head if it was built from these labels (another replica built it)."""
+def _stored_head(rt: Runtime, row: ModelVersion, fingerprint: str) -> Any:
+    """The stored version 0 head if it was built from these labels (another replica built it);
+    None if not, or if its artifact is missing or fails verification (it is rebuilt then)."""
     try:
-        head, _meta = rt.models.load(function_id, ZERO_SHOT_VERSION)
-    except (ArtifactNotFound, ArtifactCorrupt):
+        head, _meta = rt.models.load(row.function_id, row.version, sha256=row.artifact_sha256)
+    except (ArtifactNotFound, ArtifactCorrupt) as exc:
+        log.warning("function %s: stored version 0 not used: %s", row.function_id, exc)
         return None
     return head if getattr(head, "fingerprint", None) == fingerprint else None
 

@@ -10,12 +10,18 @@ colour words on these images), which no trained head can beat.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
 from api.app import create_app
 from api.settings import Settings
-from tests.conftest import AUTH, BLUE, RED, data_uri, png_bytes
+from store import ModelVersion, session_scope
+from tests.conftest import AUTH, BLUE, RED, add_colour_samples, data_uri, png_bytes
+from tests.planted import planted_artifact
 
 
 def _models(client: TestClient, fid: str) -> dict[int, dict]:
@@ -87,6 +93,35 @@ def test_labels_alone_serve_version_0_and_a_better_trained_head_replaces_it(
     back = client.post(f"/v1/functions/{fid}/invoke", json={"data": data_uri(png_bytes(BLUE))})
     assert back.json()["modelVersion"] == 0
     assert {c["labelName"] for c in back.json()["labelConfidences"]} == {"red", "blue", "green"}
+
+
+@pytest.mark.parametrize("damage", ["deleted", "planted"])
+def test_deploying_version_0_rebuilds_a_missing_or_planted_artifact(
+    client: TestClient, settings: Settings, damage: str, tmp_path: Path
+) -> None:
+    fid = client.post("/v1/functions", json={"name": "f", "labels": ["red", "blue"]}).json()["id"]
+    add_colour_samples(client, fid, per_label=3)
+    assert client.post(f"/v1/functions/{fid}/train").json()["status"] == "deployed"
+    artifact = Path(settings.data_dir) / "models" / fid / "v0.joblib"
+    marker = tmp_path / "planted-code-ran"
+    if damage == "deleted":
+        artifact.unlink()
+    else:
+        artifact.write_bytes(planted_artifact(marker))
+
+    deployed = client.post(f"/v1/functions/{fid}/models/0/deploy")
+    assert deployed.status_code == 200 and deployed.json()["status"] == "deployed", deployed.text
+    answer = client.post(f"/v1/functions/{fid}/invoke", json={"data": data_uri(png_bytes(BLUE))})
+    assert answer.json()["modelVersion"] == 0
+    assert {c["labelName"] for c in answer.json()["labelConfidences"]} == {"red", "blue"}
+    assert _models(client, fid)[1]["status"] == "retired"
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with session_scope(runtime.engine) as session:
+        row = session.exec(
+            select(ModelVersion).where(ModelVersion.function_id == fid, ModelVersion.version == 0)
+        ).one()
+    assert row.artifact_sha256 == hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert not marker.exists()
 
 
 def test_a_trained_head_that_does_not_beat_version_0_is_rejected(client: TestClient) -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import boto3
 import pytest
 
 from learner import ObjectModelStore
-from learner.errors import ArtifactCorrupt, ArtifactExists, ArtifactNotFound
+from learner.errors import (
+    ArtifactCorrupt,
+    ArtifactExists,
+    ArtifactNotFound,
+    ArtifactTampered,
+    ArtifactUnverified,
+)
 from store import (
     BlobNotFound,
     ObjectStoreUnavailable,
@@ -14,6 +23,7 @@ from store import (
     S3Objects,
     parse_s3_url,
 )
+from tests.planted import planted_artifact
 
 
 @pytest.fixture
@@ -53,20 +63,34 @@ def test_model_artifacts_round_trip(objects: S3Objects) -> None:
     models = ObjectModelStore(objects)
     assert models.versions("function_a") == [] and models.latest_version("function_a") is None
     models.save("function_a", 1, Head(), {"labels": ["a", "b"]})
-    models.save("function_a", 2, Head(), {"labels": ["a", "b"]})
+    digest = models.save("function_a", 2, Head(), {"labels": ["a", "b"]})
     models.save("function_b", 1, Head(), {})
-    head, meta = models.load("function_a", 2)
+    assert digest == hashlib.sha256(objects.get("models/function_a/v2.joblib")).hexdigest()
+    head, meta = models.load("function_a", 2, sha256=digest)
     assert head.classes_ == ["a", "b"] and meta == {"labels": ["a", "b"]}
     assert models.versions("function_a") == [1, 2]
     with pytest.raises(ArtifactExists):
         models.save("function_a", 2, Head(), {})
     with pytest.raises(ArtifactNotFound):
-        models.load("function_a", 3)
+        models.load("function_a", 3, sha256=digest)
     objects.put("models/function_a/v3.joblib", b"not a pickle")
-    with pytest.raises(ArtifactCorrupt):
-        models.load("function_a", 3)
+    with pytest.raises(ArtifactCorrupt, match="cannot be read"):
+        models.load("function_a", 3, sha256=hashlib.sha256(b"not a pickle").hexdigest())
     models.delete_function("function_a")
     assert models.versions("function_a") == [] and models.versions("function_b") == [1]
+
+
+def test_a_planted_artifact_object_is_refused_unread(objects: S3Objects, tmp_path: Path) -> None:
+    models = ObjectModelStore(objects)
+    digest = models.save("function_a", 1, Head(), {})
+    marker = tmp_path / "planted-code-ran"
+    objects.put("models/function_a/v1.joblib", planted_artifact(marker))
+
+    with pytest.raises(ArtifactTampered, match=f"does not match the recorded {digest}"):
+        models.load("function_a", 1, sha256=digest)
+    with pytest.raises(ArtifactUnverified):
+        models.load("function_a", 1, sha256=None)
+    assert not marker.exists()
 
 
 def test_an_unreachable_store_is_unavailable_not_a_crash(monkeypatch, s3_url: str) -> None:

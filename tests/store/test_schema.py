@@ -19,10 +19,15 @@ def test_an_older_database_gains_the_new_columns_with_defaults(
     url = database_url or f"sqlite:///{tmp_path / 'winnow.db'}"
     engine = make_engine(url)
     with engine.begin() as connection:
-        # What a database from before suspects and proposals looked like: no kind column on
-        # review items, no confirmed label on samples, no novel-mark table.
+        # What a database from before suspects, proposals and artifact digests looked like: no
+        # kind column on review items, no confirmed label on samples, no novel-mark table, no
+        # artifact digest on model versions.
         connection.execute(text("DROP INDEX ix_reviewitem_kind"))
-        for table, column in (("reviewitem", "kind"), ("sample", "confirmed_label_id")):
+        for table, column in (
+            ("reviewitem", "kind"),
+            ("sample", "confirmed_label_id"),
+            ("modelversion", "artifact_sha256"),
+        ):
             connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         connection.execute(text("DROP TABLE novelmark"))
         connection.execute(
@@ -41,6 +46,14 @@ def test_an_older_database_gains_the_new_columns_with_defaults(
             ),
             {"vector": b"\x00" * 8},
         )
+        connection.execute(
+            text(
+                "INSERT INTO modelversion (function_id, version, status, backbone, head, params, "
+                "metrics, labels, sample_count, annotation_counter, train_seconds, decision, "
+                "trigger, created_at) VALUES ('function_old', 1, 'deployed', 'tiny', 'logistic', "
+                "'{}', '{}', '[]', 0, 0, 0.0, '{}', 'manual', CURRENT_TIMESTAMP)"
+            )
+        )
     engine.dispose()
 
     upgraded = make_engine(url)  # what starting the new version does
@@ -49,10 +62,13 @@ def test_an_older_database_gains_the_new_columns_with_defaults(
         assert "novelmark" in inspector.get_table_names()
         assert "kind" in {c["name"] for c in inspector.get_columns("reviewitem")}
         assert "confirmed_label_id" in {c["name"] for c in inspector.get_columns("sample")}
+        assert "artifact_sha256" in {c["name"] for c in inspector.get_columns("modelversion")}
         assert "ix_reviewitem_kind" in {i["name"] for i in inspector.get_indexes("reviewitem")}
         with upgraded.connect() as connection:
             kind = connection.execute(text("SELECT kind FROM reviewitem")).scalar_one()
+            digest = connection.execute(text("SELECT artifact_sha256 FROM modelversion")).one()
         assert kind == "capture"  # the old row got the column's default
+        assert digest == (None,)  # an older artifact's digest is unknown: it is not loaded
     finally:
         upgraded.dispose()
     make_engine(url).dispose()  # a second start finds nothing to add

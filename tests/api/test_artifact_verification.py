@@ -1,0 +1,86 @@
+"""Model artifacts are checked against the SHA-256 digest their version row recorded before they
+are unpickled: a planted file is refused unread (its code never runs), on local disk and in S3; a
+version an older winnow wrote (no digest) is refused with a clear message, and training again
+replaces it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from api.app import create_app
+from api.settings import Settings
+from store import ModelVersion, make_engine, parse_s3_url, session_scope
+from tests.conftest import AUTH, RED, add_colour_samples, data_uri, png_bytes
+from tests.planted import planted_artifact
+
+
+def plant(settings: Settings, function_id: str, version: int, marker: Path) -> None:
+    """Replace a version's stored artifact with a well-formed joblib pickle that runs code."""
+    data = planted_artifact(marker)
+    name = f"models/{function_id}/v{version}.joblib"
+    if settings.blob_store.startswith("s3://"):
+        bucket, prefix = parse_s3_url(settings.blob_store)
+        boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=data)
+    else:
+        (Path(settings.data_dir) / name).write_bytes(data)
+
+
+def invoke(client: TestClient, function_id: str) -> int:
+    body = {"data": data_uri(png_bytes(RED, seed=40))}
+    return client.post(f"/v1/functions/{function_id}/invoke", json=body).status_code
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_a_planted_artifact_is_refused_unread(
+    settings: Settings, where: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if where == "s3":
+        settings = Settings(
+            **{**settings.__dict__, "blob_store": request.getfixturevalue("s3_url")}
+        )
+    marker = tmp_path / "planted-code-ran"
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        fid = client.post("/v1/functions", json={"name": "f"}).json()["id"]
+        add_colour_samples(client, fid, per_label=3)
+        assert client.post(f"/v1/functions/{fid}/train").json()["version"] == 1
+        plant(settings, fid, 1, marker)
+
+        refused = client.post(f"/v1/functions/{fid}/models/1/deploy")
+        assert refused.status_code == 409
+        message = refused.json()["message"]
+        assert "refused unread" in message and "SHA-256 digest" in message
+        assert "does not match the recorded" in message
+        assert invoke(client, fid) == 200  # the head loaded before keeps serving from memory
+    with TestClient(create_app(settings), headers=AUTH) as restarted:  # start-up loads it again
+        assert invoke(restarted, fid) == 503
+    assert not marker.exists()
+
+
+def test_a_version_without_a_digest_is_not_loaded_until_trained_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        fid = client.post("/v1/functions", json={"name": "f"}).json()["id"]
+        add_colour_samples(client, fid, per_label=3)
+        assert client.post(f"/v1/functions/{fid}/train").json()["version"] == 1
+    engine = make_engine(settings.database)
+    with session_scope(engine) as session:  # what an older winnow left: no digest recorded
+        for row in session.exec(select(ModelVersion).where(ModelVersion.function_id == fid)):
+            row.artifact_sha256 = None
+            session.add(row)
+    engine.dispose()
+
+    with TestClient(create_app(settings), headers=AUTH) as upgraded:
+        assert invoke(upgraded, fid) == 503
+        refused = upgraded.post(f"/v1/functions/{fid}/models/1/deploy")
+        assert refused.status_code == 409
+        assert "no recorded SHA-256 digest" in refused.json()["message"]
+        assert "train the function again" in refused.json()["message"]
+        retrained = upgraded.post(f"/v1/functions/{fid}/train").json()
+        assert retrained["version"] == 2 and retrained["status"] == "deployed"
+        assert invoke(upgraded, fid) == 200
