@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import func as sql
 from sqlmodel import Session, col, select
 
-from review_queue.errors import InvalidTransition, ItemNotFound, LabelNotAllowed
+from review_queue.errors import InvalidFilter, InvalidTransition, ItemNotFound, LabelNotAllowed
 from store import (
     Function,
     Label,
@@ -146,9 +146,9 @@ def list_items(
     """Items in ``status`` (of one ``kind``, or of every kind when None), most informative
     first (then oldest first)."""
     if status not in STATUSES:
-        raise InvalidTransition(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        raise InvalidFilter(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     if kind is not None and kind not in KINDS:
-        raise InvalidTransition(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+        raise InvalidFilter(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     query = select(ReviewItem).where(
         ReviewItem.function_id == function_id, ReviewItem.status == status
     )

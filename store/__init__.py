@@ -5,9 +5,12 @@ from store.db import make_engine, session_scope, shared_lock
 from store.keys import ApiKey, list_keys
 from store.labels import (
     EmptyLabelName,
+    InvalidLabelName,
+    LabelNotAllowed,
     find_label,
     get_or_create_label,
     label_sample,
+    normalize_label_name,
     unlabel_sample,
 )
 from store.novel_marks import NovelMark
@@ -30,7 +33,9 @@ __all__ = [
     "BlobStore",
     "EmptyLabelName",
     "Function",
+    "InvalidLabelName",
     "Label",
+    "LabelNotAllowed",
     "ModelVersion",
     "NovelMark",
     "ObjectNotFound",
@@ -41,6 +46,7 @@ __all__ = [
     "Sample",
     "find_label",
     "get_or_create_label",
+    "normalize_label_name",
     "label_sample",
     "list_keys",
     "make_engine",

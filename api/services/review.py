@@ -8,8 +8,7 @@ import review_queue
 from api.runtime import Runtime
 from api.schemas import ReviewItemPublic
 from api.services.capture import index_labelled, unindex
-from api.services.functions import get_function
-from capture import CapturePolicy
+from api.services.functions import get_function, may_create_labels
 from store import Label, ReviewItem, session_scope, vector_from_bytes
 
 
@@ -29,8 +28,7 @@ def annotate_items(
 ) -> list[ReviewItemPublic]:
     """Annotate items in one transaction: all of them or, on any error, none."""
     with session_scope(rt.engine) as session:
-        function = get_function(session, function_id)
-        policy = CapturePolicy.from_dict(function.capture_policy or {})
+        may_create = may_create_labels(get_function(session, function_id))
         results = [
             review_queue.annotate(
                 session=session,
@@ -38,7 +36,7 @@ def annotate_items(
                 item_id=item_id,
                 label_name=label_name,
                 annotated_by=annotated_by,
-                allow_new_labels=policy.allow_new_labels,
+                allow_new_labels=may_create,
             )
             for item_id, label_name in annotations
         ]
