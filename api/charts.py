@@ -2,13 +2,12 @@
 
 Server-side pictures keep the dashboard page free of a charting script (its CSP allows only this
 app's files, and the service runs offline). Each chart is a standalone ``Figure`` on the Agg
-canvas, so nothing touches pyplot's global state and drawing is safe in a server thread.
+canvas, so nothing touches pyplot's global state and drawing is safe in a server thread. Label
+names are drawn with :data:`learner.PLAIN_TEXT`: as typed, never parsed as math text or TeX.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Sequence
 
 from matplotlib.axes import Axes
@@ -16,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from api.schemas import ActivityHour, LabelCount, ModelVersionPublic
+from learner import PLAIN_TEXT, figure_png
 
 # Marker colour of a version by its status: served (deployed, retired) or not (rejected, trained).
 STATUS_COLOURS = {"deployed": "#15803d", "retired": "#4d7c0f", "rejected": "#b91c1c"}
@@ -57,7 +57,7 @@ def model_history_png(versions: Sequence[ModelVersionPublic]) -> bytes:
     axes.set_ylabel("accuracy (cross-validated)")
     axes.set_xticks(numbers)
     axes.legend(loc="lower right", fontsize="small")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def activity_png(hours: Sequence[ActivityHour]) -> bytes:
@@ -98,18 +98,25 @@ def activity_png(hours: Sequence[ActivityHour]) -> bytes:
     axes.set_xlabel("hour (UTC)")
     axes.set_ylabel("items")
     axes.legend(loc="upper left", fontsize="small")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def label_counts_png(counts: Sequence[LabelCount]) -> bytes:
-    """Labelled samples per label, as horizontal bars (most first, top down)."""
+    """Labelled samples per label, as horizontal bars (most first, top down).
+
+    Bars sit at numeric positions with the names as plain tick text: as matplotlib categories,
+    two long names shortened alike would share one bar.
+    """
     figure, axes = _figure(7.5, min(1.2 + 0.28 * len(counts), 12.0))
     if not counts:
         return _empty(figure, axes, "no labels yet")
     names = [c.label_name if len(c.label_name) <= 24 else c.label_name[:23] + "…" for c in counts]
-    axes.barh(list(reversed(names)), [c.count for c in reversed(counts)], color="#57534e")
+    positions = range(len(counts))
+    axes.barh(positions, [c.count for c in counts], color="#57534e")
+    axes.set_yticks(positions, names, **PLAIN_TEXT)
+    axes.invert_yaxis()  # the first (most used) label on top
     axes.set_xlabel("labelled samples")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _figure(width: float, height: float) -> tuple[Figure, Axes]:
@@ -123,13 +130,4 @@ def _figure(width: float, height: float) -> tuple[Figure, Axes]:
 def _empty(figure: Figure, axes: Axes, text: str) -> bytes:
     axes.set_axis_off()
     axes.text(0.5, 0.5, text, ha="center", va="center", color=OTHER_COLOUR)
-    return _png(figure)
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        # a label name may hold characters the font lacks: they draw as boxes, not log lines
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)

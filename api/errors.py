@@ -89,8 +89,8 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
         UnsupportedImageFormat,
     )
     from learner import NotEnoughData
-    from review_queue import InvalidTransition, ItemNotFound, LabelNotAllowed
-    from store import BlobNotFound, EmptyLabelName, ObjectStoreUnavailable
+    from review_queue import InvalidFilter, InvalidTransition, ItemNotFound
+    from store import BlobNotFound, InvalidLabelName, LabelNotAllowed, ObjectStoreUnavailable
 
     return [
         (ImageTooLarge, PayloadTooLarge),
@@ -103,9 +103,10 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
         (NotEnoughData, Conflict),
         (InvalidPolicy, Unprocessable),
         (ItemNotFound, NotFound),
+        (InvalidFilter, Unprocessable),
         (InvalidTransition, Conflict),
         (LabelNotAllowed, Unprocessable),
-        (EmptyLabelName, Unprocessable),
+        (InvalidLabelName, Unprocessable),
         (BlobNotFound, NotFound),
         (ObjectStoreUnavailable, ServiceUnavailable),
     ]

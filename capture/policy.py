@@ -55,7 +55,8 @@ class CapturePolicy:
     coverage_memory: int = 50
     # Nearest neighbours searched for novelty and duplicate detection.
     knn_k: int = 5
-    # Whether reviewers may create labels the function does not have yet.
+    # Whether annotations (review, sample uploads, annotation updates) may create labels the
+    # function does not have yet (api.services.functions.may_create_labels).
     allow_new_labels: bool = True
     # Number of recent scores the adaptive threshold is computed from.
     window: int = 500

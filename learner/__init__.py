@@ -28,15 +28,18 @@ from learner.heads import (
     register_head_family,
 )
 from learner.metrics import (
+    PLAIN_TEXT,
     classification_metrics,
     confusion_matrix_png,
     expected_calibration_error,
+    figure_png,
 )
 from learner.selection import CandidateScore, TrainResult, train_head
 from learner.zero_shot import ZERO_SHOT_HEAD, LabelText, ZeroShotHead, build_zero_shot_head
 
 __all__ = [
     "HEAD_FAMILIES",
+    "PLAIN_TEXT",
     "UNSCORED_FOLD",
     "ZERO_SHOT_HEAD",
     "ArtifactCorrupt",
@@ -71,6 +74,7 @@ __all__ = [
     "cross_validated_predictions",
     "default_candidates",
     "expected_calibration_error",
+    "figure_png",
     "fit_temperature",
     "ranked_predictions",
     "register_head_family",

@@ -7,6 +7,7 @@ Python numbers, strings and lists (no numpy scalars) in a stable label order.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+# Text properties for whatever a user named (label names, titles): matplotlib draws it as typed
+# instead of parsing "$...$" as math text (a stray "$\\foo{$" raised) or handing it to TeX.
+PLAIN_TEXT: dict[str, Any] = {"parse_math": False, "usetex": False}
 
 
 def classification_metrics(
@@ -122,19 +127,28 @@ def confusion_matrix_png(metrics: dict[str, Any], *, title: str = "") -> bytes:
     image = axes.imshow(matrix, cmap="Blues", interpolation="nearest")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
     positions = np.arange(len(labels))
-    axes.set_xticks(positions, labels, rotation=45, ha="right", rotation_mode="anchor")
-    axes.set_yticks(positions, labels)
+    axes.set_xticks(
+        positions, labels, rotation=45, ha="right", rotation_mode="anchor", **PLAIN_TEXT
+    )
+    axes.set_yticks(positions, labels, **PLAIN_TEXT)
     axes.set_xlabel("predicted label")
     axes.set_ylabel("true label")
     if title:
-        axes.set_title(title)
+        axes.set_title(title, **PLAIN_TEXT)
     if len(labels) <= 30:
         threshold = matrix.max() / 2 if matrix.size else 0
         for row, col in np.ndindex(*matrix.shape):
             colour = "white" if matrix[row, col] > threshold else "black"
             axes.text(col, row, str(matrix[row, col]), ha="center", va="center", color=colour)
+    return figure_png(figure)
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure as PNG bytes; glyphs its font lacks (in label names) draw as boxes, quietly."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 

@@ -1,6 +1,12 @@
 """Review queue: captured items, their states, and turning an annotation into a sample."""
 
-from review_queue.errors import InvalidTransition, ItemNotFound, LabelNotAllowed, ReviewError
+from review_queue.errors import (
+    InvalidFilter,
+    InvalidTransition,
+    ItemNotFound,
+    LabelNotAllowed,
+    ReviewError,
+)
 from review_queue.queue import (
     KINDS,
     STATUSES,
@@ -24,6 +30,7 @@ __all__ = [
     "KINDS",
     "STATUSES",
     "Annotated",
+    "InvalidFilter",
     "InvalidTransition",
     "ItemKind",
     "ItemNotFound",

@@ -1,5 +1,9 @@
 """Domain errors of the review queue."""
 
+from store import LabelNotAllowed
+
+__all__ = ["InvalidFilter", "InvalidTransition", "ItemNotFound", "LabelNotAllowed", "ReviewError"]
+
 
 class ReviewError(Exception):
     """Base class; the message is shown to the API caller."""
@@ -13,8 +17,8 @@ class InvalidTransition(ReviewError):
     """The item's status does not allow that action (e.g. annotating a discarded item)."""
 
 
-class LabelNotAllowed(ReviewError, ValueError):
-    """The label does not exist and the function's policy forbids creating labels from review."""
+class InvalidFilter(ReviewError, ValueError):
+    """A listing asked for a status or kind that does not exist."""
 
 
 class AlreadyAnnotated(InvalidTransition):

@@ -20,14 +20,18 @@ from sqlalchemy import CursorResult, update
 from sqlalchemy import func as sql
 from sqlmodel import Session, col, select
 
-from review_queue.errors import AlreadyAnnotated, InvalidTransition, ItemNotFound, LabelNotAllowed
+from review_queue.errors import (
+    AlreadyAnnotated,
+    InvalidFilter,
+    InvalidTransition,
+    ItemNotFound,
+)
 from store import (
     Function,
     Label,
     ReviewItem,
     Sample,
-    find_label,
-    get_or_create_label,
+    annotation_label,
     label_sample,
     utcnow,
     vector_to_bytes,
@@ -153,9 +157,9 @@ def list_items(
     """Items in ``status`` (of one ``kind``, or of every kind when None), most informative
     first (then oldest first)."""
     if status not in STATUSES:
-        raise InvalidTransition(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        raise InvalidFilter(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     if kind is not None and kind not in KINDS:
-        raise InvalidTransition(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+        raise InvalidFilter(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
     query = select(ReviewItem).where(
         ReviewItem.function_id == function_id, ReviewItem.status == status
     )
@@ -198,14 +202,7 @@ def annotate(
         InvalidTransition: the item was discarded, or a suspect's sample was deleted.
     """
     item = get_item(session=session, function_id=function_id, item_id=item_id)
-    label = find_label(session, function_id, label_name)
-    if label is None:
-        if not allow_new_labels:
-            raise LabelNotAllowed(
-                f"label {label_name.strip()!r} does not exist in function {function_id} and its "
-                "capture policy does not allow creating labels from review (allowNewLabels)"
-            )
-        label = get_or_create_label(session, function_id, label_name)
+    label = annotation_label(session, function_id, label_name, may_create=allow_new_labels)
     if not _claim(
         session, item, "annotate", "annotated", label_id=label.id, annotated_by=annotated_by
     ):

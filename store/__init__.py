@@ -5,9 +5,13 @@ from store.db import make_engine, session_scope, shared_lock
 from store.keys import ApiKey, list_keys
 from store.labels import (
     EmptyLabelName,
+    InvalidLabelName,
+    LabelNotAllowed,
+    annotation_label,
     find_label,
     get_or_create_label,
     label_sample,
+    normalize_label_name,
     unlabel_sample,
 )
 from store.novel_marks import NovelMark
@@ -25,12 +29,15 @@ from store.tables import (
 )
 
 __all__ = [
+    "annotation_label",
     "ApiKey",
     "BlobNotFound",
     "BlobStore",
     "EmptyLabelName",
     "Function",
+    "InvalidLabelName",
     "Label",
+    "LabelNotAllowed",
     "ModelVersion",
     "NovelMark",
     "ObjectNotFound",
@@ -41,6 +48,7 @@ __all__ = [
     "Sample",
     "find_label",
     "get_or_create_label",
+    "normalize_label_name",
     "label_sample",
     "list_keys",
     "make_engine",

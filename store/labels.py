@@ -1,23 +1,67 @@
-"""Label look-ups and labelling a sample, shared by uploads and the review queue."""
+"""Label names, label look-ups and labelling a sample, shared by uploads and the review queue."""
 
 from __future__ import annotations
+
+import unicodedata
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from store.tables import Function, Label, Sample, utcnow
 
+# Unicode categories a label name may not hold: names are shown in pages, charts, logs, CSV
+# manifests and folder names, where these move, hide or restyle the text around them. The zero-width
+# joiner and non-joiner (format characters too) stay allowed: emoji sequences (👩‍💻) and Persian and
+# Indic spellings need them.
+_REFUSED_CATEGORIES = {
+    "Cc": "a control character (a newline, tab or terminal escape)",
+    "Cf": "an invisible format character (a direction override or zero-width space)",
+    "Cs": "a lone surrogate",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 
-class EmptyLabelName(ValueError):
+
+_JOINERS = {"\u200c", "\u200d"}
+
+
+class InvalidLabelName(ValueError):
+    """A label name the naming rules refuse; the message says which rule."""
+
+
+class EmptyLabelName(InvalidLabelName):
     """A label name that is empty after trimming white space."""
 
     def __init__(self) -> None:
         super().__init__("label name must not be empty")
 
 
+class LabelNotAllowed(ValueError):
+    """An annotation names a label the function lacks, and the caller may not create labels."""
+
+
+def normalize_label_name(name: str) -> str:
+    """The form a label name is stored and looked up in: trimmed and NFC-normalised, so the
+    composed and decomposed spellings of "café" are one label. Names stay case-sensitive ("Cat"
+    and "cat" are two labels, as in Nyckel). Raises :class:`InvalidLabelName` for an empty name
+    or one holding control, format or line-breaking characters."""
+    name = unicodedata.normalize("NFC", name.strip())
+    if not name:
+        raise EmptyLabelName()
+    for position, char in enumerate(name):
+        problem = _REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if problem is not None and char not in _JOINERS:
+            raise InvalidLabelName(
+                f"label name {name!r} holds {problem}: U+{ord(char):04X} at position {position}"
+            )
+    return name
+
+
 def find_label(session: Session, function_id: str, name: str) -> Label | None:
+    """The label called ``name`` (in any Unicode normal form), or None."""
+    name = normalize_label_name(name)
     return session.exec(
-        select(Label).where(Label.function_id == function_id, Label.name == name.strip())
+        select(Label).where(Label.function_id == function_id, Label.name == name)
     ).first()
 
 
@@ -26,9 +70,7 @@ def get_or_create_label(session: Session, function_id: str, name: str) -> Label:
     label = find_label(session, function_id, name)
     if label is not None:
         return label
-    name = name.strip()
-    if not name:
-        raise EmptyLabelName()
+    name = normalize_label_name(name)
     try:
         with session.begin_nested():
             label = Label(function_id=function_id, name=name)
@@ -38,6 +80,22 @@ def get_or_create_label(session: Session, function_id: str, name: str) -> Label:
         if label is None:
             raise
     return label
+
+
+def annotation_label(session: Session, function_id: str, name: str, *, may_create: bool) -> Label:
+    """The label an annotation names, created if missing when ``may_create`` (the function's
+    ``allowNewLabels``); :class:`LabelNotAllowed` otherwise. Every path that annotates (review,
+    sample upload, annotation update, the Nyckel adapter) comes through here."""
+    label = find_label(session, function_id, name)
+    if label is not None:
+        return label
+    if not may_create:
+        raise LabelNotAllowed(
+            f"label {normalize_label_name(name)!r} does not exist in function {function_id} and "
+            "its capture policy does not allow annotations to create labels (allowNewLabels); "
+            "create the label first (admin key)"
+        )
+    return get_or_create_label(session, function_id, name)
 
 
 def label_sample(session: Session, sample: Sample, label: Label) -> bool:

@@ -9,6 +9,7 @@ from api.deps import AnnotateKey, RuntimeDep
 from api.schemas import Page, ProposalAccept, ProposalAccepted, ProposalPublic, ReviewItemPublic
 from api.services import proposals as service
 from capture.proposals import Proposal
+from store import normalize_label_name
 
 router = APIRouter(tags=["proposals"])
 _proposals = "/v1/functions/{function_id}/proposals"
@@ -51,7 +52,10 @@ async def accept(
         )
     )
     return ProposalAccepted(
-        proposal=_public(proposal), label_name=body.label_name.strip(), data=items, count=len(items)
+        proposal=_public(proposal),
+        label_name=normalize_label_name(body.label_name),
+        data=items,
+        count=len(items),
     )
 
 

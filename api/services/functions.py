@@ -10,6 +10,7 @@ from api.errors import Conflict, NotFound, Unprocessable
 from api.runtime import Runtime
 from api.schemas import FunctionPublic
 from api.services.zero_shot import labels_changed
+from capture import CapturePolicy
 from learner import ZERO_SHOT_HEAD
 from store import (
     Function,
@@ -19,8 +20,10 @@ from store import (
     ReviewItem,
     Sample,
     find_label,
+    normalize_label_name,
     session_scope,
 )
+from store import annotation_label as store_annotation_label
 
 
 def create_function(rt: Runtime, *, name: str, labels: list[str], backbone: str | None) -> Function:
@@ -29,9 +32,7 @@ def create_function(rt: Runtime, *, name: str, labels: list[str], backbone: str 
         spec = rt.encoders.resolve(backbone)
     except ValueError as exc:  # not a backbone spec at all
         raise Unprocessable(str(exc)) from exc
-    names = [n.strip() for n in labels]
-    if any(not n for n in names):
-        raise Unprocessable("label names must not be empty")
+    names = [normalize_label_name(n) for n in labels]
     if len(set(names)) != len(names):
         raise Unprocessable("label names must be unique")
     with session_scope(rt.engine) as session:
@@ -121,12 +122,25 @@ def delete_unreferenced_blobs(rt: Runtime, digests: set[str]) -> None:
         rt.blobs.delete(digest)
 
 
+def may_create_labels(function: Function) -> bool:
+    """Whether an annotation (a review's, a sample upload's, an annotation update's, Nyckel's
+    included) may name a label the function lacks, creating it: the capture policy's
+    ``allowNewLabels``, whatever the key. With it off, labels are made only on purpose: with the
+    function, or through the labels endpoints (admin keys)."""
+    return CapturePolicy.from_dict(function.capture_policy or {}).allow_new_labels
+
+
+def annotation_label(session: Session, function_id: str, name: str) -> Label:
+    """The label an annotation names, created if missing where :func:`may_create_labels` allows
+    it (:class:`store.LabelNotAllowed`, a 422, otherwise)."""
+    may_create = may_create_labels(get_function(session, function_id))
+    return store_annotation_label(session, function_id, name, may_create=may_create)
+
+
 def create_label(
     session: Session, function_id: str, *, name: str, description: str | None = None
 ) -> Label:
-    name = name.strip()
-    if not name:
-        raise Unprocessable("label name must not be empty")
+    name = normalize_label_name(name)
     existing = find_label(session, function_id, name)
     if existing is not None:
         raise Conflict(f"label {name!r} already exists in function {function_id}")
@@ -152,9 +166,7 @@ def update_label(
 ) -> Label:
     """Rename or describe a label. Model versions name their classes by label name, so a label
     that one of them learnt keeps its name (409): renaming it would orphan the model's class."""
-    name = name.strip()
-    if not name:
-        raise Unprocessable("label name must not be empty")
+    name = normalize_label_name(name)
     with session_scope(rt.engine) as session:
         label = get_label(session, function_id, label_id)
         if name != label.name:

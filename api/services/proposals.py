@@ -22,7 +22,15 @@ from api.services.review import annotate_items, item_public, move_item
 from capture import CapturePolicy
 from capture.proposals import Proposal, class_spread, cluster_novel_items
 from review_queue import InvalidTransition
-from store import NovelMark, ReviewItem, find_label, session_scope, utcnow, vector_from_bytes
+from store import (
+    NovelMark,
+    ReviewItem,
+    find_label,
+    normalize_label_name,
+    session_scope,
+    utcnow,
+    vector_from_bytes,
+)
 
 # Most recent candidates clustered (agglomerative clustering is quadratic in their number).
 MAX_CANDIDATES = 3000
@@ -99,7 +107,7 @@ def accept_proposal(
 ) -> tuple[Proposal, list[ReviewItemPublic]]:
     """Create ``label_name`` and annotate the proposal's items (less those excluded) with it."""
     proposal = get_proposal(rt, function_id, proposal_id)
-    name = label_name.strip()
+    name = normalize_label_name(label_name)
     with session_scope(rt.engine) as session:
         if find_label(session, function_id, name) is not None:
             raise Conflict(

@@ -8,8 +8,7 @@ import review_queue
 from api.runtime import Runtime
 from api.schemas import ReviewItemPublic
 from api.services.capture import index_labelled, unindex
-from api.services.functions import get_function
-from capture import CapturePolicy
+from api.services.functions import get_function, may_create_labels
 from store import Label, ReviewItem, session_scope, vector_from_bytes
 
 
@@ -32,8 +31,7 @@ def annotate_items(
     than deadlock; the answer keeps the request's order."""
     order = sorted(range(len(annotations)), key=lambda i: annotations[i][0])
     with session_scope(rt.engine) as session:
-        function = get_function(session, function_id)
-        policy = CapturePolicy.from_dict(function.capture_policy or {})
+        may_create = may_create_labels(get_function(session, function_id))
         done = {
             i: review_queue.annotate(
                 session=session,
@@ -41,7 +39,7 @@ def annotate_items(
                 item_id=annotations[i][0],
                 label_name=annotations[i][1],
                 annotated_by=annotated_by,
-                allow_new_labels=policy.allow_new_labels,
+                allow_new_labels=may_create,
             )
             for i in order
         }

@@ -15,7 +15,7 @@ from api.errors import Conflict, NotFound
 from api.runtime import Runtime
 from api.schemas import AnnotationPublic, SamplePublic
 from api.services.capture import index_labelled, unindex
-from api.services.functions import delete_unreferenced_blobs, get_function
+from api.services.functions import annotation_label, delete_unreferenced_blobs, get_function
 from embeddings import InvalidImage, decode_image
 from review_queue import drop_open_suspects, follow_relabel
 from store import (
@@ -23,8 +23,8 @@ from store import (
     Label,
     ReviewItem,
     Sample,
-    get_or_create_label,
     label_sample,
+    normalize_label_name,
     session_scope,
     unlabel_sample,
     vector_from_bytes,
@@ -98,6 +98,8 @@ def add_sample(
     blob is written before the row that references it, so a crash leaves at most an orphan blob
     (swept at start).
     """
+    if label_name is not None:  # a bad name is refused before any work
+        label_name = normalize_label_name(label_name)
     digest = rt.blobs.digest(data)
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
@@ -152,7 +154,7 @@ def _same_external_id(
     if row is None:
         return None
     sample, label = row
-    same_label = (label.name if label else None) == (label_name.strip() if label_name else None)
+    same_label = (label.name if label else None) == label_name
     if sample.blob != digest or not same_label:
         raise Conflict(
             f"externalId {external_id!r} is already used by sample {sample.id} "
@@ -162,7 +164,7 @@ def _same_external_id(
 
 
 def _annotate(session: Session, function_id: str, sample: Sample, label_name: str) -> None:
-    if label_sample(session, sample, get_or_create_label(session, function_id, label_name)):
+    if label_sample(session, sample, annotation_label(session, function_id, label_name)):
         follow_relabel(session=session, sample=sample)
 
 

@@ -152,3 +152,12 @@ def test_budget_caps_captures(client: TestClient) -> None:
     results = [_invoke(client, fid, png_bytes(c, seed=9))["capture"] for c in colours]
     assert sum(r["captured"] for r in results) == 3
     assert client.get(f"/v1/functions/{fid}/review/counts").json()["pending"] == 3
+
+
+def test_listing_an_unknown_status_or_kind_is_unprocessable(client: TestClient) -> None:
+    fid = client.post("/v1/functions", json={"name": "f"}).json()["id"]
+    url = f"/v1/functions/{fid}/review"
+    bogus = client.get(url, params={"status": "bogus"})
+    assert bogus.status_code == 422 and "unknown status 'bogus'" in bogus.json()["message"]
+    assert client.get(url, params={"kind": "bogus"}).status_code == 422
+    assert client.get(url, params={"status": "skipped"}).json() == {"data": [], "count": 0}
