@@ -114,7 +114,7 @@ def decode_pixel_budget(settings: Settings) -> int:
     if chosen < largest:
         raise ValueError(
             f"decode_pixel_budget ({chosen}) must be 0 (auto) or at least max_image_pixels "
-            f"({largest}), or the largest accepted image could never be decoded"
+            f"({largest}), so that the largest accepted image fits"
         )
     return chosen
 
