@@ -82,6 +82,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
     from capture import InvalidPolicy
     from embeddings import (
         BackboneUnavailable,
+        DecodeBudgetExhausted,
         EncoderClosed,
         EncoderOverloaded,
         ImageTooLarge,
@@ -97,6 +98,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
         (UnsupportedImageFormat, UnsupportedMediaType),
         (InvalidImage, BadRequest),
         (EncoderOverloaded, ServiceUnavailable),
+        (DecodeBudgetExhausted, ServiceUnavailable),
         (EncoderClosed, ServiceUnavailable),
         (BackboneUnavailable, ServiceUnavailable),
         (RateLimitUnavailable, ServiceUnavailable),

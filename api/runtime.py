@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from api.settings import Settings
 from capture import CaptureController, CapturePolicy, IndexRegistry
 from capture.drift import NoveltyTraffic
 from capture.novelty_models import NoveltyModels
-from embeddings import EncoderPool, ImageEncoderPool
+from embeddings import EncoderPool, ImageEncoderPool, PixelBudget
 from embeddings.tower_options import CPU_BATCH_SIZE, parse_batch_size
 from learner import DeployedHeads, ModelStore, ObjectModelStore
 from learner.scheduler import RetrainScheduler, TrainingTracker
@@ -42,6 +43,14 @@ log = logging.getLogger("winnow")
 
 # Age at which an unreferenced file in a data dir that replicas share is surely no write in flight.
 SHARED_SWEEP_GRACE_S = 3600.0
+# The automatic decode budget: decoded images may hold this share of the machine's memory (the
+# rest is the backbone, heads, indexes, the database and everything else), and each pixel costs
+# this many bytes while it is held: Pillow keeps RGB as 4 bytes per pixel, and decoding holds the
+# file's frame and its upright copy at once (measured: 8.0 bytes per pixel of peak RSS for a
+# 40-megapixel PNG). Rarer modes cost more in passing (16-bit greyscale is scaled via float64).
+DECODE_MEMORY_SHARE = 0.25
+DECODE_BYTES_PER_PIXEL = 8
+_CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
 
 
 def open_storage(
@@ -103,6 +112,32 @@ def encoder_pool(
         precision=settings.precision,
         compile=settings.compile,
     )
+
+
+def decode_pixel_budget(settings: Settings) -> int:
+    """Pixels that decoded images may hold at once: ``settings.decode_pixel_budget``, or with 0
+    ``DECODE_MEMORY_SHARE`` of :func:`machine_memory_bytes` at ``DECODE_BYTES_PER_PIXEL``, at
+    least one image of ``max_image_pixels`` (so every accepted image can be decoded)."""
+    chosen, largest = settings.decode_pixel_budget, settings.max_image_pixels
+    if chosen == 0:
+        memory = machine_memory_bytes()
+        return max(largest, int(memory * DECODE_MEMORY_SHARE) // DECODE_BYTES_PER_PIXEL)
+    if chosen < largest:
+        raise ValueError(
+            f"decode_pixel_budget ({chosen}) must be 0 (auto) or at least max_image_pixels "
+            f"({largest}), so that the largest accepted image fits"
+        )
+    return chosen
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory, or the cgroup (v2) memory limit of this container if that is lower."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = _CGROUP_MEMORY_LIMIT.read_text().strip()
+    except OSError:  # no cgroup v2 (another OS, or cgroup v1)
+        return memory
+    return min(memory, int(limit)) if limit.isdigit() else memory  # "max": no limit
 
 
 class RequestSet:
@@ -191,6 +226,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Decoded pixels in flight, across every request of this process (api.services.samples).
+        self.decode_budget = PixelBudget(decode_pixel_budget(settings))
         data_dir = private_dir(Path(settings.data_dir))
         self.engine = make_engine(settings.database)
         self.blobs, self.models = open_storage(settings.blob_store, data_dir)

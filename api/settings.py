@@ -34,6 +34,10 @@ class Settings:
     max_body_mb: float = 20.0
     # Largest accepted image in pixels (width x height), checked before decoding.
     max_image_pixels: int = 40_000_000
+    # Most decoded image pixels held at once by all requests together (decoding to encoding);
+    # beyond it a request waits up to 2 s, then answers 503 with Retry-After. 0: auto, from the
+    # machine's memory (api.runtime.decode_pixel_budget); else at least max_image_pixels.
+    decode_pixel_budget: int = 0
     # Most images the encoder embeds in one batch: a number, or auto (256 on a GPU, 8 on CPU).
     batch_size: str = "auto"
     # Numeric precision of the image tower: auto (the fastest of fp32 / bf16 / int8 that keeps

@@ -16,6 +16,7 @@ from embeddings.clip_loading import cached_clip_weights, parse_clip_spec
 from embeddings.decode import (
     ALLOWED_FORMATS,
     DEFAULT_MAX_PIXELS,
+    declared_pixels,
     decode_image,
     sniff_format,
     sniff_mime_type,
@@ -30,6 +31,7 @@ from embeddings.encoder_protocol import ImageEncoder, ImageEncoderPool
 from embeddings.errors import (
     BackboneUnavailable,
     CorruptImage,
+    DecodeBudgetExhausted,
     EmptyImage,
     EncoderClosed,
     EncoderOverloaded,
@@ -38,6 +40,7 @@ from embeddings.errors import (
     TextNotSupported,
     UnsupportedImageFormat,
 )
+from embeddings.pixel_budget import PixelBudget
 from embeddings.pixels import BACKGROUND_COLOR, to_rgb
 from embeddings.pool import EncoderPool
 from embeddings.text import backbone_has_text_tower, encode_text_or_raise
@@ -56,6 +59,7 @@ __all__ = [
     "BatchingEncoder",
     "ClipBackbone",
     "CorruptImage",
+    "DecodeBudgetExhausted",
     "EfficientNetLite0Backbone",
     "EmptyImage",
     "EncoderClosed",
@@ -65,6 +69,7 @@ __all__ = [
     "ImageEncoder",
     "ImageEncoderPool",
     "ImageTooLarge",
+    "PixelBudget",
     "InvalidImage",
     "TextNotSupported",
     "UnsupportedImageFormat",
@@ -72,6 +77,7 @@ __all__ = [
     "build_efficientnet_lite0",
     "cached_clip_weights",
     "canonical_backbone_spec",
+    "declared_pixels",
     "decode_image",
     "encode_text_or_raise",
     "load_backbone",

@@ -9,6 +9,8 @@ act on; no raw Pillow/OS error escapes.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image, ImageChops, ImageOps
 
@@ -62,19 +64,45 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
         ImageTooLarge: the header declares more than ``max_pixels`` pixels.
         CorruptImage: the bytes claim an allowed format but cannot be decoded (e.g. truncated).
     """
+    with _opened(data, max_pixels) as source:
+        source.load()  # decodes the current (= first) frame only
+        image: Image.Image = source
+        if _is_plain_cmyk_jpeg(source):
+            # Pillow always reads CMYK JPEG with Adobe's inverted polarity; files without
+            # the Adobe APP14 marker store plain CMYK, so undo that inversion.
+            image = ImageChops.invert(source)
+        # exif_transpose always returns a new image, detached from the file being closed
+        return to_rgb(ImageOps.exif_transpose(image))
+
+
+def declared_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The ``width * height`` that decoding ``data`` will produce, read from its header alone.
+
+    Runs the checks :func:`decode_image` runs before decoding, so a caller can reserve memory
+    for the pixels (:class:`embeddings.pixel_budget.PixelBudget`) before any are decoded.
+
+    Args:
+        data: the raw file bytes as uploaded.
+        max_pixels: largest accepted ``width * height`` according to the header.
+
+    Raises:
+        the errors of :func:`decode_image` that its header checks raise.
+    """
+    with _opened(data, max_pixels) as source:
+        width, height = source.size
+        return width * height
+
+
+@contextmanager
+def _opened(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """``data`` opened by Pillow (nothing decoded yet) after the format and size checks; any
+    failure, in here or in the caller's block, becomes an :class:`InvalidImage`."""
     if not data:
         raise EmptyImage("the image is empty (0 bytes)")
     try:
         with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as source:
             _check_pixel_count(source.size, max_pixels)
-            source.load()  # decodes the current (= first) frame only
-            image: Image.Image = source
-            if _is_plain_cmyk_jpeg(source):
-                # Pillow always reads CMYK JPEG with Adobe's inverted polarity; files without
-                # the Adobe APP14 marker store plain CMYK, so undo that inversion.
-                image = ImageChops.invert(source)
-            # exif_transpose always returns a new image, detached from the file being closed
-            return to_rgb(ImageOps.exif_transpose(image))
+            yield source
     except InvalidImage:
         raise
     except Image.DecompressionBombError as error:

@@ -1,7 +1,8 @@
 """Domain errors of the embeddings package.
 
 ``api/`` maps them to HTTP responses once: every :class:`InvalidImage` is a client error (4xx),
-:class:`EncoderOverloaded` is "try again later" (503 + Retry-After) and
+:class:`EncoderOverloaded` and :class:`DecodeBudgetExhausted` are "try again later" (503 +
+Retry-After) and
 :class:`BackboneUnavailable` is a server configuration problem.
 """
 
@@ -38,6 +39,15 @@ class BackboneUnavailable(RuntimeError):
 
 class EncoderOverloaded(RuntimeError):
     """The batching encoder's queue is full; callers should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DecodeBudgetExhausted(RuntimeError):
+    """Decoded pixels in flight stayed at the budget for the whole wait; callers should retry after
+    ``retry_after`` seconds."""
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)

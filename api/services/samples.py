@@ -16,7 +16,7 @@ from api.runtime import Runtime
 from api.schemas import AnnotationPublic, SamplePublic
 from api.services.capture import index_labelled, unindex
 from api.services.functions import annotation_label, delete_unreferenced_blobs, get_function
-from embeddings import InvalidImage, decode_image
+from embeddings import InvalidImage, declared_pixels, decode_image
 from review_queue import drop_open_suspects, follow_relabel
 from store import (
     Function,
@@ -51,31 +51,50 @@ def embed_images(
     image that cannot be decoded is its InvalidImage, the others are still embedded.
 
     The decoded images go to the encoder in one call, which batches them; only more than
-    ``queue_limit`` images or :data:`DECODED_PIXELS_PER_CALL` pixels take several calls.
+    ``queue_limit`` images or :data:`DECODED_PIXELS_PER_CALL` pixels take several calls, or room
+    in the runtime's decode budget running out. Each image reserves its pixels in that budget
+    before it is decoded and gives them back once its call has encoded it.
+
+    Raises:
+        DecodeBudgetExhausted: the budget had no room for an image within its wait.
     """
     embedded: dict[int, np.ndarray | InvalidImage] = {}
-
-    def encode(waiting: dict[int, Image.Image]) -> None:
-        vectors = rt.encoders.get(function.backbone).encode(list(waiting.values()))
-        embedded.update(zip(waiting, vectors, strict=True))
-
+    budget, max_pixels = rt.decode_budget, rt.settings.max_image_pixels
     waiting: dict[int, Image.Image] = {}
-    waiting_pixels = 0
-    for i, data in enumerate(images):
-        try:
-            image = decode_image(data, max_pixels=rt.settings.max_image_pixels)
-        except InvalidImage as exc:
-            embedded[i] = exc
-            continue
-        pixels = image.width * image.height
-        full = len(waiting) >= rt.settings.queue_limit
-        if waiting and (full or waiting_pixels + pixels > DECODED_PIXELS_PER_CALL):
-            encode(waiting)
-            waiting, waiting_pixels = {}, 0
-        waiting[i] = image
-        waiting_pixels += pixels
-    if waiting:
-        encode(waiting)
+    reserved = 0  # the pixels of ``waiting`` and of the image being decoded
+
+    def encode_waiting() -> None:
+        nonlocal waiting, reserved
+        if waiting:
+            vectors = rt.encoders.get(function.backbone).encode(list(waiting.values()))
+            embedded.update(zip(waiting, vectors, strict=True))
+        waiting = {}  # the decoded images go before their pixels are given back
+        budget.release(reserved)
+        reserved = 0
+
+    try:
+        for i, data in enumerate(images):
+            try:
+                pixels = declared_pixels(data, max_pixels=max_pixels)
+            except InvalidImage as exc:
+                embedded[i] = exc
+                continue
+            full = len(waiting) >= rt.settings.queue_limit
+            if waiting and (full or reserved + pixels > DECODED_PIXELS_PER_CALL):
+                encode_waiting()
+            if not budget.try_reserve(pixels):
+                encode_waiting()  # never wait while holding pixels: it could be waiting for itself
+                budget.reserve(pixels)
+            reserved += pixels
+            try:
+                waiting[i] = decode_image(data, max_pixels=max_pixels)
+            except InvalidImage as exc:
+                budget.release(pixels)
+                reserved -= pixels
+                embedded[i] = exc
+        encode_waiting()
+    finally:
+        budget.release(reserved)  # what an error left reserved
     return [embedded[i] for i in range(len(images))]
 
 

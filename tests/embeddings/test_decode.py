@@ -14,6 +14,7 @@ from embeddings import (
     ImageTooLarge,
     InvalidImage,
     UnsupportedImageFormat,
+    declared_pixels,
     decode_image,
     sniff_format,
     sniff_mime_type,
@@ -117,6 +118,27 @@ def test_max_pixels_argument_applies() -> None:
     assert decode_image(data, max_pixels=5000).size == (100, 50)
     with pytest.raises(ImageTooLarge):
         decode_image(data, max_pixels=4999)
+
+
+def test_declared_pixels_reads_the_header_without_decoding() -> None:
+    # No pixel data at all: decoding would raise CorruptImage, the header alone gives the size.
+    assert declared_pixels(png_header_only(3000, 2000)) == 6_000_000
+    with pytest.raises(CorruptImage):
+        decode_image(png_header_only(3000, 2000))
+    assert declared_pixels(encoded(quadrants(100, 50), "GIF")) == 5000
+
+
+def test_declared_pixels_refuses_what_decode_image_refuses_before_decoding() -> None:
+    with pytest.raises(ImageTooLarge, match="8000x8000"):
+        declared_pixels(png_header_only(8000, 8000))
+    with pytest.raises(ImageTooLarge):
+        declared_pixels(encoded(quadrants(100, 50), "PNG"), max_pixels=4999)
+    with pytest.raises(EmptyImage):
+        declared_pixels(b"")
+    with pytest.raises(UnsupportedImageFormat):
+        declared_pixels(encoded(quadrants(), "TIFF"))
+    with pytest.raises(CorruptImage):
+        declared_pixels(b"\x00" * 10)
 
 
 def test_pillow_globals_are_left_alone() -> None:
