@@ -54,12 +54,22 @@ def get_principal(
         rt,
         credentials.credentials if credentials else None,
         function_id=request.path_params.get("function_id"),
+        address=client_address(request),
     )
 
 
-def verify_caller(rt: Runtime, key: str | None, *, function_id: str | None) -> Principal:
-    """Authenticate ``key``, take one request from its rate limit, check its tenant."""
-    principal = rt.auth.authenticate(key)
+def client_address(request: Request) -> str | None:
+    """The peer's address; behind a proxy that FORWARDED_ALLOW_IPS trusts (uvicorn; default: a
+    local one), the X-Forwarded-For address it sends."""
+    return request.client.host if request.client else None
+
+
+def verify_caller(
+    rt: Runtime, key: str | None, *, function_id: str | None, address: str | None
+) -> Principal:
+    """Authenticate ``key`` sent from ``address`` (failures throttled), take one request from its
+    rate limit, check its tenant."""
+    principal = rt.auth_throttle.authenticate(key, address)
     if principal.rate_limit_per_minute is not None:
         wait = rt.rate_limits.take(principal.key_id, principal.rate_limit_per_minute)
         if wait is not None:

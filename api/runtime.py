@@ -15,6 +15,7 @@ import numpy as np
 from sqlmodel import select
 
 from api.auth import Authenticator
+from api.auth_throttle import AuthThrottle, make_failure_counts
 from api.observability import Metrics
 from api.ratelimit import make_rate_limiter
 from api.settings import Settings
@@ -200,6 +201,11 @@ class Runtime:
         self.auth = Authenticator(self.engine, settings.admin_key)
         # Shared by every replica through Redis with redis_url, else this process's own.
         self.rate_limits = make_rate_limiter(settings.redis_url)
+        self.auth_throttle = AuthThrottle(
+            self.auth,
+            make_failure_counts(settings.redis_url),
+            limit=settings.auth_failures_per_minute,
+        )
         self.training = TrainingTracker()
         # Serialises the database + in-memory switch of a function's deployed version.
         self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -265,4 +271,5 @@ class Runtime:
             self.scheduler.shutdown()
         self.encoders.close()
         self.rate_limits.close()
+        self.auth_throttle.close()
         self.engine.dispose()

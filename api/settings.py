@@ -30,6 +30,9 @@ class Settings:
     blob_store: str = ""
     # Redis URL (redis://host:6379/0) where replicas share per-key rate limits; empty: per process.
     redis_url: str = ""
+    # Failed authentications allowed per client address, and per key id, in a minute; beyond it
+    # 429 (api.auth_throttle). Shared through redis_url when set. 0: no limit.
+    auth_failures_per_minute: int = 20
     # Largest accepted request body in megabytes (413 above it).
     max_body_mb: float = 20.0
     # Largest accepted image in pixels (width x height), checked before decoding.

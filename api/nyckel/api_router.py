@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, Scope
-from api.deps import RuntimeDep, verify_caller
+from api.deps import RuntimeDep, client_address, verify_caller
 from api.errors import ERROR_RESPONSES, BadRequest, NotFound
 from api.nyckel import protocol as wire
 from api.nyckel import serving
@@ -41,6 +41,7 @@ def _caller(scope: Scope | None) -> Callable[..., Principal]:
             rt,
             credentials.credentials if credentials else None,
             function_id=full_id("function", raw) if raw else None,
+            address=client_address(request),
         )
         if scope is not None:
             principal.require(scope)
@@ -88,6 +89,7 @@ def _ok() -> Response:
 
 @router.post("/connect/token")
 def token(
+    request: Request,
     rt: RuntimeDep,
     client_id: Annotated[str, Form(**_ID)],
     client_secret: Annotated[str, Form(**_ID)],
@@ -97,7 +99,7 @@ def token(
     ``client_secret`` the key; the access token is the key itself."""
     if grant_type != "client_credentials":
         raise BadRequest("grant_type must be client_credentials")
-    principal = verify_caller(rt, client_secret, function_id=None)
+    principal = verify_caller(rt, client_secret, function_id=None, address=client_address(request))
     return serving.exchange_token(principal, client_id, client_secret)
 
 
