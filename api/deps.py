@@ -14,6 +14,7 @@ from api.auth import Principal, Scope
 from api.errors import BadRequest, TooManyRequests
 from api.ratelimit import retry_after_header
 from api.runtime import Runtime
+from api.settings import Settings
 from store import session_scope
 
 
@@ -38,6 +39,23 @@ def reject_nul_characters(request: Request) -> None:
     with a column, and no id or value of winnow contains one (app-wide dependency)."""
     if "\x00" in request.url.path or any("\x00" in v for v in request.query_params.values()):
         raise BadRequest("the URL must not contain NUL characters (%00)")
+
+
+def public_base_url(request: Request, settings: Settings) -> str:
+    """Where the absolute URLs this service hands out start: ``public_url``; else the request's
+    own base only when its ``Host`` names this server (the bound address or localhost on the bound
+    port); else "" (a path, resolved against the server the client reached), so a forged
+    ``Host`` never sends clients and their keys elsewhere."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    names = {settings.host, "localhost", "127.0.0.1", "[::1]"}
+    names = {f"[{name}]" if ":" in name and not name.startswith("[") else name for name in names}
+    trusted = {f"{name}:{settings.port}" for name in names}
+    if settings.port in (80, 443):
+        trusted |= names
+    if request.headers.get("host", "").lower() in trusted:
+        return str(request.base_url).rstrip("/")
+    return ""
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")

@@ -181,6 +181,11 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        public = urlparse(settings.public_url)
+        if settings.public_url and (public.scheme not in ("http", "https") or not public.netloc):
+            raise ValueError(
+                f"public_url must be http(s)://HOST[:PORT][/PATH], not {public.geturl()!r}"
+            )
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database)
