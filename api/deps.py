@@ -14,6 +14,7 @@ from api.auth import Principal, Scope
 from api.errors import BadRequest, TooManyRequests
 from api.ratelimit import retry_after_header
 from api.runtime import Runtime
+from api.settings import Settings
 from store import session_scope
 
 
@@ -40,6 +41,23 @@ def reject_nul_characters(request: Request) -> None:
         raise BadRequest("the URL must not contain NUL characters (%00)")
 
 
+def public_base_url(request: Request, settings: Settings) -> str:
+    """Where the absolute URLs this service hands out start: ``public_url``; else the request's
+    own base only when its ``Host`` names this server (the bound address or localhost on the bound
+    port); else "" (a path, resolved against the server the client reached), so a forged
+    ``Host`` never sends clients and their keys elsewhere."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    names = {settings.host, "localhost", "127.0.0.1", "[::1]"}
+    names = {f"[{name}]" if ":" in name and not name.startswith("[") else name for name in names}
+    trusted = {f"{name}:{settings.port}" for name in names}
+    if settings.port in (80, 443):
+        trusted |= names
+    if request.headers.get("host", "").lower() in trusted:
+        return str(request.base_url).rstrip("/")
+    return ""
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
 
 
@@ -54,12 +72,22 @@ def get_principal(
         rt,
         credentials.credentials if credentials else None,
         function_id=request.path_params.get("function_id"),
+        address=client_address(request),
     )
 
 
-def verify_caller(rt: Runtime, key: str | None, *, function_id: str | None) -> Principal:
-    """Authenticate ``key``, take one request from its rate limit, check its tenant."""
-    principal = rt.auth.authenticate(key)
+def client_address(request: Request) -> str | None:
+    """The peer's address; behind a proxy that FORWARDED_ALLOW_IPS trusts (uvicorn; default: a
+    local one), the X-Forwarded-For address it sends."""
+    return request.client.host if request.client else None
+
+
+def verify_caller(
+    rt: Runtime, key: str | None, *, function_id: str | None, address: str | None
+) -> Principal:
+    """Authenticate ``key`` sent from ``address`` (failures throttled), take one request from its
+    rate limit, check its tenant."""
+    principal = rt.auth_throttle.authenticate(key, address)
     if principal.rate_limit_per_minute is not None:
         wait = rt.rate_limits.take(principal.key_id, principal.rate_limit_per_minute)
         if wait is not None:

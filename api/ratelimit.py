@@ -52,6 +52,25 @@ return wait
 """
 
 
+def connect_redis(url: str) -> redis.Redis:
+    """A client of ``url`` with short timeouts; nothing connects until its first command."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        # one immediate retry: a pooled connection Redis closed (restart, idle timeout)
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def redis_server(client: redis.Redis) -> str:
+    """Where ``client`` connects, for logs (without the password a URL may hold)."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']} db {kwargs.get('db', 0)}"
+    return f"{kwargs.get('host')}:{kwargs.get('port')} db {kwargs.get('db', 0)}"
+
+
 class RateLimitUnavailable(Exception):
     """The shared limiter cannot be reached, so a rate-limited request can be neither counted nor
     refused; answered 503 with ``Retry-After`` (api.errors)."""
@@ -129,21 +148,11 @@ class RedisRateLimiter:
     def from_url(cls, url: str, *, prefix: str = REDIS_PREFIX) -> RedisRateLimiter:
         """A limiter on ``url`` (``redis://[:password@]host:port/db``, ``rediss://`` for TLS);
         nothing connects until the first rate-limited request."""
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            # one immediate retry: a pooled connection Redis closed (restart, idle timeout)
-            retry=Retry(NoBackoff(), 1),
-        )
-        return cls(client, prefix=prefix)
+        return cls(connect_redis(url), prefix=prefix)
 
     def where(self) -> str:
         """The server, for logs (without the password a URL may hold)."""
-        kwargs = self._client.connection_pool.connection_kwargs
-        if "path" in kwargs:
-            return f"unix:{kwargs['path']} db {kwargs.get('db', 0)}"
-        return f"{kwargs.get('host')}:{kwargs.get('port')} db {kwargs.get('db', 0)}"
+        return redis_server(self._client)
 
     def bucket_key(self, key_id: str) -> str:
         return f"{self._prefix}{key_id}"

@@ -16,6 +16,7 @@ import numpy as np
 from sqlmodel import select
 
 from api.auth import Authenticator
+from api.auth_throttle import AuthThrottle, make_failure_counts
 from api.observability import Metrics
 from api.ratelimit import make_rate_limiter
 from api.settings import Settings
@@ -226,6 +227,11 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        public = urlparse(settings.public_url)
+        if settings.public_url and (public.scheme not in ("http", "https") or not public.netloc):
+            raise ValueError(
+                f"public_url must be http(s)://HOST[:PORT][/PATH], not {public.geturl()!r}"
+            )
         # Decoded pixels in flight, across every request of this process (api.services.samples).
         self.decode_budget = PixelBudget(decode_pixel_budget(settings))
         data_dir = private_dir(Path(settings.data_dir))
@@ -247,6 +253,11 @@ class Runtime:
         self.auth = Authenticator(self.engine, settings.admin_key)
         # Shared by every replica through Redis with redis_url, else this process's own.
         self.rate_limits = make_rate_limiter(settings.redis_url)
+        self.auth_throttle = AuthThrottle(
+            self.auth,
+            make_failure_counts(settings.redis_url),
+            limit=settings.auth_failures_per_minute,
+        )
         self.training = TrainingTracker()
         # Serialises the database + in-memory switch of a function's deployed version.
         self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -312,4 +323,5 @@ class Runtime:
             self.scheduler.shutdown()
         self.encoders.close()
         self.rate_limits.close()
+        self.auth_throttle.close()
         self.engine.dispose()

@@ -30,6 +30,13 @@ class Settings:
     blob_store: str = ""
     # Redis URL (redis://host:6379/0) where replicas share per-key rate limits; empty: per process.
     redis_url: str = ""
+    # Failed authentications allowed per client address, and per key id, in a minute; beyond it
+    # 429 (api.auth_throttle). Shared through redis_url when set. 0: no limit.
+    auth_failures_per_minute: int = 20
+    # Base URL clients reach this service at (https://winnow.example.com), used in the URLs it
+    # hands out; empty: the request's Host when it names this server's bound address or
+    # localhost, else a path without scheme and host (a hostile Host header is never echoed).
+    public_url: str = ""
     # Largest accepted request body in megabytes (413 above it).
     max_body_mb: float = 20.0
     # Largest accepted image in pixels (width x height), checked before decoding.

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, Scope
-from api.deps import RuntimeDep, verify_caller
+from api.deps import RuntimeDep, client_address, public_base_url, verify_caller
 from api.errors import ERROR_RESPONSES, BadRequest, NotFound
 from api.nyckel import protocol as wire
 from api.nyckel import serving
@@ -41,6 +41,7 @@ def _caller(scope: Scope | None) -> Callable[..., Principal]:
             rt,
             credentials.credentials if credentials else None,
             function_id=full_id("function", raw) if raw else None,
+            address=client_address(request),
         )
         if scope is not None:
             principal.require(scope)
@@ -72,9 +73,9 @@ LabelId = Annotated[str, Depends(_label_id)]
 SampleId = Annotated[str, Depends(_sample_id)]
 
 
-def _image_url(request: Request) -> serving.ImageUrl:
+def _image_url(request: Request, rt: RuntimeDep) -> serving.ImageUrl:
     """Stored images are served by winnow's own API; the Nyckel token is accepted there too."""
-    base = str(request.base_url).rstrip("/")
+    base = public_base_url(request, rt.settings)
     return lambda s: f"{base}/v1/functions/{s.function_id}/samples/{s.id}/image"
 
 
@@ -88,6 +89,8 @@ def _ok() -> Response:
 
 @router.post("/connect/token")
 def token(
+    request: Request,
+    response: Response,
     rt: RuntimeDep,
     client_id: Annotated[str, Form(**_ID)],
     client_secret: Annotated[str, Form(**_ID)],
@@ -97,8 +100,12 @@ def token(
     ``client_secret`` the key; the access token is the key itself."""
     if grant_type != "client_credentials":
         raise BadRequest("grant_type must be client_credentials")
-    principal = verify_caller(rt, client_secret, function_id=None)
-    return serving.exchange_token(principal, client_id, client_secret)
+    principal = verify_caller(rt, client_secret, function_id=None, address=client_address(request))
+    answer = serving.exchange_token(principal, client_id, client_secret)
+    # The answer holds a credential: never cached (RFC 6749, 5.1).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return answer
 
 
 # functions ---------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """API key management within the caller's reach: create (the key text is returned once), list,
-delete. A function-scoped admin key manages only its own function's keys."""
+delete. A function-scoped admin key manages only its own function's keys, and no key creates a
+key broader or less limited than itself."""
 
 from __future__ import annotations
 
 from api.auth import ADMIN_KEY_ID, SCOPES, Principal, hash_key, new_key
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, Forbidden, NotFound
 from api.runtime import Runtime
 from api.services.functions import get_function
 from store import ApiKey, list_keys, new_id, session_scope
@@ -24,6 +25,7 @@ def create_key(
         principal.require_every_function("create keys for every function")
     else:
         principal.ensure_function(function_id)
+    _require_no_broader(principal, scopes=scopes, rate_limit_per_minute=rate_limit_per_minute)
     with session_scope(rt.engine) as session:
         if function_id is not None:
             get_function(session, function_id)
@@ -39,6 +41,33 @@ def create_key(
         )
         session.add(row)
     return row, key
+
+
+def _require_no_broader(
+    principal: Principal, *, scopes: list[str], rate_limit_per_minute: int | None
+) -> None:
+    """403 unless the new key's scopes are among the caller's and its rate limit is no looser.
+
+    Its function is checked before (a function-scoped caller creates keys for its own function
+    only); a key has no other restriction. Otherwise a limited key could mint an unlimited one.
+    """
+    broader = []
+    extra = [s for s in SCOPES if s in scopes and s not in principal.scopes]
+    if extra:
+        broader.append(f"scopes {extra} that the calling key lacks")
+    own = principal.rate_limit_per_minute
+    if own is not None and rate_limit_per_minute is None:
+        broader.append(f"no rate limit while the calling key has {own} requests/minute")
+    elif own is not None and rate_limit_per_minute is not None and rate_limit_per_minute > own:
+        broader.append(
+            f"a rate limit of {rate_limit_per_minute} requests/minute, above the calling key's "
+            f"{own}"
+        )
+    if broader:
+        raise Forbidden(
+            "an API key cannot create a key broader than itself; the new key would have "
+            + " and ".join(broader)
+        )
 
 
 def visible_keys(rt: Runtime, principal: Principal) -> list[ApiKey]:

@@ -215,7 +215,7 @@ def test_another_tenants_things_look_missing(client: TestClient) -> None:
 def test_function_scoped_admin_manages_only_its_own_keys(client: TestClient) -> None:
     fa = client.post("/v1/functions", json={"name": "a"}).json()["id"]
     fb = client.post("/v1/functions", json={"name": "b"}).json()["id"]
-    key_a = bearer(make_key(client, ["admin"], fa))
+    key_a = bearer(make_key(client, ["admin", "invoke"], fa))
     b_key_id = client.post("/v1/keys", json={"functionId": fb, "scopes": ["invoke"]}).json()["id"]
 
     own = client.post("/v1/keys", json={"functionId": fa, "scopes": ["invoke"]}, headers=key_a)

@@ -3,6 +3,8 @@ Nyckel's status codes, paging links, tenants, and a clear 4xx for what winnow do
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,6 +27,9 @@ def token(client: TestClient, client_id: str, secret: str) -> str:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] > 600
+    # a credential: never cached (RFC 6749, 5.1)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
     return str(body["access_token"])
 
 
@@ -197,6 +202,31 @@ def test_labels_a_model_learnt_keep_their_names(client: TestClient) -> None:
     assert client.put(spare_url, json={"name": "teal"}).json()["name"] == "teal"
     assert client.delete(spare_url).status_code == 200
     assert client.get(spare_url).status_code == 404
+
+
+def test_sample_urls_never_echo_an_untrusted_host(client: TestClient, settings: Settings) -> None:
+    fid = nyckel_function(client)
+    sid = bare(add_sample(client, fid, RED, 0, "red").json()["id"])
+    path = f"/v1/functions/function_{fid}/samples/sample_{sid}/image"
+
+    def urls(http: TestClient, host: str) -> set[str]:
+        one = http.get(f"{N}/v1/functions/{fid}/samples/{sid}", headers={"Host": host})
+        listed = http.get(f"{N}/v1/functions/{fid}/samples", headers={"Host": host})
+        return {one.json()["data"], *(s["data"] for s in listed.json())}
+
+    # a forged Host is not echoed: the path, resolved against the server the client reached
+    for hostile in ("evil.example.com:5000", "localhost:5000", "127.0.0.1.evil.example.com:8000"):
+        assert urls(client, hostile) == {path}, hostile
+    # this server's own bound address and localhost on its port are trusted
+    for own in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000"):
+        assert urls(client, own) == {f"http://{own}{path}"}, own
+    assert client.get(path).content == png_bytes(RED, seed=0)
+
+    public = dataclasses.replace(settings, public_url="https://winnow.example.com/")
+    with TestClient(create_app(public), headers=client.headers) as http:
+        assert urls(http, "evil.example.com:5000") == {f"https://winnow.example.com{path}"}
+    with pytest.raises(ValueError, match="public_url"):
+        create_app(dataclasses.replace(settings, public_url="winnow.example.com"))
 
 
 def test_function_scoped_keys_see_only_their_function(settings: Settings) -> None:
