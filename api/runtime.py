@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.auth import Authenticator
 from api.auth_throttle import AuthThrottle, make_failure_counts
@@ -25,12 +25,13 @@ from capture.drift import NoveltyTraffic
 from capture.novelty_models import NoveltyModels
 from embeddings import EncoderPool, ImageEncoderPool, PixelBudget
 from embeddings.tower_options import CPU_BATCH_SIZE, parse_batch_size
-from learner import DeployedHeads, ModelStore, ObjectModelStore
+from learner import ArtifactNotFound, DeployedHeads, ModelStore, ObjectModelStore
 from learner.scheduler import RetrainScheduler, TrainingTracker
 from review_queue import capture_times
 from store import (
     BlobStore,
     Function,
+    ModelVersion,
     ReviewItem,
     S3BlobStore,
     S3Objects,
@@ -273,6 +274,7 @@ class Runtime:
         """Recover state after a (possibly unclean) stop, then load the default backbone."""
         self.auth.ensure_admin_key(Path(self.settings.data_dir) / "admin-key")
         self.sweep_orphans()
+        self.adopt_unrecorded_digests()
         self.load_deployed_heads()
         log.info("default backbone: %s", self.encoders.default_spec)
         if self.scheduler is not None:
@@ -306,6 +308,33 @@ class Runtime:
         removed += self.models.sweep_temp_files(older_than_seconds=grace)
         if removed:
             log.warning("startup sweep removed %d orphan file(s)", removed)
+
+    def adopt_unrecorded_digests(self) -> None:
+        """Record the SHA-256 of artifacts that a winnow from before digests wrote, so that they
+        keep serving after the upgrade and every later load is checked against it.
+
+        Only rows without a digest are touched, and this version records one with every artifact
+        it writes, so this happens once, at the first start after the upgrade: a file changed
+        before that start is adopted as it is found (read and hashed, never unpickled). Retrain
+        (or delete the version) if the model store may have been tampered with before.
+        """
+        adopted = []
+        with session_scope(self.engine) as session:
+            unrecorded = select(ModelVersion).where(col(ModelVersion.artifact_sha256).is_(None))
+            for row in session.exec(unrecorded):
+                try:
+                    row.artifact_sha256 = self.models.digest(row.function_id, row.version)
+                except ArtifactNotFound:
+                    continue
+                session.add(row)
+                adopted.append(f"{row.function_id} v{row.version}")
+        if adopted:
+            log.warning(
+                "recorded the SHA-256 of %d model artifact(s) written before digests were kept, "
+                "as found now: %s",
+                len(adopted),
+                ", ".join(adopted),
+            )
 
     def load_deployed_heads(self) -> None:
         """Serve every function's deployed version again and rebuild its capture index."""

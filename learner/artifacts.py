@@ -131,11 +131,17 @@ class ModelStore:
             ArtifactUnverified: ``sha256`` is None.
             ArtifactCorrupt: the file is truncated, damaged or not a winnow artifact.
         """
+        return _verified_unpickle(self._read(function_id, version), sha256, function_id, version)
+
+    def digest(self, function_id: str, version: int) -> str:
+        """The SHA-256 of the stored artifact as it is now (read, never unpickled)."""
+        return _sha256(self._read(function_id, version))
+
+    def _read(self, function_id: str, version: int) -> bytes:
         try:
-            data = self.path(function_id, version).read_bytes()
+            return self.path(function_id, version).read_bytes()
         except FileNotFoundError as exc:
             raise ArtifactNotFound(f"model {function_id} v{version} does not exist") from exc
-        return _verified_unpickle(data, sha256, function_id, version)
 
     def versions(self, function_id: str) -> list[int]:
         """Saved versions of ``function_id`` in increasing order (temporary files excluded)."""
@@ -230,11 +236,17 @@ class ObjectModelStore:
         self, function_id: str, version: int, *, sha256: str | None
     ) -> tuple[Any, dict[str, Any]]:
         """Read back ``(head, meta)``, verified first (see :meth:`ModelStore.load`)."""
+        return _verified_unpickle(self._read(function_id, version), sha256, function_id, version)
+
+    def digest(self, function_id: str, version: int) -> str:
+        """The SHA-256 of the stored artifact as it is now (read, never unpickled)."""
+        return _sha256(self._read(function_id, version))
+
+    def _read(self, function_id: str, version: int) -> bytes:
         try:
-            data = self.objects.get(self.key(function_id, version))
+            return self.objects.get(self.key(function_id, version))
         except LookupError as exc:
             raise ArtifactNotFound(f"model {function_id} v{version} does not exist") from exc
-        return _verified_unpickle(data, sha256, function_id, version)
 
     def versions(self, function_id: str) -> list[int]:
         prefix = self._prefix(function_id)
