@@ -146,8 +146,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        malformed = next((err for err in errors if err.get("type") == "json_invalid"), None)
+        if malformed is not None:  # a 400, as api/inputs.py answers bodies it parses itself
+            reason, where = malformed["ctx"]["error"], malformed["loc"][-1]
+            return error_response(
+                BadRequest(f"request body is not valid JSON: {reason}: char {where}")
+            )
         parts = []
-        for err in exc.errors():
+        for err in errors:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return JSONResponse({"message": "; ".join(parts) or "invalid request"}, status_code=422)
