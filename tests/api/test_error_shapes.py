@@ -1,10 +1,13 @@
 """Every error the service makes, framework-made ones included, is JSON ``{message}`` with the
-security headers: deep JSON (400), oversized bodies (413), unknown routes and methods (404, 405)."""
+security headers: deep JSON (400), oversized bodies (413), unknown routes and methods (404, 405)
+and unhandled exceptions (500, the keep-alive connection kept)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import random
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +18,9 @@ from api import body_guard
 from api.app import create_app
 from api.body_guard import MAX_JSON_DEPTH, BodyRefused, JsonNesting
 from api.security_headers import ALWAYS, API_POLICY, CSP
+from api.services import functions as function_service
 from api.settings import Settings
+from tests.api.live import threaded_server
 from tests.conftest import AUTH, RED, data_uri, png_bytes
 
 
@@ -184,6 +189,68 @@ def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
     malformed = client.post("/v1/functions", content=b'{"name": ', headers=JSON)
     assert_error(malformed, 400, "not valid JSON")
     assert_error(client.post("/v1/functions", json={"name": 1}), 422, "name")
+
+
+# unhandled exceptions --------------------------------------------------------------------------
+
+SECRET = "a detail only the server log may show"
+
+
+@pytest.fixture
+def failing_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(SECRET)
+
+    monkeypatch.setattr(function_service, "visible_functions", fail)
+
+
+@pytest.mark.usefixtures("failing_listing")
+def test_an_unhandled_exception_is_a_json_500_and_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        with caplog.at_level(logging.ERROR, logger="winnow.api"):
+            response = client.get("/v1/functions")
+        assert_error(response, 500, "internal error")
+        assert SECRET not in response.text
+        assert client.get("/health").status_code == 200  # the service goes on
+    logged = [r for r in caplog.records if r.exc_info and SECRET in str(r.exc_info[1])]
+    assert logged and "GET /v1/functions" in logged[0].getMessage()
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response (head, body) from ``sock``, its body read by Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection; got {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    length = int(lengths[0].split(b":")[1])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection mid-body"
+        body += chunk
+    return head, body
+
+
+@pytest.mark.usefixtures("failing_listing")
+def test_a_500_keeps_the_connection_open(settings: Settings) -> None:
+    with threaded_server(settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            request = (
+                f"GET {{}} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}"
+                "\r\n\r\n"
+            )
+            sock.sendall(request.format("/v1/functions").encode())
+            head, body = read_response(sock)
+            assert head.startswith(b"HTTP/1.1 500 ") and body == b'{"message":"internal error"}'
+            assert b"x-content-type-options: nosniff" in head.lower()
+            sock.sendall(request.format("/health").encode())  # the same connection
+            head, _ = read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200 ")
 
 
 def test_the_guard_sees_every_json_route() -> None:
