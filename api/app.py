@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from api.body_guard import BodyGuardMiddleware
 from api.deps import reject_nul_characters, require_scope
-from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.errors import ERROR_RESPONSES, InternalErrorMiddleware, install_error_handlers
 from api.nyckel.api_router import router as nyckel_router
 from api.observability import HttpMetricsMiddleware
 from api.routers import (
@@ -50,7 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Self-hosted image classification that learns from its own traffic.",
         version="0.1.0",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
         dependencies=[Depends(reject_nul_characters)],
         # Served by api/routers/docs.py from local files, not FastAPI's CDN-loading pages.
         docs_url=None,
@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(nyckel_router)  # the Nyckel-compatible API over the same use cases
     docs.mount_assets(app)  # /static/docs, before page's /static: mounts match by prefix
     page.mount_assets(app)
+    # Middleware, innermost first. Errors they answer pass through the ones added after them, so
+    # every error is JSON {message}, counted, and carries the security headers.
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)  # 413, deep JSON
+    app.add_middleware(InternalErrorMiddleware)  # a JSON 500, and the connection kept
     if settings.metrics:  # off: no /metrics route (404) and no request timing
         app.include_router(metrics_router, responses=ERROR_RESPONSES)
         app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)

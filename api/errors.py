@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.schemas import ErrorMessage
 
@@ -149,8 +150,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        malformed = next((err for err in errors if err.get("type") == "json_invalid"), None)
+        if malformed is not None:  # a 400, as api/inputs.py answers bodies it parses itself
+            reason, where = malformed["ctx"]["error"], malformed["loc"][-1]
+            return error_response(
+                BadRequest(f"request body is not valid JSON: {reason}: char {where}")
+            )
         parts = []
-        for err in exc.errors():
+        for err in errors:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         return JSONResponse({"message": "; ".join(parts) or "invalid request"}, status_code=422)
@@ -160,3 +168,36 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"message": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
+
+
+class InternalErrorMiddleware:
+    """Any exception no handler took becomes a JSON 500 ``{message: "internal error"}`` (its
+    traceback goes to the log, never to the client).
+
+    Starlette's own ServerErrorMiddleware answers in plain text, outside every other middleware
+    (so without the security headers), and re-raises, on which uvicorn closes the keep-alive
+    connection. Installed inside the security headers, this one answers and returns.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception:
+            if started:  # part of a response is out: only closing the connection can say so
+                raise
+            log.exception("internal error answering %s %s", scope["method"], scope["path"])
+            response = JSONResponse({"message": "internal error"}, status_code=500)
+            await response(scope, receive, send)
