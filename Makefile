@@ -23,7 +23,8 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy store embeddings learner capture review_queue api client/winnow_client
+	$(VENV)/bin/mypy store embeddings learner capture review_queue service api client/winnow_client
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(ARGS)

@@ -28,9 +28,10 @@ from api.routers import (
 from api.routers.observability import router as metrics_router
 from api.routers.proposals import router as proposals_router
 from api.routers.search import router as search_router
-from api.runtime import Runtime
 from api.security_headers import SecurityHeadersMiddleware
-from api.settings import Settings
+from service import startup
+from service.runtime import Runtime
+from service.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        runtime.start()
+        startup.start(runtime)
         try:
             yield
         finally:

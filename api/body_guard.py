@@ -14,7 +14,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PayloadTooLarge, error_response
+from api.errors import error_response
+from service.errors import PayloadTooLarge
 
 # Deepest JSON nesting accepted. winnow's and the Nyckel adapter's bodies nest 4 levels at most
 # (``{"items": [{"data": ...}]}``); 64 leaves room for any client's wrapping and stays far below

@@ -9,7 +9,7 @@ import sys
 
 from winnow_client import cli as client_cli
 
-from api.settings import env_name, parse_value, settable_fields, settings_from_env
+from service.settings import env_name, parse_value, settable_fields, settings_from_env
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,11 +10,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from api.auth import Principal, Scope
-from api.errors import BadRequest, TooManyRequests
-from api.ratelimit import retry_after_header
-from api.runtime import Runtime
-from api.settings import Settings
+from service.auth import Principal, Scope
+from service.errors import BadRequest, TooManyRequests
+from service.ratelimit import retry_after_header
+from service.runtime import Runtime
+from service.settings import Settings
 from store import session_scope
 
 

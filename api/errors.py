@@ -1,4 +1,5 @@
-"""HTTP error hierarchy and the one place that maps domain errors to responses."""
+"""The one place that maps errors to HTTP responses: the use cases' (:mod:`service.errors`, status
+as data) and the domain packages' (mapped below)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.schemas import ErrorMessage
+from service.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    ServiceUnavailable,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from service.schemas import ErrorMessage
 
 log = logging.getLogger("winnow.api")
 
@@ -26,60 +37,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ApiError(Exception):
-    """An error with an HTTP status; ``message`` is shown to the client."""
-
-    status = 400
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-
-
-class BadRequest(ApiError):
-    status = 400
-
-
-class Unauthorized(ApiError):
-    status = 401
-
-
-class Forbidden(ApiError):
-    status = 403
-
-
-class NotFound(ApiError):
-    status = 404
-
-
-class Conflict(ApiError):
-    status = 409
-
-
-class PayloadTooLarge(ApiError):
-    status = 413
-
-
-class UnsupportedMediaType(ApiError):
-    status = 415
-
-
-class Unprocessable(ApiError):
-    status = 422
-
-
-class TooManyRequests(ApiError):
-    status = 429
-
-
-class ServiceUnavailable(ApiError):
-    status = 503
-
-
-def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
+def _domain_errors() -> list[tuple[type[Exception], type[ServiceError]]]:
     """Domain exception -> HTTP class, most specific first."""
-    from api.ratelimit import RateLimitUnavailable
     from capture import InvalidPolicy
     from embeddings import (
         BackboneUnavailable,
@@ -92,6 +51,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
     )
     from learner import NotEnoughData
     from review_queue import InvalidFilter, InvalidTransition, ItemNotFound
+    from service.ratelimit import RateLimitUnavailable
     from store import BlobNotFound, InvalidLabelName, LabelNotAllowed, ObjectStoreUnavailable
 
     return [
@@ -115,8 +75,8 @@ def _domain_errors() -> list[tuple[type[Exception], type[ApiError]]]:
     ]
 
 
-def to_api_error(exc: BaseException) -> ApiError | None:
-    if isinstance(exc, ApiError):
+def to_api_error(exc: BaseException) -> ServiceError | None:
+    if isinstance(exc, ServiceError):
         return exc
     for domain, http in _domain_errors():
         if isinstance(exc, domain):
@@ -128,7 +88,7 @@ def to_api_error(exc: BaseException) -> ApiError | None:
     return None
 
 
-def error_response(error: ApiError) -> JSONResponse:
+def error_response(error: ServiceError) -> JSONResponse:
     return JSONResponse({"message": error.message}, status_code=error.status, headers=error.headers)
 
 
@@ -144,8 +104,8 @@ def install_error_handlers(app: FastAPI) -> None:
     for domain, _status in _domain_errors():
         app.add_exception_handler(domain, _domain)
 
-    @app.exception_handler(ApiError)
-    async def _api(_request: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(ServiceError)
+    async def _api(_request: Request, exc: ServiceError) -> JSONResponse:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

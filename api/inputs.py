@@ -15,16 +15,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.errors import (
-    ApiError,
+from api.fetch import UrlFetchError, fetch_url
+from service.errors import (
     BadRequest,
     PayloadTooLarge,
+    ServiceError,
     Unprocessable,
     UnsupportedMediaType,
 )
-from api.fetch import UrlFetchError, fetch_url
-from api.schemas import BatchInvokeInput
-from api.settings import Settings
+from service.schemas import BatchInvokeInput
+from service.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -92,12 +92,12 @@ async def read_image_request(
     return data, body
 
 
-async def read_images_request(request: Request, settings: Settings) -> list[bytes | ApiError]:
+async def read_images_request(request: Request, settings: Settings) -> list[bytes | ServiceError]:
     """The images of a batch, in order: JSON ``{items: [{data}, ...]}`` or ``file`` parts.
 
     An entry whose data cannot be read (a malformed data URI, a URL that cannot be fetched) is
-    its ApiError, so it fails alone; what concerns the whole request (its content type, malformed
-    JSON, no items, more than ``settings.max_batch_invoke``) is raised.
+    its ServiceError, so it fails alone; what concerns the whole request (its content type,
+    malformed JSON, no items, more than ``settings.max_batch_invoke``) is raised.
     """
     limit = settings.max_batch_invoke
     if _is_multipart(request, '{"items": [{"data": <data URI or URL>}, ...]}', "'file' parts"):
@@ -107,11 +107,11 @@ async def read_images_request(request: Request, settings: Settings) -> list[byte
         raise _too_many_images(limit, f"got {len(body.items)}")
     fetches = asyncio.Semaphore(_CONCURRENT_FETCHES)
 
-    async def read(data: str) -> bytes | ApiError:
+    async def read(data: str) -> bytes | ServiceError:
         try:
             async with fetches:
                 return await resolve_data(data, settings)
-        except ApiError as exc:
+        except ServiceError as exc:
             return exc
 
     return list(await asyncio.gather(*(read(item.data) for item in body.items)))
@@ -201,7 +201,7 @@ async def resolve_data(data: str, settings: Settings) -> bytes:
                 allow_private=settings.allow_private_urls,
             )
         except UrlFetchError as exc:
-            error = ApiError(f"cannot fetch image URL: {exc.message}")
+            error = ServiceError(f"cannot fetch image URL: {exc.message}")
             error.status = exc.status
             raise error from exc
     raise BadRequest("'data' must be a data URI (data:image/...;base64,...) or an http(s) URL")

@@ -39,10 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as ``python bench/decode_burst.py``
     sys.path.insert(0, str(ROOT))
 
-from api.runtime import decode_pixel_budget  # noqa: E402
-from api.settings import Settings  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 from bench.serving import RunningService, auth_headers, data_uri_body, running_service  # noqa: E402
+from service.runtime import decode_pixel_budget  # noqa: E402
+from service.settings import Settings  # noqa: E402
 
 SIDE = 6324  # 39,992,976 pixels: the largest square under the default 40-megapixel cap
 OFF = 10**15  # a budget no burst reaches

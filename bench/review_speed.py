@@ -167,7 +167,7 @@ def _grid_page(driver: Any, previous: str) -> str | None:
 
 
 def measure(items: int, repeats: int) -> list[Run]:
-    from api.settings import Settings
+    from service.settings import Settings
     from tests.api.live import threaded_server
 
     runs: list[Run] = []

@@ -8,7 +8,7 @@ grid, cross-validated and temperature-scaled). Each of the ``--test`` held-out i
 is then both searched and invoked:
 
 * search agreement: the top search hit's label equals the image's class. Search ranks labelled
-  samples by :func:`api.services.search.search_scores` (cosine similarity of L2-normalised
+  samples by :func:`service.search.search_scores` (cosine similarity of L2-normalised
   embeddings plus ``MODEL_WEIGHT`` times the head's probability of the sample's label), the same
   function the service calls; the plain-similarity ranking is reported beside it;
 * head accuracy: the head's most probable label equals the image's class (what invoke answers).
@@ -39,11 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as ``python bench/search.py``
     sys.path.insert(0, str(ROOT))
 
-from api.services.search import search_scores  # noqa: E402
 from bench.data import BenchmarkData, load_benchmark_data  # noqa: E402
 from bench.label_efficiency import summarise as spread  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 from learner import ranked_predictions, train_head  # noqa: E402
+from service.search import search_scores  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -196,7 +196,7 @@ def free_port() -> int:
 
 def auth_headers() -> tuple[list[str], dict[str, str]]:
     """CLI flags and request headers for the admin key, if this version of the service has one."""
-    from api.settings import Settings
+    from service.settings import Settings
 
     if "admin_key" in {f.name for f in dataclasses.fields(Settings)}:
         return ["--admin-key", ADMIN_KEY], {"Authorization": f"Bearer {ADMIN_KEY}"}

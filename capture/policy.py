@@ -56,7 +56,7 @@ class CapturePolicy:
     # Nearest neighbours searched for novelty and duplicate detection.
     knn_k: int = 5
     # Whether annotations (review, sample uploads, annotation updates) may create labels the
-    # function does not have yet (api.services.functions.may_create_labels).
+    # function does not have yet (service.functions.may_create_labels).
     allow_new_labels: bool = True
     # Number of recent scores the adaptive threshold is computed from.
     window: int = 500

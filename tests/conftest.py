@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.databases import BACKENDS, backend_params, database_url_for
 from tests.s3 import MotoS3, moto_s3, new_bucket, point_boto3_at
 

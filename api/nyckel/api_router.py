@@ -11,13 +11,14 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.auth import Principal, Scope
 from api.deps import RuntimeDep, client_address, public_base_url, verify_caller
-from api.errors import ERROR_RESPONSES, BadRequest, NotFound
+from api.errors import ERROR_RESPONSES
 from api.nyckel import protocol as wire
 from api.nyckel import serving
 from api.nyckel.serving import full_id
-from api.services import functions as function_service
+from service import functions as function_service
+from service.auth import Principal, Scope
+from service.errors import BadRequest, NotFound
 from store import Sample
 
 router = APIRouter(prefix="/nyckel", tags=["nyckel"], responses=ERROR_RESPONSES)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from api.schemas import Body, Schema
+from service.schemas import Body, Schema
 
 
 class Token(BaseModel):

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal
-from api.errors import Conflict, Unauthorized, Unprocessable
 from api.inputs import resolve_data
 from api.nyckel import protocol as wire
-from api.runtime import Runtime
-from api.services import functions, samples, training
-from api.services.invoke import invoke as invoke_service
-from api.services.invoke import predict_samples
+from service import functions, samples, training
+from service.auth import Principal
+from service.errors import Conflict, Unauthorized, Unprocessable
+from service.invoke import invoke as invoke_service
+from service.invoke import predict_samples
+from service.runtime import Runtime
 from store import Function, Label, Sample, session_scope
 
 # The access token is the API key itself (no second secret store): it stops working when the

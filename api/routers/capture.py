@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from pydantic.alias_generators import to_camel, to_snake
 
 from api.deps import AdminKey, RuntimeDep
-from api.schemas import CapturePolicyBody, CapturePolicyPublic
-from api.services.capture_rules import resolve_rules
-from api.services.functions import get_function
 from capture import CapturePolicy
+from service.capture_rules import resolve_rules
+from service.functions import get_function
+from service.schemas import CapturePolicyBody, CapturePolicyPublic
 from store import session_scope
 
 router = APIRouter(prefix="/v1/functions/{function_id}/capture-policy", tags=["capture"])

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api import charts
 from api.deps import AdminKey, RuntimeDep, SessionDep
-from api.schemas import DashboardPublic
-from api.services import dashboard as service
-from api.services.functions import get_function
+from service import charts
+from service import dashboard as service
+from service.functions import get_function
+from service.schemas import DashboardPublic
 
 router = APIRouter(prefix="/v1/functions/{function_id}", tags=["dashboard"])
 

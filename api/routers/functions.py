@@ -6,9 +6,9 @@ from fastapi import APIRouter, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, AnyKey, RuntimeDep, SessionDep
-from api.schemas import FunctionCreate, FunctionPublic, LabelCreate, LabelPublic, Page
-from api.services import functions as service
-from api.services.zero_shot import labels_changed
+from service import functions as service
+from service.schemas import FunctionCreate, FunctionPublic, LabelCreate, LabelPublic, Page
+from service.zero_shot import labels_changed
 from store import session_scope
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])

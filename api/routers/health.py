@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import RuntimeDep
-from api.schemas import Health
+from service.schemas import Health
 
 router = APIRouter(tags=["health"])
 

@@ -8,18 +8,19 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import InvokeKey, RuntimeDep
-from api.errors import ApiError, to_api_error
+from api.errors import to_api_error
 from api.inputs import openapi_body, read_image_request, read_images_request
-from api.schemas import (
+from embeddings import InvalidImage
+from service.errors import ServiceError
+from service.invoke import invoke as invoke_service
+from service.invoke import invoke_batch as invoke_batch_service
+from service.schemas import (
     BatchInvokeInput,
     BatchInvokeResult,
     ImageInput,
     InvokeEntryError,
     InvokeResult,
 )
-from api.services.invoke import invoke as invoke_service
-from api.services.invoke import invoke_batch as invoke_batch_service
-from embeddings import InvalidImage
 
 router = APIRouter(prefix="/v1/functions/{function_id}", tags=["invoke"])
 
@@ -74,7 +75,7 @@ async def invoke_batch(
     )
 
 
-def _entry(answer: InvokeResult | InvalidImage | ApiError) -> InvokeResult | InvokeEntryError:
+def _entry(answer: InvokeResult | InvalidImage | ServiceError) -> InvokeResult | InvokeEntryError:
     """A batch entry: the answer, or the status and message single invoke gives for its error."""
     if isinstance(answer, InvokeResult):
         return answer

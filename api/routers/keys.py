@@ -7,10 +7,10 @@ from datetime import datetime
 from fastapi import APIRouter, Response, status
 from pydantic import Field
 
-from api.auth import SCOPES, Scope
 from api.deps import AdminKey, RuntimeDep
-from api.schemas import Body, Page, Schema
-from api.services import keys as service
+from service import keys as service
+from service.auth import SCOPES, Scope
+from service.schemas import Body, Page, Schema
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 

@@ -10,18 +10,18 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SessionDep
-from api.errors import Conflict, NotFound
-from api.schemas import (
+from learner import confusion_matrix_png
+from service import training as service
+from service.errors import Conflict, NotFound
+from service.functions import function_public, get_function
+from service.novelty import drift_public
+from service.schemas import (
     FunctionMetricsPublic,
     FunctionPublic,
     ModelVersionPublic,
     Page,
     TrainingStatusPublic,
 )
-from api.services import training as service
-from api.services.functions import function_public, get_function
-from api.services.novelty import drift_public
-from learner import confusion_matrix_png
 from store import ModelVersion, session_scope
 
 router = APIRouter(prefix="/v1/functions/{function_id}", tags=["models"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import AdminKey, RuntimeDep
-from api.observability import CONTENT_TYPE
+from service.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["observability"])
 

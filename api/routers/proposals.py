@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AnnotateKey, RuntimeDep
-from api.schemas import Page, ProposalAccept, ProposalAccepted, ProposalPublic, ReviewItemPublic
-from api.services import proposals as service
 from capture.proposals import Proposal
+from service import proposals as service
+from service.schemas import Page, ProposalAccept, ProposalAccepted, ProposalPublic, ReviewItemPublic
 from store import normalize_label_name
 
 router = APIRouter(tags=["proposals"])

@@ -9,7 +9,11 @@ from starlette.concurrency import run_in_threadpool
 
 import review_queue
 from api.deps import AnnotateKey, RuntimeDep, SessionDep
-from api.schemas import (
+from embeddings import sniff_mime_type
+from review_queue import ItemKind
+from service import review as service
+from service.functions import get_function
+from service.schemas import (
     MAX_START_INDEX,
     BulkAnnotate,
     Page,
@@ -17,10 +21,6 @@ from api.schemas import (
     ReviewCounts,
     ReviewItemPublic,
 )
-from api.services import review as service
-from api.services.functions import get_function
-from embeddings import sniff_mime_type
-from review_queue import ItemKind
 from store import session_scope
 
 router = APIRouter(tags=["review"])

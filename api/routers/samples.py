@@ -8,11 +8,11 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKey, AnnotateKey, RuntimeDep, SessionDep
-from api.errors import Unprocessable
 from api.inputs import openapi_body, read_image_request
-from api.schemas import MAX_START_INDEX, Annotation, Page, SampleCreate, SamplePublic
-from api.services import samples as service
 from embeddings import sniff_mime_type
+from service import samples as service
+from service.errors import Unprocessable
+from service.schemas import MAX_START_INDEX, Annotation, Page, SampleCreate, SamplePublic
 from store import Label, session_scope
 
 router = APIRouter(prefix="/v1/functions/{function_id}/samples", tags=["samples"])

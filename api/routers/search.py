@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import AnnotateKey, RuntimeDep
 from api.inputs import openapi_body, read_image_request
-from api.schemas import SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT, Page, SearchHit, SearchQuery
-from api.services import search as service
+from service import search as service
+from service.schemas import SEARCH_DEFAULT_COUNT, SEARCH_MAX_COUNT, Page, SearchHit, SearchQuery
 
 router = APIRouter(prefix="/v1/functions/{function_id}", tags=["search"])
 

@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

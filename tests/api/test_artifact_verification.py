@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from store import ModelVersion, make_engine, parse_s3_url, session_scope
 from tests.conftest import AUTH, RED, add_colour_samples, data_uri, png_bytes
 from tests.planted import planted_artifact

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-import api.auth
+import service.auth
 from api.app import create_app
-from api.auth import Authenticator
-from api.ratelimit import RateLimiter
-from api.settings import Settings
+from service.auth import Authenticator
+from service.ratelimit import RateLimiter
+from service.settings import Settings
 from store import ApiKey, session_scope
 from tests.conftest import add_colour_samples, data_uri, png_bytes
 
@@ -336,7 +336,7 @@ def test_keys_are_compared_in_constant_time(
         compared.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(api.auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(service.auth.hmac, "compare_digest", spy)
     assert client.get("/v1/functions", headers=bearer(key)).status_code == 200
     assert (digest, digest) in compared
     source = inspect.getsource(Authenticator.authenticate)

@@ -13,10 +13,10 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import Authenticator
-from api.auth_throttle import REDIS_PREFIX, AuthThrottle, LocalFailureCounts, RedisFailureCounts
-from api.errors import TooManyRequests, Unauthorized
-from api.settings import Settings
+from service.auth import Authenticator
+from service.auth_throttle import REDIS_PREFIX, AuthThrottle, LocalFailureCounts, RedisFailureCounts
+from service.errors import TooManyRequests, Unauthorized
+from service.settings import Settings
 from tests.api.test_ratelimit_redis import closed_port_url
 from tests.conftest import ADMIN_KEY, AUTH
 from tests.redis_server import REDIS_URL, redis_unreachable

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import RED, data_uri, png_bytes
 
 

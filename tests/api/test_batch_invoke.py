@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.services import samples
-from api.settings import Settings
+from service import samples
+from service.settings import Settings
 from tests.api.test_bad_images import BAD_IMAGES
 from tests.conftest import AUTH, BLUE, RED, add_colour_samples, data_uri, png_bytes
 

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import ADMIN_KEY, AUTH
 from tests.fashion import CLASSES, fashion_test_split, png
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from api.charts import activity_png, label_counts_png, model_history_png
-from api.schemas import ActivityHour, LabelCount
 from learner import confusion_matrix_png
+from service.charts import activity_png, label_counts_png, model_history_png
+from service.schemas import ActivityHour, LabelCount
 from tests.conftest import data_uri, png_bytes
 
 # Names a label may have (they pass the label-name rules) that matplotlib would read as math

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.api.live import wait_until
 from tests.conftest import AUTH, data_uri, png_bytes
 

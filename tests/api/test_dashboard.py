@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
-from api.services.dashboard import activity
+from service.dashboard import activity
 from store import ReviewItem, session_scope
 from tests.conftest import add_colour_samples, data_uri, png_bytes
 

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.settings import Settings
 from bench.review_browser import chromium, wait_for
 from bench.review_speed import seed_review_queue
+from service.settings import Settings
 from tests.api.live import threaded_server
 from tests.conftest import ADMIN_KEY, AUTH
 

@@ -18,9 +18,9 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from api.app import create_app
-from api.runtime import DECODE_BYTES_PER_PIXEL, decode_pixel_budget, machine_memory_bytes
-from api.settings import Settings
 from embeddings import PixelBudget
+from service.runtime import DECODE_BYTES_PER_PIXEL, decode_pixel_budget, machine_memory_bytes
+from service.settings import Settings
 from store import ReviewItem, Sample, session_scope
 from tests.conftest import AUTH, RED, data_uri, png_bytes
 

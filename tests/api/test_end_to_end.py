@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits
 from winnow_client import Client
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.api.live import wait_until
 
 pytestmark = pytest.mark.slow

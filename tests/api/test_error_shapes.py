@@ -18,8 +18,8 @@ from api import body_guard
 from api.app import create_app
 from api.body_guard import MAX_JSON_DEPTH, BodyRefused, JsonNesting
 from api.security_headers import ALWAYS, API_POLICY, CSP
-from api.services import functions as function_service
-from api.settings import Settings
+from service import functions as function_service
+from service.settings import Settings
 from tests.api.live import threaded_server
 from tests.conftest import AUTH, RED, data_uri, png_bytes
 

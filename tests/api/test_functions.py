@@ -1,7 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import add_colour_samples
 
 # Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).

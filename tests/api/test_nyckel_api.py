@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import ADMIN_KEY, BLUE, RED, data_uri, png_bytes
 
 pytestmark = pytest.mark.databases

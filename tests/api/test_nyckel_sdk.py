@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.settings import Settings
+from service.settings import Settings
 from tests.api.live import threaded_server, wait_until
 from tests.conftest import ADMIN_KEY, AUTH
 from tests.fashion import CLASSES, fashion_test_split, png

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.app import create_app
-from api.runtime import Runtime
-from api.settings import Settings
+from service.runtime import Runtime
+from service.settings import Settings
 from store import ObjectStoreUnavailable, Sample, parse_s3_url, session_scope
 from tests.conftest import AUTH, BLUE, RED, add_colour_samples, data_uri, png_bytes
 from tests.databases import fresh_postgres_database

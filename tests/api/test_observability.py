@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import AUTH, add_colour_samples, data_uri, png_bytes
 
 INVOKE_ROUTE = "/v1/functions/{function_id}/invoke"

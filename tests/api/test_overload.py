@@ -20,7 +20,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import AUTH, RED, add_colour_samples, data_uri, png_bytes
 
 QUEUE_LIMIT = 4

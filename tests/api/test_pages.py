@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.settings import Settings
+from service.settings import Settings
 from tests.api.live import threaded_server, wait_until
 
 PAGES = ("/docs", "/redoc", "/docs/oauth2-redirect", "/review", "/dashboard")

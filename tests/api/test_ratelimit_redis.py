@@ -21,8 +21,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.ratelimit import REDIS_PREFIX, RateLimitUnavailable, RedisRateLimiter
-from api.settings import Settings
+from service.ratelimit import REDIS_PREFIX, RateLimitUnavailable, RedisRateLimiter
+from service.settings import Settings
 from tests.conftest import AUTH
 from tests.redis_server import REDIS_URL, redis_unreachable
 

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
-from api.settings import Settings
 from embeddings import EncoderPool
+from service.settings import Settings
 from tests.conftest import ADMIN_KEY, AUTH, BLUE, RED, add_colour_samples, data_uri, png_bytes
 
 ray = pytest.importorskip("ray", reason="the Ray encoder needs ray[serve] (pip install '.[ray]')")

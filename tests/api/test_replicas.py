@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from store import BlobStore
 from tests.conftest import AUTH, BLUE, add_colour_samples, data_uri, png_bytes
 

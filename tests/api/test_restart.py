@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import AUTH, BLUE, add_colour_samples, data_uri, png_bytes
 
 # Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).

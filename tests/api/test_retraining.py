@@ -11,7 +11,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.api.live import threaded_server, wait_until
 from tests.conftest import BLUE, RED, add_colour_samples, data_uri, png_bytes
 

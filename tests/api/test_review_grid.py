@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from api.settings import Settings
 from bench.review_browser import chromium, sent_requests, wait_for
 from bench.review_speed import (
     CLASSES,
@@ -19,6 +18,7 @@ from bench.review_speed import (
     review_one_at_a_time,
     seed_review_queue,
 )
+from service.settings import Settings
 from tests.api.live import threaded_server
 from tests.api.test_dashboard_page import save_screenshot
 from tests.conftest import ADMIN_KEY, AUTH

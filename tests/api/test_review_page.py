@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import ADMIN_KEY, AUTH, add_colour_samples, data_uri, png_bytes
 
 pytestmark = pytest.mark.browser

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from store import Label, ReviewItem, Sample, session_scope
 from tests.conftest import AUTH, add_colour_samples, data_uri, png_bytes
 

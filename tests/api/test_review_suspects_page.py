@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.settings import Settings
 from bench.review_browser import chromium, wait_for
+from service.settings import Settings
 from tests.api.live import threaded_server
 from tests.api.test_dashboard_page import save_screenshot
 from tests.conftest import ADMIN_KEY, AUTH, BLUE, RED, data_uri, png_bytes

@@ -31,7 +31,7 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.python.asgi import shutdown_lifespans
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import AUTH, RED, add_colour_samples, data_uri, png_bytes
 
 # Per operation and generation mode: ~1000 requests in all. WINNOW_FUZZ_EXAMPLES=200 digs deeper.

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from service.settings import Settings
 from tests.conftest import AUTH, BLUE, RED, add_colour_samples, data_uri, png_bytes
 
 MISSING_FUNCTION = "function_00000000000000000000"

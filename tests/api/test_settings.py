@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import build_parser
-from api.settings import env_name, settable_fields, settings_from_env
+from service.settings import env_name, settable_fields, settings_from_env
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.settings import Settings
+from service.settings import Settings
 from tests.api.live import threaded_server
 
 

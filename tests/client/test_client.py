@@ -15,7 +15,7 @@ from winnow_client import (
     WinnowError,
 )
 
-from api.settings import Settings
+from service.settings import Settings
 from tests.api.live import threaded_server
 from tests.conftest import ADMIN_KEY, BLUE, RED, png_bytes
 

@@ -4,7 +4,7 @@ Candidates are review items still waiting for a label (pending or skipped) that 
 as novel or that a reviewer marked "none of these labels", less those of dismissed proposals.
 Proposals are computed from them whenever they are read (see :mod:`capture.proposals`), so
 the list always reflects the captures so far. Accepting goes through the review use case
-(:func:`api.services.review.annotate_items`), so the items become samples the normal way.
+(:func:`service.review.annotate_items`), so the items become samples the normal way.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import numpy as np
 from sqlmodel import Session, col, or_, select
 
 import review_queue
-from api.errors import Conflict, NotFound, Unprocessable
-from api.runtime import Runtime
-from api.schemas import ReviewItemPublic
-from api.services.functions import get_function
-from api.services.novelty import labelled_vectors, novelty_model
-from api.services.review import annotate_items, item_public, move_item
 from capture import CapturePolicy
 from capture.proposals import Proposal, class_spread, cluster_novel_items
 from review_queue import InvalidTransition
+from service.errors import Conflict, NotFound, Unprocessable
+from service.functions import get_function
+from service.labelled import labelled_data
+from service.novelty import novelty_model
+from service.review import annotate_items, item_public, move_item
+from service.runtime import Runtime
+from service.schemas import ReviewItemPublic
 from store import (
     NovelMark,
     ReviewItem,
@@ -70,7 +71,8 @@ def list_proposals(rt: Runtime, function_id: str) -> list[Proposal]:
     if model is not None:
         spread, means = model.class_spread, model.class_means
     else:  # too few labelled samples for a novelty model: measure what there is
-        vectors, names = labelled_vectors(rt, function_id)
+        data = labelled_data(rt, function_id)
+        vectors, names = data.vectors, data.names
         spread = class_spread(vectors, names) if names else float("nan")
         means = {n: vectors[np.asarray(names) == n].mean(axis=0) for n in set(names)}
     dims = {len(item.embedding) for item in items}

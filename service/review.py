@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlmodel import Session
 
 import review_queue
-from api.runtime import Runtime
-from api.schemas import ReviewItemPublic
-from api.services.capture import index_labelled, unindex
-from api.services.functions import get_function, may_create_labels
+from service.capture import index_labelled, unindex
+from service.functions import get_function, may_create_labels
+from service.runtime import Runtime
+from service.schemas import ReviewItemPublic
 from store import Label, ReviewItem, session_scope, vector_from_bytes
 
 

@@ -6,12 +6,12 @@ from sqlalchemy import func as sql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from api.errors import Conflict, NotFound, Unprocessable
-from api.runtime import Runtime
-from api.schemas import FunctionPublic
-from api.services.zero_shot import labels_changed
 from capture import CapturePolicy
 from learner import ZERO_SHOT_HEAD
+from service.errors import Conflict, NotFound, Unprocessable
+from service.runtime import Runtime
+from service.schemas import FunctionPublic
+from service.zero_shot import labels_changed
 from store import (
     Function,
     Label,

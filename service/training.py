@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func as sql
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from api.errors import Conflict, NotFound
-from api.runtime import Runtime
-from api.services.capture import rebuild_index
-from api.services.functions import get_function
-from api.services.suspects import labels_changed_since, queue_suspects_safely
-from api.services.zero_shot import (
-    ZERO_SHOT_VERSION,
-    ensure_zero_shot,
-    is_zero_shot,
-    rebuild_zero_shot,
-    text_prior,
-)
 from learner import (
     ArtifactCorrupt,
     ArtifactNotFound,
@@ -44,57 +31,31 @@ from learner.champion import (
     decide_over_zero_shot,
     predicted_labels,
 )
+from service.capture import rebuild_index
+from service.errors import Conflict, NotFound
+from service.functions import get_function
+from service.labelled import LabelledData, aware_utc, labelled_data
+from service.runtime import Runtime
+from service.suspects import labels_changed_since, queue_suspects_safely
+from service.zero_shot import (
+    ZERO_SHOT_VERSION,
+    ensure_zero_shot,
+    is_zero_shot,
+    rebuild_zero_shot,
+    text_prior,
+)
 from store import (
     Function,
-    Label,
     ModelVersion,
-    ReviewItem,
-    Sample,
     session_scope,
     shared_lock,
     utcnow,
-    vector_from_bytes,
 )
 
 log = logging.getLogger("winnow.training")
 
 # Fewest samples a comparison basis needs before it may reject a challenger.
 MIN_COMPARISON_SAMPLES = 10
-
-
-@dataclass(frozen=True)
-class LabelledData:
-    """Every labelled sample of a function, in a stable order."""
-
-    vectors: np.ndarray
-    names: list[str]
-    annotated_at: list[datetime | None]
-    # True for samples labelled from the random capture slice: an unbiased holdout.
-    from_random_slice: np.ndarray
-    sample_ids: list[str] = field(default_factory=list)
-
-
-def labelled_data(rt: Runtime, function_id: str) -> LabelledData:
-    with session_scope(rt.engine) as session:
-        rows = session.exec(
-            select(Sample, Label.name, ReviewItem.reason)
-            .join(Label, col(Sample.label_id) == Label.id)
-            .join(ReviewItem, col(Sample.review_item_id) == ReviewItem.id, isouter=True)
-            .where(Sample.function_id == function_id)
-            .order_by(col(Sample.created_at), col(Sample.id))
-        ).all()
-    vectors = (
-        np.stack([vector_from_bytes(r[0].embedding) for r in rows])
-        if rows
-        else np.zeros((0, 0), dtype=np.float32)
-    )
-    return LabelledData(
-        vectors=vectors,
-        names=[r[1] for r in rows],
-        annotated_at=[_aware(r[0].annotated_at) for r in rows],
-        from_random_slice=np.array([r[2] == "random" for r in rows], dtype=bool),
-        sample_ids=[r[0].id for r in rows],
-    )
 
 
 def train_function(
@@ -210,7 +171,7 @@ def _decide(
         )
     truth = np.asarray(data.names, dtype=object)
     champion_pred = predicted_labels(champion.head, data.vectors)
-    trained_at = _aware(champion_row.created_at)
+    trained_at = aware_utc(champion_row.created_at)
     unseen = np.array(
         [bool(at and trained_at and at > trained_at) for at in data.annotated_at], dtype=bool
     )
@@ -473,10 +434,3 @@ def new_annotations(rt: Runtime, function: Function) -> int:
             )
         ).one()
     return function.annotation_counter - (trained or 0)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite may hand back naive datetimes; every timestamp winnow writes is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)

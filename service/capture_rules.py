@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from sqlmodel import Session, col, select
 
-from api.runtime import Runtime
 from capture import CapturePolicy, InvalidPolicy
 from capture.rules import CaptureRule
 from embeddings.errors import TextNotSupported
+from service.runtime import Runtime
 from store import Function, ReviewItem, Sample, vector_from_bytes
 
 

@@ -13,29 +13,25 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-from sqlmodel import col, select
 
-from api.auth import Authenticator
-from api.auth_throttle import AuthThrottle, make_failure_counts
-from api.observability import Metrics
-from api.ratelimit import make_rate_limiter
-from api.settings import Settings
 from capture import CaptureController, CapturePolicy, IndexRegistry
 from capture.drift import NoveltyTraffic
 from capture.novelty_models import NoveltyModels
 from embeddings import EncoderPool, ImageEncoderPool, PixelBudget
 from embeddings.tower_options import CPU_BATCH_SIZE, parse_batch_size
-from learner import ArtifactNotFound, DeployedHeads, ModelStore, ObjectModelStore
+from learner import DeployedHeads, ModelStore, ObjectModelStore
 from learner.scheduler import RetrainScheduler, TrainingTracker
 from review_queue import capture_times
+from service.auth import Authenticator
+from service.auth_throttle import AuthThrottle, make_failure_counts
+from service.metrics import Metrics
+from service.ratelimit import make_rate_limiter
+from service.settings import Settings
 from store import (
     BlobStore,
     Function,
-    ModelVersion,
-    ReviewItem,
     S3BlobStore,
     S3Objects,
-    Sample,
     make_engine,
     parse_s3_url,
     session_scope,
@@ -221,7 +217,9 @@ class CaptureState:
 
 
 class Runtime:
-    """Holds the engine, blob store, encoders, deployed heads and indexes of one service.
+    """Holds the engine, blob store, encoders, deployed heads and indexes of one service: its
+    object graph, built from the settings. Holding is all it does: :mod:`service.startup` starts
+    it, and the use cases take it as their first argument.
 
     Tests build a fresh one per temp directory; nothing here is a module-level singleton.
     """
@@ -233,7 +231,7 @@ class Runtime:
             raise ValueError(
                 f"public_url must be http(s)://HOST[:PORT][/PATH], not {public.geturl()!r}"
             )
-        # Decoded pixels in flight, across every request of this process (api.services.samples).
+        # Decoded pixels in flight, across every request of this process (service.samples).
         self.decode_budget = PixelBudget(decode_pixel_budget(settings))
         data_dir = private_dir(Path(settings.data_dir))
         self.engine = make_engine(settings.database)
@@ -264,88 +262,14 @@ class Runtime:
         self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         # Functions whose training was asked for without waiting; the next tick trains them.
         self.train_requests = RequestSet()
+        # Set by service.startup.start (with retraining on): its tick is a use case.
         self.scheduler: RetrainScheduler | None = None
-        if settings.retrain_interval > 0:
-            self.scheduler = RetrainScheduler(
-                interval=settings.retrain_interval, tick=self._retrain_check
-            )
-
-    def start(self) -> None:
-        """Recover state after a (possibly unclean) stop, then load the default backbone."""
-        self.auth.ensure_admin_key(Path(self.settings.data_dir) / "admin-key")
-        self.sweep_orphans()
-        self.adopt_unrecorded_digests()
-        self.load_deployed_heads()
-        log.info("default backbone: %s", self.encoders.default_spec)
-        if self.scheduler is not None:
-            self.scheduler.start()
-
-    def _retrain_check(self) -> None:
-        from api.services.training import retrain_check
-
-        retrain_check(self)
 
     def captures_in_last_day(self, function_id: str) -> list[float]:
         """When the function's items were captured in the last day, by any process."""
         since = datetime.now(UTC) - timedelta(days=1)
         with session_scope(self.engine) as session:
             return capture_times(session=session, function_id=function_id, since=since)
-
-    def sweep_orphans(self) -> None:
-        """Remove blobs and artifact temp files left behind by a crash between write steps.
-
-        On SQLite this process is the only writer, so everything unreferenced goes. On
-        PostgreSQL replicas sharing the data dir may be writing right now (a blob before its
-        row, an artifact's temp file before its rename): only files older than
-        ``SHARED_SWEEP_GRACE_S`` go, and younger crash leftovers wait for a later start.
-        """
-        alone = self.engine.dialect.name == "sqlite" and isinstance(self.blobs, BlobStore)
-        grace = 0.0 if alone else SHARED_SWEEP_GRACE_S
-        with session_scope(self.engine) as session:
-            referenced = set(session.exec(select(Sample.blob)).all())
-            referenced |= set(session.exec(select(ReviewItem.blob)).all())
-        removed = self.blobs.sweep(referenced, older_than_seconds=grace)
-        removed += self.models.sweep_temp_files(older_than_seconds=grace)
-        if removed:
-            log.warning("startup sweep removed %d orphan file(s)", removed)
-
-    def adopt_unrecorded_digests(self) -> None:
-        """Record the SHA-256 of artifacts that a winnow from before digests wrote, so that they
-        keep serving after the upgrade and every later load is checked against it.
-
-        Only rows without a digest are touched, and this version records one with every artifact
-        it writes, so this happens once, at the first start after the upgrade: a file changed
-        before that start is adopted as it is found (read and hashed, never unpickled). Retrain
-        (or delete the version) if the model store may have been tampered with before.
-        """
-        adopted = []
-        with session_scope(self.engine) as session:
-            unrecorded = select(ModelVersion).where(col(ModelVersion.artifact_sha256).is_(None))
-            for row in session.exec(unrecorded):
-                try:
-                    row.artifact_sha256 = self.models.digest(row.function_id, row.version)
-                except ArtifactNotFound:
-                    continue
-                session.add(row)
-                adopted.append(f"{row.function_id} v{row.version}")
-        if adopted:
-            log.warning(
-                "recorded the SHA-256 of %d model artifact(s) written before digests were kept, "
-                "as found now: %s",
-                len(adopted),
-                ", ".join(adopted),
-            )
-
-    def load_deployed_heads(self) -> None:
-        """Serve every function's deployed version again and rebuild its capture index."""
-        from api.services.capture import rebuild_index
-        from api.services.training import load_deployed
-
-        with session_scope(self.engine) as session:
-            functions = session.exec(select(Function)).all()
-        for function in functions:
-            load_deployed(self, function)
-            rebuild_index(self, function.id)
 
     def close(self) -> None:
         if self.scheduler is not None:

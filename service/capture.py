@@ -8,11 +8,11 @@ from datetime import timedelta
 import numpy as np
 from sqlmodel import col, select
 
-from api.runtime import Runtime
-from api.schemas import CaptureInfo
-from api.services.novelty import score_novelty
 from capture import Kind, add_pending
 from review_queue import capture_times, create_item, holds_image, lock_captures
+from service.novelty import score_novelty
+from service.runtime import Runtime
+from service.schemas import CaptureInfo
 from store import (
     BlobStore,
     Function,

@@ -8,21 +8,18 @@ into suspects, and the review queue keeps up to the policy's ``suspectBudget`` o
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import func as sql
 from sqlmodel import Session, col, select
 
-from api.runtime import Runtime
 from capture import CapturePolicy
 from learner import TrainResult
 from learner.label_issues import find_label_issues
 from review_queue import Suspect, queue_suspects
+from service.labelled import LabelledData
+from service.runtime import Runtime
 from store import Function, ModelVersion, Sample, session_scope
-
-if TYPE_CHECKING:
-    from api.services.training import LabelledData
 
 log = logging.getLogger("winnow.suspects")
 

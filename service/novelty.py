@@ -5,31 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlmodel import col, select
 
-from api.runtime import Runtime
-from api.schemas import DriftPublic, NoveltyHour
 from capture import CapturePolicy
 from capture.novelty import MIN_CLASSES, MIN_SAMPLES, NoveltyModel
-from store import Function, Label, Sample, session_scope, vector_from_bytes
-
-
-def labelled_vectors(rt: Runtime, function_id: str) -> tuple[np.ndarray, list[str]]:
-    """Every labelled sample's embedding with its label name."""
-    with session_scope(rt.engine) as session:
-        rows = session.exec(
-            select(Sample.embedding, Label.name)
-            .join(Label, col(Label.id) == col(Sample.label_id))
-            .where(Sample.function_id == function_id)
-        ).all()
-    if not rows:
-        return np.zeros((0, 0), dtype=np.float32), []
-    return np.stack([vector_from_bytes(e) for e, _ in rows]), [name for _, name in rows]
+from service.labelled import labelled_data
+from service.runtime import Runtime
+from service.schemas import DriftPublic, NoveltyHour
+from store import Function
 
 
 def fit_novelty(rt: Runtime, function_id: str, seed: int = 0) -> NoveltyModel | None:
     """A model fitted on the function's labelled data; None with too little of it."""
-    vectors, names = labelled_vectors(rt, function_id)
+    data = labelled_data(rt, function_id)
+    vectors, names = data.vectors, data.names
     if len(names) < MIN_SAMPLES or len(set(names)) < MIN_CLASSES:
         return None
     return NoveltyModel(vectors, names, seed=seed)

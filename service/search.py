@@ -17,12 +17,12 @@ import numpy as np
 from sqlmodel import col, select
 
 import review_queue
-from api.runtime import Runtime
-from api.schemas import SearchHit
-from api.services.functions import get_function
-from api.services.invoke import serving_model_or_none
-from api.services.samples import embed_image, get_sample
 from learner.zero_shot import unit_length_rows
+from service.functions import get_function
+from service.invoke import serving_model_or_none
+from service.runtime import Runtime
+from service.samples import embed_image, get_sample
+from service.schemas import SearchHit
 from store import Function, Label, Sample, session_scope, vector_from_bytes
 
 _CHUNK_ROWS = 4096  # labelled vectors held in memory at once while ranking

@@ -4,10 +4,10 @@ key broader or less limited than itself."""
 
 from __future__ import annotations
 
-from api.auth import ADMIN_KEY_ID, SCOPES, Principal, hash_key, new_key
-from api.errors import Conflict, Forbidden, NotFound
-from api.runtime import Runtime
-from api.services.functions import get_function
+from service.auth import ADMIN_KEY_ID, SCOPES, Principal, hash_key, new_key
+from service.errors import Conflict, Forbidden, NotFound
+from service.functions import get_function
+from service.runtime import Runtime
 from store import ApiKey, list_keys, new_id, session_scope
 
 

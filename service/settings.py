@@ -31,7 +31,7 @@ class Settings:
     # Redis URL (redis://host:6379/0) where replicas share per-key rate limits; empty: per process.
     redis_url: str = ""
     # Failed authentications allowed per client address, and per key id, in a minute; beyond it
-    # 429 (api.auth_throttle). Shared through redis_url when set. 0: no limit.
+    # 429 (service.auth_throttle). Shared through redis_url when set. 0: no limit.
     auth_failures_per_minute: int = 20
     # Base URL clients reach this service at (https://winnow.example.com), used in the URLs it
     # hands out; empty: the request's Host when it names this server's bound address or
@@ -43,7 +43,7 @@ class Settings:
     max_image_pixels: int = 40_000_000
     # Most decoded image pixels held at once by all requests together (decoding to encoding);
     # beyond it a request waits up to 2 s, then answers 503 with Retry-After. 0: auto, from the
-    # machine's memory (api.runtime.decode_pixel_budget); else at least max_image_pixels.
+    # machine's memory (service.runtime.decode_pixel_budget); else at least max_image_pixels.
     decode_pixel_budget: int = 0
     # Most images the encoder embeds in one batch: a number, or auto (256 on a GPU, 8 on CPU).
     batch_size: str = "auto"

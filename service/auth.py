@@ -21,7 +21,7 @@ from typing import Literal, get_args
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from api.errors import Forbidden, NotFound, Unauthorized
+from service.errors import Forbidden, NotFound, Unauthorized
 from store import ApiKey, session_scope
 
 log = logging.getLogger("winnow")

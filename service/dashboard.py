@@ -16,9 +16,9 @@ from sqlalchemy import func as sql
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from api.runtime import Runtime
-from api.schemas import ActivityHour, DashboardPublic, LabelCount, ModelVersionPublic
-from api.services.functions import get_function
+from service.functions import get_function
+from service.runtime import Runtime
+from service.schemas import ActivityHour, DashboardPublic, LabelCount, ModelVersionPublic
 from store import Label, ModelVersion, ReviewItem, Sample, utcnow
 
 # Invokes and novel invokes per hour (POSIX start of the hour -> counts), as the serving process

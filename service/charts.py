@@ -14,8 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from api.schemas import ActivityHour, LabelCount, ModelVersionPublic
 from learner import PLAIN_TEXT, figure_png
+from service.schemas import ActivityHour, LabelCount, ModelVersionPublic
 
 # Marker colour of a version by its status: served (deployed, retired) or not (rejected, trained).
 STATUS_COLOURS = {"deployed": "#15803d", "retired": "#4d7c0f", "rejected": "#b91c1c"}

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from api.errors import Conflict, ServiceUnavailable
-from api.runtime import Runtime
-from api.schemas import InvokeResult, LabelConfidence
-from api.services.capture import maybe_capture
-from api.services.functions import get_function, label_ids_by_name
-from api.services.samples import embed_images
-from api.services.training import follow_deployed, version_row
-from api.services.zero_shot import ZERO_SHOT_VERSION, ensure_zero_shot
 from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
+from service.capture import maybe_capture
+from service.errors import Conflict, ServiceUnavailable
+from service.functions import get_function, label_ids_by_name
+from service.runtime import Runtime
+from service.samples import embed_images
+from service.schemas import InvokeResult, LabelConfidence
+from service.training import follow_deployed, version_row
+from service.zero_shot import ZERO_SHOT_VERSION, ensure_zero_shot
 from store import Function, Sample, session_scope, vector_from_bytes
 
 

@@ -20,8 +20,6 @@ from typing import Any
 import numpy as np
 from sqlmodel import Session, col, select
 
-from api.errors import Conflict
-from api.runtime import Runtime
 from embeddings import BackboneUnavailable, ImageEncoder
 from learner import (
     ZERO_SHOT_HEAD,
@@ -34,6 +32,8 @@ from learner import (
     build_zero_shot_head,
 )
 from learner.zero_shot import CLIP_LOGIT_SCALE, TEMPLATE_SET, label_fingerprint
+from service.errors import Conflict
+from service.runtime import Runtime
 from store import (
     Function,
     Label,

@@ -11,13 +11,13 @@ from sqlalchemy import func as sql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.errors import Conflict, NotFound
-from api.runtime import Runtime
-from api.schemas import AnnotationPublic, SamplePublic
-from api.services.capture import index_labelled, unindex
-from api.services.functions import annotation_label, delete_unreferenced_blobs, get_function
 from embeddings import InvalidImage, declared_pixels, decode_image
 from review_queue import drop_open_suspects, follow_relabel
+from service.capture import index_labelled, unindex
+from service.errors import Conflict, NotFound
+from service.functions import annotation_label, delete_unreferenced_blobs, get_function
+from service.runtime import Runtime
+from service.schemas import AnnotationPublic, SamplePublic
 from store import (
     Function,
     Label,

@@ -27,9 +27,9 @@ from typing import Protocol
 
 import redis
 
-from api.auth import Authenticator, Principal, key_id_of
-from api.errors import TooManyRequests, Unauthorized
-from api.ratelimit import (
+from service.auth import Authenticator, Principal, key_id_of
+from service.errors import TooManyRequests, Unauthorized
+from service.ratelimit import (
     UNAVAILABLE_RETRY_AFTER_S,
     connect_redis,
     redis_server,

@@ -1,0 +1,95 @@
+"""Start-up: what a service does once its object graph is built, before it answers requests.
+
+In order: the admin key, the sweep of crash leftovers, digests for artifacts an older winnow wrote,
+every function's deployed head and capture index, then the retrain scheduler with its tick passed
+in (as vLLM's ``init_app_state`` builds the serving objects and hands them their collaborators).
+The runtime holds state; this module and the use cases act on it, so neither imports the other in
+a circle.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlmodel import col, select
+
+from learner import ArtifactNotFound
+from learner.scheduler import RetrainScheduler
+from service.capture import rebuild_index
+from service.runtime import SHARED_SWEEP_GRACE_S, Runtime
+from service.training import load_deployed, retrain_check
+from store import BlobStore, Function, ModelVersion, ReviewItem, Sample, session_scope
+
+log = logging.getLogger("winnow")
+
+
+def start(rt: Runtime) -> None:
+    """Recover state after a (possibly unclean) stop, then start retraining (if it is on)."""
+    rt.auth.ensure_admin_key(Path(rt.settings.data_dir) / "admin-key")
+    sweep_orphans(rt)
+    adopt_unrecorded_digests(rt)
+    load_deployed_heads(rt)
+    log.info("default backbone: %s", rt.encoders.default_spec)
+    if rt.settings.retrain_interval > 0:
+        rt.scheduler = RetrainScheduler(
+            interval=rt.settings.retrain_interval, tick=lambda: retrain_check(rt)
+        )
+        rt.scheduler.start()
+
+
+def sweep_orphans(rt: Runtime) -> None:
+    """Remove blobs and artifact temp files left behind by a crash between write steps.
+
+    On SQLite this process is the only writer, so everything unreferenced goes. On
+    PostgreSQL replicas sharing the data dir may be writing right now (a blob before its
+    row, an artifact's temp file before its rename): only files older than
+    ``SHARED_SWEEP_GRACE_S`` go, and younger crash leftovers wait for a later start.
+    """
+    alone = rt.engine.dialect.name == "sqlite" and isinstance(rt.blobs, BlobStore)
+    grace = 0.0 if alone else SHARED_SWEEP_GRACE_S
+    with session_scope(rt.engine) as session:
+        referenced = set(session.exec(select(Sample.blob)).all())
+        referenced |= set(session.exec(select(ReviewItem.blob)).all())
+    removed = rt.blobs.sweep(referenced, older_than_seconds=grace)
+    removed += rt.models.sweep_temp_files(older_than_seconds=grace)
+    if removed:
+        log.warning("startup sweep removed %d orphan file(s)", removed)
+
+
+def adopt_unrecorded_digests(rt: Runtime) -> None:
+    """Record the SHA-256 of artifacts that a winnow from before digests wrote, so that they
+    keep serving after the upgrade and every later load is checked against it.
+
+    Only rows without a digest are touched, and this version records one with every artifact
+    it writes, so this happens once, at the first start after the upgrade: a file changed
+    before that start is adopted as it is found (read and hashed, never unpickled). Retrain
+    (or delete the version) if the model store may have been tampered with before.
+    """
+    adopted = []
+    with session_scope(rt.engine) as session:
+        unrecorded = select(ModelVersion).where(col(ModelVersion.artifact_sha256).is_(None))
+        for row in session.exec(unrecorded):
+            try:
+                row.artifact_sha256 = rt.models.digest(row.function_id, row.version)
+            except ArtifactNotFound:
+                continue
+            session.add(row)
+            adopted.append(f"{row.function_id} v{row.version}")
+    if adopted:
+        log.warning(
+            "recorded the SHA-256 of %d model artifact(s) written before digests were kept, "
+            "as found now: %s",
+            len(adopted),
+            ", ".join(adopted),
+        )
+
+
+def load_deployed_heads(rt: Runtime) -> None:
+    """Serve every function's deployed version again and rebuild its capture index."""
+
+    with session_scope(rt.engine) as session:
+        functions = session.exec(select(Function)).all()
+    for function in functions:
+        load_deployed(rt, function)
+        rebuild_index(rt, function.id)
