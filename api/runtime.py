@@ -24,7 +24,7 @@ from capture.novelty_models import NoveltyModels
 from embeddings import EncoderPool, ImageEncoderPool
 from embeddings.tower_options import CPU_BATCH_SIZE, parse_batch_size
 from learner import DeployedHeads, ModelStore, ObjectModelStore
-from learner.scheduler import RetrainScheduler, TrainingTracker
+from learner.scheduler import Debounce, RetrainScheduler, TrainingTracker
 from review_queue import capture_times
 from store import (
     BlobStore,
@@ -205,6 +205,11 @@ class Runtime:
         self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         # Functions whose training was asked for without waiting; the next tick trains them.
         self.train_requests = RequestSet()
+        # When a due retrain may start: its function's annotations stopped arriving.
+        self.annotation_bursts = Debounce(
+            quiet=settings.retrain_debounce,
+            longest=max(settings.retrain_interval, settings.retrain_debounce),
+        )
         self.scheduler: RetrainScheduler | None = None
         if settings.retrain_interval > 0:
             self.scheduler = RetrainScheduler(

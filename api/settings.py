@@ -60,6 +60,9 @@ class Settings:
     retrain_interval: float = 60.0
     # New annotations since the last training that trigger an automatic retrain.
     retrain_min_annotations: int = 10
+    # Seconds without a new annotation before a due retrain starts, so an upload burst trains
+    # once; continuous arrivals wait at most retrain_interval seconds.
+    retrain_debounce: float = 2.0
     # Accuracy (0..1) a retrained model may lose against the deployed one and still be deployed;
     # a larger loss rejects it only when significant (learner.champion).
     deploy_tolerance: float = 0.01

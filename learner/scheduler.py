@@ -1,4 +1,5 @@
-"""Retraining off the request path: per-function training status and an APScheduler interval job.
+"""Retraining off the request path: per-function training status, the debounce that lets a burst
+of annotations settle, and the background thread that runs the retrain check.
 
 One training per function at a time: :meth:`TrainingTracker.run` holds the function's lock for
 the whole training, and the scheduler's tick skips a function that is already training (the
@@ -7,15 +8,16 @@ trigger is coalesced into that run's successor, decided at the next tick).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
+log = logging.getLogger(__name__)
 
 PHASES = ("loading", "training", "comparing", "saving", "deploying")
 
@@ -111,10 +113,51 @@ class TrainingTracker:
             self._status[function_id] = replace(current, **changes)
 
 
-class RetrainScheduler:
-    """Calls ``tick`` every ``interval`` seconds in one background thread (APScheduler 3).
+class Debounce:
+    """When pending work is due: once nothing new arrived for ``quiet`` seconds, and at the latest
+    ``longest`` seconds after the first arrival (continuous arrivals never starve it).
 
-    Runs never overlap (``max_instances=1``) and missed runs collapse into one (``coalesce``).
+    Args:
+        quiet: seconds without an arrival after which the work is due.
+        longest: seconds after the first arrival after which it is due whatever still arrives.
+        clock: seconds since the epoch (arrivals may be timestamps read from the database).
+    """
+
+    def __init__(
+        self, *, quiet: float, longest: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._quiet, self._longest, self._clock = quiet, longest, clock
+        self._guard = threading.Lock()
+        self._first: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+
+    def arrived(self, key: str, at: float | None = None) -> None:
+        """Something for ``key`` arrived ``at`` (now when None); the earliest counts as first."""
+        at = self._clock() if at is None else at
+        with self._guard:
+            self._first[key] = min(self._first.get(key, at), at)
+            self._last[key] = max(self._last.get(key, at), at)
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key``'s work is due; 0 when due now or nothing arrived."""
+        with self._guard:
+            if key not in self._last:
+                return 0.0
+            due = min(self._last[key] + self._quiet, self._first[key] + self._longest)
+        return max(0.0, due - self._clock())
+
+    def clear(self, key: str) -> None:
+        """The work started: what arrives from now on is a new burst."""
+        with self._guard:
+            self._first.pop(key, None)
+            self._last.pop(key, None)
+
+
+class RetrainScheduler:
+    """Calls ``tick`` every ``interval`` seconds, and sooner when kicked, in one background thread.
+
+    Runs never overlap by design: the one thread runs the tick, and a kick that comes while it
+    runs makes the next one start as soon as this one ends (kicks coalesce; none is lost).
 
     Args:
         interval: seconds between ticks.
@@ -122,25 +165,40 @@ class RetrainScheduler:
     """
 
     def __init__(self, *, interval: float, tick: Callable[[], None]) -> None:
-        self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone="UTC",
-        )
-        self._job = self._scheduler.add_job(
-            tick, "interval", seconds=interval, id="retrain", name="retrain check"
-        )
+        self._interval, self._tick = interval, tick
+        self._wake = threading.Condition()
+        self._next = time.monotonic() + interval
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="retrain-check", daemon=True)
 
     def start(self) -> None:
-        self._scheduler.start()
+        self._thread.start()
 
-    def kick(self) -> None:
-        """Run the check now instead of at the next interval."""
-        self._job.modify(next_run_time=_now())
+    def kick(self, delay: float = 0.0) -> None:
+        """Run the check in ``delay`` seconds, unless one is due sooner."""
+        with self._wake:
+            self._next = min(self._next, time.monotonic() + delay)
+            self._wake.notify()
 
     def shutdown(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=True)
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopped and (left := self._next - time.monotonic()) > 0:
+                    self._wake.wait(left)
+                if self._stopped:
+                    return
+                self._next = time.monotonic() + self._interval
+            try:
+                self._tick()
+            except Exception:  # the thread must outlive one failed check
+                log.exception("retrain check failed")
 
 
 def _now() -> datetime:
