@@ -42,6 +42,8 @@ log = logging.getLogger("winnow")
 
 # Age at which an unreferenced file in a data dir that replicas share is surely no write in flight.
 SHARED_SWEEP_GRACE_S = 3600.0
+# In the data dir: --precision auto's choice per machine and backbone (delete to measure again).
+PRECISION_MEMORY = "precision.json"
 
 
 def open_storage(
@@ -91,6 +93,7 @@ def encoder_pool(
         on_batch=on_batch,
         precision=settings.precision,
         compile=settings.compile,
+        precision_memory=Path(settings.data_dir) / PRECISION_MEMORY,
     )
 
 
