@@ -79,6 +79,7 @@ class ClipBackbone:
             probe,
             finalise=compiling(finalise, name=spec) if tower.compile else finalise,
             precision=tower.precision,
+            memory=tower.precision_memory,
             name=spec,
         )
         self._dim = int(self.encode(probe[:1]).shape[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from embeddings.backbone import resolve_device
 from embeddings.backbones import load_backbone
@@ -27,6 +28,7 @@ class EncoderPool(SpecPool[BatchingEncoder]):
         on_batch: Callable[[str, int, float], None] | None = None,
         precision: str = "fp32",
         compile: bool = False,
+        precision_memory: Path | None = None,
     ) -> None:
         """Remember the settings; nothing is loaded until first needed.
 
@@ -44,6 +46,8 @@ class EncoderPool(SpecPool[BatchingEncoder]):
             precision: image tower precision, one of :data:`embeddings.precision.PRECISIONS`
                 (``auto`` measures the candidates when each backbone loads).
             compile: serve the image towers through ``torch.compile``.
+            precision_memory: JSON file where ``auto`` remembers its choice per machine and
+                backbone (see :mod:`embeddings.precision_memory`); None measures at each load.
 
         Raises:
             ValueError: ``default_spec`` is not a valid spec, or ``precision`` not a precision.
@@ -51,6 +55,7 @@ class EncoderPool(SpecPool[BatchingEncoder]):
         super().__init__(default_spec)
         self._precision = validate_precision(precision)
         self._compile = compile
+        self._precision_memory = precision_memory
         self._device = device
         self._cache_dir = cache_dir
         self._max_batch = max_batch
@@ -61,7 +66,12 @@ class EncoderPool(SpecPool[BatchingEncoder]):
 
     def _open(self, spec: str) -> BatchingEncoder:
         max_batch = self._max_batch or auto_batch_size(resolve_device(self._device))
-        tower = TowerOptions(self._precision, self._compile, probe_batch=max_batch)
+        tower = TowerOptions(
+            self._precision,
+            self._compile,
+            probe_batch=max_batch,
+            precision_memory=self._precision_memory,
+        )
         backbone = load_backbone(spec, device=self._device, cache_dir=self._cache_dir, tower=tower)
         return BatchingEncoder(
             backbone,

@@ -5,7 +5,8 @@ AVX-512 bf16 or AMX runs bf16 convolutions and matrix products natively, one wit
 them slowly, while dynamic int8 (fbgemm) helps the linear layers of a transformer on most x86
 CPUs. So with ``auto`` each candidate precision is built, checked and timed on a probe batch when
 the backbone loads, and the fastest whose every probe vector keeps a cosine of at least
-:data:`MIN_COSINE` to fp32's serves (fp32 unless another is :data:`REQUIRED_SPEEDUP` faster).
+:data:`MIN_COSINE` to fp32's serves (fp32 unless another is :data:`REQUIRED_SPEEDUP` faster);
+given a memory file, the choice is measured once per machine and backbone, then reused.
 ``bf16`` converts the weights and the inputs (``module.to(torch.bfloat16)``; ``torch.autocast``
 on CPU measured far slower), ``int8`` quantises the linear layers dynamically (CPU only). A
 forced precision is used as asked.
@@ -22,11 +23,13 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from embeddings import precision_memory
 from embeddings.tower_options import validate_precision
 
 logger = logging.getLogger(__name__)
@@ -134,6 +137,7 @@ def build_tower(
     precision: str = "fp32",
     name: str = "backbone",
     negligible_s: float = NEGLIGIBLE_BATCH_S,
+    memory: Path | None = None,
 ) -> tuple[Tower, PrecisionChoice]:
     """The served tower of ``module`` in the requested (or, for ``auto``, measured) precision.
 
@@ -145,6 +149,9 @@ def build_tower(
         precision: one of :data:`embeddings.tower_options.PRECISIONS`.
         name: how log lines name the backbone.
         negligible_s: ``auto`` tries no other precision when fp32 runs the probe batch faster.
+        memory: JSON file of ``auto``'s earlier choices (:mod:`embeddings.precision_memory`):
+            one made for this machine, backbone and probe batch is reused without measuring,
+            a new one is added. None: measure at every load.
 
     Raises:
         ValueError: unknown precision, or a forced one that cannot be built for this model.
@@ -154,6 +161,13 @@ def build_tower(
     if precision != "auto":
         return finalise(convert(module, precision, device), probe), PrecisionChoice(
             precision, precision
+        )
+    key = precision_memory.choice_key(device, name, probe.shape[0])
+    remembered = None if memory is None else precision_memory.recall(memory, key)
+    if remembered is not None:
+        logger.info("%s: image tower runs in %s (remembered in %s)", name, remembered, memory)
+        return finalise(convert(module, remembered, device), probe), PrecisionChoice(
+            remembered, "auto"
         )
     threshold = MIN_COSINE.get(device.type, MIN_COSINE["cpu"])
     fp32_tower = finalise(module, probe)
@@ -182,6 +196,8 @@ def build_tower(
         if rate >= REQUIRED_SPEEDUP * fp32_rate and rate > (best.images_per_s or 0.0):
             best_tower, best = tower, result
     choice = PrecisionChoice(best.precision, "auto", tuple(results))
+    if memory is not None:
+        precision_memory.remember(memory, key, best.precision)
     logger.info(
         "%s: image tower runs in %s (measured at batch %d on %s: %s)",
         name,

@@ -7,6 +7,7 @@ backbones; :mod:`embeddings.precision` acts on them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -59,6 +60,8 @@ class TowerOptions:
     precision: str = "fp32"  # one of PRECISIONS; the library default is exact, the service's auto
     compile: bool = False  # serve torch.compile of the tower (see compiling)
     probe_batch: int = 8  # probe batch size: the encoder's batch size, what auto should time
+    # JSON file remembering auto's choice per machine and backbone (None: measure at each load).
+    precision_memory: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", validate_precision(self.precision))

@@ -1,4 +1,5 @@
-"""Retraining off the request path: per-function training status and an APScheduler interval job.
+"""Retraining off the request path: per-function training status, the debounce that lets a burst
+of annotations settle, and the scheduler (APScheduler) that runs the retrain check.
 
 One training per function at a time: :meth:`TrainingTracker.run` holds the function's lock for
 the whole training, and the scheduler's tick skips a function that is already training (the
@@ -7,15 +8,19 @@ trigger is coalesced into that run's successor, decided at the next tick).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
 
 PHASES = ("loading", "training", "comparing", "saving", "deploying")
 
@@ -111,10 +116,54 @@ class TrainingTracker:
             self._status[function_id] = replace(current, **changes)
 
 
-class RetrainScheduler:
-    """Calls ``tick`` every ``interval`` seconds in one background thread (APScheduler 3).
+class Debounce:
+    """When pending work is due: once nothing new arrived for ``quiet`` seconds, and at the latest
+    ``longest`` seconds after the first arrival (continuous arrivals never starve it).
 
-    Runs never overlap (``max_instances=1``) and missed runs collapse into one (``coalesce``).
+    Args:
+        quiet: seconds without an arrival after which the work is due.
+        longest: seconds after the first arrival after which it is due whatever still arrives.
+        clock: seconds since the epoch (arrivals may be timestamps read from the database).
+    """
+
+    def __init__(
+        self, *, quiet: float, longest: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._quiet, self._longest, self._clock = quiet, longest, clock
+        self._guard = threading.Lock()
+        self._first: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+
+    def arrived(self, key: str, at: float | None = None) -> None:
+        """Something for ``key`` arrived ``at`` (now when None); the earliest counts as first."""
+        at = self._clock() if at is None else at
+        with self._guard:
+            self._first[key] = min(self._first.get(key, at), at)
+            self._last[key] = max(self._last.get(key, at), at)
+
+    def wait(self, key: str) -> float:
+        """Seconds until ``key``'s work is due; 0 when due now or nothing arrived."""
+        with self._guard:
+            if key not in self._last:
+                return 0.0
+            due = min(self._last[key] + self._quiet, self._first[key] + self._longest)
+        return max(0.0, due - self._clock())
+
+    def clear(self, key: str) -> None:
+        """The work started: what arrives from now on is a new burst."""
+        with self._guard:
+            self._first.pop(key, None)
+            self._last.pop(key, None)
+
+
+class RetrainScheduler:
+    """Calls ``tick`` every ``interval`` seconds, and sooner when kicked (APScheduler 3, one
+    worker thread).
+
+    Runs never overlap, and none is skipped with a warning: the interval job pauses while a
+    tick runs, and a kick that comes meanwhile is kept and honoured when it ends (at once when
+    already due, a due kick running in the same worker without a second job instance; later
+    ones as the job's next run time). Kicks coalesce; none is lost.
 
     Args:
         interval: seconds between ticks.
@@ -122,25 +171,55 @@ class RetrainScheduler:
     """
 
     def __init__(self, *, interval: float, tick: Callable[[], None]) -> None:
+        self._tick = tick
+        self._guard = threading.Lock()
+        self._running = False
+        self._kicked: datetime | None = None  # a kick's time, made while a tick ran
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
         self._job = self._scheduler.add_job(
-            tick, "interval", seconds=interval, id="retrain", name="retrain check"
+            self._run, "interval", seconds=interval, id="retrain", name="retrain check"
         )
 
     def start(self) -> None:
         self._scheduler.start()
 
-    def kick(self) -> None:
-        """Run the check now instead of at the next interval."""
-        self._job.modify(next_run_time=_now())
+    def kick(self, delay: float = 0.0) -> None:
+        """Run the check in ``delay`` seconds, unless one is due sooner."""
+        at = _now() + timedelta(seconds=delay)
+        with self._guard:
+            if self._running:
+                self._kicked = at if self._kicked is None else min(self._kicked, at)
+                return
+            due = self._job.next_run_time
+            if due is None or at < due:
+                self._job.modify(next_run_time=at)
 
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+
+    def _run(self) -> None:
+        with self._guard:
+            self._running = True
+            self._job.pause()  # the interval cannot fire into a running tick
+        while True:
+            try:
+                self._tick()
+            except Exception:  # the scheduler must outlive one failed check
+                log.exception("retrain check failed")
+            with self._guard:
+                kicked, self._kicked = self._kicked, None
+                if kicked is not None and kicked <= _now():
+                    continue  # kicked while it ran, and due: run again, in this worker
+                self._running = False
+                self._job.resume()  # next run: an interval from now, or the kick if sooner
+                if kicked is not None and kicked < self._job.next_run_time:
+                    self._job.modify(next_run_time=kicked)
+                return
 
 
 def _now() -> datetime:

@@ -18,7 +18,8 @@ from learner import PLAIN_TEXT, figure_png
 from service.schemas import ActivityHour, LabelCount, ModelVersionPublic
 
 # Marker colour of a version by its status: served (deployed, retired) or not (rejected, trained).
-STATUS_COLOURS = {"deployed": "#15803d", "retired": "#4d7c0f", "rejected": "#b91c1c"}
+# Deployed and retired are Okabe-Ito blue and orange, told apart with any colour vision.
+STATUS_COLOURS = {"deployed": "#0072b2", "retired": "#e69f00", "rejected": "#b91c1c"}
 OTHER_COLOUR = "#78716c"
 
 

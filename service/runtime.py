@@ -20,7 +20,7 @@ from capture.novelty_models import NoveltyModels
 from embeddings import EncoderPool, ImageEncoderPool, PixelBudget
 from embeddings.tower_options import CPU_BATCH_SIZE, parse_batch_size
 from learner import DeployedHeads, ModelStore, ObjectModelStore
-from learner.scheduler import RetrainScheduler, TrainingTracker
+from learner.scheduler import Debounce, RetrainScheduler, TrainingTracker
 from review_queue import capture_times
 from service.auth import Authenticator
 from service.auth_throttle import AuthThrottle, make_failure_counts
@@ -49,6 +49,8 @@ SHARED_SWEEP_GRACE_S = 3600.0
 DECODE_MEMORY_SHARE = 0.25
 DECODE_BYTES_PER_PIXEL = 8
 _CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
+# In the data dir: --precision auto's choice per machine and backbone (delete to measure again).
+PRECISION_MEMORY = "precision.json"
 
 
 def open_storage(
@@ -109,6 +111,7 @@ def encoder_pool(
         on_batch=on_batch,
         precision=settings.precision,
         compile=settings.compile,
+        precision_memory=Path(settings.data_dir) / PRECISION_MEMORY,
     )
 
 
@@ -262,6 +265,11 @@ class Runtime:
         self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         # Functions whose training was asked for without waiting; the next tick trains them.
         self.train_requests = RequestSet()
+        # When a due retrain may start: its function's annotations stopped arriving.
+        self.annotation_bursts = Debounce(
+            quiet=settings.retrain_debounce,
+            longest=max(settings.retrain_interval, settings.retrain_debounce),
+        )
         # Set by service.startup.start (with retraining on): its tick is a use case.
         self.scheduler: RetrainScheduler | None = None
 

@@ -48,8 +48,9 @@ class Settings:
     # Most images the encoder embeds in one batch: a number, or auto (256 on a GPU, 8 on CPU).
     batch_size: str = "auto"
     # Numeric precision of the image tower: auto (the fastest of fp32 / bf16 / int8 that keeps
-    # every probe image's cosine to fp32 >= 0.99, 0.999 on a GPU; measured at start) | fp32 | bf16
-    # | int8 (CPU only).
+    # every probe image's cosine to fp32 >= 0.99, 0.999 on a GPU; measured at a backbone's first
+    # load on this machine, then remembered in <data_dir>/precision.json: delete it to measure
+    # again) | fp32 | bf16 | int8 (CPU only).
     precision: str = "auto"
     # Serve the image tower through torch.compile (falls back with a warning if it fails).
     compile: bool = False
@@ -71,6 +72,9 @@ class Settings:
     retrain_interval: float = 60.0
     # New annotations since the last training that trigger an automatic retrain.
     retrain_min_annotations: int = 10
+    # Seconds without a new annotation before a due retrain starts, so an upload burst trains
+    # once; continuous arrivals wait at most retrain_interval seconds.
+    retrain_debounce: float = 2.0
     # Accuracy (0..1) a retrained model may lose against the deployed one and still be deployed;
     # a larger loss rejects it only when significant (learner.champion).
     deploy_tolerance: float = 0.01

@@ -47,6 +47,7 @@ from service.zero_shot import (
 from store import (
     Function,
     ModelVersion,
+    Sample,
     session_scope,
     shared_lock,
     utcnow,
@@ -86,6 +87,7 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     # another one. Cleared here, inside the training slot, so "requested or training" never
     # reads false while a requested training is about to start.
     rt.train_requests.discard(function_id)
+    rt.annotation_bursts.clear(function_id)
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
     if function.deployed_version is None:
@@ -400,6 +402,11 @@ def retrain_check(rt: Runtime) -> None:
         new = function.annotation_counter - (trained_counters.get(function.id) or 0)
         if not requested and new < rt.settings.retrain_min_annotations:
             continue
+        settling = _settling(rt, function.id)
+        if settling > 0:  # annotations still arrive: check again once they may have stopped
+            if rt.scheduler is not None:
+                rt.scheduler.kick(settling)
+            continue
         try:
             train_function(
                 rt, function.id, trigger="manual" if requested else "schedule", wait=False
@@ -410,14 +417,30 @@ def retrain_check(rt: Runtime) -> None:
             log.exception("function %s: scheduled training failed", function.id)
 
 
+def _settling(rt: Runtime, function_id: str) -> float:
+    """Seconds until the function's annotations count as settled (``retrain_debounce`` after the
+    last one, read from the database, so annotations made through other replicas count too)."""
+    with session_scope(rt.engine) as session:
+        last = aware_utc(
+            session.exec(
+                select(sql.max(Sample.annotated_at)).where(Sample.function_id == function_id)
+            ).one()
+        )
+    if last is not None:
+        rt.annotation_bursts.arrived(function_id, at=last.timestamp())
+    return rt.annotation_bursts.wait(function_id)
+
+
 def request_training(rt: Runtime, function_id: str) -> None:
-    """Train ``function_id`` at the scheduler's next tick, which runs now. Without a scheduler
+    """Train ``function_id`` once its annotations settle (``retrain_debounce`` seconds without a
+    new one): a burst of uploads trains once, after its last sample. Without a scheduler
     (``retrain_interval`` 0) nothing would act on it, so nothing is recorded: only POST
     .../train trains."""
     if rt.scheduler is None:
         return
     rt.train_requests.add(function_id)
-    rt.scheduler.kick()
+    rt.annotation_bursts.arrived(function_id)
+    rt.scheduler.kick(rt.settings.retrain_debounce)
 
 
 def is_training(rt: Runtime, function_id: str) -> bool:

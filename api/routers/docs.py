@@ -3,10 +3,14 @@
 FastAPI's built-in pages load Swagger UI and ReDoc from a CDN, which leaves them blank on a server
 without internet. The same files ship in the fastapi-offline package; :func:`mount_assets` serves
 them under :data:`ASSETS_URL`. Each page's inline script or style is allowed by hash in its CSP
-(ReDoc's page: any inline style; see :data:`REDOC_POLICY`).
+(ReDoc's page: any inline style; see :data:`REDOC_POLICY`). ReDoc's script is served with its
+one CDN address (the sidebar's Redocly logo) pointed at the local favicon: :func:`redoc_js`.
 """
 
 from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import (
@@ -14,12 +18,14 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.security_headers import allow_inline
 
 ASSETS_URL = "/static/docs"
+REDOC_JS_URL = f"{ASSETS_URL}/redoc.standalone.js"  # served by redoc_js, ahead of the mount
+REDOC_CDN_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
 
 # ReDoc's styled-components add <style> elements as it renders, with no way to give them a nonce,
@@ -68,9 +74,22 @@ def redoc(request: Request) -> HTMLResponse:
         get_redoc_html(
             openapi_url=root + app.openapi_url,
             title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+            redoc_js_url=root + REDOC_JS_URL,
             redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         ),
         REDOC_POLICY,
     )
+
+
+@cache
+def _redoc_js_source() -> bytes:
+    source = files("fastapi_offline").joinpath("static/redoc.standalone.js").read_text("utf-8")
+    # relative to the /redoc page, so it holds under a proxy's root path too
+    return source.replace(REDOC_CDN_LOGO, f"{ASSETS_URL.lstrip('/')}/favicon.png").encode()
+
+
+@router.get(REDOC_JS_URL)
+def redoc_js() -> Response:
+    """fastapi-offline's ReDoc bundle, fetching nothing from a CDN (the page's CSP refuses it)."""
+    return Response(_redoc_js_source(), media_type="text/javascript")

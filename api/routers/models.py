@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
@@ -65,6 +66,9 @@ def training_status(function_id: str, rt: RuntimeDep) -> TrainingStatusPublic:
             .order_by(col(ModelVersion.version).desc())
         ).first()
     current = rt.training.status(function_id)
+    if current.finished_at is None and last is not None and last.version > 0:
+        # no run in this process since it started: the newest trained version tells when
+        current = replace(current, finished_at=last.created_at)
     return TrainingStatusPublic(
         **current.to_dict(),
         deployed_version=function.deployed_version,
@@ -148,5 +152,6 @@ def metrics(function_id: str, session: SessionDep, rt: RuntimeDep) -> FunctionMe
 def confusion_matrix(function_id: str, session: SessionDep) -> Response:
     """The deployed version's out-of-fold confusion matrix as a picture."""
     row = _deployed(session, function_id)
-    png = confusion_matrix_png(row.metrics, title=f"{function_id} v{row.version}")
+    name = get_function(session, function_id).name
+    png = confusion_matrix_png(row.metrics, title=f"{name} v{row.version}")
     return Response(png, media_type="image/png")

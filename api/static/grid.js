@@ -106,14 +106,14 @@ const grid = {
       grid.correcting = true;
       const reopened = grid.submitted.map((tile) => Object.assign({}, tile, { sent: tile.skip ? null : tile.label }));
       grid.show(reopened);
-      say("Reopened the page you submitted: change any label and press Enter to send the corrections.");
+      say("Reopened the page you submitted: change any label and press Enter to send the corrections.", "prompt");
     }
   },
 
   async submit() {
     if (grid.busy || !grid.tiles.length) return;
     const missing = grid.tiles.findIndex((tile) => !tile.skip && !tile.label);
-    if (missing >= 0) { grid.moveTo(missing); say("Choose a label for the highlighted image, or skip it with x."); return; }
+    if (missing >= 0) { grid.moveTo(missing); say("Choose a label for the highlighted image, or skip it with x.", "prompt"); return; }
     const changed = (tile) => !grid.correcting || tile.label !== tile.sent;
     const labelled = grid.tiles.filter((tile) => !tile.skip && changed(tile));
     const annotations = labelled.map((tile) => ({ itemId: tile.item.id, labelName: tile.label }));
@@ -133,7 +133,7 @@ const grid = {
       for (const { labelName } of annotations) if (!grid.labels.includes(labelName)) grid.labels.push(labelName);
       review.reviewed += grid.correcting ? 0 : grid.tiles.length;
       grid.submitted = grid.correcting ? null : grid.tiles.map((tile) => Object.assign({}, tile));
-      say(grid.correcting ? `Sent ${annotations.length} corrections.` : `Submitted ${annotations.length} labels${skips.length ? `, skipped ${skips.length}` : ""} (u reopens the page).`);
+      say(grid.correcting ? `Sent ${annotations.length} corrections.` : `Submitted ${annotations.length} labels${skips.length ? `, skipped ${skips.length}` : ""} (u reopens the page).`, "done");
       await grid.load();
       await review.showProgress();
     } catch (error) { say(error.message); } finally { grid.busy = false; }

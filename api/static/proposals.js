@@ -53,7 +53,7 @@ const proposals = {
     const proposal = proposals.shown[index];
     const name = (labelName || "").trim();
     if (!proposal || proposals.busy) return;
-    if (!name) { say("Type the new label's name first."); return; }
+    if (!name) { say("Type the new label's name first.", "prompt"); return; }
     const body = { labelName: name };
     const left = [...(proposals.left.get(proposal.id) || [])];
     if (left.length) body[proposals.EXCLUDE_FIELD] = left;
@@ -72,7 +72,7 @@ const proposals = {
     proposals.busy = true;
     try {
       await winnow.api(path, body ? { method: "POST", body: JSON.stringify(body) } : { method: "POST" });
-      say(done);
+      say(done, "done");
       await proposals.enter(proposals.fid);
       await review.showProgress();
     } catch (error) { say(error.message); } finally { proposals.busy = false; }

@@ -5,9 +5,11 @@
 "use strict";
 const review = { fid: null, items: [], labels: [], reviewed: 0, busy: false, mode: "single", last: null, reopened: false };
 
-function say(text) { $("message").textContent = text || ""; }
+// kind: "error" (a call failed; the default), "prompt" (what to do next) or "done" (it worked).
+function say(text, kind = "error") { $("message").textContent = text || ""; $("message").className = text ? kind : ""; }
 
 async function loadFunctions() {
+  if (!winnow.key()) { say("Enter an API key with annotate scope.", "prompt"); return; }
   try {
     if (!(await winnow.loadFunctions($("function"), selectFunction))) say("No functions yet.");
   } catch (error) { say(error.message); }
@@ -22,7 +24,7 @@ async function selectFunction(fid) {
 }
 
 async function setMode(mode) {
-  review.mode = mode;
+  review.mode = mode; say("");  // what the last tab said stays with it
   sessionStorage.setItem("winnowReviewMode", mode);
   for (const button of $("modes").children) button.classList.toggle("active", button.dataset.mode === mode);
   if (!review.fid) return;
@@ -108,7 +110,7 @@ function reopenLast() {
   if (!review.last || review.reopened || review.busy) return;
   review.reopened = true;
   review.items.unshift(review.last);
-  show().then(() => say("Back to the item you just reviewed: pick its label again."));
+  show().then(() => say("Back to the item you just reviewed: pick its label again.", "prompt"));
 }
 
 // On a suspect: annotate with the label it has (confirms it) or the one the model suggests.

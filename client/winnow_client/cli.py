@@ -203,18 +203,20 @@ def invoke_files(client: Client, args: argparse.Namespace) -> int:
 
 
 def _print_answer(path: Path, answer: Prediction | Exception, *, as_json: bool) -> int:
-    """Print one file's answer (stdout) or error (stderr); returns 1 for an error."""
+    """Print one file's answer (stdout) or error (stderr); returns 1 for an error or for an
+    answer without a label (no model serves yet: the file was not classified)."""
     if isinstance(answer, Prediction):
+        unclassified = answer.label_name is None or answer.confidence is None
         if as_json:
             print(json.dumps({"file": str(path), **answer.raw}))
-        elif answer.label_name is None or answer.confidence is None:
+        elif unclassified:
             print(f"{path}\t-\t-\tno model yet")
         else:
             others = ", ".join(
                 f"{c.label_name} {c.confidence:.3f}" for c in answer.label_confidences[1:3]
             )
             print(f"{path}\t{answer.label_name}\t{answer.confidence:.3f}\t{others}")
-        return 0
+        return 1 if unclassified else 0
     if as_json:
         status = getattr(answer, "status", None)
         message = getattr(answer, "message", str(answer))

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
+from api.routers import models as models_router
 from service.dashboard import activity
+from service.settings import Settings
 from store import ReviewItem, session_scope
-from tests.conftest import add_colour_samples, data_uri, png_bytes
+from tests.conftest import AUTH, add_colour_samples, data_uri, png_bytes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CAPTURE_ALL = {"randomRate": 1.0, "duplicateSimilarity": 1.0}  # every input but exact copies
@@ -129,3 +133,36 @@ def test_similar_to_a_review_item(client: TestClient) -> None:
     assert after["count"] == 6 and sample not in {h["sampleId"] for h in after["data"]}
     missing = client.get(f"/v1/functions/{fid}/review/item_00000000000000000000/similar")
     assert missing.status_code == 404
+
+
+def test_last_training_run_outlives_a_restart(settings: Settings) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
+        training = client.get(f"/v1/functions/{fid}/training").json()
+        assert training["finishedAt"] is None  # never trained, not even zero-shot version 0
+        add_colour_samples(client, fid, per_label=3)
+        assert client.get(f"/v1/functions/{fid}/training").json()["finishedAt"] is None
+        assert client.post(f"/v1/functions/{fid}/train").status_code == 200
+    with TestClient(create_app(settings), headers=AUTH) as client:  # nothing ran in this one
+        training = client.get(f"/v1/functions/{fid}/training").json()
+        [version] = [
+            m for m in client.get(f"/v1/functions/{fid}/models").json()["data"] if m["version"] == 1
+        ]
+        assert training["deployedVersion"] == 1 and training["finishedAt"] == version["createdAt"]
+
+
+def test_confusion_matrix_is_titled_with_the_functions_name(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    titles: list[str] = []
+
+    def drawn(metrics: dict, *, title: str) -> bytes:
+        titles.append(title)
+        return PNG_MAGIC
+
+    monkeypatch.setattr(models_router, "confusion_matrix_png", drawn)
+    fid = client.post("/v1/functions", json={"name": "colours of things"}).json()["id"]
+    add_colour_samples(client, fid, per_label=3)
+    assert client.post(f"/v1/functions/{fid}/train").json()["version"] == 1
+    assert client.get(f"/v1/functions/{fid}/metrics/confusion-matrix.png").status_code == 200
+    assert titles == ["colours of things v1"]

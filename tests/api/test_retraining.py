@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from datetime import datetime
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -53,6 +55,42 @@ def test_scheduler_retrains_when_annotations_arrive(settings: Settings) -> None:
         )
         result = client.post(f"/v1/functions/{fid}/invoke", json={"data": data_uri(png_bytes(RED))})
         assert result.json()["modelVersion"] == version + 1
+
+
+def test_an_upload_burst_trains_once_after_its_last_sample(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each labelled Nyckel sample asks for a training; the burst settles first, then trains once."""
+    settings = dataclasses.replace(
+        settings, retrain_interval=60, retrain_min_annotations=1000, retrain_debounce=5
+    )
+    caplog.set_level(logging.INFO)
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        made = client.post(
+            "/nyckel/v1/functions",
+            json={"name": "colour", "input": "Image", "output": "Classification"},
+        )
+        fid = made.json()["id"]
+        for seed in range(5):
+            for label, colour in (("red", RED), ("blue", BLUE)):
+                body = {
+                    "data": data_uri(png_bytes(colour, seed=seed)),
+                    "annotation": {"labelName": label},
+                }
+                response = client.post(f"/nyckel/v1/functions/{fid}/samples", json=body)
+                assert response.status_code == 200, response.text
+
+        def trained() -> list[dict] | None:
+            if client.get(f"/v1/functions/{fid}/training").json()["state"] != "idle":
+                return None
+            models = client.get(f"/v1/functions/{fid}/models").json()["data"]
+            return [m for m in models if m["kind"] == "trained"] or None
+
+        versions = wait_until(trained, timeout=90, what="the burst's training")
+        assert client.get(f"/nyckel/v0.9/functions/{fid}/metrics").json()["isTraining"] is False
+    assert [(m["version"], m["sampleCount"]) for m in versions] == [(1, 10)]
+    skips = [r.getMessage() for r in caplog.records if "running instances" in r.getMessage()]
+    assert skips == []  # no overlapping checks to skip (APScheduler logged each as a warning)
 
 
 def test_train_without_waiting_is_queued(settings: Settings) -> None:
@@ -141,7 +179,9 @@ def test_rollback_pin_and_roll_forward(client: TestClient) -> None:
 
 
 def test_concurrent_invokes_across_ten_automatic_redeploys(settings: Settings) -> None:
-    settings = dataclasses.replace(settings, retrain_interval=0.05, retrain_min_annotations=1)
+    settings = dataclasses.replace(
+        settings, retrain_interval=0.05, retrain_min_annotations=1, retrain_debounce=0
+    )
     with threaded_server(settings) as url:
         admin = httpx.Client(base_url=url, headers=AUTH, timeout=60)
         fid = admin.post("/v1/functions", json={"name": "colour"}).json()["id"]

@@ -101,8 +101,10 @@ def test_label_an_item_with_the_keyboard(server: str, browser) -> None:
     # A reviewer's key: annotate scope on this function only.
     key = http.post("/v1/keys", json={"functionId": fid, "scopes": ["annotate"]}).json()["key"]
     browser.get(f"{server}/review?function={fid}")
-    _wait(lambda: "401" in browser.find_element(By.ID, "message").text)
-    assert "API key" in browser.find_element(By.ID, "message").text
+    message = browser.find_element(By.ID, "message")  # no key yet: a prompt, not an error
+    _wait(lambda: "API key with annotate scope" in message.text)
+    assert message.get_attribute("class") == "prompt"
+    assert message.value_of_css_property("color") != "rgba(185, 28, 28, 1)"  # not the error red
     browser.find_element(By.ID, "apikey").send_keys(key + Keys.ENTER)
     _wait(lambda: browser.find_element(By.ID, "image").get_attribute("data-item") == item_id)
     assert "random" in browser.find_element(By.ID, "reason").text

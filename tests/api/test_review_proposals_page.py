@@ -93,6 +93,11 @@ def test_accept_a_proposal_with_a_typed_name_leaving_one_item_out(
             lambda: "Created label green" in browser.find_element(By.ID, "message").text,
             what="accepted",
         )
+        message = browser.find_element(By.ID, "message")
+        assert message.get_attribute("class") == "done"  # a success, not in the error red
+        assert message.value_of_css_property("color") == "rgba(21, 128, 61, 1)"
+        browser.find_element(By.ID, "mode-single").click()  # another tab: the success stays behind
+        wait_for(lambda: message.text == "", what="the message cleared")
         labels = [label["name"] for label in http.get(f"/v1/functions/{fid}/labels").json()["data"]]
         assert "green" in labels
         annotated = http.get(f"/v1/functions/{fid}/review", params={"status": "annotated"}).json()[

@@ -108,11 +108,18 @@ def test_invoke_prints_labels_and_json_lines(live_url: str, tmp_path: Path, caps
             (folder / CLASSES[index] / f"{i}.png").write_bytes(png(images[i]))
     connection = ["--url", live_url, "--key", ADMIN_KEY, "--quiet"]
     assert client_main(["import", str(folder), "--function", "Clothes", *connection]) == 0
+    files = sorted(str(p) for p in folder.rglob("*.png"))[:3]
+    with Client(live_url, api_key=ADMIN_KEY) as winnow:
+        winnow.create_function("Empty")  # no labels, so no model, not even a zero-shot one
+    capsys.readouterr()
+    for output in ([], ["--json"]):  # an answer without a label did not classify the file
+        assert client_main(["invoke", files[0], "--function", "Empty", *output, *connection]) == 1
+    assert "no model yet" in capsys.readouterr().out
+
     with Client(live_url, api_key=ADMIN_KEY) as winnow:
         fn = winnow.find_function("Clothes")
         assert fn is not None
         winnow.train(fn.id)
-    files = sorted(str(p) for p in folder.rglob("*.png"))[:3]
     capsys.readouterr()
 
     assert client_main(["invoke", *files, "--function", "Clothes", "--json", *connection]) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 
@@ -9,11 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+import embeddings.precision as precision_module
 from embeddings import load_backbone
 from embeddings.backbone import frozen_graph, to_device
+from embeddings.clip_backbone import ClipBackbone
 from embeddings.precision import (
     MIN_COSINE,
     REQUIRED_SPEEDUP,
+    PrecisionChoice,
     build_tower,
     compiling,
     convert,
@@ -211,3 +216,45 @@ def test_backbones_report_their_precision_and_serve_close_vectors() -> None:
 def test_to_device_on_the_cpu_is_a_plain_move() -> None:
     batch = torch.randn(2, 3)
     assert to_device(batch, CPU) is batch
+
+
+def _tiny_clip_choice(tower: TowerOptions) -> PrecisionChoice:
+    backbone = load_backbone("tiny-clip", device="cpu", tower=tower)
+    assert isinstance(backbone, ClipBackbone)
+    return backbone.precision
+
+
+def test_auto_remembers_its_choice_per_machine_and_backbone(tmp_path, monkeypatch) -> None:
+    memory = tmp_path / "precision.json"
+    tower = TowerOptions("auto", probe_batch=2, precision_memory=memory)
+    first = _tiny_clip_choice(tower)
+    assert first.candidates  # measured
+    [(key, chosen)] = json.loads(memory.read_text()).items()
+    assert "tiny-clip" in key and "batch 2" in key and torch.__version__ in key
+
+    def no_measuring(*args: object, **kwargs: object) -> None:
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(precision_module, "_time_tower", no_measuring)
+    again = _tiny_clip_choice(tower)
+    assert (again.precision, again.candidates) == (chosen, ())
+
+    other_batch = dataclasses.replace(tower, probe_batch=3)  # another key: measures
+    with pytest.raises(AssertionError, match="measured again"):
+        _tiny_clip_choice(other_batch)
+    monkeypatch.setattr(precision_module.precision_memory, "_cpu_model", lambda: "Other CPU")
+    with pytest.raises(AssertionError, match="measured again"):
+        _tiny_clip_choice(tower)
+
+
+def test_an_unreadable_memory_is_measured_again_and_rewritten(tmp_path, caplog) -> None:
+    memory = tmp_path / "precision.json"
+    memory.write_text("{not json")
+    tower = TowerOptions("auto", probe_batch=2, precision_memory=memory)
+    with caplog.at_level(logging.WARNING):
+        backbone = _tiny_clip_choice(tower)
+    assert backbone.candidates and "unreadable" in caplog.text
+    assert list(json.loads(memory.read_text()).values()) == [backbone.precision]
+    memory.write_text(json.dumps({next(iter(json.loads(memory.read_text()))): "fp64"}))
+    assert _tiny_clip_choice(tower).candidates
+    assert [p.name for p in tmp_path.iterdir()] == ["precision.json"]  # no temporary left
