@@ -7,13 +7,8 @@ Nothing here writes to the database: callers persist what the controller decides
 """
 
 from capture.budget import CaptureBudget
-from capture.controller import (
-    CaptureController,
-    CaptureDecision,
-    CaptureReason,
-    SkipReason,
-    add_pending,
-)
+from capture.controller import CaptureController, add_pending
+from capture.decision import CaptureDecision, CaptureReason, SkipReason
 from capture.errors import (
     CaptureError,
     DimensionMismatch,

@@ -26,8 +26,8 @@ from embeddings.efficientnet_backbone import (
     EfficientNetLite0Backbone,
     build_efficientnet_lite0,
 )
-from embeddings.encoder import BatchingEncoder, EncoderStats
-from embeddings.encoder_protocol import ImageEncoder, ImageEncoderPool
+from embeddings.encoder import BatchingEncoder
+from embeddings.encoder_protocol import EncoderStats, ImageEncoder, ImageEncoderPool
 from embeddings.errors import (
     BackboneUnavailable,
     CorruptImage,

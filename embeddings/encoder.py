@@ -13,7 +13,6 @@ but one, see :mod:`embeddings.threads`) unless a fixed count is given.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -21,8 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
 import numpy as np
@@ -30,6 +28,8 @@ import torch
 from PIL import Image
 
 from embeddings.backbone import Backbone, empty_vectors
+from embeddings.encode_units import EncodeRequest, RequestSlice
+from embeddings.encoder_protocol import EncoderStats
 from embeddings.errors import EncoderClosed, EncoderOverloaded
 from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 from embeddings.threads import ThreadTuner, thread_choices
@@ -41,70 +41,6 @@ BatchObserver = Callable[[int, float], None]
 
 _LATENCY_SMOOTHING = 0.2  # weight of the newest batch in the moving average of batch latency
 _MIN_RETRY_AFTER_S = 0.05
-
-
-@dataclass(frozen=True)
-class EncoderStats:
-    """Counters for tests, benchmarks and health endpoints."""
-
-    batches_run: int  # forward passes, including failed ones and per-request retries
-    images_encoded: int  # images sent through those forward passes
-    queued_images: int  # preprocessed and waiting for the worker
-    preprocessing_images: int  # admitted, still being preprocessed by their callers
-    rejected_requests: int  # refused with EncoderOverloaded
-    mean_batch_seconds: float | None  # moving average of one forward pass, None before the first
-
-    @property
-    def pending_images(self) -> int:
-        """Images admitted but not yet taken by the worker (what the queue limit counts)."""
-        return self.queued_images + self.preprocessing_images
-
-    @property
-    def mean_batch_size(self) -> float:
-        """Images per forward pass so far (0.0 before the first batch)."""
-        return self.images_encoded / self.batches_run if self.batches_run else 0.0
-
-
-class _Request:
-    """One caller's images, their output rows and the future the caller waits on."""
-
-    def __init__(self, tensors: torch.Tensor, dim: int) -> None:
-        self.tensors = tensors
-        self.vectors = np.empty((tensors.shape[0], dim), dtype=np.float32)
-        self.rows_missing = tensors.shape[0]  # only the worker thread touches this
-        self.future: Future[np.ndarray] = Future()
-
-    def fail(self, error: BaseException) -> None:
-        """Deliver ``error`` unless the caller already got an answer or gave up."""
-        if not self.future.done():
-            # the caller may cancel (time out) between done() and here
-            with contextlib.suppress(InvalidStateError):
-                self.future.set_exception(error)
-
-    def deliver(self, start: int, rows: np.ndarray) -> None:
-        """Store encoded rows; resolve the future once every row has arrived."""
-        self.vectors[start : start + rows.shape[0]] = rows
-        self.rows_missing -= rows.shape[0]
-        if self.rows_missing == 0 and not self.future.done():
-            with contextlib.suppress(InvalidStateError):
-                self.future.set_result(self.vectors)
-
-
-@dataclass(frozen=True)
-class _Slice:
-    """Rows ``start:stop`` of a request: the unit the worker packs into batches."""
-
-    request: _Request
-    start: int
-    stop: int
-
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
-
-    def split(self, head_size: int) -> tuple[_Slice, _Slice]:
-        middle = self.start + head_size
-        return _Slice(self.request, self.start, middle), _Slice(self.request, middle, self.stop)
 
 
 class BatchingEncoder:
@@ -166,7 +102,7 @@ class BatchingEncoder:
         self._lock = threading.Lock()
         self._text_lock = threading.Lock()
         self._work_ready = threading.Condition(self._lock)
-        self._queue: deque[_Slice] = deque()
+        self._queue: deque[RequestSlice] = deque()
         self._queued_images = 0
         self._admitted_images = 0  # admitted but still being preprocessed by their caller
         self._closed = False
@@ -227,13 +163,15 @@ class BatchingEncoder:
             with self._lock:
                 self._admitted_images -= count
             raise
-        request = _Request(tensors, self._backbone.dim)
+        request = EncodeRequest(tensors, self._backbone.dim)
         with self._work_ready:
             self._admitted_images -= count  # same critical section as queueing: no gap to overfill
             if self._closed:
                 raise EncoderClosed("the encoder is closed")
             for start in range(0, count, self._max_batch):
-                self._queue.append(_Slice(request, start, min(count, start + self._max_batch)))
+                self._queue.append(
+                    RequestSlice(request, start, min(count, start + self._max_batch))
+                )
             self._queued_images += count
             self._work_ready.notify()
         try:
@@ -364,14 +302,14 @@ class BatchingEncoder:
             if batch:
                 self._encode_batch(batch)
 
-    def _next_batch(self) -> list[_Slice] | None:
+    def _next_batch(self) -> list[RequestSlice] | None:
         """Block for work, then gather up to max_batch images within max_wait; None when closed."""
         with self._work_ready:
             while not self._queue and not self._closed:
                 self._work_ready.wait()
             if self._closed and not self._queue:
                 return None
-            batch: list[_Slice] = []
+            batch: list[RequestSlice] = []
             size = 0
             deadline = time.monotonic() + self._max_wait_s
             while size < self._max_batch:
@@ -394,7 +332,7 @@ class BatchingEncoder:
                 size += piece.size
             return batch
 
-    def _encode_batch(self, batch: list[_Slice]) -> None:
+    def _encode_batch(self, batch: list[RequestSlice]) -> None:
         """Run one forward pass; on failure retry per request so only the culprit sees the error."""
         inputs = torch.cat([piece.request.tensors[piece.start : piece.stop] for piece in batch])
         size = inputs.shape[0]
@@ -410,7 +348,7 @@ class BatchingEncoder:
                 raise RuntimeError(f"backbone returned shape {vectors.shape} for {size} images")
         except Exception as error:
             self._record_batch(size, time.monotonic() - started)
-            by_request: dict[int, list[_Slice]] = {}
+            by_request: dict[int, list[RequestSlice]] = {}
             for piece in batch:
                 by_request.setdefault(id(piece.request), []).append(piece)
             if len(by_request) > 1:

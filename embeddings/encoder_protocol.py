@@ -9,12 +9,33 @@ same backbone spec.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
-from embeddings.encoder import EncoderStats
+
+@dataclass(frozen=True)
+class EncoderStats:
+    """Counters for tests, benchmarks and health endpoints."""
+
+    batches_run: int  # forward passes, including failed ones and per-request retries
+    images_encoded: int  # images sent through those forward passes
+    queued_images: int  # preprocessed and waiting for the worker
+    preprocessing_images: int  # admitted, still being preprocessed by their callers
+    rejected_requests: int  # refused with EncoderOverloaded
+    mean_batch_seconds: float | None  # moving average of one forward pass, None before the first
+
+    @property
+    def pending_images(self) -> int:
+        """Images admitted but not yet taken by the worker (what the queue limit counts)."""
+        return self.queued_images + self.preprocessing_images
+
+    @property
+    def mean_batch_size(self) -> float:
+        """Images per forward pass so far (0.0 before the first batch)."""
+        return self.images_encoded / self.batches_run if self.batches_run else 0.0
 
 
 class ImageEncoder(Protocol):

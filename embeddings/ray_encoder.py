@@ -31,7 +31,7 @@ from ray.serve.exceptions import (
 )
 
 from embeddings.backbone import empty_vectors
-from embeddings.encoder import EncoderStats
+from embeddings.encoder_protocol import EncoderStats
 from embeddings.errors import (
     BackboneUnavailable,
     EncoderClosed,

@@ -9,12 +9,12 @@ import numpy as np
 from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
 from service.capture import maybe_capture
+from service.deploys import follow_deployed, version_row
 from service.errors import Conflict, ServiceUnavailable
 from service.functions import get_function, label_ids_by_name
 from service.runtime import Runtime
 from service.samples import embed_images
 from service.schemas import InvokeResult, LabelConfidence
-from service.training import follow_deployed, version_row
 from service.zero_shot import ZERO_SHOT_VERSION, ensure_zero_shot
 from store import Function, Sample, session_scope, vector_from_bytes
 

@@ -17,8 +17,9 @@ from sqlmodel import col, select
 from learner import ArtifactNotFound
 from learner.scheduler import RetrainScheduler
 from service.capture import rebuild_index
+from service.deploys import load_deployed
 from service.runtime import SHARED_SWEEP_GRACE_S, Runtime
-from service.training import load_deployed, retrain_check
+from service.training import retrain_check
 from store import BlobStore, Function, ModelVersion, ReviewItem, Sample, session_scope
 
 log = logging.getLogger("winnow")

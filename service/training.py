@@ -1,47 +1,25 @@
-"""Training, champion/challenger deploy decisions, rollback, and the scheduled retrain check."""
+"""Training and the scheduled retrain check (deploy decisions: :mod:`service.comparison`;
+deploys and rollback: :mod:`service.deploys`)."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
 from dataclasses import replace
-from typing import Any
 
-import numpy as np
 from sqlalchemy import func as sql
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from learner import (
-    ArtifactCorrupt,
-    ArtifactNotFound,
-    Candidate,
-    Deployed,
-    NotEnoughData,
-    TextPrior,
-    TrainResult,
-    cross_validated_predictions,
-    train_head,
-)
-from learner.champion import (
-    Comparison,
-    DeployDecision,
-    compare_on,
-    count_flips,
-    decide,
-    decide_over_zero_shot,
-    predicted_labels,
-)
-from service.capture import rebuild_index
-from service.errors import Conflict, NotFound
+from learner import NotEnoughData, train_head
+from service.comparison import compare_with_champion, compare_with_zero_shot
+from service.deploys import deployed_row, follow_deployed, make_current, serve
 from service.functions import get_function
-from service.labelled import LabelledData, aware_utc, labelled_data
+from service.labelled import aware_utc, labelled_data
 from service.runtime import Runtime
 from service.suspects import labels_changed_since, queue_suspects_safely
 from service.zero_shot import (
-    ZERO_SHOT_VERSION,
     ensure_zero_shot,
     is_zero_shot,
-    rebuild_zero_shot,
     text_prior,
 )
 from store import (
@@ -50,13 +28,9 @@ from store import (
     Sample,
     session_scope,
     shared_lock,
-    utcnow,
 )
 
 log = logging.getLogger("winnow.training")
-
-# Fewest samples a comparison basis needs before it may reject a challenger.
-MIN_COMPARISON_SAMPLES = 10
 
 
 def train_function(
@@ -95,7 +69,7 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
         ensure_zero_shot(rt, function)
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
-        champion_row = _deployed_row(session, function)
+        champion_row = deployed_row(session, function)
     counter = function.annotation_counter
     data = labelled_data(rt, function_id)
     if len(set(data.names)) < 2:
@@ -108,9 +82,11 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     result = train_head(data.vectors, data.names, text_prior=prior)
     rt.training.phase(function_id, "comparing")
     if is_zero_shot(champion_row):
-        decision = _decide_over_zero_shot(rt, function, result, data)
+        decision = compare_with_zero_shot(rt, function, result, data)
     else:
-        decision = _decide(rt, rt.heads.get(function_id), champion_row, result, data, prior)
+        decision = compare_with_champion(
+            rt, rt.heads.get(function_id), champion_row, result, data, prior
+        )
     if function.pinned and function.deployed_version is not None:
         decision = replace(
             decision,
@@ -147,185 +123,15 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
             )
             session.add(record)
             if decision.deploy:
-                _make_current(session, function, record)
+                make_current(session, function, record)
             session.flush()
             session.refresh(record)
         if decision.deploy:  # after the commit: memory never serves an unrecorded version
-            _serve(rt, function_id, version, result.head, label_counts)
+            serve(rt, function_id, version, result.head, label_counts)
     queue_suspects_safely(rt, function_id, result, data, version)
     rt.training.trained(function_id, version)
     log.info("function %s: version %d %s: %s", function_id, version, record.status, decision.reason)
     return record
-
-
-def _decide(
-    rt: Runtime,
-    champion: Deployed | None,
-    champion_row: ModelVersion | None,
-    result: TrainResult,
-    data: LabelledData,
-    prior: TextPrior | None = None,
-) -> DeployDecision:
-    tolerance = rt.settings.deploy_tolerance
-    if champion is None or champion_row is None:
-        return DeployDecision(
-            deploy=True, reason="first model of this function", tolerance=tolerance
-        )
-    truth = np.asarray(data.names, dtype=object)
-    champion_pred = predicted_labels(champion.head, data.vectors)
-    trained_at = aware_utc(champion_row.created_at)
-    unseen = np.array(
-        [bool(at and trained_at and at > trained_at) for at in data.annotated_at], dtype=bool
-    )
-    comparisons = [
-        compare_on(
-            "holdout",
-            unseen & data.from_random_slice,
-            truth=truth,
-            challenger_pred=result.oof_pred,
-            champion_pred=champion_pred,
-        ),
-        compare_on(
-            "new_samples",
-            unseen,
-            truth=truth,
-            challenger_pred=result.oof_pred,
-            champion_pred=champion_pred,
-        ),
-        _same_folds(champion_row, result, data, truth, prior),
-    ]
-    decision = decide(comparisons, tolerance=tolerance, min_samples=MIN_COMPARISON_SAMPLES)
-    flips = count_flips(champion.head, result.head, data.vectors)
-    return replace(decision, flips=flips, flip_rate=flips / max(1, len(truth)))
-
-
-def _decide_over_zero_shot(
-    rt: Runtime, function: Function, result: TrainResult, data: LabelledData
-) -> DeployDecision:
-    """Version 0 serves: the challenger must beat it on the labelled samples (it saw none)."""
-    zero_shot = ensure_zero_shot(rt, function)
-    if zero_shot is None:  # the backbone lost its text tower's encoder: nothing to compare
-        return DeployDecision(
-            deploy=True,
-            reason="the zero-shot head is unavailable; first trained model",
-            tolerance=0.0,
-        )
-    truth = np.asarray(data.names, dtype=object)
-    zero_shot_pred = predicted_labels(zero_shot.head, data.vectors)
-    every = np.ones(len(truth), dtype=bool)
-    comparisons = [
-        compare_on(
-            basis, mask, truth=truth, challenger_pred=result.oof_pred, champion_pred=zero_shot_pred
-        )
-        for basis, mask in (("holdout", data.from_random_slice), ("all_samples", every))
-    ]
-    decision = decide_over_zero_shot(comparisons, min_samples=MIN_COMPARISON_SAMPLES)
-    flips = count_flips(zero_shot.head, result.head, data.vectors)
-    return replace(decision, flips=flips, flip_rate=flips / max(1, len(truth)))
-
-
-def _same_folds(
-    champion_row: ModelVersion,
-    result: TrainResult,
-    data: LabelledData,
-    truth: np.ndarray,
-    prior: TextPrior | None = None,
-) -> Comparison:
-    """The champion's recipe cross-validated on the challenger's folds, with today's labels."""
-    recipe = Candidate(champion_row.head, dict(champion_row.params), prior=prior)
-    scored = result.folds >= 0
-    try:
-        champion_pred, _ = cross_validated_predictions(
-            recipe, data.vectors, data.names, result.folds
-        )
-    except (KeyError, ValueError) as exc:  # an unknown or unfit recipe cannot be compared
-        log.warning("champion recipe %s not comparable: %s", recipe.key, exc)
-        return Comparison("same_folds", 0, float("nan"), float("nan"))
-    return compare_on(
-        "same_folds",
-        scored,
-        truth=truth,
-        challenger_pred=result.oof_pred,
-        champion_pred=champion_pred,
-    )
-
-
-def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) -> ModelVersion:
-    """Serve ``version`` now (roll back or forward); ``pin`` stops automatic promotion.
-
-    Version 0 whose artifact is missing or unusable is built again from the labels.
-    """
-    with rt.deploy_locks[function_id]:
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
-            record = version_row(session, function_id, version)
-        try:
-            head, meta = rt.models.load(function_id, version, sha256=record.artifact_sha256)
-        except (ArtifactNotFound, ArtifactCorrupt) as exc:
-            if version != ZERO_SHOT_VERSION:
-                raise Conflict(f"version {version} cannot be deployed: {exc}") from exc
-            log.warning("function %s: rebuilding version 0 from its labels: %s", function_id, exc)
-            head, meta = rebuild_zero_shot(rt, function), {}
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
-            record = version_row(session, function_id, version)
-            if function.deployed_version != version:
-                _make_current(session, function, record)
-            function.pinned = pin
-            session.add(function)
-        _serve(rt, function_id, version, head, meta.get("label_counts", {}))
-    return record
-
-
-def set_pinned(rt: Runtime, function_id: str, pinned: bool) -> Function:
-    with session_scope(rt.engine) as session:
-        function = get_function(session, function_id)
-        if pinned and function.deployed_version is None:
-            raise Conflict(f"function {function_id} has no deployed version to pin")
-        function.pinned = pinned
-        session.add(function)
-    return function
-
-
-def _make_current(session: Session, function: Function, record: ModelVersion) -> None:
-    current = _deployed_row(session, function)
-    if current is not None and current.version != record.version:
-        current.status = "retired"
-        session.add(current)
-    record.status = "deployed"
-    record.deployed_at = utcnow()
-    function.deployed_version = record.version
-    session.add(record)
-    session.add(function)
-
-
-def _serve(
-    rt: Runtime, function_id: str, version: int, head: Any, label_counts: dict[str, int]
-) -> None:
-    rt.capture.set_label_counts(function_id, label_counts)
-    rt.heads.swap(function_id, Deployed.of(version, head))
-
-
-def _deployed_row(session: Session, function: Function) -> ModelVersion | None:
-    if function.deployed_version is None:
-        return None
-    return session.exec(
-        select(ModelVersion).where(
-            ModelVersion.function_id == function.id,
-            ModelVersion.version == function.deployed_version,
-        )
-    ).first()
-
-
-def version_row(session: Session, function_id: str, version: int) -> ModelVersion:
-    row = session.exec(
-        select(ModelVersion).where(
-            ModelVersion.function_id == function_id, ModelVersion.version == version
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"function {function_id} has no model version {version}")
-    return row
 
 
 def _next_version(rt: Runtime, function_id: str) -> int:
@@ -336,53 +142,6 @@ def _next_version(rt: Runtime, function_id: str) -> int:
     # A crash after writing an artifact but before recording it leaves a file the database does
     # not know; never reuse its number.
     return max(latest or 0, *rt.models.versions(function_id), 0) + 1
-
-
-def load_deployed(rt: Runtime, function: Function) -> bool:
-    """Serve the function's deployed version from its artifact (at start, or when another
-    replica deployed a new one); False if the artifact cannot be loaded (logged)."""
-    version = function.deployed_version
-    if version is None:
-        rt.heads.remove(function.id)
-        return True
-    with session_scope(rt.engine) as session:
-        row = _deployed_row(session, function)
-    try:
-        head, meta = rt.models.load(
-            function.id, version, sha256=row.artifact_sha256 if row else None
-        )
-    except (ArtifactNotFound, ArtifactCorrupt) as exc:
-        log.error(
-            "function %s: deployed version %d cannot be loaded: %s", function.id, version, exc
-        )
-        return False
-    _serve(rt, function.id, version, head, meta.get("label_counts", {}))
-    return True
-
-
-def follow_deployed(rt: Runtime, function: Function) -> None:
-    """Serve the version the database names, if this process serves another one.
-
-    ``function`` is a row read moments ago; when its deployed version differs from the one in
-    memory (another replica deployed, rolled back or trained), the row is read again under the
-    deploy lock, so a deploy this process is making meanwhile is never undone by a stale read.
-    The capture index is rebuilt too: the samples the new version learnt from, and the queue
-    items, may have come through other replicas.
-    """
-    if _served_version(rt, function.id) == function.deployed_version:
-        return
-    with rt.deploy_locks[function.id]:
-        with session_scope(rt.engine) as session:
-            current = session.get(Function, function.id)
-        if current is None or _served_version(rt, function.id) == current.deployed_version:
-            return  # deleted, or this process deployed it meanwhile
-        if load_deployed(rt, current):
-            rebuild_index(rt, function.id)
-
-
-def _served_version(rt: Runtime, function_id: str) -> int | None:
-    deployed = rt.heads.get(function_id)
-    return None if deployed is None else deployed.version
 
 
 def retrain_check(rt: Runtime) -> None:

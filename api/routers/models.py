@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SessionDep
 from learner import confusion_matrix_png
+from service import deploys
 from service import training as service
 from service.errors import Conflict, NotFound
 from service.functions import function_public, get_function
@@ -101,13 +102,13 @@ def deploy(
     """Serve this version now (roll back or forward). ``pin`` (default) stops automatic
     promotion of retrained versions until the function is unpinned. Version 0, the zero-shot
     head, is brought up to date with the labels at its next invoke."""
-    return _public(service.deploy_version(rt, function_id, version, pin=pin))
+    return _public(deploys.deploy_version(rt, function_id, version, pin=pin))
 
 
 @router.post("/pin")
 def pin(function_id: str, rt: RuntimeDep) -> FunctionPublic:
     """Keep the deployed version: retraining still records versions but does not promote them."""
-    service.set_pinned(rt, function_id, True)
+    deploys.set_pinned(rt, function_id, True)
     with session_scope(rt.engine) as session:
         return function_public(session, get_function(session, function_id))
 
@@ -115,7 +116,7 @@ def pin(function_id: str, rt: RuntimeDep) -> FunctionPublic:
 @router.delete("/pin")
 def unpin(function_id: str, rt: RuntimeDep) -> FunctionPublic:
     """Resume automatic promotion of retrained versions."""
-    service.set_pinned(rt, function_id, False)
+    deploys.set_pinned(rt, function_id, False)
     with session_scope(rt.engine) as session:
         return function_public(session, get_function(session, function_id))
 

@@ -1,0 +1,55 @@
+"""The units of work in :class:`embeddings.encoder.BatchingEncoder`'s queue: a caller's request,
+and the slices of it that the worker packs into batches (a request larger than a batch is split)."""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+class EncodeRequest:
+    """One caller's images, their output rows and the future the caller waits on."""
+
+    def __init__(self, tensors: torch.Tensor, dim: int) -> None:
+        self.tensors = tensors
+        self.vectors = np.empty((tensors.shape[0], dim), dtype=np.float32)
+        self.rows_missing = tensors.shape[0]  # only the worker thread touches this
+        self.future: Future[np.ndarray] = Future()
+
+    def fail(self, error: BaseException) -> None:
+        """Deliver ``error`` unless the caller already got an answer or gave up."""
+        if not self.future.done():
+            # the caller may cancel (time out) between done() and here
+            with contextlib.suppress(InvalidStateError):
+                self.future.set_exception(error)
+
+    def deliver(self, start: int, rows: np.ndarray) -> None:
+        """Store encoded rows; resolve the future once every row has arrived."""
+        self.vectors[start : start + rows.shape[0]] = rows
+        self.rows_missing -= rows.shape[0]
+        if self.rows_missing == 0 and not self.future.done():
+            with contextlib.suppress(InvalidStateError):
+                self.future.set_result(self.vectors)
+
+
+@dataclass(frozen=True)
+class RequestSlice:
+    """Rows ``start:stop`` of a request: the unit the worker packs into batches."""
+
+    request: EncodeRequest
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    def split(self, head_size: int) -> tuple[RequestSlice, RequestSlice]:
+        middle = self.start + head_size
+        return RequestSlice(self.request, self.start, middle), RequestSlice(
+            self.request, middle, self.stop
+        )

@@ -1,0 +1,143 @@
+"""Deploys: serving a version (rollback, pin), loading the deployed one, following replicas."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlmodel import Session, select
+
+from learner import ArtifactCorrupt, ArtifactNotFound, Deployed
+from service.capture import rebuild_index
+from service.errors import Conflict, NotFound
+from service.functions import get_function
+from service.runtime import Runtime
+from service.zero_shot import ZERO_SHOT_VERSION, rebuild_zero_shot
+from store import Function, ModelVersion, session_scope, utcnow
+
+log = logging.getLogger("winnow.training")
+
+
+def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) -> ModelVersion:
+    """Serve ``version`` now (roll back or forward); ``pin`` stops automatic promotion.
+
+    Version 0 whose artifact is missing or unusable is built again from the labels.
+    """
+    with rt.deploy_locks[function_id]:
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            record = version_row(session, function_id, version)
+        try:
+            head, meta = rt.models.load(function_id, version, sha256=record.artifact_sha256)
+        except (ArtifactNotFound, ArtifactCorrupt) as exc:
+            if version != ZERO_SHOT_VERSION:
+                raise Conflict(f"version {version} cannot be deployed: {exc}") from exc
+            log.warning("function %s: rebuilding version 0 from its labels: %s", function_id, exc)
+            head, meta = rebuild_zero_shot(rt, function), {}
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            record = version_row(session, function_id, version)
+            if function.deployed_version != version:
+                make_current(session, function, record)
+            function.pinned = pin
+            session.add(function)
+        serve(rt, function_id, version, head, meta.get("label_counts", {}))
+    return record
+
+
+def set_pinned(rt: Runtime, function_id: str, pinned: bool) -> Function:
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+        if pinned and function.deployed_version is None:
+            raise Conflict(f"function {function_id} has no deployed version to pin")
+        function.pinned = pinned
+        session.add(function)
+    return function
+
+
+def make_current(session: Session, function: Function, record: ModelVersion) -> None:
+    current = deployed_row(session, function)
+    if current is not None and current.version != record.version:
+        current.status = "retired"
+        session.add(current)
+    record.status = "deployed"
+    record.deployed_at = utcnow()
+    function.deployed_version = record.version
+    session.add(record)
+    session.add(function)
+
+
+def serve(
+    rt: Runtime, function_id: str, version: int, head: Any, label_counts: dict[str, int]
+) -> None:
+    rt.capture.set_label_counts(function_id, label_counts)
+    rt.heads.swap(function_id, Deployed.of(version, head))
+
+
+def deployed_row(session: Session, function: Function) -> ModelVersion | None:
+    if function.deployed_version is None:
+        return None
+    return session.exec(
+        select(ModelVersion).where(
+            ModelVersion.function_id == function.id,
+            ModelVersion.version == function.deployed_version,
+        )
+    ).first()
+
+
+def version_row(session: Session, function_id: str, version: int) -> ModelVersion:
+    row = session.exec(
+        select(ModelVersion).where(
+            ModelVersion.function_id == function_id, ModelVersion.version == version
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"function {function_id} has no model version {version}")
+    return row
+
+
+def load_deployed(rt: Runtime, function: Function) -> bool:
+    """Serve the function's deployed version from its artifact (at start, or when another
+    replica deployed a new one); False if the artifact cannot be loaded (logged)."""
+    version = function.deployed_version
+    if version is None:
+        rt.heads.remove(function.id)
+        return True
+    with session_scope(rt.engine) as session:
+        row = deployed_row(session, function)
+    try:
+        head, meta = rt.models.load(
+            function.id, version, sha256=row.artifact_sha256 if row else None
+        )
+    except (ArtifactNotFound, ArtifactCorrupt) as exc:
+        log.error(
+            "function %s: deployed version %d cannot be loaded: %s", function.id, version, exc
+        )
+        return False
+    serve(rt, function.id, version, head, meta.get("label_counts", {}))
+    return True
+
+
+def follow_deployed(rt: Runtime, function: Function) -> None:
+    """Serve the version the database names, if this process serves another one.
+
+    ``function`` is a row read moments ago; when its deployed version differs from the one in
+    memory (another replica deployed, rolled back or trained), the row is read again under the
+    deploy lock, so a deploy this process is making meanwhile is never undone by a stale read.
+    The capture index is rebuilt too: the samples the new version learnt from, and the queue
+    items, may have come through other replicas.
+    """
+    if _served_version(rt, function.id) == function.deployed_version:
+        return
+    with rt.deploy_locks[function.id]:
+        with session_scope(rt.engine) as session:
+            current = session.get(Function, function.id)
+        if current is None or _served_version(rt, function.id) == current.deployed_version:
+            return  # deleted, or this process deployed it meanwhile
+        if load_deployed(rt, current):
+            rebuild_index(rt, function.id)
+
+
+def _served_version(rt: Runtime, function_id: str) -> int | None:
+    deployed = rt.heads.get(function_id)
+    return None if deployed is None else deployed.version
