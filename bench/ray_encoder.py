@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/ray_encoder.py`
 
 from bench.results_file import write_result  # noqa: E402
 from bench.serving import (  # noqa: E402
+    add_stream_arguments,
     auth_headers,
     data_uri_body,
     drive,
@@ -186,20 +187,15 @@ def _cpu_marks(services: list[Any]) -> tuple[float | None, float | None]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", default="efficientnet-lite0")
+    add_stream_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="encoder batch, both set-ups")
     parser.add_argument(
         "--encoder-threads", type=int, default=0, help="--encoder-threads of every service"
     )
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
-    parser.add_argument("--requests", type=int, default=160, help="timed invokes per phase")
     parser.add_argument("--warmup", type=int, default=32, help="untimed invokes first")
     parser.add_argument("--latency-requests", type=int, default=30, help="one client's invokes")
-    parser.add_argument("--images", type=int, default=160, help="distinct images in the stream")
-    parser.add_argument("--image-size", type=int, default=224, help="JPEG width and height")
-    parser.add_argument("--per-label", type=int, default=5, help="labelled samples per label")
     parser.add_argument("--start-timeout", type=float, default=300.0)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny-clip, fewer requests")
     parser.add_argument(
         "--output", type=Path, default=ROOT / "bench" / "results" / "ray_encoder.json"

@@ -1,6 +1,6 @@
-"""Driving the web pages in Debian's headless chromium: the browser, waits, small test images.
+"""Driving the web pages in Debian's headless chromium: the browser, the key, waits, small images.
 
-Shared by the review-speed benchmark and the browser tests of the dashboard and grid review.
+Shared by the review-speed benchmark and the browser tests (their fixtures: tests/api/conftest.py).
 """
 
 from __future__ import annotations
@@ -47,6 +47,14 @@ def chromium(*, network_log: bool = False) -> Any:
         options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
     return webdriver.Chrome(service=service, options=options)
+
+
+def open_with_key(driver: Any, url: str, key: str) -> None:
+    """Open the page at ``url`` with ``key`` already entered (kept in the tab's session storage,
+    where the pages' key field puts it)."""
+    driver.get(url)
+    driver.execute_script("sessionStorage.setItem('winnowKey', arguments[0])", key)
+    driver.refresh()
 
 
 def sent_requests(driver: Any) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/review_speed.py
     sys.path.insert(0, str(ROOT))
 
 from bench.results_file import write_result  # noqa: E402
-from bench.review_browser import chromium, data_uri_png, wait_for  # noqa: E402
+from bench.review_browser import chromium, data_uri_png, open_with_key, wait_for  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key"
 CLASSES = {"red": (220, 30, 30), "green": (30, 190, 30), "blue": (30, 30, 220)}
@@ -182,8 +182,7 @@ def measure(items: int, repeats: int) -> list[Run]:
         ):
             driver = chromium()
             try:
-                driver.get(f"{url}/review")
-                driver.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
+                open_with_key(driver, f"{url}/review", ADMIN_KEY)
                 for repeat in range(repeats):
                     for mode, reviewer in (
                         ("single", review_one_at_a_time),

@@ -115,6 +115,17 @@ def make_images(count: int, size: int, seed: int) -> list[tuple[bytes, int]]:
     return images
 
 
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """The backbone, the invoke stream and the labelled samples: arguments this bench and
+    bench/ray_encoder.py share (``stream_and_training_images`` reads them)."""
+    parser.add_argument("--backbone", default="efficientnet-lite0")
+    parser.add_argument("--requests", type=int, default=160, help="timed invokes per phase")
+    parser.add_argument("--images", type=int, default=160, help="distinct images in the stream")
+    parser.add_argument("--image-size", type=int, default=224, help="JPEG width and height")
+    parser.add_argument("--per-label", type=int, default=5, help="labelled samples per label")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def stream_and_training_images(
     args: argparse.Namespace,
 ) -> tuple[list[tuple[bytes, int]], list[tuple[bytes, int]]]:
@@ -451,13 +462,12 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", default="efficientnet-lite0")
+    add_stream_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="service and raw-loop batch")
     parser.add_argument(
         "--encoder-threads", type=int, default=0, help="the service's --encoder-threads (0: auto)"
     )
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
-    parser.add_argument("--requests", type=int, default=160, help="timed invokes per phase")
     parser.add_argument(
         "--warmup", type=int, default=32, help="untimed invokes before each phase's window"
     )
@@ -465,11 +475,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--latency-requests", type=int, default=40, help="invokes from one client, for latency"
     )
-    parser.add_argument("--images", type=int, default=160, help="distinct images in the stream")
-    parser.add_argument("--image-size", type=int, default=224, help="JPEG width and height")
-    parser.add_argument("--per-label", type=int, default=5, help="labelled samples per label")
     parser.add_argument("--start-timeout", type=float, default=180.0)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="fewer requests (harness check)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serving.json")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)

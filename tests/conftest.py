@@ -31,7 +31,19 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-RED, BLUE = (220, 30, 30), (30, 30, 220)
+RED, BLUE, GREEN = (220, 30, 30), (30, 30, 220), (30, 200, 40)
+# The capture policy of the new-class proposal tests: after training on red and blue, unseen green
+# inputs are novel and captured whatever the adaptive threshold (near-duplicates of noisy solid
+# colours are common with the tiny test backbone, so they are let through), and form a proposal.
+PROPOSAL_POLICY = {
+    "noveltyThreshold": 0.9,
+    "proposalMinSize": 4,
+    "proposalTightness": 2.0,
+    "duplicateSimilarity": 1.0,
+    "randomRate": 0.0,
+    "maxPerHour": 1000,
+    "maxPerDay": 1000,
+}
 # The admin key of the default settings, and the header that sends it.
 ADMIN_KEY = "test-admin-key"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

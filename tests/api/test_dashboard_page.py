@@ -2,56 +2,28 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from bench.review_browser import chromium, wait_for
+from bench.review_browser import wait_for
 from bench.review_speed import seed_review_queue
 from service.settings import Settings
-from tests.api.live import threaded_server
-from tests.conftest import ADMIN_KEY, AUTH
+from tests.api.conftest import served
+from tests.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.browser
 
 
-def save_screenshot(driver: Any, tmp_path: Path, name: str) -> Path:
-    """A PNG of the window under the test's tmp dir, copied to $WINNOW_SCREENSHOTS if set (the
-    README's pictures are taken that way)."""
-    path = tmp_path / name
-    assert driver.save_screenshot(str(path))
-    if os.environ.get("WINNOW_SCREENSHOTS"):
-        target = Path(os.environ["WINNOW_SCREENSHOTS"])
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target / name)
-    return path
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    try:
-        driver = chromium(network_log=True)
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield driver
-    driver.quit()
-
-
 def test_dashboard_draws_history_matrix_queue_and_labels(
-    settings: Settings, browser: Any, tmp_path: Path
+    settings: Settings, browser: Any, screenshot: Callable[[str], Path]
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    with (
-        threaded_server(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
-    ):
+    with served(settings) as (url, http):
         fid, truth = seed_review_queue(http, 12, seed=1, name="colours")
         # review half of the queue, retrain: a second version with more samples
         items = list(truth.items())[:6]
@@ -82,5 +54,5 @@ def test_dashboard_draws_history_matrix_queue_and_labels(
         console = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not [e for e in console if "favicon.ico" not in e and "401" not in e], console
         browser.set_window_size(1280, 1400)
-        shot = save_screenshot(browser, tmp_path, "dashboard.png")
+        shot = screenshot("dashboard.png")
         assert shot.stat().st_size > 20_000

@@ -7,27 +7,22 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import BLUE, RED, add_colour_samples, data_uri, png_bytes
-
-GREEN = (30, 200, 40)
-# Novel inputs are captured whatever the adaptive threshold; duplicates of noisy solid colours
-# are common with the tiny test backbone, so the test policy lets near-duplicates through.
-POLICY = {
-    "noveltyThreshold": 0.9,
-    "proposalMinSize": 4,
-    "proposalTightness": 2.0,
-    "duplicateSimilarity": 1.0,
-    "randomRate": 0.0,
-    "maxPerHour": 1000,
-    "maxPerDay": 1000,
-}
+from tests.conftest import (
+    BLUE,
+    GREEN,
+    PROPOSAL_POLICY,
+    RED,
+    add_colour_samples,
+    data_uri,
+    png_bytes,
+)
 
 
 def _function(client: TestClient, **policy: object) -> str:
     fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
     add_colour_samples(client, fid, per_label=8)
     assert client.post(f"/v1/functions/{fid}/train").status_code == 200
-    response = client.put(f"/v1/functions/{fid}/capture-policy", json={**POLICY, **policy})
+    response = client.put(f"/v1/functions/{fid}/capture-policy", json={**PROPOSAL_POLICY, **policy})
     assert response.status_code == 200, response.text
     return fid
 
@@ -120,7 +115,7 @@ def test_accept_creates_the_label_and_samples(client: TestClient) -> None:
     assert client.post(url, json={"labelName": "green2"}).status_code == 404
     # the novelty model is refitted in the background with the new label: green stops being novel
     deadline = time.monotonic() + 60
-    while _invoke(client, fid, GREEN, seed=300)["novelty"] > POLICY["noveltyThreshold"]:
+    while _invoke(client, fid, GREEN, seed=300)["novelty"] > PROPOSAL_POLICY["noveltyThreshold"]:
         assert time.monotonic() < deadline, "green stayed novel after its label was created"
         time.sleep(0.05)
 

@@ -3,14 +3,14 @@ undo before and after submitting; and a scripted reviewer's time, grid vs one at
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bench.review_browser import chromium, sent_requests, wait_for
+from bench.review_browser import open_with_key, sent_requests, wait_for
 from bench.review_speed import (
     CLASSES,
     key_of,
@@ -19,22 +19,11 @@ from bench.review_speed import (
     seed_review_queue,
 )
 from service.settings import Settings
-from tests.api.live import threaded_server
-from tests.api.test_dashboard_page import save_screenshot
-from tests.conftest import ADMIN_KEY, AUTH
+from tests.api.conftest import served
+from tests.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.browser
 BULK = "/review/annotate"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    try:
-        driver = chromium(network_log=True)
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield driver
-    driver.quit()
 
 
 def _tiles(browser: Any) -> list[tuple[str, str]]:
@@ -59,16 +48,11 @@ def _annotations(http: httpx.Client, fid: str) -> dict[str, str]:
 
 
 def test_a_page_of_20_labelled_with_keys_in_one_bulk_request(
-    settings: Settings, browser: Any, tmp_path: Path
+    settings: Settings, browser: Any, screenshot: Callable[[str], Path]
 ) -> None:
-    with (
-        threaded_server(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
-    ):
+    with served(settings) as (url, http):
         fid, truth = seed_review_queue(http, 25, seed=3, name="grid")
-        browser.get(f"{url}/review?function={fid}&mode=grid")
-        browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
-        browser.refresh()
+        open_with_key(browser, f"{url}/review?function={fid}&mode=grid", ADMIN_KEY)
         page = _page_shown(browser)
         tiles = _tiles(browser)
         assert len(tiles) == 20
@@ -88,7 +72,7 @@ def test_a_page_of_20_labelled_with_keys_in_one_bulk_request(
         # the focused image's nearest labelled samples, beside the grid
         neighbours = "return [...document.querySelectorAll('#neighbourlist img')].filter((i) => i.naturalWidth).length"
         wait_for(lambda: browser.execute_script(neighbours) == 4, what="nearest labelled samples")
-        save_screenshot(browser, tmp_path, "grid-review.png")
+        screenshot("grid-review.png")
         sent_requests(browser)  # forget the page's loading requests
         presses = "".join(
             " " if label == truth[item] else key_of(truth[item]) for item, label in tiles
@@ -123,12 +107,8 @@ def test_scripted_reviewer_labels_100_items_grid_vs_one_at_a_time(
     settings: Settings, browser: Any
 ) -> None:
     """The times are printed, not asserted (``python -m bench.review_speed`` records them)."""
-    with (
-        threaded_server(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
-    ):
-        browser.get(f"{url}/review")
-        browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
+    with served(settings) as (url, http):
+        open_with_key(browser, f"{url}/review", ADMIN_KEY)
         runs = []
         for mode, reviewer in (("single", review_one_at_a_time), ("grid", review_in_grid)):
             fid, truth = seed_review_queue(http, 100, seed=0, name=mode)
@@ -142,14 +122,9 @@ def test_scripted_reviewer_labels_100_items_grid_vs_one_at_a_time(
 def test_one_at_a_time_u_brings_back_the_last_item_to_relabel(
     settings: Settings, browser: Any
 ) -> None:
-    with (
-        threaded_server(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
-    ):
+    with served(settings) as (url, http):
         fid, truth = seed_review_queue(http, 3, seed=4, name="single")
-        browser.get(f"{url}/review?function={fid}&mode=single")
-        browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
-        browser.refresh()
+        open_with_key(browser, f"{url}/review?function={fid}&mode=single", ADMIN_KEY)
         shown = "return document.getElementById('image').dataset.item || ''"
         first = wait_for(lambda: browser.execute_script(shown), what="first item")
         wrong = next(name for name in CLASSES if name != truth[first])

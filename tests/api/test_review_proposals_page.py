@@ -4,48 +4,33 @@ these labels" on a capture."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bench.review_browser import chromium, wait_for
+from bench.review_browser import open_with_key, wait_for
 from service.settings import Settings
-from tests.api.live import threaded_server
-from tests.api.test_dashboard_page import save_screenshot
-from tests.conftest import ADMIN_KEY, AUTH, add_colour_samples, data_uri, png_bytes
+from tests.api.conftest import served
+from tests.conftest import (
+    ADMIN_KEY,
+    GREEN,
+    PROPOSAL_POLICY,
+    add_colour_samples,
+    data_uri,
+    png_bytes,
+)
 
 pytestmark = pytest.mark.browser
-GREEN = (30, 200, 40)
-# as tests/api/test_proposals.py: unseen green inputs are novel, captured, and form a proposal
-POLICY = {
-    "noveltyThreshold": 0.9,
-    "proposalMinSize": 4,
-    "proposalTightness": 2.0,
-    "duplicateSimilarity": 1.0,
-    "randomRate": 0.0,
-    "maxPerHour": 1000,
-    "maxPerDay": 1000,
-}
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    try:
-        driver = chromium()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield driver
-    driver.quit()
 
 
 def _function_with_a_green_proposal(http: httpx.Client, name: str) -> tuple[str, list[str]]:
     fid = http.post("/v1/functions", json={"name": name}).json()["id"]
     add_colour_samples(http, fid, per_label=8)  # type: ignore[arg-type]
     assert http.post(f"/v1/functions/{fid}/train").status_code == 200
-    assert http.put(f"/v1/functions/{fid}/capture-policy", json=POLICY).status_code == 200
+    assert http.put(f"/v1/functions/{fid}/capture-policy", json=PROPOSAL_POLICY).status_code == 200
     items = []
     for seed in range(100, 108):
         body = {"data": data_uri(png_bytes(GREEN, seed=seed))}
@@ -57,24 +42,15 @@ def _function_with_a_green_proposal(http: httpx.Client, name: str) -> tuple[str,
     return fid, items
 
 
-def _open(browser: Any, url: str, fid: str, mode: str) -> None:
-    browser.get(f"{url}/review?function={fid}&mode={mode}")
-    browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
-    browser.refresh()
-
-
 def test_accept_a_proposal_with_a_typed_name_leaving_one_item_out(
-    settings: Settings, browser: Any, tmp_path: Path
+    settings: Settings, browser: Any, screenshot: Callable[[str], Path]
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    with (
-        threaded_server(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
-    ):
+    with served(settings) as (url, http):
         fid, items = _function_with_a_green_proposal(http, "accept")
-        _open(browser, url, fid, "proposals")
+        open_with_key(browser, f"{url}/review?function={fid}&mode=proposals", ADMIN_KEY)
         loaded = "return [...document.querySelectorAll('.proposal .thumbs img')].filter((i) => i.naturalWidth).length"
         wait_for(lambda: browser.execute_script(loaded) == len(items), what="the proposal's images")
         card = browser.find_element(By.CSS_SELECTOR, ".proposal")
@@ -86,7 +62,7 @@ def test_accept_a_proposal_with_a_typed_name_leaving_one_item_out(
         ).get_attribute("class")
         browser.find_element(By.TAG_NAME, "body").send_keys("n")  # focuses the name field
         browser.switch_to.active_element.send_keys("green")
-        save_screenshot(browser, tmp_path, "proposal-review.png")
+        screenshot("proposal-review.png")
         browser.switch_to.active_element.send_keys(Keys.ENTER)
 
         wait_for(
@@ -116,12 +92,9 @@ def test_dismiss_a_proposal_with_a_key_and_mark_a_capture_none_of_these(
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    with (
-        threaded_server(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
-    ):
+    with served(settings) as (url, http):
         fid, items = _function_with_a_green_proposal(http, "dismiss")
-        _open(browser, url, fid, "proposals")
+        open_with_key(browser, f"{url}/review?function={fid}&mode=proposals", ADMIN_KEY)
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".proposal"), what="the proposal")
         browser.find_element(By.TAG_NAME, "body").send_keys("d")
         wait_for(
@@ -130,7 +103,7 @@ def test_dismiss_a_proposal_with_a_key_and_mark_a_capture_none_of_these(
         assert http.get(f"/v1/functions/{fid}/proposals").json()["count"] == 0
 
         # one at a time, "none of these labels" (n) on a capture: the item is set aside as novel
-        _open(browser, url, fid, "single")
+        open_with_key(browser, f"{url}/review?function={fid}&mode=single", ADMIN_KEY)
         shown = "return document.getElementById('image').dataset.item || ''"
         first = wait_for(lambda: browser.execute_script(shown), what="an item")
         browser.find_element(By.TAG_NAME, "body").send_keys("n")

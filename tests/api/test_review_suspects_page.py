@@ -3,32 +3,21 @@ a key for each choice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from bench.review_browser import chromium, wait_for
+from bench.review_browser import open_with_key, wait_for
 from service.settings import Settings
-from tests.api.live import threaded_server
-from tests.api.test_dashboard_page import save_screenshot
-from tests.conftest import ADMIN_KEY, AUTH, BLUE, RED, data_uri, png_bytes
+from tests.api.conftest import served
+from tests.conftest import ADMIN_KEY, BLUE, RED, data_uri, png_bytes
 
 pytestmark = pytest.mark.browser
 COLOURS = {"red": RED, "blue": BLUE, "green": (30, 200, 30)}
 FLIPS = [("red", "blue", 100), ("blue", "green", 101)]  # (true colour, given label, seed)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    try:
-        driver = chromium()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield driver
-    driver.quit()
 
 
 def _add(http: httpx.Client, fid: str, colour: str, label: str, seed: int) -> str:
@@ -46,15 +35,12 @@ def _label_of(http: httpx.Client, fid: str, sample_id: str) -> str:
 
 
 def test_suspects_show_both_labels_and_take_either_with_a_key(
-    settings: Settings, browser: Any, tmp_path: Path
+    settings: Settings, browser: Any, screenshot: Callable[[str], Path]
 ) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    with (
-        threaded_server(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=60) as http,
-    ):
+    with served(settings) as (url, http):
         fid = http.post("/v1/functions", json={"name": "colours", "labels": list(COLOURS)}).json()[
             "id"
         ]
@@ -68,9 +54,7 @@ def test_suspects_show_both_labels_and_take_either_with_a_key(
         ]
         assert set(flipped) <= {s["sampleId"] for s in suspects}
 
-        browser.get(f"{url}/review?function={fid}&mode=suspects")
-        browser.execute_script(f"sessionStorage.setItem('winnowKey', '{ADMIN_KEY}')")
-        browser.refresh()
+        open_with_key(browser, f"{url}/review?function={fid}&mode=suspects", ADMIN_KEY)
         decided: dict[str, str] = {}
         for n, suspect in enumerate(suspects):
             wait_for(
@@ -85,7 +69,7 @@ def test_suspects_show_both_labels_and_take_either_with_a_key(
             )
             assert not browser.find_element(By.ID, "capturemeta").is_displayed()
             if n == 0:
-                save_screenshot(browser, tmp_path, "suspect-review.png")
+                screenshot("suspect-review.png")
             # the planted flips take the model's label (m); any false alarm keeps its own (k)
             planted = suspect["sampleId"] in flipped
             ActionChains(browser).send_keys("m" if planted else "k").perform()

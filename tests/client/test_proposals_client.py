@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from winnow_client import AcceptedProposal, Client, NotFound, Proposal
 
-from tests.conftest import ADMIN_KEY, BLUE, RED, png_bytes
+from tests.conftest import ADMIN_KEY, BLUE, GREEN, PROPOSAL_POLICY, RED, png_bytes
 
-GREEN = (30, 200, 40)
-POLICY = {
-    "noveltyThreshold": 0.9,
-    "proposalMinSize": 3,
-    "proposalTightness": 2.0,
-    "duplicateSimilarity": 1.0,
-    "randomRate": 0.0,
-}
+POLICY = {**PROPOSAL_POLICY, "proposalMinSize": 3}
 
 
 def _green_items(client: Client, fid: str, seeds: range) -> list[str]:
