@@ -1,30 +1,31 @@
 """``AsyncClient``: the same surface as ``Client`` for asyncio apps (httpx.AsyncClient). Requests
-and parsing come from :mod:`winnow_client.calls`, retry rules from :mod:`winnow_client.transport`;
-only the sending and the bounded concurrency (a semaphore) are async here."""
+and parsing come from :mod:`winnow_client.calls`, the operations of several calls from
+:mod:`winnow_client.plans`, retry rules from :mod:`winnow_client.transport`; only the sending,
+running plans and the bounded concurrency (a semaphore) are async here."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from itertools import count
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 from tqdm.auto import tqdm
 
+from winnow_client import plans
 from winnow_client.bulk import (
     SampleUpload,
     batches,
     is_item_failure,
     item_label,
     pending_uploads,
-    training_finished,
 )
 from winnow_client.calls import Call, functions, keys, review, samples, training
 from winnow_client.errors import PayloadTooLarge, WinnowError, error_from_response
 from winnow_client.images import ImageLike
-from winnow_client.models import Function, Prediction, Sample, TrainingStatus, UploadReport
+from winnow_client.models import Prediction, Sample, UploadReport
+from winnow_client.plans import Pause, Plan
 from winnow_client.transport import (
     RETRYABLE_TRANSPORT_ERRORS,
     RetryPolicy,
@@ -37,13 +38,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def endpoint(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncClient, P], Awaitable[T]]:
-    """An async client method that sends the call ``build`` makes."""
+def endpoint(
+    build: Callable[P, Call[T] | Plan[T]],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
+    """An async client method that sends the call (or runs the plan) ``build`` makes."""
 
     async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        # Building may read and base64-encode a file: off the event loop.
-        call = await asyncio.to_thread(build, *args, **kwargs)
-        return await self.run(call)
+        # Building a call may read and base64-encode a file: off the event loop.
+        work = await asyncio.to_thread(build, *args, **kwargs)
+        return await self.drive(work)
 
     method.__name__ = method.__qualname__ = build.__name__
     method.__doc__ = build.__doc__
@@ -88,6 +91,22 @@ class AsyncClient:
             waited += delay
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def drive(self, work: Call[T] | Plan[T]) -> T:
+        """Send a call, or run a plan: send each call it yields, wait out each pause."""
+        if isinstance(work, Call):
+            return await self.run(work)
+        answer: Any = None
+        while True:
+            try:
+                step = work.send(answer)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Pause):
+                answer = None
+                await asyncio.sleep(step.seconds)
+            else:
+                answer = await self.run(step)
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -97,7 +116,7 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # the API, one line per operation (see winnow_client.calls) ----------------------------------
+    # the API, one line per operation (see winnow_client.calls and .plans) ---------------------
 
     create_function = endpoint(functions.create_function)
     list_functions = endpoint(functions.list_functions)
@@ -148,36 +167,22 @@ class AsyncClient:
     list_keys = endpoint(keys.list_keys)
     delete_key = endpoint(keys.delete_key)
     health = endpoint(keys.health)
+    find_function = endpoint(plans.find_function)
+    ensure_function = endpoint(plans.ensure_function)
+    wait_for_training = endpoint(plans.wait_for_training)
 
     # helpers over several calls -----------------------------------------------------------------
-
-    async def find_function(self, name: str) -> Function | None:
-        return next((f for f in await self.list_functions() if f.name == name), None)
-
-    async def ensure_function(
-        self, name: str, labels: Iterable[str] = (), *, backbone: str | None = None
-    ) -> Function:
-        labels = list(labels)
-        function = await self.find_function(name)
-        if function is None:
-            return await self.create_function(name, labels, backbone=backbone)
-        existing = {label.name for label in await self.list_labels(function.id)}
-        for label in labels:
-            if label not in existing:
-                await self.create_label(function.id, label)
-        return await self.get_function(function.id)
 
     async def iter_samples(
         self, function_id: str, *, annotated: bool | None = None, page_size: int = 1000
     ) -> AsyncIterator[Sample]:
-        for start in count(0, page_size):
-            page = await self.list_samples(
-                function_id, annotated=annotated, start_index=start, count=page_size
-            )
-            for sample in page.data:
+        """Every sample, oldest first, a page at a time."""
+        start: int | None = 0
+        while start is not None:
+            page = plans.sample_page(function_id, start, annotated=annotated, page_size=page_size)
+            sample_list, start = await self.run(page)
+            for sample in sample_list:
                 yield sample
-            if start + page_size >= page.count or not page.data:
-                return
 
     async def upload_samples(
         self,
@@ -244,21 +249,3 @@ class AsyncClient:
         with tqdm(total=len(images), desc="invoke", unit="img", disable=not progress) as bar:
             results = await asyncio.gather(*(invoke(c) for c in batches(images, batch_size)))
         return [answer for answers in results for answer in answers]
-
-    async def wait_for_training(
-        self,
-        function_id: str,
-        *,
-        previous: TrainingStatus | None = None,
-        timeout: float = 600.0,
-        interval: float = 1.0,
-    ) -> TrainingStatus:
-        """As :meth:`Client.wait_for_training`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = await self.training_status(function_id)
-            if training_finished(status, previous):
-                return status
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"training of {function_id} still not finished ({status.state})")
-            await asyncio.sleep(interval)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from winnow_client.models import Page, Record
 
 T = TypeVar("T")
+U = TypeVar("U")
 R = TypeVar("R", bound=Record)
 
 
@@ -24,6 +25,10 @@ class Call(Generic[T]):
     json: Any = None
     headers: dict[str, str] | None = None
     binary: bool = False
+
+    def then(self, after: Callable[[T], U]) -> Call[U]:
+        """The same request, with ``after`` applied to its parsed result."""
+        return replace(self, parse=lambda body: after(self.parse(body)))  # type: ignore[return-value,arg-type]
 
 
 def one(kind: type[R]) -> Callable[[Any], R]:
