@@ -1,31 +1,31 @@
 """``AsyncClient``: the same surface as ``Client`` for asyncio apps (httpx.AsyncClient). Requests
-and parsing come from :mod:`winnow_client.calls`, retry rules from :mod:`winnow_client.transport`;
-only the sending and the bounded concurrency (a semaphore) are async here."""
+and parsing come from :mod:`winnow_client.calls`, the operations of several calls from
+:mod:`winnow_client.plans`, retry rules from :mod:`winnow_client.transport`; only the sending,
+running plans and the bounded concurrency (a semaphore) are async here."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from itertools import count
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 from tqdm.auto import tqdm
 
-from winnow_client import calls
+from winnow_client import plans
 from winnow_client.bulk import (
     SampleUpload,
     batches,
     is_item_failure,
     item_label,
     pending_uploads,
-    training_finished,
 )
-from winnow_client.calls import Call
+from winnow_client.calls import Call, functions, keys, review, samples, training
 from winnow_client.errors import PayloadTooLarge, WinnowError, error_from_response
 from winnow_client.images import ImageLike
-from winnow_client.models import Function, Prediction, Sample, TrainingStatus, UploadReport
+from winnow_client.models import Prediction, Sample, UploadReport
+from winnow_client.plans import Pause, Plan
 from winnow_client.transport import (
     RETRYABLE_TRANSPORT_ERRORS,
     RetryPolicy,
@@ -38,13 +38,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def endpoint(build: Callable[P, Call[T]]) -> Callable[Concatenate[AsyncClient, P], Awaitable[T]]:
-    """An async client method that sends the call ``build`` makes."""
+def endpoint(
+    build: Callable[P, Call[T] | Plan[T]],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
+    """An async client method that sends the call (or runs the plan) ``build`` makes."""
 
     async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        # Building may read and base64-encode a file: off the event loop.
-        call = await asyncio.to_thread(build, *args, **kwargs)
-        return await self.run(call)
+        # Building a call may read and base64-encode a file: off the event loop.
+        work = await asyncio.to_thread(build, *args, **kwargs)
+        return await self.drive(work)
 
     method.__name__ = method.__qualname__ = build.__name__
     method.__doc__ = build.__doc__
@@ -89,6 +91,22 @@ class AsyncClient:
             waited += delay
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def drive(self, work: Call[T] | Plan[T]) -> T:
+        """Send a call, or run a plan: send each call it yields, wait out each pause."""
+        if isinstance(work, Call):
+            return await self.run(work)
+        answer: Any = None
+        while True:
+            try:
+                step = work.send(answer)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Pause):
+                answer = None
+                await asyncio.sleep(step.seconds)
+            else:
+                answer = await self.run(step)
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -98,87 +116,73 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # the API, one line per operation (see winnow_client.calls) ----------------------------------
+    # the API, one line per operation (see winnow_client.calls and .plans) ---------------------
 
-    create_function = endpoint(calls.create_function)
-    list_functions = endpoint(calls.list_functions)
-    get_function = endpoint(calls.get_function)
-    delete_function = endpoint(calls.delete_function)
-    create_label = endpoint(calls.create_label)
-    list_labels = endpoint(calls.list_labels)
-    get_label = endpoint(calls.get_label)
-    update_label = endpoint(calls.update_label)
-    delete_label = endpoint(calls.delete_label)
-    create_sample = endpoint(calls.create_sample)
-    list_samples = endpoint(calls.list_samples)
-    get_sample = endpoint(calls.get_sample)
-    sample_image = endpoint(calls.sample_image)
-    set_annotation = endpoint(calls.set_annotation)
-    remove_annotation = endpoint(calls.remove_annotation)
-    delete_sample = endpoint(calls.delete_sample)
-    search = endpoint(calls.search)
-    similar_samples = endpoint(calls.similar_samples)
-    train = endpoint(calls.train)
-    request_training = endpoint(calls.request_training)
-    training_status = endpoint(calls.training_status)
-    list_models = endpoint(calls.list_models)
-    deploy = endpoint(calls.deploy)
-    pin = endpoint(calls.pin)
-    unpin = endpoint(calls.unpin)
-    metrics = endpoint(calls.metrics)
-    confusion_matrix_png = endpoint(calls.confusion_matrix_png)
-    invoke = endpoint(calls.invoke)
-    invoke_batch = endpoint(calls.invoke_batch)
-    review_items = endpoint(calls.review_items)
-    review_counts = endpoint(calls.review_counts)
-    annotate = endpoint(calls.annotate)
-    annotate_many = endpoint(calls.annotate_many)
-    skip = endpoint(calls.skip)
-    discard = endpoint(calls.discard)
-    mark_novel = endpoint(calls.mark_novel)
-    proposals = endpoint(calls.proposals)
-    accept_proposal = endpoint(calls.accept_proposal)
-    dismiss_proposal = endpoint(calls.dismiss_proposal)
-    review_image = endpoint(calls.review_image)
-    similar_to_item = endpoint(calls.similar_to_item)
-    capture_policy = endpoint(calls.capture_policy)
-    set_capture_policy = endpoint(calls.set_capture_policy)
-    dashboard = endpoint(calls.dashboard)
-    chart_png = endpoint(calls.chart_png)
-    create_key = endpoint(calls.create_key)
-    list_keys = endpoint(calls.list_keys)
-    delete_key = endpoint(calls.delete_key)
-    health = endpoint(calls.health)
+    create_function = endpoint(functions.create_function)
+    list_functions = endpoint(functions.list_functions)
+    get_function = endpoint(functions.get_function)
+    delete_function = endpoint(functions.delete_function)
+    create_label = endpoint(functions.create_label)
+    list_labels = endpoint(functions.list_labels)
+    get_label = endpoint(functions.get_label)
+    update_label = endpoint(functions.update_label)
+    delete_label = endpoint(functions.delete_label)
+    create_sample = endpoint(samples.create_sample)
+    list_samples = endpoint(samples.list_samples)
+    get_sample = endpoint(samples.get_sample)
+    sample_image = endpoint(samples.sample_image)
+    set_annotation = endpoint(samples.set_annotation)
+    remove_annotation = endpoint(samples.remove_annotation)
+    delete_sample = endpoint(samples.delete_sample)
+    search = endpoint(samples.search)
+    similar_samples = endpoint(samples.similar_samples)
+    train = endpoint(training.train)
+    request_training = endpoint(training.request_training)
+    training_status = endpoint(training.training_status)
+    list_models = endpoint(training.list_models)
+    deploy = endpoint(training.deploy)
+    pin = endpoint(training.pin)
+    unpin = endpoint(training.unpin)
+    metrics = endpoint(training.metrics)
+    confusion_matrix_png = endpoint(training.confusion_matrix_png)
+    invoke = endpoint(training.invoke)
+    invoke_batch = endpoint(training.invoke_batch)
+    review_items = endpoint(review.review_items)
+    review_counts = endpoint(review.review_counts)
+    annotate = endpoint(review.annotate)
+    annotate_many = endpoint(review.annotate_many)
+    skip = endpoint(review.skip)
+    discard = endpoint(review.discard)
+    mark_novel = endpoint(review.mark_novel)
+    proposals = endpoint(review.proposals)
+    accept_proposal = endpoint(review.accept_proposal)
+    dismiss_proposal = endpoint(review.dismiss_proposal)
+    review_image = endpoint(review.review_image)
+    similar_to_item = endpoint(review.similar_to_item)
+    capture_policy = endpoint(review.capture_policy)
+    set_capture_policy = endpoint(review.set_capture_policy)
+    dashboard = endpoint(review.dashboard)
+    chart_png = endpoint(review.chart_png)
+    create_key = endpoint(keys.create_key)
+    list_keys = endpoint(keys.list_keys)
+    delete_key = endpoint(keys.delete_key)
+    health = endpoint(keys.health)
+    find_function = endpoint(plans.find_function)
+    ensure_function = endpoint(plans.ensure_function)
+    wait_for_training = endpoint(plans.wait_for_training)
 
     # helpers over several calls -----------------------------------------------------------------
-
-    async def find_function(self, name: str) -> Function | None:
-        return next((f for f in await self.list_functions() if f.name == name), None)
-
-    async def ensure_function(
-        self, name: str, labels: Iterable[str] = (), *, backbone: str | None = None
-    ) -> Function:
-        labels = list(labels)
-        function = await self.find_function(name)
-        if function is None:
-            return await self.create_function(name, labels, backbone=backbone)
-        existing = {label.name for label in await self.list_labels(function.id)}
-        for label in labels:
-            if label not in existing:
-                await self.create_label(function.id, label)
-        return await self.get_function(function.id)
 
     async def iter_samples(
         self, function_id: str, *, annotated: bool | None = None, page_size: int = 1000
     ) -> AsyncIterator[Sample]:
-        for start in count(0, page_size):
-            page = await self.list_samples(
-                function_id, annotated=annotated, start_index=start, count=page_size
-            )
-            for sample in page.data:
+        """Every sample, oldest first, a page at a time."""
+        start: int | None = 0
+        while start is not None:
+            page = plans.sample_page(function_id, start, annotated=annotated, page_size=page_size)
+            sample_list, start = await self.run(page)
+            for sample in sample_list:
                 yield sample
-            if start + page_size >= page.count or not page.data:
-                return
 
     async def upload_samples(
         self,
@@ -245,21 +249,3 @@ class AsyncClient:
         with tqdm(total=len(images), desc="invoke", unit="img", disable=not progress) as bar:
             results = await asyncio.gather(*(invoke(c) for c in batches(images, batch_size)))
         return [answer for answers in results for answer in answers]
-
-    async def wait_for_training(
-        self,
-        function_id: str,
-        *,
-        previous: TrainingStatus | None = None,
-        timeout: float = 600.0,
-        interval: float = 1.0,
-    ) -> TrainingStatus:
-        """As :meth:`Client.wait_for_training`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = await self.training_status(function_id)
-            if training_finished(status, previous):
-                return status
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"training of {function_id} still not finished ({status.state})")
-            await asyncio.sleep(interval)

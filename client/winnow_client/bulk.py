@@ -9,7 +9,6 @@ from typing import NamedTuple, TypeVar
 
 from winnow_client.errors import WinnowError
 from winnow_client.images import ImageLike, image_bytes
-from winnow_client.models import TrainingStatus
 
 T = TypeVar("T")
 
@@ -55,16 +54,6 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         raise ValueError("batch size must be at least 1")
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def training_finished(status: TrainingStatus, previous: TrainingStatus | None) -> bool:
-    """Whether training is over and, given the ``previous`` status (e.g. what
-    ``request_training`` answered), a run ended since then (no clocks compared)."""
-    if status.state == "training":
-        return False
-    if previous is None:
-        return True
-    return status.finished_at is not None and status.finished_at != previous.finished_at
 
 
 def pending_uploads(

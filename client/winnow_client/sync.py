@@ -1,5 +1,6 @@
-"""``Client``: the blocking client. Every API operation comes from :mod:`winnow_client.calls`;
-this module adds sending with retries and the bulk helpers (threads for bounded concurrency)."""
+"""``Client``: the blocking client. Every API operation comes from :mod:`winnow_client.calls` and
+the operations of several calls from :mod:`winnow_client.plans`; this module adds sending with
+retries, running plans, and the bulk helpers (threads for bounded concurrency)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,24 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from itertools import count
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 from tqdm.auto import tqdm
 
-from winnow_client import calls
+from winnow_client import plans
 from winnow_client.bulk import (
     SampleUpload,
     batches,
     is_item_failure,
     item_label,
     pending_uploads,
-    training_finished,
 )
-from winnow_client.calls import Call
+from winnow_client.calls import Call, functions, keys, review, samples, training
 from winnow_client.errors import PayloadTooLarge, WinnowError, error_from_response
 from winnow_client.images import ImageLike
-from winnow_client.models import Function, Prediction, Sample, TrainingStatus, UploadReport
+from winnow_client.models import Prediction, Sample, UploadReport
+from winnow_client.plans import Pause, Plan
 from winnow_client.transport import (
     RETRYABLE_TRANSPORT_ERRORS,
     RetryPolicy,
@@ -37,11 +38,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def endpoint(build: Callable[P, Call[T]]) -> Callable[Concatenate[Client, P], T]:
-    """A client method that sends the call ``build`` makes and returns its parsed answer."""
+def endpoint(build: Callable[P, Call[T] | Plan[T]]) -> Callable[Concatenate[Client, P], T]:
+    """A client method that sends the call (or runs the plan) ``build`` makes and returns its
+    result."""
 
     def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self.run(build(*args, **kwargs))
+        return self.drive(build(*args, **kwargs))
 
     method.__name__ = method.__qualname__ = build.__name__
     method.__doc__ = build.__doc__
@@ -95,6 +97,22 @@ class Client:
             waited += delay
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def drive(self, work: Call[T] | Plan[T]) -> T:
+        """Send a call, or run a plan: send each call it yields, wait out each pause."""
+        if isinstance(work, Call):
+            return self.run(work)
+        answer: Any = None
+        while True:
+            try:
+                step = work.send(answer)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Pause):
+                answer = None
+                time.sleep(step.seconds)
+            else:
+                answer = self.run(step)
+
     def close(self) -> None:
         self._http.close()
 
@@ -104,89 +122,72 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # the API, one line per operation (see winnow_client.calls) ----------------------------------
+    # the API, one line per operation (see winnow_client.calls and .plans) ---------------------
 
-    create_function = endpoint(calls.create_function)
-    list_functions = endpoint(calls.list_functions)
-    get_function = endpoint(calls.get_function)
-    delete_function = endpoint(calls.delete_function)
-    create_label = endpoint(calls.create_label)
-    list_labels = endpoint(calls.list_labels)
-    get_label = endpoint(calls.get_label)
-    update_label = endpoint(calls.update_label)
-    delete_label = endpoint(calls.delete_label)
-    create_sample = endpoint(calls.create_sample)
-    list_samples = endpoint(calls.list_samples)
-    get_sample = endpoint(calls.get_sample)
-    sample_image = endpoint(calls.sample_image)
-    set_annotation = endpoint(calls.set_annotation)
-    remove_annotation = endpoint(calls.remove_annotation)
-    delete_sample = endpoint(calls.delete_sample)
-    search = endpoint(calls.search)
-    similar_samples = endpoint(calls.similar_samples)
-    train = endpoint(calls.train)
-    request_training = endpoint(calls.request_training)
-    training_status = endpoint(calls.training_status)
-    list_models = endpoint(calls.list_models)
-    deploy = endpoint(calls.deploy)
-    pin = endpoint(calls.pin)
-    unpin = endpoint(calls.unpin)
-    metrics = endpoint(calls.metrics)
-    confusion_matrix_png = endpoint(calls.confusion_matrix_png)
-    invoke = endpoint(calls.invoke)
-    invoke_batch = endpoint(calls.invoke_batch)
-    review_items = endpoint(calls.review_items)
-    review_counts = endpoint(calls.review_counts)
-    annotate = endpoint(calls.annotate)
-    annotate_many = endpoint(calls.annotate_many)
-    skip = endpoint(calls.skip)
-    discard = endpoint(calls.discard)
-    mark_novel = endpoint(calls.mark_novel)
-    proposals = endpoint(calls.proposals)
-    accept_proposal = endpoint(calls.accept_proposal)
-    dismiss_proposal = endpoint(calls.dismiss_proposal)
-    review_image = endpoint(calls.review_image)
-    similar_to_item = endpoint(calls.similar_to_item)
-    capture_policy = endpoint(calls.capture_policy)
-    set_capture_policy = endpoint(calls.set_capture_policy)
-    dashboard = endpoint(calls.dashboard)
-    chart_png = endpoint(calls.chart_png)
-    create_key = endpoint(calls.create_key)
-    list_keys = endpoint(calls.list_keys)
-    delete_key = endpoint(calls.delete_key)
-    health = endpoint(calls.health)
+    create_function = endpoint(functions.create_function)
+    list_functions = endpoint(functions.list_functions)
+    get_function = endpoint(functions.get_function)
+    delete_function = endpoint(functions.delete_function)
+    create_label = endpoint(functions.create_label)
+    list_labels = endpoint(functions.list_labels)
+    get_label = endpoint(functions.get_label)
+    update_label = endpoint(functions.update_label)
+    delete_label = endpoint(functions.delete_label)
+    create_sample = endpoint(samples.create_sample)
+    list_samples = endpoint(samples.list_samples)
+    get_sample = endpoint(samples.get_sample)
+    sample_image = endpoint(samples.sample_image)
+    set_annotation = endpoint(samples.set_annotation)
+    remove_annotation = endpoint(samples.remove_annotation)
+    delete_sample = endpoint(samples.delete_sample)
+    search = endpoint(samples.search)
+    similar_samples = endpoint(samples.similar_samples)
+    train = endpoint(training.train)
+    request_training = endpoint(training.request_training)
+    training_status = endpoint(training.training_status)
+    list_models = endpoint(training.list_models)
+    deploy = endpoint(training.deploy)
+    pin = endpoint(training.pin)
+    unpin = endpoint(training.unpin)
+    metrics = endpoint(training.metrics)
+    confusion_matrix_png = endpoint(training.confusion_matrix_png)
+    invoke = endpoint(training.invoke)
+    invoke_batch = endpoint(training.invoke_batch)
+    review_items = endpoint(review.review_items)
+    review_counts = endpoint(review.review_counts)
+    annotate = endpoint(review.annotate)
+    annotate_many = endpoint(review.annotate_many)
+    skip = endpoint(review.skip)
+    discard = endpoint(review.discard)
+    mark_novel = endpoint(review.mark_novel)
+    proposals = endpoint(review.proposals)
+    accept_proposal = endpoint(review.accept_proposal)
+    dismiss_proposal = endpoint(review.dismiss_proposal)
+    review_image = endpoint(review.review_image)
+    similar_to_item = endpoint(review.similar_to_item)
+    capture_policy = endpoint(review.capture_policy)
+    set_capture_policy = endpoint(review.set_capture_policy)
+    dashboard = endpoint(review.dashboard)
+    chart_png = endpoint(review.chart_png)
+    create_key = endpoint(keys.create_key)
+    list_keys = endpoint(keys.list_keys)
+    delete_key = endpoint(keys.delete_key)
+    health = endpoint(keys.health)
+    find_function = endpoint(plans.find_function)
+    ensure_function = endpoint(plans.ensure_function)
+    wait_for_training = endpoint(plans.wait_for_training)
 
     # helpers over several calls -----------------------------------------------------------------
-
-    def find_function(self, name: str) -> Function | None:
-        """The visible function called ``name`` (the oldest, if several), or None."""
-        return next((f for f in self.list_functions() if f.name == name), None)
-
-    def ensure_function(
-        self, name: str, labels: Iterable[str] = (), *, backbone: str | None = None
-    ) -> Function:
-        """The function called ``name`` with at least ``labels``, created where missing."""
-        labels = list(labels)
-        function = self.find_function(name)
-        if function is None:
-            return self.create_function(name, labels, backbone=backbone)
-        existing = {label.name for label in self.list_labels(function.id)}
-        for label in labels:
-            if label not in existing:
-                self.create_label(function.id, label)
-        return self.get_function(function.id)
 
     def iter_samples(
         self, function_id: str, *, annotated: bool | None = None, page_size: int = 1000
     ) -> Iterator[Sample]:
         """Every sample, oldest first, a page at a time."""
-        for start in count(0, page_size):
-            page = self.list_samples(
-                function_id, annotated=annotated, start_index=start, count=page_size
-            )
-            yield from page.data
-            if start + page_size >= page.count or not page.data:
-                return
+        start: int | None = 0
+        while start is not None:
+            page = plans.sample_page(function_id, start, annotated=annotated, page_size=page_size)
+            sample_list, start = self.run(page)
+            yield from sample_list
 
     def upload_samples(
         self,
@@ -253,22 +254,3 @@ class Client:
 
         with bar, ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return [answer for answers in pool.map(invoke, chunks) for answer in answers]
-
-    def wait_for_training(
-        self,
-        function_id: str,
-        *,
-        previous: TrainingStatus | None = None,
-        timeout: float = 600.0,
-        interval: float = 1.0,
-    ) -> TrainingStatus:
-        """Poll until no training runs and, given ``previous`` (what :meth:`request_training`
-        answered), one has ended since; raises TimeoutError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.training_status(function_id)
-            if training_finished(status, previous):
-                return status
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"training of {function_id} still not finished ({status.state})")
-            time.sleep(interval)
