@@ -10,6 +10,7 @@ import sys
 from winnow_client import cli as client_cli
 
 from api.settings import env_name, parse_value, settable_fields, settings_from_env
+from store import SchemaTooNewError, SchemaUpgradeError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,11 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"winnow: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    try:
+        app = create_app(settings)  # creates or upgrades the database schema first
+    except (SchemaTooNewError, SchemaUpgradeError) as exc:
+        print(f"winnow: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
