@@ -50,6 +50,10 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "debug":
+        # Alembic says at every start which plugins and DDL mode it uses; store.migrate logs
+        # what changed in the schema.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     overrides = {}
     for f in settable_fields():
         raw = getattr(args, f.name)

@@ -1,5 +1,6 @@
-"""The schema of the last winnow without migrations: functions, labels, samples, model versions,
-review items, novel marks and API keys.
+"""The schema of the last winnow without migrations.
+
+Functions, labels, samples, model versions, review items, novel marks and API keys.
 
 Revision ID: 0001
 Revises:
