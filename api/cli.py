@@ -10,6 +10,7 @@ import sys
 from winnow_client import cli as client_cli
 
 from service.settings import env_name, parse_value, settable_fields, settings_from_env
+from store import SchemaTooNewError, SchemaUpgradeError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +50,10 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "debug":
+        # Alembic says at every start which plugins and DDL mode it uses; store.migrate logs
+        # what changed in the schema.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     overrides = {}
     for f in settable_fields():
         raw = getattr(args, f.name)
@@ -59,7 +64,11 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"winnow: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    try:
+        app = create_app(settings)  # creates or upgrades the database schema first
+    except (SchemaTooNewError, SchemaUpgradeError) as exc:
+        print(f"winnow: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 

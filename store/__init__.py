@@ -14,8 +14,10 @@ from store.labels import (
     normalize_label_name,
     unlabel_sample,
 )
+from store.migrate import SchemaTooNewError
 from store.novel_marks import NovelMark
 from store.objects import ObjectNotFound, ObjectStoreUnavailable, S3Objects, parse_s3_url
+from store.schema import SchemaUpgradeError
 from store.tables import (
     Function,
     Label,
@@ -46,6 +48,8 @@ __all__ = [
     "S3BlobStore",
     "S3Objects",
     "Sample",
+    "SchemaTooNewError",
+    "SchemaUpgradeError",
     "find_label",
     "get_or_create_label",
     "normalize_label_name",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import math
 import os
 from collections.abc import Iterator
@@ -17,20 +16,21 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from store import keys, novel_marks, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from store.schema import create_or_upgrade
-
-log = logging.getLogger(__name__)
+from store.migrate import upgrade_schema
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``, and the schema if it does not exist yet or lacks what this
-    version added (:func:`store.schema.create_or_upgrade`).
+    """Create an engine for ``url``, and create or upgrade the schema to this version's
+    (:func:`store.migrate.upgrade_schema`, under a lock shared by every replica).
 
     SQLite gets WAL journaling with ``synchronous=FULL`` so that an acknowledged commit survives
     a process kill or power loss, foreign keys on, and a busy timeout so concurrent writers wait
     instead of failing. Any other URL (``postgresql+psycopg://...``) is passed to SQLAlchemy as is.
     JSON columns store NaN and infinities as null on both, because PostgreSQL rejects them.
     A new SQLite file is created ``0600``; SQLite gives its ``-wal`` and ``-shm`` files the same.
+
+    Raises:
+        store.migrate.SchemaTooNewError: a newer winnow upgraded the database.
     """
     if url.startswith("sqlite"):
         _create_private_file(make_url(url).database)
@@ -44,10 +44,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_dumps
         )
-    with shared_lock(engine, "schema"):
-        added = create_or_upgrade(engine)
-    if added:
-        log.warning("upgraded the database schema: added %s", ", ".join(added))
+    try:
+        with shared_lock(engine, "schema"):
+            upgrade_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
