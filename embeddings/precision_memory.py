@@ -45,7 +45,10 @@ def remember(path: Path, key: str, precision: str) -> None:
         choices[key] = precision
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(choices, indent=2, sort_keys=True) + "\n")
+        # 0600 like everything in the data dir: it names this machine's processor
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(json.dumps(choices, indent=2, sort_keys=True) + "\n")
         os.replace(temporary, path)
 
 
