@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 def save_screenshot(driver: Any, tmp_path: Path, name: str) -> Path:
     """A PNG of the window under the test's tmp dir, copied to $WINNOW_SCREENSHOTS if set (the
-    README's pictures are taken that way)."""
+    pictures in docs/ are taken that way)."""
     path = tmp_path / name
     assert driver.save_screenshot(str(path))
     if os.environ.get("WINNOW_SCREENSHOTS"):
