@@ -92,3 +92,11 @@ def test_broken_links_finds_missing_files_and_headings(tmp_path: Path) -> None:
         "../pictures/missing.png: no such file",
     ]
     assert anchors(page) == {"page"}  # the fenced comment is no heading
+
+
+def test_the_site_and_the_index_list_every_page() -> None:
+    nav = re.findall(r"^\s+- [^:]+: (\S+\.md)$", (REPO / "mkdocs.yml").read_text(), re.MULTILINE)
+    docs = sorted(page.name for page in pages()[1:])
+    assert sorted(nav) == docs and nav[0] == "index.md"
+    index = (REPO / "docs" / "index.md").read_text()
+    assert sorted(set(LINK.findall(index))) == [name for name in docs if name != "index.md"]
