@@ -1,8 +1,8 @@
-"""Regenerate the README "Performance" section from ``bench/results/*.json``.
+"""Regenerate the docs page ``docs/performance.md`` from ``bench/results/*.json``.
 
-The section lives between ``<!-- bench:start -->`` and ``<!-- bench:end -->``; only that text is
-replaced (the section is appended with its markers if the README has none). Each figure is shown
-with its target and whether it was met, so the README never claims more than the last run showed.
+The whole page is generated (``tests/bench/test_bench.py`` checks it matches the committed results).
+Each figure is shown with its target and whether it was met, so the docs never claim more than the
+last run showed.
 
 Usage (from the repository root)::
 
@@ -23,8 +23,7 @@ from bench.speed_report import cpu_precision_rows, gpu_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-README = ROOT / "README.md"
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+PAGE = ROOT / "docs" / "performance.md"
 
 Row = tuple[str, str, str, str]  # figure, measured, target, verdict
 
@@ -524,7 +523,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_errors", "python -m bench.run --only b6", b6_rows),
     ("novelty", "python -m bench.run --only b7", b7_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
-    ("gpu", "bench/gpu.sh (on a GPU machine, see Performance on a GPU)", gpu_rows),
+    ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
 ]
 
 
@@ -537,7 +536,7 @@ def measured_on(names: list[str]) -> str:
 
 
 def performance_section() -> str:
-    """The Markdown between the markers, from whatever results exist."""
+    """The Markdown of the Performance page, from whatever results exist."""
     rows: list[str] = []
     missing, machines, ran = [], set(), []
     for name, command, build in SECTIONS:
@@ -593,7 +592,7 @@ def performance_section() -> str:
         "`python -m bench.cold_start` (B5), `python -m bench.label_errors` (B6; "
         "cleanlab comes with the `dev` extra), `python -m bench.novelty` (B7)."
     )
-    lines = ["## Performance", "", *textwrap.wrap(intro, 100), ""]
+    lines = ["# Performance", "", *textwrap.wrap(intro, 100), ""]
     lines += ["| figure | measured | target | |", "|---|---|---|---|", *rows, ""]
     lines += textwrap.wrap(machine, 100)
     if missing:
@@ -601,22 +600,15 @@ def performance_section() -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path = README) -> None:
-    """Replace the text between the markers (or append the section) with fresh results."""
-    text = readme.read_text()
-    block = f"{START}\n{performance_section()}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    readme.write_text(text)
+def write_page(page: Path = PAGE) -> None:
+    """Rewrite the Performance page with fresh results."""
+    page.write_text(performance_section() + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    update_readme(Path(argv[0]) if argv else README)
-    print(f"updated the Performance section of {Path(argv[0]) if argv else README}")
+    page = Path(argv[0]) if argv else PAGE
+    write_page(page)
+    print(f"updated {page}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Run winnow's benchmarks and regenerate the README "Performance" section.
+"""Run winnow's benchmarks and regenerate the Performance page (docs/performance.md).
 
 * B1/B1b label efficiency (``bench.label_efficiency``): labels saved by invoke capture;
 * B2 serving (``bench.serving``): the running service's invoke throughput vs a raw backbone loop,
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as ``python bench/run.py``
     sys.path.insert(0, str(ROOT))
 
-from bench import report as readme_report  # noqa: E402
+from bench import report as performance_page  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 from embeddings.backbones import DEFAULT_CLIP_SPEC  # noqa: E402
 
@@ -49,7 +49,7 @@ BENCHES = ("b1", "b2", "b3", "b4", "b5", "b6", "b7")
 
 def result_path(name: str, args: argparse.Namespace) -> Path:
     """Where a bench writes: ``--full`` results are kept beside the quick run's, not over them
-    (so ``make bench`` after a ``--full`` run does not drop the larger sizes from the README)."""
+    (so ``make bench`` after a ``--full`` run does not drop the larger sizes from the docs)."""
     return RESULTS / (f"{name}_full.json" if args.full else f"{name}.json")
 
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CLIP_SPEC.removeprefix("clip:").split("/")[0],
         help="open_clip architecture B2 also serves at random init ('' to skip)",
     )
-    parser.add_argument("--no-readme", action="store_true", help="do not touch README.md")
+    parser.add_argument("--no-page", action="store_true", help="do not rewrite docs/performance.md")
     args = parser.parse_args(argv)
 
     state: dict[str, Any] = {}
@@ -183,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(name)
         print(f"=== {name.upper()} took {time.perf_counter() - started:.0f} s ===", flush=True)
-    if not args.no_readme:
-        readme_report.update_readme()
-        print(f"\nupdated the Performance section of {readme_report.README}")
+    if not args.no_page:
+        performance_page.write_page()
+        print(f"\nupdated {performance_page.PAGE}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""README Performance rows for the embedding speed benches: CPU precision and the GPU script.
+"""Performance page rows for the embedding speed benches: CPU precision and the GPU script.
 
 ``bench/report.py`` lists these builders in its SECTIONS; they read the JSON that
 ``python -m bench.cpu_precision`` and ``bench/gpu.sh`` (``bench/gpu_bench.py``) write.

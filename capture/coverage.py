@@ -13,8 +13,8 @@ smallest cluster first. :class:`TrafficClusters` is its online, per-input form:
   ``coverage_memory``, by default as many captures as regions) older captures fade: cluster-margin
   spreads the picks of one batch over the clusters, it does not equalise every label ever taken.
   All-time counts keep lifting regions the head learnt long ago (with 2000 labels, 40 per region
-  on average, an empty region's odds are multiplied by 41; see B1 in the README for what the
-  memory changes);
+  on average, an empty region's odds are multiplied by 41; see B1 in docs/capture-and-review.md
+  for what the memory changes);
 * the odds of an input's score are multiplied by :func:`coverage_weight` of its region (see
   :func:`weighted_score`): regions that already have more captures than the average get a weight
   below 1, regions with fewer a weight above 1.

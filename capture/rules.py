@@ -21,7 +21,7 @@ the mean of the top 2 examples 0.15, of the top 3 0.21; a threshold calibrated f
 leave-one-out spread, or a margin over a traffic reservoir's nearest neighbours, reached
 precision 0.84 at most at the offsets tried (3 seeds). The default, 0.71, is the highest-recall
 point at precision >= 0.9 on the validation split (0.92, 0.24): it favours precision, since a
-rule's captures should be what its author asked for. The README's Performance section has the
+rule's captures should be what its author asked for. docs/performance.md has the
 figures on the test split.
 """
 

@@ -8,7 +8,7 @@ moving average of seconds per image for each candidate count and batch-size buck
 candidate a few times first, then uses the fastest and keeps trying the others now and then, so
 a change of load is noticed. Tuned, one machine served 1.17-1.18 of the raw loop (one client p50
 33-34 ms) and a later one 0.82-1.06 over six runs (46-54 ms). Both figures predate the frozen
-graph (:func:`embeddings.backbone.frozen_graph`) and B2's steady window; the README
+graph (:func:`embeddings.backbone.frozen_graph`) and B2's steady window; docs/performance.md
 has the latest run."""
 
 from __future__ import annotations

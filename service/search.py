@@ -27,7 +27,7 @@ from store import Function, Label, Sample, session_scope, vector_from_bytes
 
 _CHUNK_ROWS = 4096  # labelled vectors held in memory at once while ranking
 # Weight of the deployed head's opinion in the ranking (search_scores): chosen on bench/search.py
-# --seeds 0 1 2 among 0.05-1.0; the README reports other seeds.
+# --seeds 0 1 2 among 0.05-1.0; docs/api.md reports other seeds.
 MODEL_WEIGHT = 0.1
 
 

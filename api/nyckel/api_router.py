@@ -300,6 +300,6 @@ async def invoke(
 def unsupported(path: str, request: Request) -> None:
     raise NotFound(
         f"winnow's Nyckel-compatible API does not serve {request.method} /nyckel/{path}: it "
-        "covers image classification functions, labels, samples, invoke and metrics (see the "
-        "README, 'Coming from Nyckel')"
+        "covers image classification functions, labels, samples, invoke and metrics (see "
+        "docs/nyckel.md, 'Coming from Nyckel')"
     )

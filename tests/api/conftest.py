@@ -49,7 +49,7 @@ def served(settings: Settings) -> Iterator[tuple[str, httpx.Client]]:
 @pytest.fixture
 def screenshot(browser: Any, tmp_path: Path) -> Callable[[str], Path]:
     """Save the window as a PNG named ``name`` under the test's tmp dir, copied to
-    $WINNOW_SCREENSHOTS if set (the README's pictures are taken that way)."""
+    $WINNOW_SCREENSHOTS if set (the pictures in docs/images are taken that way)."""
 
     def save(name: str) -> Path:
         path = tmp_path / name

@@ -165,7 +165,7 @@ def test_acknowledged_writes_survive_sigkill_mid_burst(tmp_path: Path) -> None:
     assert files - referenced == set(), "orphan blobs survived the startup sweep"
     assert referenced - files == set(), "rows whose blob is missing"
     assert verified == ledger.acknowledged
-    print(  # the README's figures (pytest -s)
+    print(  # docs/reliability.md's figures (pytest -s)
         f"\ndurability: {WRITERS} writers, SIGKILL after {ledger.acknowledged} acknowledged writes "
         f"({len(ledger.samples)} samples, {len(ledger.annotations)} annotations); "
         f"{verified} verified after restart, 0 lost; {listed['count']} samples stored "

@@ -88,7 +88,7 @@ def test_burst_beyond_the_queue_gets_503_with_retry_after(
         rejected = [elapsed for status, elapsed, _ in results if status == 503]
         stats = client.app.state.runtime.encoders.get("tiny-clip").stats()  # type: ignore[attr-defined]
         assert stats.rejected_requests == statuses[503]
-        print(  # the README's figures (pytest -s)
+        print(  # docs/reliability.md's figures (pytest -s)
             f"\noverload: {BURST} concurrent invokes, queue_limit={QUEUE_LIMIT}, "
             f"{PER_BATCH_S * 1000:.0f} ms/batch: {statuses[200]} x 200, {statuses[503]} x 503; "
             f"admitted max {max(admitted) * 1000:.0f} ms (bound {bound * 1000:.0f} ms), "

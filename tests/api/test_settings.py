@@ -7,12 +7,12 @@ import pytest
 from api.cli import build_parser
 from service.settings import env_name, settable_fields, settings_from_env
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+SETTINGS_PAGE = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
 
 
 @pytest.mark.parametrize("name", [f.name for f in settable_fields()])
-def test_every_setting_is_documented_in_the_readme(name: str) -> None:
-    assert f"`--{name.replace('_', '-')}`" in README
+def test_every_setting_is_documented_in_the_settings_page(name: str) -> None:
+    assert f"`--{name.replace('_', '-')}`" in SETTINGS_PAGE
 
 
 def test_environment_and_flags() -> None:

@@ -1,4 +1,5 @@
-"""The benchmarks run on winnow's own code paths, and the README reports exactly their results."""
+"""The benchmarks run on winnow's own code paths, and docs/performance.md reports exactly their
+results."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import pytest
 
 from bench import capture_cost, report, retrain_cost
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 
-
-def test_readme_performance_section_is_generated_from_the_committed_results() -> None:
-    text = README.read_text()
-    section = text.split(report.START, 1)[1].split(report.END, 1)[0].strip()
-    assert section == report.performance_section().strip(), (
-        "README Performance section is stale: run `python -m bench.report`"
+def test_the_performance_page_is_generated_from_the_committed_results() -> None:
+    assert report.PAGE.read_text() == report.performance_section() + "\n", (
+        "docs/performance.md is stale: run `python -m bench.report`"
     )
+
+
+def test_writing_the_page_replaces_whatever_it_held(tmp_path: Path) -> None:
+    page = tmp_path / "performance.md"
+    page.write_text("# Performance\n\nedited by hand\n")
+    assert report.main([str(page)]) == 0
+    assert page.read_text() == report.performance_section() + "\n"
 
 
 @pytest.mark.parametrize(("ratio", "expected"), [(0.4, "pass"), (0.5, "pass"), (0.55, "**fail**")])

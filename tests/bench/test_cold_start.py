@@ -1,5 +1,5 @@
 """B5 pieces: a streamed run from no labels, offline TypiClust, a rule's precision and recall, and
-the README rows built from a result."""
+the Performance page rows built from a result."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The embedding speed benches: CPU precision harness, the GPU script's report, their README rows."""
+"""The embedding speed benches: CPU precision harness, the GPU script's report, their rows on the
+Performance page."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``pip install ./client`` in a fresh venv: the client imports and runs without PyTorch (or any
 server package), and its dependencies stay few. Prints the installed packages with their sizes
-(the table in the README's Client section)."""
+(the table in docs/client.md)."""
 
 import json
 import shutil
