@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
 from service.settings import Settings
 from tests.databases import BACKENDS, backend_params, database_url_for
+from tests.redis_server import REDIS_URL, redis_unreachable
 from tests.s3 import MotoS3, moto_s3, new_bucket, point_boto3_at
 
 
@@ -118,3 +120,14 @@ def s3_url(moto_server: MotoS3, monkeypatch: pytest.MonkeyPatch) -> str:
     """``s3://<fresh bucket>/winnow``, with boto3 pointed at the test endpoint."""
     point_boto3_at(monkeypatch, moto_server.url)
     return f"s3://{new_bucket()}/winnow"
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    """A client of the test Redis server (WINNOW_TEST_REDIS); skips with the reason without one."""
+    reason = redis_unreachable()
+    if reason is not None:
+        pytest.skip(reason)
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -19,7 +18,7 @@ from service.errors import TooManyRequests, Unauthorized
 from service.settings import Settings
 from tests.api.test_ratelimit_redis import closed_port_url
 from tests.conftest import ADMIN_KEY, AUTH
-from tests.redis_server import REDIS_URL, redis_unreachable
+from tests.redis_server import REDIS_URL
 
 LIMIT = 20  # the default auth_failures_per_minute
 
@@ -124,16 +123,6 @@ def test_the_window_ends_and_a_zero_limit_turns_the_throttle_off(client: TestCli
     for _ in range(10):
         with pytest.raises(Unauthorized):
             off.authenticate("wrong", "10.0.0.1")
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    reason = redis_unreachable()
-    if reason is not None:
-        pytest.skip(reason)
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
 
 
 @pytest.mark.databases

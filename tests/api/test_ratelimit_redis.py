@@ -24,7 +24,7 @@ from api.app import create_app
 from service.ratelimit import REDIS_PREFIX, RateLimitUnavailable, RedisRateLimiter
 from service.settings import Settings
 from tests.conftest import AUTH
-from tests.redis_server import REDIS_URL, redis_unreachable
+from tests.redis_server import REDIS_URL
 
 
 def closed_port_url() -> str:
@@ -37,16 +37,6 @@ def closed_port_url() -> str:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    reason = redis_unreachable()
-    if reason is not None:
-        pytest.skip(reason)
-    client = redis.Redis.from_url(REDIS_URL)
-    yield client
-    client.close()
 
 
 @pytest.fixture
