@@ -9,8 +9,6 @@ import base64
 import io
 import json
 import shutil
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -74,24 +72,6 @@ def sent_requests(driver: Any) -> list[dict[str, Any]]:
             }
         )
     return requests
-
-
-def wait_for(
-    predicate: Callable[[], T | None],
-    *,
-    timeout: float = 30.0,
-    what: str | Callable[[], str] = "",
-) -> T:
-    """Poll ``predicate`` until it returns something truthy (then return it), or fail; ``what``
-    names the wait in the failure (a callable is called then, to show the page's state)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    described = what() if callable(what) else what
-    raise AssertionError(f"timed out after {timeout}s waiting for {described or predicate}")
 
 
 def data_uri_png(

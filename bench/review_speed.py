@@ -43,8 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as ``python bench/review_speed.py``
     sys.path.insert(0, str(ROOT))
 
+from bench.live import wait_until  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
-from bench.review_browser import chromium, data_uri_png, open_with_key, wait_for  # noqa: E402
+from bench.review_browser import chromium, data_uri_png, open_with_key  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key"
 CLASSES = {"red": (220, 30, 30), "green": (30, 190, 30), "blue": (30, 30, 220)}
@@ -101,13 +102,13 @@ def review_one_at_a_time(driver: Any, url: str, fid: str, truth: dict, items: in
 
     driver.get(f"{url}/review?function={fid}&mode=single")
     current = "return document.getElementById('image').dataset.item || ''"
-    shown = wait_for(lambda: driver.execute_script(current), what="first item")
+    shown = wait_until(lambda: driver.execute_script(current), what="first item")
     started, keys = time.perf_counter(), 0
     for _ in range(items):
         ActionChains(driver).send_keys(key_of(truth[shown])).perform()
         keys += 1
         previous = shown
-        shown = wait_for(
+        shown = wait_until(
             lambda previous=previous: _next_single(driver, previous),
             what=lambda: (
                 "next item; the page says "
@@ -134,7 +135,7 @@ def review_in_grid(driver: Any, url: str, fid: str, truth: dict, items: int) -> 
     from selenium.webdriver.common.action_chains import ActionChains
 
     driver.get(f"{url}/review?function={fid}&mode=grid")
-    page = wait_for(lambda: _grid_page(driver, ""), what="first grid page")
+    page = wait_until(lambda: _grid_page(driver, ""), what="first grid page")
     started, keys, requests, done, fixes = time.perf_counter(), 0, 0, 0, 0
     while done < items:
         tiles = driver.execute_script(
@@ -145,7 +146,7 @@ def review_in_grid(driver: Any, url: str, fid: str, truth: dict, items: int) -> 
         fixes += sum(press != " " for press in presses)
         ActionChains(driver).send_keys("".join(presses) + "\n").perform()
         keys, requests, done = keys + len(presses) + 1, requests + 1, done + len(tiles)
-        page = wait_for(
+        page = wait_until(
             lambda page=page: _grid_page(driver, page),
             timeout=WAIT_SECONDS,
             what=lambda: (
@@ -167,8 +168,8 @@ def _grid_page(driver: Any, previous: str) -> str | None:
 
 
 def measure(items: int, repeats: int) -> list[Run]:
+    from bench.live import threaded_server
     from service.settings import Settings
-    from tests.api.live import threaded_server
 
     runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,6 @@ import io
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as ``python bench/serving.py``
     sys.path.insert(0, str(ROOT))
 
+from bench.live import free_port  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 
 TARGET_RATIO = 0.9
@@ -197,12 +197,6 @@ def best_raw_throughput(
         "cpu_ms_per_image": best["cpu_ms_per_image"],
         "variants": variants,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def auth_headers() -> tuple[list[str], dict[str, str]]:

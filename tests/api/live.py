@@ -4,59 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from api.app import create_app
-from service.settings import Settings
+from bench.live import free_port, threaded_server, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.02, what=""):  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds.
-
-    ``what`` names the wait in the failure message; a callable is called then (to show state).
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    described = what() if callable(what) else what
-    raise AssertionError(f"timed out after {timeout}s waiting for {described or predicate}")
-
-
-@contextmanager
-def threaded_server(settings: Settings, port: int | None = None) -> Iterator[str]:
-    """The app served by uvicorn in a thread (on ``port``, default a free one); yields its URL."""
-    port = port or free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="server start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+__all__ = ["REPO", "ServiceProcess", "free_port", "threaded_server", "wait_until"]
 
 
 class ServiceProcess:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.review_browser import wait_for
+from bench.live import wait_until
 from bench.review_speed import seed_review_queue
 from service.settings import Settings
 from tests.api.conftest import served
@@ -32,10 +32,10 @@ def test_dashboard_draws_history_matrix_queue_and_labels(
         assert http.post(f"/v1/functions/{fid}/train").status_code == 200
 
         browser.get(f"{url}/dashboard?function={fid}")
-        wait_for(lambda: "401" in browser.find_element(By.ID, "message").text, what="no key")
+        wait_until(lambda: "401" in browser.find_element(By.ID, "message").text, what="no key")
         browser.find_element(By.ID, "apikey").send_keys(ADMIN_KEY + Keys.ENTER)
         loaded = "return document.body.dataset.loaded === 'ok'"
-        wait_for(lambda: browser.execute_script(loaded), what="every part of the dashboard")
+        wait_until(lambda: browser.execute_script(loaded), what="every part of the dashboard")
         assert browser.find_element(By.ID, "message").text == ""
         for chart in ("historychart", "confusion", "activitychart", "labelschart"):
             width = browser.execute_script(

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.review_browser import open_with_key, sent_requests, wait_for
+from bench.live import wait_until
+from bench.review_browser import open_with_key, sent_requests
 from bench.review_speed import (
     CLASSES,
     key_of,
@@ -33,7 +34,7 @@ def _tiles(browser: Any) -> list[tuple[str, str]]:
 
 def _page_shown(browser: Any, after: str = "") -> str:
     page = "return document.getElementById('tiles').dataset.page || ''"
-    return wait_for(lambda: (p := browser.execute_script(page)) != after and p, what="grid page")
+    return wait_until(lambda: (p := browser.execute_script(page)) != after and p, what="grid page")
 
 
 def _keys(browser: Any, keys: str) -> None:
@@ -71,7 +72,7 @@ def test_a_page_of_20_labelled_with_keys_in_one_bulk_request(
 
         # the focused image's nearest labelled samples, beside the grid
         neighbours = "return [...document.querySelectorAll('#neighbourlist img')].filter((i) => i.naturalWidth).length"
-        wait_for(lambda: browser.execute_script(neighbours) == 4, what="nearest labelled samples")
+        wait_until(lambda: browser.execute_script(neighbours) == 4, what="nearest labelled samples")
         screenshot("grid-review.png")
         sent_requests(browser)  # forget the page's loading requests
         presses = "".join(
@@ -96,7 +97,7 @@ def test_a_page_of_20_labelled_with_keys_in_one_bulk_request(
         first = tiles[0][0]
         relabel = next(name for name in CLASSES if name != truth[first])
         _keys(browser, key_of(relabel) + "\n")
-        wait_for(lambda: _annotations(http, fid)[first] == relabel, what="the correction")
+        wait_until(lambda: _annotations(http, fid)[first] == relabel, what="the correction")
         sent = [r for r in sent_requests(browser) if r["method"] in ("POST", "PUT")]
         assert [(r["method"], r["body"]) for r in sent] == [("PUT", {"labelName": relabel})]
         assert len(_annotations(http, fid)) == 20
@@ -126,13 +127,13 @@ def test_one_at_a_time_u_brings_back_the_last_item_to_relabel(
         fid, truth = seed_review_queue(http, 3, seed=4, name="single")
         open_with_key(browser, f"{url}/review?function={fid}&mode=single", ADMIN_KEY)
         shown = "return document.getElementById('image').dataset.item || ''"
-        first = wait_for(lambda: browser.execute_script(shown), what="first item")
+        first = wait_until(lambda: browser.execute_script(shown), what="first item")
         wrong = next(name for name in CLASSES if name != truth[first])
         _keys(browser, key_of(wrong))
-        wait_for(lambda: browser.execute_script(shown) not in ("", first), what="second item")
+        wait_until(lambda: browser.execute_script(shown) not in ("", first), what="second item")
         assert _annotations(http, fid) == {first: wrong}
         _keys(browser, "u")  # the first item again: relabel it
-        wait_for(lambda: browser.execute_script(shown) == first, what="the first item back")
+        wait_until(lambda: browser.execute_script(shown) == first, what="the first item back")
         _keys(browser, key_of(truth[first]))
-        wait_for(lambda: _annotations(http, fid) == {first: truth[first]}, what="the relabel")
+        wait_until(lambda: _annotations(http, fid) == {first: truth[first]}, what="the relabel")
         assert "1 reviewed this session" in browser.find_element("id", "progress").text

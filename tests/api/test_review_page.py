@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.review_browser import wait_for
+from bench.live import wait_until
 from service.settings import Settings
 from tests.api.conftest import served
 from tests.conftest import add_colour_samples, data_uri, png_bytes
@@ -36,11 +36,13 @@ def test_label_an_item_with_the_keyboard(settings: Settings, browser: Any) -> No
         key = http.post("/v1/keys", json={"functionId": fid, "scopes": ["annotate"]}).json()["key"]
         browser.get(f"{url}/review?function={fid}")
         message = browser.find_element(By.ID, "message")  # no key yet: a prompt, not an error
-        wait_for(lambda: "API key with annotate scope" in message.text)
+        wait_until(lambda: "API key with annotate scope" in message.text)
         assert message.get_attribute("class") == "prompt"
         assert message.value_of_css_property("color") != "rgba(185, 28, 28, 1)"  # not the error red
         browser.find_element(By.ID, "apikey").send_keys(key + Keys.ENTER)
-        wait_for(lambda: browser.find_element(By.ID, "image").get_attribute("data-item") == item_id)
+        wait_until(
+            lambda: browser.find_element(By.ID, "image").get_attribute("data-item") == item_id
+        )
         assert "random" in browser.find_element(By.ID, "reason").text
         assert "1 pending" in browser.find_element(By.ID, "progress").text
         labels = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#labels button")]
@@ -54,7 +56,7 @@ def test_label_an_item_with_the_keyboard(settings: Settings, browser: Any) -> No
             ]
             return items[0] if items else None
 
-        item = wait_for(annotated)
+        item = wait_until(annotated)
         assert item["id"] == item_id and item["labelName"] == "blue"
 
         def review_labels() -> list[str]:
@@ -62,7 +64,7 @@ def test_label_an_item_with_the_keyboard(settings: Settings, browser: Any) -> No
             return [s["annotation"]["labelName"] for s in page["data"] if s["source"] == "review"]
 
         assert review_labels() == ["blue"]
-        wait_for(
+        wait_until(
             lambda: (
                 "empty" in browser.find_element(By.ID, "empty").text
                 and browser.find_element(By.ID, "empty").is_displayed()
@@ -70,8 +72,10 @@ def test_label_an_item_with_the_keyboard(settings: Settings, browser: Any) -> No
         )
         # u brings the item back; another label corrects its sample (no second sample, no 409).
         browser.find_element(By.TAG_NAME, "body").send_keys("u")
-        wait_for(lambda: browser.find_element(By.ID, "image").get_attribute("data-item") == item_id)
+        wait_until(
+            lambda: browser.find_element(By.ID, "image").get_attribute("data-item") == item_id
+        )
         browser.find_element(By.TAG_NAME, "body").send_keys("1")
-        wait_for(lambda: review_labels() == ["red"])
+        wait_until(lambda: review_labels() == ["red"])
         assert annotated()["labelName"] == "red"
         assert "409" not in browser.find_element(By.ID, "message").text

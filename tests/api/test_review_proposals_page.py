@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.review_browser import open_with_key, wait_for
+from bench.live import wait_until
+from bench.review_browser import open_with_key
 from service.settings import Settings
 from tests.api.conftest import served
 from tests.conftest import (
@@ -52,7 +53,9 @@ def test_accept_a_proposal_with_a_typed_name_leaving_one_item_out(
         fid, items = _function_with_a_green_proposal(http, "accept")
         open_with_key(browser, f"{url}/review?function={fid}&mode=proposals", ADMIN_KEY)
         loaded = "return [...document.querySelectorAll('.proposal .thumbs img')].filter((i) => i.naturalWidth).length"
-        wait_for(lambda: browser.execute_script(loaded) == len(items), what="the proposal's images")
+        wait_until(
+            lambda: browser.execute_script(loaded) == len(items), what="the proposal's images"
+        )
         card = browser.find_element(By.CSS_SELECTOR, ".proposal")
         assert card.find_element(By.TAG_NAME, "h2").text.startswith("8 similar inputs")
         left_out = items[-1]
@@ -65,7 +68,7 @@ def test_accept_a_proposal_with_a_typed_name_leaving_one_item_out(
         screenshot("proposal-review.png")
         browser.switch_to.active_element.send_keys(Keys.ENTER)
 
-        wait_for(
+        wait_until(
             lambda: "Created label green" in browser.find_element(By.ID, "message").text,
             what="accepted",
         )
@@ -73,7 +76,7 @@ def test_accept_a_proposal_with_a_typed_name_leaving_one_item_out(
         assert message.get_attribute("class") == "done"  # a success, not in the error red
         assert message.value_of_css_property("color") == "rgba(21, 128, 61, 1)"
         browser.find_element(By.ID, "mode-single").click()  # another tab: the success stays behind
-        wait_for(lambda: message.text == "", what="the message cleared")
+        wait_until(lambda: message.text == "", what="the message cleared")
         labels = [label["name"] for label in http.get(f"/v1/functions/{fid}/labels").json()["data"]]
         assert "green" in labels
         annotated = http.get(f"/v1/functions/{fid}/review", params={"status": "annotated"}).json()[
@@ -95,9 +98,9 @@ def test_dismiss_a_proposal_with_a_key_and_mark_a_capture_none_of_these(
     with served(settings) as (url, http):
         fid, items = _function_with_a_green_proposal(http, "dismiss")
         open_with_key(browser, f"{url}/review?function={fid}&mode=proposals", ADMIN_KEY)
-        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".proposal"), what="the proposal")
+        wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, ".proposal"), what="the proposal")
         browser.find_element(By.TAG_NAME, "body").send_keys("d")
-        wait_for(
+        wait_until(
             lambda: browser.find_element(By.ID, "noproposals").is_displayed(), what="no proposals"
         )
         assert http.get(f"/v1/functions/{fid}/proposals").json()["count"] == 0
@@ -105,9 +108,9 @@ def test_dismiss_a_proposal_with_a_key_and_mark_a_capture_none_of_these(
         # one at a time, "none of these labels" (n) on a capture: the item is set aside as novel
         open_with_key(browser, f"{url}/review?function={fid}&mode=single", ADMIN_KEY)
         shown = "return document.getElementById('image').dataset.item || ''"
-        first = wait_for(lambda: browser.execute_script(shown), what="an item")
+        first = wait_until(lambda: browser.execute_script(shown), what="an item")
         browser.find_element(By.TAG_NAME, "body").send_keys("n")
-        wait_for(lambda: browser.execute_script(shown) != first, what="the next item")
+        wait_until(lambda: browser.execute_script(shown) != first, what="the next item")
         skipped = http.get(f"/v1/functions/{fid}/review", params={"status": "skipped"}).json()[
             "data"
         ]

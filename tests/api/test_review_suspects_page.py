@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.review_browser import open_with_key, wait_for
+from bench.live import wait_until
+from bench.review_browser import open_with_key
 from service.settings import Settings
 from tests.api.conftest import served
 from tests.conftest import ADMIN_KEY, BLUE, RED, data_uri, png_bytes
@@ -57,7 +58,7 @@ def test_suspects_show_both_labels_and_take_either_with_a_key(
         open_with_key(browser, f"{url}/review?function={fid}&mode=suspects", ADMIN_KEY)
         decided: dict[str, str] = {}
         for n, suspect in enumerate(suspects):
-            wait_for(
+            wait_until(
                 lambda s=suspect: (
                     browser.find_element(By.ID, "image").get_attribute("data-item") == s["id"]
                 ),
@@ -74,7 +75,7 @@ def test_suspects_show_both_labels_and_take_either_with_a_key(
             planted = suspect["sampleId"] in flipped
             ActionChains(browser).send_keys("m" if planted else "k").perform()
             decided[suspect["sampleId"]] = suspect["suggestedLabel" if planted else "givenLabel"]
-        wait_for(
+        wait_until(
             lambda: browser.find_element(By.ID, "empty").is_displayed(), what="no suspects left"
         )
         assert "No mislabel suspects" in browser.find_element(By.ID, "empty").text
