@@ -174,6 +174,7 @@ class RetrainScheduler:
         self._tick = tick
         self._guard = threading.Lock()
         self._running = False
+        self._stopping = False
         self._kicked: datetime | None = None  # a kick's time, made while a tick ran
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(1)},
@@ -191,6 +192,8 @@ class RetrainScheduler:
         """Run the check in ``delay`` seconds, unless one is due sooner."""
         at = _now() + timedelta(seconds=delay)
         with self._guard:
+            if self._stopping:
+                return
             if self._running:
                 self._kicked = at if self._kicked is None else min(self._kicked, at)
                 return
@@ -199,11 +202,18 @@ class RetrainScheduler:
                 self._job.modify(next_run_time=at)
 
     def shutdown(self) -> None:
+        """Stop, after the running tick (if any) ends. APScheduler holds its job-store lock while
+        it waits for that tick, so from here on the tick leaves the job alone (else both would
+        wait for each other)."""
+        with self._guard:
+            self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
     def _run(self) -> None:
         with self._guard:
+            if self._stopping:
+                return
             self._running = True
             self._job.pause()  # the interval cannot fire into a running tick
         while True:
@@ -213,6 +223,8 @@ class RetrainScheduler:
                 log.exception("retrain check failed")
             with self._guard:
                 kicked, self._kicked = self._kicked, None
+                if self._stopping:
+                    return
                 if kicked is not None and kicked <= _now():
                     continue  # kicked while it ran, and due: run again, in this worker
                 self._running = False

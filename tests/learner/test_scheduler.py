@@ -97,3 +97,24 @@ def test_a_failing_tick_does_not_stop_the_scheduler() -> None:
         wait_until(lambda: len(calls) == 2, what="second tick")
     finally:
         scheduler.shutdown()
+
+
+def test_shutdown_while_a_tick_runs_waits_for_it_and_returns() -> None:
+    """APScheduler holds its job-store lock while it waits for the running tick; a tick that then
+    touched the job (to resume it) waited for that lock forever, and so did the shutdown."""
+    started, release = threading.Event(), threading.Event()
+
+    def tick() -> None:
+        started.set()
+        release.wait(10)
+
+    scheduler = RetrainScheduler(interval=3600, tick=tick)
+    scheduler.start()
+    scheduler.kick()
+    assert started.wait(10)
+    scheduler.kick()  # kicked while it runs: would be honoured when it ends
+    stopper = threading.Thread(target=scheduler.shutdown)
+    stopper.start()
+    release.set()
+    stopper.join(10)
+    assert not stopper.is_alive(), "shutdown deadlocked with the tick it waited for"
