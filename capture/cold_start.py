@@ -10,8 +10,12 @@ neighbours. :class:`ColdStartSelector` is its streamed form:
 * a bounded ring buffer (the *reservoir*) keeps the last ``reservoir_size`` traffic vectors;
 * it is clustered (spherical k-means, FAISS) into ``covered + new_clusters`` regions, as TypiClust
   uses ``|labelled| + budget`` clusters, and refitted every ``refit_every`` inputs or after a
-  cold-start capture (a refit costs one k-means and one Gram matrix of the reservoir, paid by the
-  invoke that triggers it, and only until the first head); a region is *covered* once a
+  cold-start capture (a refit costs one k-means and one Gram matrix of the reservoir, only until
+  the first head). With ``refit_inline`` the input that makes a refit due pays for it before it
+  is judged; without, :attr:`ColdStartSelector.refit_due` tells the owner to call
+  :meth:`ColdStartSelector.fit` on a copy of the reservoir off the request path and
+  :meth:`ColdStartSelector.install` the result, while inputs are judged by the clustering in
+  force meanwhile (the service does this, see :mod:`service.serving`); a region is *covered* once a
   labelled or queued item lies within the region's radius of its centroid (searched in the
   function's index) or a cold-start capture fell in it since the refit;
 * an input in an uncovered region of at least ``min_cluster_size`` members whose typicality (in
@@ -46,8 +50,23 @@ class ColdStartJudgement:
     warming_up: bool
 
 
+@dataclass(frozen=True)
+class ColdStartFit:
+    """One clustering of the reservoir, computed by :meth:`ColdStartSelector.fit`."""
+
+    centroids: np.ndarray
+    # Per region: the typicality an input must reach (inf: covered, or too small).
+    bars: np.ndarray
+    # The members' typicalities, sorted (an input's rank among them is its percentile).
+    typicalities: np.ndarray
+    # ``seen`` when the reservoir was copied: captures since then close regions again.
+    seen: int
+
+
 class ColdStartSelector:
-    """Streamed TypiClust over a reservoir of recent traffic; not thread-safe."""
+    """Streamed TypiClust over a reservoir of recent traffic; not thread-safe (the owner
+    serialises :meth:`judge`, :meth:`captured`, :meth:`members` and :meth:`install`; :meth:`fit`
+    touches only its arguments and may run anywhere)."""
 
     def __init__(
         self,
@@ -61,6 +80,7 @@ class ColdStartSelector:
         top_fraction: float = 0.1,
         refit_every: int = 100,
         seed: int = 0,
+        refit_inline: bool = True,
     ) -> None:
         """Start with an empty reservoir.
 
@@ -74,11 +94,14 @@ class ColdStartSelector:
             top_fraction: an input must be among this most typical share of its region.
             refit_every: inputs between refits when nothing was captured.
             seed: seeds k-means.
+            refit_inline: refit inside :meth:`judge` when due (else the owner schedules it).
         """
         self.dim = dim
         self._size, self._min_traffic, self._k = reservoir_size, min_traffic, knn_k
         self._new_clusters, self._min_cluster = new_clusters, min_cluster_size
         self._top_fraction, self._refit_every, self._seed = top_fraction, refit_every, seed
+        self._refit_inline = refit_inline
+        self._captured_since_copy = False  # a capture since :meth:`members`: refit again
         self._reservoir = np.zeros((reservoir_size, dim), dtype=np.float32)
         self._seen = 0
         self._since_refit = 0
@@ -91,6 +114,14 @@ class ColdStartSelector:
         """Vectors in the reservoir."""
         return min(self._seen, self._size)
 
+    @property
+    def refit_due(self) -> bool:
+        """Enough traffic to cluster, and no clustering yet or one ``refit_every`` inputs old (or
+        older than a capture)."""
+        return self.filled >= self._min_traffic and (
+            not len(self._centroids) or self._since_refit >= self._refit_every
+        )
+
     def judge(self, vector: np.ndarray, index: VectorIndex) -> ColdStartJudgement:
         """Judge one input, then add it to the reservoir.
 
@@ -101,9 +132,9 @@ class ColdStartSelector:
         """
         point = np.asarray(vector, dtype=np.float32).reshape(-1)
         judgement = ColdStartJudgement(False, 0.0, None, True)
-        if self.filled >= self._min_traffic:
-            if not len(self._centroids) or self._since_refit >= self._refit_every:
-                self._refit(index)
+        if self._refit_inline and self.refit_due:
+            self.install(self.fit(self.members(), self._seen, index))
+        if len(self._centroids):
             typicality = self._typicality(point)
             region = int(np.argmax(self._centroids @ point))
             rank = np.searchsorted(self._typicalities, typicality) / max(len(self._typicalities), 1)
@@ -120,7 +151,26 @@ class ColdStartSelector:
         next refit offers fresh regions)."""
         if region is not None and 0 <= region < len(self._bars):
             self._bars[region] = np.inf
+        self._captured_since_copy = True
         self._since_refit = self._refit_every  # refit at the next input
+
+    def members(self) -> np.ndarray:
+        """A copy of the reservoir's vectors, what :meth:`fit` clusters."""
+        self._captured_since_copy = False
+        return self._reservoir[: self.filled].copy()
+
+    @property
+    def seen(self) -> int:
+        return self._seen
+
+    def install(self, fitted: ColdStartFit) -> None:
+        """Judge by ``fitted`` from now on; a capture made since its copy was taken (the new
+        regions do not know it) makes the next refit due at once."""
+        self._centroids, self._bars = fitted.centroids, fitted.bars.copy()
+        self._typicalities = fitted.typicalities
+        self._since_refit = (
+            self._refit_every if self._captured_since_copy else self._seen - fitted.seen
+        )
 
     def _typicality(self, point: np.ndarray) -> float:
         similarities = self._reservoir[: self.filled] @ point
@@ -128,9 +178,9 @@ class ColdStartSelector:
         nearest = np.partition(similarities, len(similarities) - k)[-k:]
         return _inverse_mean_distance(nearest)
 
-    def _refit(self, index: VectorIndex) -> None:
-        """Cluster the reservoir and set each region's bar (``inf`` where covered or too small)."""
-        members = self._reservoir[: self.filled]
+    def fit(self, members: np.ndarray, seen: int, index: VectorIndex) -> ColdStartFit:
+        """Cluster ``members`` (from :meth:`members`, copied when ``seen`` inputs had been) and
+        set each region's bar (``inf`` where covered or too small)."""
         n_clusters = int(
             min(len(index) + self._new_clusters, max(1, len(members) // self._min_cluster))
         )
@@ -138,40 +188,45 @@ class ColdStartSelector:
             self.dim,
             n_clusters,
             niter=20,
-            seed=self._seed + self._seen,
+            seed=self._seed + seen,
             spherical=True,
             min_points_per_centroid=1,
         )
         kmeans.train(members)
-        self._centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+        centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
         gram = members @ members.T
         np.fill_diagonal(gram, -np.inf)
         k = min(self._k, len(members) - 1)
         nearest = np.partition(gram, gram.shape[1] - k, axis=1)[:, -k:]
         typicalities = np.array([_inverse_mean_distance(row) for row in nearest])
-        self._typicalities = np.sort(typicalities)
-        assigned = np.argmax(members @ self._centroids.T, axis=1)
-        covered = self._covered(members, assigned, index)
+        assigned = np.argmax(members @ centroids.T, axis=1)
+        covered = _covered(centroids, members, assigned, index)
         bars = np.full(n_clusters, np.inf)
         for region in range(n_clusters):
             inside = typicalities[assigned == region]
             if len(inside) >= self._min_cluster and not covered[region]:
                 bars[region] = np.quantile(inside, 1.0 - self._top_fraction)
-        self._bars = bars
-        self._since_refit = 0
+        return ColdStartFit(centroids, bars, np.sort(typicalities), seen)
 
-    def _covered(self, members: np.ndarray, assigned: np.ndarray, index: VectorIndex) -> np.ndarray:
-        """Regions with a labelled or queued item within their radius: as close to the centroid
-        as the closer half of the region's own members."""
-        covered = np.zeros(len(self._centroids), dtype=bool)
-        if not len(index):
-            return covered
-        nearest = index.search(self._centroids, 1).similarities[:, 0].astype(np.float64)
-        for region in range(len(self._centroids)):
-            inside = members[assigned == region] @ self._centroids[region]
-            if len(inside) and not np.isnan(nearest[region]):
-                covered[region] = nearest[region] >= np.median(inside)
+    def nbytes(self) -> int:
+        """Memory the reservoir holds so far (untouched rows are not resident)."""
+        return self.filled * self.dim * 4 + self._centroids.nbytes + self._typicalities.nbytes
+
+
+def _covered(
+    centroids: np.ndarray, members: np.ndarray, assigned: np.ndarray, index: VectorIndex
+) -> np.ndarray:
+    """Regions with a labelled or queued item within their radius: as close to the centroid as
+    the closer half of the region's own members."""
+    covered = np.zeros(len(centroids), dtype=bool)
+    if not len(index):
         return covered
+    nearest = index.search(centroids, 1).similarities[:, 0].astype(np.float64)
+    for region in range(len(centroids)):
+        inside = members[assigned == region] @ centroids[region]
+        if len(inside) and not np.isnan(nearest[region]):
+            covered[region] = nearest[region] >= np.median(inside)
+    return covered
 
 
 def _inverse_mean_distance(similarities: np.ndarray) -> float:

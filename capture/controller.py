@@ -75,6 +75,7 @@ class CaptureController:
         clock: Callable[[], float] = time.time,
         rng: np.random.Generator | None = None,
         reservation_ttl: float = 600.0,
+        refit_inline: bool = True,
     ) -> None:
         """Create a controller with empty history.
 
@@ -83,6 +84,9 @@ class CaptureController:
             clock: seconds since an epoch; injected so tests can move time.
             rng: source of the random slice; pass a seeded generator for reproducibility.
             reservation_ttl: seconds before an unsettled capture stops holding budget.
+            refit_inline: the input that makes a cold-start refit due pays for it; False: the
+                owner watches :attr:`cold_start_refit_due` and calls :meth:`refit_cold_start`
+                off the request path.
         """
         self._lock = threading.Lock()
         self._clock = clock
@@ -93,6 +97,7 @@ class CaptureController:
         self._clusters: TrafficClusters | None = None
         self._rules = RuleMatcher(self._policy.rules)
         self._cold_start: ColdStartSelector | None = None
+        self._refit_inline = refit_inline
         self._budget = CaptureBudget(
             max_per_hour=self._policy.max_per_hour,
             max_per_day=self._policy.max_per_day,
@@ -247,7 +252,9 @@ class CaptureController:
             now = self._clock()
             region, weight = self._coverage(query[0], self._policy)
             if self._cold_start is None or self._cold_start.dim != query.shape[1]:
-                self._cold_start = ColdStartSelector(query.shape[1])
+                self._cold_start = ColdStartSelector(
+                    query.shape[1], refit_inline=self._refit_inline
+                )
             judged = self._cold_start.judge(query[0], index)
             reason, skipped = self._checked_first(query, nearest)
             if reason is None and skipped is None:
@@ -272,6 +279,32 @@ class CaptureController:
             coverage_weight=weight,
             reservation=reservation,
         )
+
+    @property
+    def cold_start_refit_due(self) -> bool:
+        """The cold-start clustering should be refitted (see :meth:`refit_cold_start`)."""
+        with self._lock:
+            return self._cold_start is not None and self._cold_start.refit_due
+
+    def refit_cold_start(self, index: VectorIndex) -> bool:
+        """Refit the cold-start clustering on a copy of its reservoir, without holding the lock
+        that decisions take meanwhile, then switch to it; False if none was due."""
+        with self._lock:
+            selector = self._cold_start
+            if selector is None or not selector.refit_due:
+                return False
+            members, seen = selector.members(), selector.seen
+        fitted = selector.fit(members, seen, index)
+        with self._lock:
+            if self._cold_start is selector:
+                selector.install(fitted)
+        return True
+
+    def nbytes(self) -> int:
+        """Memory held by the cold-start reservoir and the coverage clusters (approximate)."""
+        with self._lock:
+            held = self._cold_start.nbytes() if self._cold_start is not None else 0
+            return held + (self._clusters.nbytes() if self._clusters is not None else 0)
 
     def _neighbours(
         self, vector: ArrayLike, index: VectorIndex

@@ -84,6 +84,9 @@ class TrafficClusters:
         """How many centroids exist so far (``n_clusters`` once traffic has seeded them all)."""
         return self._seeded
 
+    def nbytes(self) -> int:
+        return self._centroids.nbytes + self._members.nbytes + self._captures.nbytes
+
     def assign(self, vector: np.ndarray) -> int:
         """The region of ``vector``, learning from it (it seeds a centroid or moves one).
 

@@ -168,6 +168,13 @@ class VectorIndex:
     def __len__(self) -> int:
         return len(self._internal_by_key)
 
+    def nbytes(self) -> int:
+        """Memory held (approximate): the vectors, HNSW's links and the id lookups."""
+        entries = self._index.ntotal
+        links = entries * self._hnsw_m * 2 * 4 if self._approximate else 0
+        lookups = self._external_ids.nbytes + self._kind_codes.nbytes + 100 * len(self)
+        return entries * self._dim * 4 + links + lookups
+
     def add(self, ids: ArrayLike, vectors: ArrayLike, kind: Kind) -> None:
         """Insert (or replace) entries; vectors are re-normalised defensively.
 

@@ -161,6 +161,12 @@ class NoveltyModel:
         """Labelled samples the distance is measured to (all of them up to ``MAX_REFERENCE``)."""
         return int(self._labelled.shape[0])
 
+    def nbytes(self) -> int:
+        """Memory its arrays hold (approximate: the fitted logistic regression's included)."""
+        arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+        arrays += [v for v in vars(self._logits).values() if isinstance(v, np.ndarray)]
+        return sum(a.nbytes for a in arrays)
+
     def calibrate_to(self, traffic: np.ndarray) -> TrafficCalibration | None:
         """Calibrate the traffic-relative distance against ``traffic`` (unit rows of recent
         inputs, ``(m, dim)``); None below ``MIN_TRAFFIC`` rows (the plain distance serves)."""

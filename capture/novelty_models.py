@@ -45,17 +45,21 @@ class NoveltyModels:
         background: bool = True,
         min_refit_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        recalibrate_inline: bool = True,
     ) -> None:
         """
         Args:
             background: refit stale models in a background thread (False: in the caller's,
-                for deterministic tests and benchmarks).
+                for deterministic tests and benchmarks, or a caller that is itself off the
+                request path).
+            recalibrate_inline: passed to each function's :class:`RecentTraffic`.
             min_refit_seconds: least time between two refits of a function's model.
             clock: seconds, injected so tests can move time.
         """
         self._background = background
         self._min_refit = min_refit_seconds
         self._clock = clock
+        self._recalibrate_inline = recalibrate_inline
         self._fitted: dict[Hashable, FittedNovelty] = {}
         self._fitting: set[Hashable] = set()
         self._traffic: dict[Hashable, RecentTraffic] = {}
@@ -74,7 +78,9 @@ class NoveltyModels:
         with self._lock:
             fitted = self._fitted.get(function_id)
             stale = fitted is None or (
-                fitted.revision != revision and self._clock() - fitted.fitted_at >= self._min_refit
+                fitted.revision != revision
+                # too little data before: fit as soon as there may be enough
+                and (fitted.model is None or self._clock() - fitted.fitted_at >= self._min_refit)
             )
             start = stale and function_id not in self._fitting
             if start:
@@ -93,6 +99,23 @@ class NoveltyModels:
             fitted = self._fitted.get(function_id)
         return fitted.model if fitted is not None else None
 
+    def peek(self, function_id: Hashable) -> FittedNovelty | None:
+        """The function's last fitted model and its revision, fitting nothing."""
+        with self._lock:
+            return self._fitted.get(function_id)
+
+    def window(self, function_id: Hashable) -> RecentTraffic | None:
+        """The function's traffic window if it has one (creating none)."""
+        with self._lock:
+            return self._traffic.get(function_id)
+
+    def nbytes(self, function_id: Hashable) -> int:
+        """Memory the function's model and traffic window hold (approximate)."""
+        with self._lock:
+            fitted, traffic = self._fitted.get(function_id), self._traffic.get(function_id)
+        held = traffic.nbytes() if traffic is not None else 0
+        return held + (fitted.model.nbytes() if fitted is not None and fitted.model else 0)
+
     def invalidate(self, function_id: Hashable) -> None:
         """Refit at the next use whatever the revision (labels changed outside annotations)."""
         with self._lock:
@@ -105,7 +128,9 @@ class NoveltyModels:
         with self._lock:
             traffic = self._traffic.get(function_id)
             if traffic is None or traffic.dim != dim:
-                traffic = self._traffic[function_id] = RecentTraffic(dim)
+                traffic = self._traffic[function_id] = RecentTraffic(
+                    dim, recalibrate_inline=self._recalibrate_inline
+                )
             return traffic
 
     def drop(self, function_id: Hashable) -> None:

@@ -7,7 +7,10 @@ against the window *before* it joins it, so an input never finds itself, and an 
 the window (cosine similarity >= ``DUPLICATE``: a retried or repeated image) does not join it
 again, so a burst of one image does not make it look like a new region. The model's calibration
 against the window is redone whenever the window has moved on by a tenth of its fill (at most
-every ``recalibrate_every`` inputs) or the model changed.
+every ``recalibrate_every`` inputs) or the model changed: by the input that finds it due, or
+with ``recalibrate_inline=False`` by the owner off the request path
+(:meth:`RecentTraffic.calibration_due`, :meth:`RecentTraffic.recalibrate`), inputs being scored
+by the calibration in force meanwhile.
 """
 
 from __future__ import annotations
@@ -27,17 +30,27 @@ DUPLICATE = 0.999
 class RecentTraffic:
     """The last ``size`` inputs of one function, and novelty scored relative to them."""
 
-    def __init__(self, dim: int, *, size: int = 2000, recalibrate_every: int = 200) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        size: int = 2000,
+        recalibrate_every: int = 200,
+        recalibrate_inline: bool = True,
+    ) -> None:
         """
         Args:
             dim: vector dimension.
             size: inputs kept (memory: ``size * dim`` float32).
             recalibrate_every: most inputs between two calibrations of a model to the window.
+            recalibrate_inline: the input that finds a calibration due computes it (False: the
+                owner calls :meth:`recalibrate` when :meth:`calibration_due`).
         """
         self.dim = dim
         self._window = np.zeros((size, dim), dtype=np.float32)
         self._seen = 0
         self._recalibrate_every = recalibrate_every
+        self._recalibrate_inline = recalibrate_inline
         self._calibrated: tuple[NoveltyModel, int, TrafficCalibration | None] | None = None
         self._lock = threading.Lock()
 
@@ -48,6 +61,24 @@ class RecentTraffic:
 
     def filled(self) -> int:
         return min(self._seen, self._window.shape[0])
+
+    def nbytes(self) -> int:
+        """Memory the window holds so far (untouched rows are not resident)."""
+        return self.filled() * self.dim * 4
+
+    def calibration_due(self, model: NoveltyModel) -> bool:
+        """``model`` has no calibration to the window, or one the window has moved on from."""
+        with self._lock:
+            return self._due(model, self.filled())
+
+    def recalibrate(self, model: NoveltyModel) -> None:
+        """Calibrate ``model`` to a copy of the window, then score by it (the window is not
+        locked while the calibration is computed)."""
+        with self._lock:
+            window, seen = self._window[: self.filled()].copy(), self._seen
+        calibration = model.calibrate_to(window)
+        with self._lock:
+            self._calibrated = (model, seen, calibration)
 
     def score(self, model: NoveltyModel, vectors: ArrayLike) -> np.ndarray:
         """``model``'s novelty of each input relative to the window, which they then join.
@@ -77,12 +108,17 @@ class RecentTraffic:
             self._window[self._seen % self._window.shape[0]] = row
             self._seen += 1
 
+    def _due(self, model: NoveltyModel, filled: int) -> bool:
+        if self._calibrated is None or self._calibrated[0] is not model:
+            return True
+        step = min(self._recalibrate_every, max(1, filled // 10))
+        return self._seen - self._calibrated[1] >= step
+
     def _calibration(self, model: NoveltyModel, window: np.ndarray) -> TrafficCalibration | None:
-        if self._calibrated is not None:
-            fitted, at, calibration = self._calibrated
-            step = min(self._recalibrate_every, max(1, window.shape[0] // 10))
-            if fitted is model and self._seen - at < step:
-                return calibration
-        calibration = model.calibrate_to(window)
-        self._calibrated = (model, self._seen, calibration)
-        return calibration
+        if self._due(model, window.shape[0]):
+            if not self._recalibrate_inline:  # the owner recalibrates; score by what there is
+                current = self._calibrated
+                return current[2] if current is not None and current[0] is model else None
+            self._calibrated = (model, self._seen, model.calibrate_to(window))
+        assert self._calibrated is not None
+        return self._calibrated[2]
