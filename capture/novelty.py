@@ -185,6 +185,8 @@ class NoveltyModel:
         vectors: ArrayLike,
         traffic: np.ndarray | None = None,
         calibration: TrafficCalibration | None = None,
+        *,
+        traffic_similarities: np.ndarray | None = None,
     ) -> np.ndarray:
         """Calibrated novelty of each input: the share of labelled samples less novel than it.
 
@@ -193,6 +195,7 @@ class NoveltyModel:
             traffic: recent inputs (unit rows), which the distance is measured relative to when
                 ``calibration`` (this model's :meth:`calibrate_to` of similar traffic) is given.
             calibration: see ``traffic``; None: the plain distance.
+            traffic_similarities: ``vectors @ traffic.T`` (float32) if the caller has it.
 
         Returns:
             Shape ``(n,)`` in [0, 1]; 1 = more novel than every labelled sample.
@@ -208,7 +211,9 @@ class NoveltyModel:
         if traffic is None or calibration is None:
             combined = _fisher(_share_below(self._distance_ref, distance), energy_share)
             return _share_below(self._combined_ref, combined)
-        relative = _top_mean(matrix.astype(np.float32) @ traffic.T, self._traffic_k)
+        if traffic_similarities is None:
+            traffic_similarities = matrix.astype(np.float32) @ traffic.T
+        relative = _top_mean(traffic_similarities, self._traffic_k)
         relative -= labelled_similarity
         combined = _fisher(_share_below(calibration.relative_ref, relative), energy_share)
         return _share_below(calibration.combined_ref, combined)

@@ -90,8 +90,10 @@ class RecentTraffic:
         matrix = unit_rows(vectors).astype(np.float32)
         with self._lock:
             window = self._window[: self.filled()]
-            scores = model.score(matrix, window, self._calibration(model, window))
-            self._add(matrix)
+            similarities = matrix @ window.T  # once: for the score and for the repeat check
+            calibration = self._calibration(model, window)
+            scores = model.score(matrix, window, calibration, traffic_similarities=similarities)
+            self._add(matrix, similarities)
         return scores
 
     def add(self, vectors: ArrayLike) -> None:
@@ -100,13 +102,21 @@ class RecentTraffic:
         with self._lock:
             self._add(matrix)
 
-    def _add(self, matrix: np.ndarray) -> None:
-        for row in matrix:
-            held = self._window[: self.filled()]
-            if held.shape[0] and float(np.max(held @ row)) >= DUPLICATE:
+    def _add(self, matrix: np.ndarray, similarities: np.ndarray | None = None) -> None:
+        """Append the rows the window does not hold yet (``similarities``: ``matrix`` against
+        the window as it was, if the caller computed it; rows of this batch added meanwhile are
+        compared here)."""
+        if similarities is None:
+            similarities = matrix @ self._window[: self.filled()].T
+        added: list[np.ndarray] = []
+        for row, known in zip(matrix, similarities, strict=True):
+            if known.shape[0] and float(np.max(known)) >= DUPLICATE:
+                continue
+            if added and float(np.max(np.stack(added) @ row)) >= DUPLICATE:
                 continue
             self._window[self._seen % self._window.shape[0]] = row
             self._seen += 1
+            added.append(row)
 
     def _due(self, model: NoveltyModel, filled: int) -> bool:
         if self._calibrated is None or self._calibrated[0] is not model:

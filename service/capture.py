@@ -8,14 +8,13 @@ from datetime import timedelta
 import numpy as np
 from sqlmodel import col, select
 
-from capture import Kind, add_pending
+from capture import CaptureController, Kind, add_pending
+from capture.novelty import NoveltyModel
 from review_queue import capture_times, create_item, holds_image, lock_captures
-from service.novelty import score_novelty
 from service.runtime import Runtime
 from service.schemas import CaptureInfo
 from store import (
     BlobStore,
-    Function,
     ReviewItem,
     Sample,
     session_scope,
@@ -33,23 +32,32 @@ def index_key(row_id: str) -> int:
 
 def maybe_capture(
     rt: Runtime,
-    function: Function,
+    function_id: str,
+    controller: CaptureController,
     *,
     data: bytes,
     vector: np.ndarray,
     proba: np.ndarray | None,
     classes: list[str],
     model_version: int | None,
+    label_counts: dict[str, int],
+    novelty_model: NoveltyModel | None,
 ) -> CaptureInfo:
     """Decide whether this input goes to review and, if so, persist it before answering.
 
     ``proba`` None: no model serves the function yet, and cold-start capture decides (typical
-    inputs of regions of traffic no labelled or queued item covers yet).
+    inputs of regions of traffic no labelled or queued item covers yet). The controller, label
+    counts and novelty model come from the invoke's serving snapshot; the input joins the
+    function's traffic window and cold-start reservoir (nothing is fitted here).
     """
-    controller = rt.capture.controller(function)
-    index = rt.indexes.get_or_create(function.id, vector.shape[0])
-    novelty = score_novelty(rt, function, vector, scored=proba is not None)
-    with rt.capture.function_locks[function.id]:
+    index = rt.indexes.get_or_create(function_id, vector.shape[0])
+    window = rt.novelty.traffic(function_id, vector.shape[0])
+    novelty = None
+    if proba is None or novelty_model is None or novelty_model.dim != vector.shape[0]:
+        window.add(vector[None, :])
+    else:
+        novelty = float(window.score(novelty_model, vector[None, :])[0])
+    with rt.capture.function_locks[function_id]:
         if proba is None:
             decision = controller.decide_cold_start(vector, index)
         else:
@@ -58,11 +66,11 @@ def maybe_capture(
                 classes,
                 vector,
                 index,
-                rt.capture.label_counts(function.id),
+                label_counts,
                 calibrated_novelty=novelty,
             )
         if novelty is not None:
-            rt.novel_traffic.record(function.id, novel=decision.is_novel)
+            rt.novel_traffic.record(function_id, novel=decision.is_novel)
         skipped = CaptureInfo(
             captured=False, reason=None, score=decision.score, item_id=None, novelty=novelty
         )
@@ -72,18 +80,18 @@ def maybe_capture(
             with session_scope(rt.engine) as session:
                 # the queue is the budget, and the record of what is queued, that every process
                 # serving this function shares; this process's index only knows its own captures
-                lock_captures(session=session, function_id=function.id)
+                lock_captures(session=session, function_id=function_id)
                 digest = BlobStore.digest(data)
-                if holds_image(session=session, function_id=function.id, blob=digest):
+                if holds_image(session=session, function_id=function_id, blob=digest):
                     controller.rollback(decision)
                     return skipped
                 since = utcnow() - timedelta(days=1)
-                committed = capture_times(session=session, function_id=function.id, since=since)
+                committed = capture_times(session=session, function_id=function_id, since=since)
                 if controller.confirm(decision, committed) is not None:
                     return skipped
                 item = create_item(
                     session=session,
-                    function_id=function.id,
+                    function_id=function_id,
                     blob=rt.blobs.put(data),
                     vector=vector,
                     predicted_label=decision.predicted_label,

@@ -72,6 +72,7 @@ def serve(
 ) -> None:
     rt.capture.set_label_counts(function_id, label_counts)
     rt.heads.swap(function_id, Deployed.of(version, head))
+    rt.serving.invalidate(function_id)  # the next invoke serves it
 
 
 def deployed_row(session: Session, function: Function) -> ModelVersion | None:
@@ -102,6 +103,7 @@ def load_deployed(rt: Runtime, function: Function) -> bool:
     version = function.deployed_version
     if version is None:
         rt.heads.remove(function.id)
+        rt.serving.invalidate(function.id)
         return True
     with session_scope(rt.engine) as session:
         row = deployed_row(session, function)

@@ -102,6 +102,7 @@ def delete_function(rt: Runtime, function_id: str) -> None:
         for table in (NovelMark, Sample, ReviewItem, ModelVersion, Label):
             session.exec(delete(table).where(col(table.function_id) == function_id))  # type: ignore[attr-defined]
         session.exec(delete(Function).where(col(Function.id) == function_id))
+    rt.serving.remove(function_id)
     rt.heads.remove(function_id)
     rt.indexes.drop(function_id)
     rt.capture.drop(function_id)

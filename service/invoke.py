@@ -9,13 +9,12 @@ import numpy as np
 from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
 from service.capture import maybe_capture
-from service.deploys import follow_deployed, version_row
+from service.deploys import version_row
 from service.errors import Conflict, ServiceUnavailable
-from service.functions import get_function, label_ids_by_name
 from service.runtime import Runtime
 from service.samples import embed_images
 from service.schemas import InvokeResult, LabelConfidence
-from service.zero_shot import ZERO_SHOT_VERSION, ensure_zero_shot
+from service.serving import Snapshot, refits_due, serving_snapshot
 from store import Function, Sample, session_scope, vector_from_bytes
 
 
@@ -49,118 +48,96 @@ def invoke_batch(
     """Label each image, in order, as :func:`invoke` would one after another; an image that
     cannot be decoded is its InvalidImage and the others still answer.
 
-    The images are embedded together (the encoder batches them) and one model version answers
-    them all. Before any model exists each image answers no label (``labelName`` null) and
-    cold-start capture judges it.
+    The request reads one serving snapshot (:mod:`service.serving`) from start to end: one model
+    version answers every image, and nothing is fitted or loaded on its way (unless the
+    function is not resident in this process: then its first invoke loads it). The images are
+    embedded together (the encoder batches them). Before any model exists each image answers no
+    label (``labelName`` null) and cold-start capture judges it.
     """
-    with session_scope(rt.engine) as session:
-        function = get_function(session, function_id)
-        label_ids = label_ids_by_name(session, function_id)
-    vectors = embed_images(rt, function, images)
+    snapshot = serving_snapshot(rt, function_id)
+    vectors = embed_images(rt, snapshot.function, images)
     if all(isinstance(vector, InvalidImage) for vector in vectors):
         return [vector for vector in vectors if isinstance(vector, InvalidImage)]
-    model = serving_model_or_none(rt, function)  # one read: it serves the whole request
+    model = snapshot.model
+    if snapshot.unavailable is not None and version is None:
+        rt.serving.request(function_id)  # the worker tries to load it again
+        raise ServiceUnavailable(snapshot.unavailable)
     if version is not None and (model is None or version != model.version):
         model, capture = stored_model(rt, function_id, version), False
-    return [
+    answers = [
         vector
         if isinstance(vector, InvalidImage)
-        else _answer(rt, function, model, label_ids, data, vector, capture=capture)
+        else _answer(rt, snapshot, model, data, vector, capture=capture)
         for data, vector in zip(images, vectors, strict=True)
     ]
+    dims = [v.shape[0] for v in vectors if not isinstance(v, InvalidImage)]
+    if capture and refits_due(rt, snapshot, dims[0]):
+        rt.serving.request(function_id)
+    return answers
 
 
 def _answer(
     rt: Runtime,
-    function: Function,
+    snapshot: Snapshot,
     model: Deployed | None,
-    label_ids: dict[str, str],
     data: bytes,
     vector: np.ndarray,
     *,
     capture: bool,
 ) -> InvokeResult:
-    """``model``'s answer for one embedded image, captured into review if the policy says so."""
+    """``model``'s answer for one embedded image, captured into review if the policy says so;
+    before any model, no label, and cold-start capture decides whether the input is one of the
+    typical, not yet covered ones a reviewer should label first."""
     if model is None:
-        return _no_model_answer(rt, function, data, vector, capture=capture)
-    proba = np.asarray(model.head.predict_proba(vector[None, :])[0], dtype=np.float64)
-    classes = list(model.labels)
-    confidences = [
-        LabelConfidence(
-            label_name=classes[i],
-            label_id=label_ids.get(classes[i], ""),
-            confidence=float(proba[i]),
-        )
-        for i in np.argsort(-proba, kind="stable")
-    ]
-    best = confidences[0]
+        proba, classes, confidences = None, [], []
+    else:
+        proba = np.asarray(model.head.predict_proba(vector[None, :])[0], dtype=np.float64)
+        classes = list(model.labels)
+        confidences = [
+            LabelConfidence(
+                label_name=classes[i],
+                label_id=snapshot.label_ids.get(classes[i], ""),
+                confidence=float(proba[i]),
+            )
+            for i in np.argsort(-proba, kind="stable")
+        ]
     capture_info = None
     if capture:
         capture_info = maybe_capture(
             rt,
-            function,
+            snapshot.function.id,
+            snapshot.controller,
             data=data,
             vector=vector,
             proba=proba,
             classes=classes,
-            model_version=model.version,
+            model_version=None if model is None else model.version,
+            label_counts=snapshot.label_counts,
+            novelty_model=snapshot.novelty,
         )
+    best = confidences[0] if confidences else None
     return InvokeResult(
-        label_name=best.label_name,
-        label_id=best.label_id,
-        confidence=best.confidence,
+        label_name=best.label_name if best else None,
+        label_id=best.label_id if best else None,
+        confidence=best.confidence if best else None,
         label_confidences=confidences,
-        model_version=model.version,
+        model_version=None if model is None else model.version,
         capture=capture_info,
     )
 
 
-def _no_model_answer(
-    rt: Runtime, function: Function, data: bytes, vector: np.ndarray, *, capture: bool
-) -> InvokeResult:
-    """No model serves the function yet: no label, and cold-start capture decides whether the
-    input is one of the typical, not yet covered ones a reviewer should label first."""
-    capture_info = None
-    if capture:
-        capture_info = maybe_capture(
-            rt, function, data=data, vector=vector, proba=None, classes=[], model_version=None
-        )
-    return InvokeResult(
-        label_name=None,
-        label_id=None,
-        confidence=None,
-        label_confidences=[],
-        model_version=None,
-        capture=capture_info,
-    )
-
-
-def serving_model(rt: Runtime, function: Function) -> Deployed:
-    """The version serving ``function`` in this process (following a deploy made elsewhere);
-    409 before any model exists, 503 if the deployed artifact cannot be loaded here."""
-    deployed = serving_model_or_none(rt, function)
-    if deployed is None:
+def serving_model(rt: Runtime, function_id: str) -> Deployed:
+    """The version serving the function in this process; 409 before any model exists, 503 if
+    the deployed artifact cannot be loaded here."""
+    snapshot = serving_snapshot(rt, function_id)
+    if snapshot.unavailable is not None:
+        raise ServiceUnavailable(snapshot.unavailable)
+    if snapshot.model is None:
         raise Conflict(
-            f"No model available: function {function.id} has no trained model yet; add "
-            f"labelled samples of at least 2 labels and POST /v1/functions/{function.id}/train"
+            f"No model available: function {function_id} has no trained model yet; add "
+            f"labelled samples of at least 2 labels and POST /v1/functions/{function_id}/train"
         )
-    return deployed
-
-
-def serving_model_or_none(rt: Runtime, function: Function) -> Deployed | None:
-    """:func:`serving_model`, or None before any model exists (invoke's cold start)."""
-    follow_deployed(rt, function)  # a version another replica deployed serves from now on
-    if function.deployed_version in (None, ZERO_SHOT_VERSION):
-        zero_shot = ensure_zero_shot(rt, function)  # version 0, current with the labels
-        if zero_shot is not None:
-            return zero_shot
-    deployed = rt.heads.get(function.id)
-    if deployed is None and function.deployed_version is not None:
-        raise ServiceUnavailable(
-            f"function {function.id} has version {function.deployed_version} deployed, but this "
-            "server cannot load it (is the data dir's models/ shared?); see its log"
-        )
-    return deployed
+    return snapshot.model
 
 
 def stored_model(rt: Runtime, function_id: str, version: int) -> Deployed:
@@ -183,6 +160,6 @@ def predict_samples(
         return None
     if not samples:
         return []
-    model = serving_model(rt, function)
+    model = serving_model(rt, function.id)
     vectors = np.stack([vector_from_bytes(s.embedding) for s in samples])
     return [ranked[0] for ranked in ranked_predictions(model.head, vectors, top_k=1)]

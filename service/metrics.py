@@ -8,11 +8,11 @@ levels (encoder queue, review queue) are read when Prometheus scrapes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -103,6 +103,30 @@ class Metrics:
             ["decision"],
             registry=registry,
         )
+
+        self.evictions = Counter(
+            "winnow_snapshot_evictions",
+            "Functions whose serving state this process evicted to stay within its memory budget.",
+            registry=registry,
+        )
+        self.resident_functions = Gauge(
+            "winnow_resident_functions",
+            "Functions whose serving snapshot this process holds in memory.",
+            registry=registry,
+        )
+        self.resident_bytes = Gauge(
+            "winnow_resident_bytes",
+            "Estimated bytes of the resident functions' serving state (heads, indexes, windows).",
+            registry=registry,
+        )
+
+    def count_eviction(self) -> None:
+        self.evictions.inc()
+
+    def watch_snapshots(self, count: Callable[[], int], nbytes: Callable[[], int]) -> None:
+        """Read the resident functions and their bytes at each scrape."""
+        self.resident_functions.set_function(count)
+        self.resident_bytes.set_function(nbytes)
 
     def watch(self, *, engine: Engine, encoders: ImageEncoderPool) -> None:
         """Read the encoder and review queues at each scrape."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
-
 from capture import CapturePolicy
 from capture.novelty import MIN_CLASSES, MIN_SAMPLES, NoveltyModel
 from service.labelled import labelled_data
@@ -24,24 +22,12 @@ def fit_novelty(rt: Runtime, function_id: str, seed: int = 0) -> NoveltyModel | 
 
 
 def novelty_model(rt: Runtime, function: Function) -> NoveltyModel | None:
-    """The function's current model (refitted when its annotations moved on, see
-    :class:`capture.novelty_models.NoveltyModels`); None with too little labelled data."""
+    """The function's current model, refitted in this thread when its annotations moved on
+    (at most once per ``NoveltyModels.min_refit_seconds``); None with too little labelled data.
+    Invokes never call this: they read the model their serving snapshot holds."""
     return rt.novelty.current(
         function.id, function.annotation_counter, lambda: fit_novelty(rt, function.id)
     )
-
-
-def score_novelty(
-    rt: Runtime, function: Function, vector: np.ndarray, *, scored: bool = True
-) -> float | None:
-    """Calibrated novelty of one embedded input relative to the function's recent traffic, which
-    the input then joins; None while the function has no model (or ``scored`` is False)."""
-    traffic = rt.novelty.traffic(function.id, vector.shape[0])
-    model = novelty_model(rt, function) if scored else None
-    if model is None or model.dim != vector.shape[0]:
-        traffic.add(vector[None, :])
-        return None
-    return float(traffic.score(model, vector[None, :])[0])
 
 
 def drift_public(rt: Runtime, function: Function) -> DriftPublic:

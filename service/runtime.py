@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
@@ -27,6 +27,7 @@ from service.auth_throttle import AuthThrottle, make_failure_counts
 from service.metrics import Metrics
 from service.ratelimit import make_rate_limiter
 from service.settings import Settings
+from service.snapshots import Snapshots
 from store import (
     BlobStore,
     Function,
@@ -48,6 +49,8 @@ SHARED_SWEEP_GRACE_S = 3600.0
 # 40-megapixel PNG). Rarer modes cost more in passing (16-bit greyscale is scaled via float64).
 DECODE_MEMORY_SHARE = 0.25
 DECODE_BYTES_PER_PIXEL = 8
+# The automatic budget of the resident functions' serving state (heads, indexes, traffic windows).
+SNAPSHOT_MEMORY_SHARE = 0.25
 _CGROUP_MEMORY_LIMIT = Path("/sys/fs/cgroup/memory.max")
 # In the data dir: --precision auto's choice per machine and backbone (delete to measure again).
 PRECISION_MEMORY = "precision.json"
@@ -131,6 +134,18 @@ def decode_pixel_budget(settings: Settings) -> int:
     return chosen
 
 
+def snapshot_budget_bytes(settings: Settings) -> int:
+    """Memory the resident functions' serving state may hold: ``snapshot_memory_mb``, or with
+    0 ``SNAPSHOT_MEMORY_SHARE`` of :func:`machine_memory_bytes`."""
+    if settings.snapshot_memory_mb < 0:
+        raise ValueError(
+            f"snapshot_memory_mb must be 0 (auto) or positive, not {settings.snapshot_memory_mb}"
+        )
+    if settings.snapshot_memory_mb == 0:
+        return int(machine_memory_bytes() * SNAPSHOT_MEMORY_SHARE)
+    return int(settings.snapshot_memory_mb * 1024 * 1024)
+
+
 def machine_memory_bytes() -> int:
     """Physical memory, or the cgroup (v2) memory limit of this container if that is lower."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -139,6 +154,10 @@ def machine_memory_bytes() -> int:
     except OSError:  # no cgroup v2 (another OS, or cgroup v1)
         return memory
     return min(memory, int(limit)) if limit.isdigit() else memory  # "max": no limit
+
+
+class Stoppable(Protocol):
+    def stop(self, timeout: float = ...) -> None: ...
 
 
 class RequestSet:
@@ -165,15 +184,21 @@ class CaptureState:
     """Per-function capture controllers and training label counts, created on first use."""
 
     def __init__(
-        self, seed: int | None, history: Callable[[str], Iterable[float]] | None = None
+        self,
+        seed: int | None,
+        history: Callable[[str], Iterable[float]] | None = None,
+        *,
+        refit_inline: bool = True,
     ) -> None:
         """
         Args:
             seed: seeds every controller's random slice (None: nondeterministic).
             history: function id -> times (``time.time()`` seconds) of its captures in the last
                 day, counted against a new controller's budgets.
+            refit_inline: passed to each controller (False: the serving worker refits).
         """
         self._seed = seed
+        self._refit_inline = refit_inline
         self._history = history
         self._controllers: dict[str, CaptureController] = {}
         self._policies: dict[str, dict[str, Any]] = {}  # the stored policy each controller runs
@@ -194,7 +219,9 @@ class CaptureState:
             controller = self._controllers.get(function.id)
             if controller is None:
                 rng = np.random.default_rng(self._seed)
-                controller = CaptureController(CapturePolicy.from_dict(stored), rng=rng)
+                controller = CaptureController(
+                    CapturePolicy.from_dict(stored), rng=rng, refit_inline=self._refit_inline
+                )
                 if self._history is not None:
                     controller.set_committed_captures(self._history(function.id))
                 self._controllers[function.id] = controller
@@ -203,6 +230,11 @@ class CaptureState:
                 controller.update_policy(CapturePolicy.from_dict(stored))
             self._policies[function.id] = stored
             return controller
+
+    def peek(self, function_id: str) -> CaptureController | None:
+        """The function's controller if it has one (creating none)."""
+        with self._lock:
+            return self._controllers.get(function_id)
 
     def set_label_counts(self, function_id: str, counts: dict[str, int]) -> None:
         with self._lock:
@@ -245,13 +277,20 @@ class Runtime:
         self.encoders = encoder_pool(settings, on_batch=self.metrics.observe_batch)
         self.metrics.watch(engine=self.engine, encoders=self.encoders)
         self.indexes = IndexRegistry()
-        # Calibrated novelty per function, and how much of the traffic it flagged (drift).
-        self.novelty = NoveltyModels()
+        # Calibrated novelty per function, and how much of the traffic it flagged (drift). Fits
+        # and calibrations run in the serving worker (service.serving), never in an invoke.
+        self.novelty = NoveltyModels(background=False, recalibrate_inline=False)
         self.novel_traffic = NoveltyTraffic()
         self.metrics.watch_novelty(self.novel_traffic)
         self.capture = CaptureState(
-            int(settings.seed) if settings.seed else None, history=self.captures_in_last_day
+            int(settings.seed) if settings.seed else None,
+            history=self.captures_in_last_day,
+            refit_inline=False,
         )
+        # The resident functions' serving snapshots, under the memory budget (service.serving).
+        self.serving = Snapshots(snapshot_budget_bytes(settings))
+        self.metrics.watch_snapshots(lambda: len(self.serving.resident()), self.serving.total_bytes)
+        self.snapshot_worker: Stoppable | None = None  # started by service.startup.start
         self.auth = Authenticator(self.engine, settings.admin_key)
         # Shared by every replica through Redis with redis_url, else this process's own.
         self.rate_limits = make_rate_limiter(settings.redis_url)
@@ -282,6 +321,8 @@ class Runtime:
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        if self.snapshot_worker is not None:
+            self.snapshot_worker.stop()
         self.encoders.close()
         self.rate_limits.close()
         self.auth_throttle.close()

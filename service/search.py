@@ -19,10 +19,10 @@ from sqlmodel import col, select
 import review_queue
 from learner.zero_shot import unit_length_rows
 from service.functions import get_function
-from service.invoke import serving_model_or_none
 from service.runtime import Runtime
 from service.samples import embed_image, get_sample
 from service.schemas import SearchHit
+from service.serving import serving_snapshot
 from store import Function, Label, Sample, session_scope, vector_from_bytes
 
 _CHUNK_ROWS = 4096  # labelled vectors held in memory at once while ranking
@@ -129,7 +129,7 @@ def search_scores(similarities: np.ndarray, label_probability: Sequence[float]) 
 
 def _label_probabilities(rt: Runtime, function: Function, query: np.ndarray) -> dict[str, float]:
     """The serving model's probability of each of its labels for ``query`` (empty: no model)."""
-    model = serving_model_or_none(rt, function)
+    model = serving_snapshot(rt, function.id).model
     if model is None:
         return {}
     proba = np.asarray(model.head.predict_proba(query[None, :])[0], dtype=np.float64)

@@ -75,6 +75,12 @@ class Settings:
     # Seconds without a new annotation before a due retrain starts, so an upload burst trains
     # once; continuous arrivals wait at most retrain_interval seconds.
     retrain_debounce: float = 2.0
+    # Memory (MiB) the resident functions' serving state may hold (heads, capture indexes,
+    # traffic windows); the least recently invoked are evicted beyond it. 0: a quarter of memory.
+    snapshot_memory_mb: float = 0.0
+    # Seconds between checks of the resident functions against the database: how soon a replica
+    # serves what another deployed, or labels and capture policies changed elsewhere.
+    snapshot_poll: float = 1.0
     # Accuracy (0..1) a retrained model may lose against the deployed one and still be deployed;
     # a larger loss rejects it only when significant (learner.champion).
     deploy_tolerance: float = 0.01

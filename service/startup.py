@@ -1,8 +1,8 @@
 """Start-up: what a service does once its object graph is built, before it answers requests.
 
 In order: the admin key, the sweep of crash leftovers, digests for artifacts an older winnow wrote,
-every function's deployed head and capture index, then the retrain scheduler with its tick passed
-in (as vLLM's ``init_app_state`` builds the serving objects and hands them their collaborators).
+the serving snapshots' worker (functions load at their first use), then the retrain scheduler
+with its tick passed in (as vLLM's ``init_app_state`` builds the serving objects and hands them their collaborators).
 The runtime holds state; this module and the use cases act on it, so neither imports the other in
 a circle.
 """
@@ -16,11 +16,10 @@ from sqlmodel import col, select
 
 from learner import ArtifactNotFound
 from learner.scheduler import RetrainScheduler
-from service.capture import rebuild_index
-from service.deploys import load_deployed
 from service.runtime import SHARED_SWEEP_GRACE_S, Runtime
+from service.serving import SnapshotWorker
 from service.training import retrain_check
-from store import BlobStore, Function, ModelVersion, ReviewItem, Sample, session_scope
+from store import BlobStore, ModelVersion, ReviewItem, Sample, session_scope
 
 log = logging.getLogger("winnow")
 
@@ -30,8 +29,10 @@ def start(rt: Runtime) -> None:
     rt.auth.ensure_admin_key(Path(rt.settings.data_dir) / "admin-key")
     sweep_orphans(rt)
     adopt_unrecorded_digests(rt)
-    load_deployed_heads(rt)
     log.info("default backbone: %s", rt.encoders.default_spec)
+    # functions are loaded by their first use, and evicted under the memory budget
+    rt.snapshot_worker = SnapshotWorker(rt, poll_seconds=rt.settings.snapshot_poll)
+    rt.snapshot_worker.start()
     if rt.settings.retrain_interval > 0:
         rt.scheduler = RetrainScheduler(
             interval=rt.settings.retrain_interval, tick=lambda: retrain_check(rt)
@@ -84,13 +85,3 @@ def adopt_unrecorded_digests(rt: Runtime) -> None:
             len(adopted),
             ", ".join(adopted),
         )
-
-
-def load_deployed_heads(rt: Runtime) -> None:
-    """Serve every function's deployed version again and rebuild its capture index."""
-
-    with session_scope(rt.engine) as session:
-        functions = session.exec(select(Function)).all()
-    for function in functions:
-        load_deployed(rt, function)
-        rebuild_index(rt, function.id)

@@ -10,12 +10,13 @@ from dataclasses import replace
 from sqlalchemy import func as sql
 from sqlmodel import select
 
-from learner import NotEnoughData, train_head
+from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, NotEnoughData, train_head
 from service.comparison import compare_with_champion, compare_with_zero_shot
-from service.deploys import deployed_row, follow_deployed, make_current, serve
+from service.deploys import deployed_row, make_current, serve
 from service.functions import get_function
 from service.labelled import aware_utc, labelled_data
 from service.runtime import Runtime
+from service.serving import serving_snapshot
 from service.suspects import labels_changed_since, queue_suspects_safely
 from service.zero_shot import (
     ensure_zero_shot,
@@ -84,9 +85,8 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     if is_zero_shot(champion_row):
         decision = compare_with_zero_shot(rt, function, result, data)
     else:
-        decision = compare_with_champion(
-            rt, rt.heads.get(function_id), champion_row, result, data, prior
-        )
+        champion = _champion(rt, function_id, champion_row)
+        decision = compare_with_champion(rt, champion, champion_row, result, data, prior)
     if function.pinned and function.deployed_version is not None:
         decision = replace(
             decision,
@@ -134,6 +134,21 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     return record
 
 
+def _champion(rt: Runtime, function_id: str, row: ModelVersion | None) -> Deployed | None:
+    """The deployed version's head: the one serving here, else read from its artifact."""
+    if row is None:
+        return None
+    served = serving_snapshot(rt, function_id).model
+    if served is not None and served.version == row.version:
+        return served
+    try:
+        head, _meta = rt.models.load(function_id, row.version, sha256=row.artifact_sha256)
+    except (ArtifactNotFound, ArtifactCorrupt):
+        log.exception("function %s: the deployed version cannot be read", function_id)
+        return None
+    return Deployed.of(row.version, head)
+
+
 def _next_version(rt: Runtime, function_id: str) -> int:
     with session_scope(rt.engine) as session:
         latest = session.exec(
@@ -145,7 +160,8 @@ def _next_version(rt: Runtime, function_id: str) -> int:
 
 
 def retrain_check(rt: Runtime) -> None:
-    """The scheduler's tick: follow deploys made elsewhere, retrain functions that are due."""
+    """The scheduler's tick: retrain functions that are due (replicas follow each other's deploys
+    through the serving worker's poll, :mod:`service.serving`)."""
     with session_scope(rt.engine) as session:
         functions = session.exec(select(Function)).all()
         trained_counters = dict(
@@ -156,7 +172,6 @@ def retrain_check(rt: Runtime) -> None:
             ).all()
         )
     for function in functions:
-        follow_deployed(rt, function)
         requested = function.id in rt.train_requests
         new = function.annotation_counter - (trained_counters.get(function.id) or 0)
         if not requested and new < rt.settings.retrain_min_annotations:

@@ -141,6 +141,7 @@ def _refresh(rt: Runtime, function_id: str, encoder: ImageEncoder) -> Deployed |
     rt.capture.set_label_counts(function_id, _label_counts(rt, function_id))
     deployed = Deployed.of(ZERO_SHOT_VERSION, head)
     rt.heads.swap(function_id, deployed)
+    rt.serving.invalidate(function_id)
     return deployed
 
 
@@ -230,6 +231,7 @@ def _withdraw(rt: Runtime, session: Session, function: Function, row: ModelVersi
     served = rt.heads.get(function.id)
     if served is not None and served.version == ZERO_SHOT_VERSION:
         rt.heads.remove(function.id)
+        rt.serving.invalidate(function.id)
 
 
 def _stored_head(rt: Runtime, row: ModelVersion, fingerprint: str) -> Any:
@@ -278,3 +280,4 @@ def labels_changed(rt: Runtime, function_id: str) -> None:
         function = session.get(Function, function_id)
     if function is not None:
         ensure_zero_shot(rt, function)
+    rt.serving.invalidate(function_id)  # label ids and names as invokes answer them

@@ -90,6 +90,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         seed="0",
         admin_key=ADMIN_KEY,
         database_url=database_url,
+        snapshot_poll=0.05,  # replicas follow each other within it
     )
 
 

@@ -50,4 +50,5 @@ def put_policy(
         policy = resolve_rules(rt, session, function, policy, previous=stored)
         function.capture_policy = policy.to_dict()
         session.add(function)
+    rt.serving.invalidate(function_id)
     return _public(rt, function, policy)

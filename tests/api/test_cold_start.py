@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from service.serving import settle
 from service.settings import Settings
 from tests.api.live import wait_until
 from tests.conftest import AUTH, data_uri, png_bytes
@@ -38,6 +39,8 @@ def function_without_labels(client: TestClient) -> str:
 
 
 def invoke_all(client: TestClient, fid: str, images: list[tuple[str, bytes]]) -> list[dict]:
+    """Invoke in batches of 64, letting the serving worker finish the refits each batch made
+    due before the next (in production they land a few milliseconds later)."""
     answers: list[dict] = []
     for start in range(0, len(images), 64):
         chunk = images[start : start + 64]
@@ -45,6 +48,7 @@ def invoke_all(client: TestClient, fid: str, images: list[tuple[str, bytes]]) ->
         response = client.post(f"/v1/functions/{fid}/invoke/batch", json=body)
         assert response.status_code == 200, response.text
         answers += response.json()["data"]
+        assert settle(client.app.state.runtime)  # type: ignore[attr-defined]
     return answers
 
 

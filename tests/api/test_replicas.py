@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from service.settings import Settings
 from store import BlobStore
+from tests.api.live import wait_until
 from tests.conftest import AUTH, BLUE, add_colour_samples, data_uri, png_bytes
 
 # Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
@@ -67,13 +68,28 @@ def test_an_image_one_replica_queued_is_not_captured_again_by_another(settings: 
             assert counts["pending"] == 2
 
 
-def test_a_replica_serves_what_another_deployed_from_its_next_invoke(settings: Settings) -> None:
-    assert settings.retrain_interval == 0  # no scheduler: its poll cannot be what notices
+def test_a_replica_serves_what_another_deployed_within_its_poll(settings: Settings) -> None:
+    assert settings.retrain_interval == 0  # no scheduler: the serving worker's poll notices
     probe = {"data": data_uri(png_bytes(BLUE, seed=7))}
 
-    def version(client: TestClient, fid: str) -> int | None:
+    def answered(client: TestClient, fid: str) -> int | None:
         answer = client.post(f"/v1/functions/{fid}/invoke", json=probe)
         return answer.json()["modelVersion"] if answer.status_code == 200 else None
+
+    def version(client: TestClient, fid: str) -> int | None:
+        """The version the replica settles on (within the poll): it never answers another one
+        than the deployed before or after."""
+        seen: list[int | None] = []
+
+        def settled() -> bool:
+            seen.append(answered(client, fid))
+            return len(seen) >= 2 and seen[-1] == seen[-2] == deployed()
+
+        wait_until(settled, timeout=10)
+        return seen[-1]
+
+    def deployed() -> int | None:
+        return one.get(f"/v1/functions/{fid}").json()["deployedVersion"]
 
     with (
         TestClient(create_app(settings), headers=AUTH) as one,
@@ -87,13 +103,13 @@ def test_a_replica_serves_what_another_deployed_from_its_next_invoke(settings: S
         assert version(two, fid) == 1
         assert one.post(f"/v1/functions/{fid}/train").json()["status"] == "deployed"
         assert version(two, fid) == 2
+        policy = {"randomRate": 1.0, "duplicateSimilarity": 0.999}
+        assert one.put(f"/v1/functions/{fid}/capture-policy", json=policy).status_code == 200
         assert one.post(f"/v1/functions/{fid}/models/1/deploy").status_code == 200  # rollback
-        assert version(two, fid) == 1
+        assert version(two, fid) == 1  # read with the policy, in the same poll
 
         # following a deploy, the second replica also learnt the samples added through the first:
         # one of them sent again is a duplicate, not a capture (everything else would be)
-        policy = {"randomRate": 1.0, "duplicateSimilarity": 0.999}
-        assert one.put(f"/v1/functions/{fid}/capture-policy", json=policy).status_code == 200
         assert _capture(two, fid, 0)["captured"] is False  # png_bytes(BLUE, seed=0): a sample
         green = {"data": data_uri(png_bytes((0, 200, 0), seed=0))}
         assert two.post(f"/v1/functions/{fid}/invoke", json=green).json()["capture"]["captured"]
@@ -116,9 +132,11 @@ def test_a_replica_without_the_artifact_keeps_answering_and_says_why(
         assert one.post(f"/v1/functions/{fid}/train").json()["status"] == "deployed"
         with caplog.at_level(logging.ERROR, logger="winnow"):
             answers = [two.post(f"/v1/functions/{fid}/invoke", json=probe) for _ in range(2)]
-        assert [a.status_code for a in answers] == [503, 503]  # not a 500, nor "no model yet"
-        assert "version 1 deployed, but this server cannot load it" in answers[0].json()["message"]
-        assert caplog.text.count("deployed version 1 cannot be loaded") == 2
+            assert [a.status_code for a in answers] == [503, 503]  # not a 500, nor "no model yet"
+            message = answers[0].json()["message"]
+            assert "version 1 deployed, but this server cannot load it" in message
+            # each answer asks the worker to try again (the models dir may be shared by then)
+            wait_until(lambda: caplog.text.count("deployed version 1 cannot be loaded") >= 2)
         assert one.post(f"/v1/functions/{fid}/invoke", json=probe).json()["modelVersion"] == 1
 
 

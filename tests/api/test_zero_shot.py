@@ -20,6 +20,7 @@ from sqlmodel import select
 from api.app import create_app
 from service.settings import Settings
 from store import ModelVersion, session_scope
+from tests.api.live import wait_until
 from tests.conftest import AUTH, BLUE, RED, add_colour_samples, data_uri, png_bytes
 from tests.planted import planted_artifact
 
@@ -216,8 +217,12 @@ def test_replicas_serve_the_same_version_0_as_labels_change(settings: Settings) 
         fid = one.post("/v1/functions", json={"name": "f", "labels": ["cat", "dog"]}).json()["id"]
         assert confidences(two, fid) == pytest.approx(confidences(one, fid), abs=1e-3)
         assert one.post(f"/v1/functions/{fid}/labels", json={"name": "bird"}).status_code == 201
-        from_two = confidences(two, fid)  # the other replica's next invoke knows the new label
-        assert set(from_two) == {"bird", "cat", "dog"}
+        # the other replica knows the new label once its worker's poll has seen it
+        def all_three() -> dict[str, float] | None:
+            seen = confidences(two, fid)
+            return seen if set(seen) == {"bird", "cat", "dog"} else None
+
+        from_two = wait_until(all_three)
         assert from_two == pytest.approx(confidences(one, fid), abs=1e-3)
         assert two.get(f"/v1/functions/{fid}/models").json()["count"] == 1
 
