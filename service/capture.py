@@ -140,6 +140,9 @@ def rebuild_index(rt: Runtime, function_id: str) -> None:
 
 
 def index_labelled(rt: Runtime, function_id: str, sample_id: str, vector: np.ndarray) -> None:
+    """Index a labelled sample if the function is resident (else its first use indexes it)."""
+    if function_id not in rt.serving:
+        return
     index = rt.indexes.get_or_create(function_id, vector.shape[0])
     index.add([index_key(sample_id)], vector.reshape(1, -1), "labelled")
 

@@ -206,6 +206,14 @@ def poll(rt: Runtime) -> None:
                 )
             ):
                 labels[function_id].append((label_id, name, description))
+    for function_id in set(rt.heads.snapshot()) - set(resident):
+        lock = rt.serving.build_lock(function_id)
+        if lock.acquire(blocking=False):  # not while a build is loading it
+            try:
+                if function_id not in rt.serving:  # deployed here (trained) but not invoked
+                    rt.heads.remove(function_id)
+            finally:
+                lock.release()
     for function_id in resident:
         function = rows.get(function_id)
         if function is None:

@@ -66,10 +66,14 @@ class Snapshots:
 
     def invalidate(self, function_id: str) -> None:
         """The function's snapshot is out of date (a write in this process): the next use builds
-        a new one from the state kept (nothing is evicted)."""
+        a new one from the state kept (nothing is evicted), and the worker is asked to rebuild it
+        with the refits the write made due (a new head's novelty model)."""
         with self._lock:
             if self._entries.get(function_id) is not None:
                 self._entries[function_id] = None
+            if function_id in self._entries and function_id not in self._due:
+                self._due[function_id] = None
+                self._wake.notify()
 
     def remove(self, function_id: str) -> bool:
         """Forget the function (evicted or deleted); False if it was not resident."""

@@ -2,9 +2,9 @@
 
 In order: the admin key, the sweep of crash leftovers, digests for artifacts an older winnow wrote,
 the serving snapshots' worker (functions load at their first use), then the retrain scheduler
-with its tick passed in (as vLLM's ``init_app_state`` builds the serving objects and hands them their collaborators).
-The runtime holds state; this module and the use cases act on it, so neither imports the other in
-a circle.
+with its tick passed in (as vLLM's ``init_app_state`` builds the serving objects and hands them
+their collaborators). The runtime holds state; this module and the use cases act on it, so neither
+imports the other in a circle.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import redis
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
+from bench.live import wait_until
 from service.settings import Settings
 from tests.databases import BACKENDS, backend_params, database_url_for
 from tests.redis_server import REDIS_URL, redis_unreachable
@@ -99,6 +101,18 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """A client of a fresh service that sends the admin key unless a request overrides it."""
     with TestClient(create_app(settings), headers=AUTH) as test_client:
         yield test_client
+
+
+def wait_for_novelty(client: TestClient | httpx.Client, function_id: str) -> None:
+    """Wait until invokes are scored for novelty: the serving worker fits the model after a
+    deploy, off the invoke path. Probes with a labelled sample (a duplicate: never captured)."""
+    body = {"data": data_uri(png_bytes(RED, seed=0))}
+
+    def scored() -> bool:
+        answer = client.post(f"/v1/functions/{function_id}/invoke", json=body).json()
+        return answer["capture"]["novelty"] is not None
+
+    wait_until(scored, what="the novelty model")
 
 
 def add_colour_samples(client: TestClient, function_id: str, per_label: int = 6) -> None:

@@ -15,6 +15,7 @@ from tests.conftest import (
     add_colour_samples,
     data_uri,
     png_bytes,
+    wait_for_novelty,
 )
 
 
@@ -24,6 +25,7 @@ def _function(client: TestClient, **policy: object) -> str:
     assert client.post(f"/v1/functions/{fid}/train").status_code == 200
     response = client.put(f"/v1/functions/{fid}/capture-policy", json={**PROPOSAL_POLICY, **policy})
     assert response.status_code == 200, response.text
+    wait_for_novelty(client, fid)
     return fid
 
 
@@ -189,9 +191,10 @@ def test_drift_share_in_metrics_and_prometheus(client: TestClient) -> None:
     drift = client.get(f"/v1/functions/{fid}/metrics").json()["drift"]
     assert drift["noveltyThreshold"] == 0.9
     (hour,) = drift["hours"]
-    assert hour["invokes"] == 8 and 4 <= hour["novel"] < 8
-    assert drift["novelShareLastHour"] == hour["novelShare"] == hour["novel"] / 8
+    # 9 scored: these 8 and wait_for_novelty's labelled probe (not novel)
+    assert hour["invokes"] == 9 and 4 <= hour["novel"] < 8
+    assert drift["novelShareLastHour"] == hour["novelShare"] == hour["novel"] / 9
     text = client.get("/metrics").text
-    assert f'winnow_scored_invokes_total{{function_id="{fid}"}} 8.0' in text
+    assert f'winnow_scored_invokes_total{{function_id="{fid}"}} 9.0' in text
     assert f'winnow_novel_invokes_total{{function_id="{fid}"}} {hour["novel"]}.0' in text
     assert f'winnow_novel_share{{function_id="{fid}"}}' in text

@@ -22,6 +22,7 @@ from tests.conftest import (
     add_colour_samples,
     data_uri,
     png_bytes,
+    wait_for_novelty,
 )
 
 pytestmark = pytest.mark.browser
@@ -32,6 +33,7 @@ def _function_with_a_green_proposal(http: httpx.Client, name: str) -> tuple[str,
     add_colour_samples(http, fid, per_label=8)  # type: ignore[arg-type]
     assert http.post(f"/v1/functions/{fid}/train").status_code == 200
     assert http.put(f"/v1/functions/{fid}/capture-policy", json=PROPOSAL_POLICY).status_code == 200
+    wait_for_novelty(http, fid)
     items = []
     for seed in range(100, 108):
         body = {"data": data_uri(png_bytes(GREEN, seed=seed))}

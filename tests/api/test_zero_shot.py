@@ -217,6 +217,7 @@ def test_replicas_serve_the_same_version_0_as_labels_change(settings: Settings) 
         fid = one.post("/v1/functions", json={"name": "f", "labels": ["cat", "dog"]}).json()["id"]
         assert confidences(two, fid) == pytest.approx(confidences(one, fid), abs=1e-3)
         assert one.post(f"/v1/functions/{fid}/labels", json={"name": "bird"}).status_code == 201
+
         # the other replica knows the new label once its worker's poll has seen it
         def all_three() -> dict[str, float] | None:
             seen = confidences(two, fid)
