@@ -202,6 +202,8 @@ def b2_rows(report: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     raw = report["raw"]["images_per_s"]
     setup = f"{report['backbone']}, batch {report['batch_size']}, {report['clients']} clients"
+    if report.get("precision"):  # results from before B2 ran both sides at one precision lack it
+        setup += f", {report['precision']} on both sides, {report['body']} bodies"
     for name, label in (("capture_off", "capture off"), ("capture_on", "capture on")):
         phase = report["service"].get(name)
         if phase is None:
@@ -574,7 +576,8 @@ def performance_section() -> str:
         "raw-loop and service rounds so both see the same load, runs each in a process session of "
         "its own (one scheduler group each; the HTTP clients in a third), and takes the fastest of "
         "several raw-loop variants (main thread; a worker thread with each torch thread count "
-        "the encoder chooses from); "
+        "the encoder chooses from) at the precision the service serves (`--precision auto`'s "
+        "choice, measured once in the raw loop's process and forced on the service); "
         "its latencies under load are those of all clients queueing for one model (p50 is about "
         "clients / throughput). The service's encoder measures, per batch size, whether all "
         "cores or all but one run faster and uses that (`embeddings/threads.py`); its request "
@@ -585,7 +588,9 @@ def performance_section() -> str:
         "of the real weights, which cannot be downloaded here. "
         "B3 divides by the embedding time measured in the same run, which "
         "grows with the machine's load. Per-bench commands: "
-        "`python -m bench.serving [--backbone clip:ViT-B-32/random-init]`, "
+        "`python -m bench.serving [--backbone clip:ViT-B-32/random-init]` (`--profile --label "
+        "NAME`: where an invoke's time goes, sampled by py-spy, in "
+        "`bench/results/serving_profile_NAME.txt`), "
         "`python -m bench.capture_cost --embed-ms <ms>`, `python -m bench.retrain_cost [--full]`, "
         "`python -m bench.label_efficiency [--quick|--full]` (B1 starts winnow from cold-start "
         "capture; `--hand-cold-start` from the same 10 random labels as the baselines), "

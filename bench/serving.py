@@ -2,32 +2,46 @@
 
 The service is started for real (``python -m api.cli serve`` in a subprocess, on a free port with a
 temporary data dir); a function is created, given a few labelled samples and trained; then
-``--clients`` threads, each with its own keep-alive ``httpx.Client``, post the images as JSON data
-URIs as fast as they are answered; throughput is timed over a window in which every client has a
-request in flight (after ``--warmup`` answers, for ``--requests`` answers). The same images are
-also encoded by a plain loop over the same backbone at the same batch size (``load_backbone`` +
+``--clients`` threads, each with its own keep-alive ``httpx.Client``, post the images (``--body``:
+multipart ``file`` uploads, what apps send, or JSON data URIs) as fast as they are answered;
+throughput is timed over a window in which every client has a request in flight (after
+``--warmup`` answers, for ``--requests`` answers). The same images are also encoded by a plain
+loop over the same backbone at the same batch size and the same precision (``load_backbone`` +
 decode + preprocess + encode; the fastest of several thread set-ups counts) in a child process,
 in rounds interleaved with the service's so that background load on a shared machine hits both
 sides. The service and the raw loop each run in a session of their own, so Linux's autogroup
 scheduler gives each the same share of a busy machine and the HTTP clients (remote in production)
 take share from neither.
 
+Both sides run the image tower at one precision (``--precision``): the service serves
+``--precision auto``'s choice, which on a CPU with native bf16 runs about twice fp32's speed, so a
+raw loop left at fp32 would make the service look faster than the model. With ``auto`` (default)
+the raw-loop process measures the choice once, as the service would at start, and the service is
+started with that precision forced; a precision named is passed to both.
+
 The figure of merit is the throughput ratio service / raw (target >= 0.9): what the HTTP layer,
 batching, the head and capture cost on top of the model. It is measured with ``capture=false`` and
 with capture on (the default policy), and reported with client-side p50 / p99 latency, both under
 the full load and for one client alone.
+
+``--profile`` adds a capture-on phase after the measured rounds (so they are not slowed) during
+which py-spy samples every thread of the service process, and writes where an invoke's time goes
+(HTTP and multipart parsing, database, capture, waiting for the batch, the encoder's forward pass)
+to ``bench/results/serving_profile[_<label>].txt`` (:mod:`bench.serving_profile`).
 
 Usage (from the repository root)::
 
     python -m bench.serving                         # efficientnet-lite0, real weights
     python -m bench.serving --backbone clip:ViT-B-32/random-init
     python -m bench.serving --backbone tiny-clip    # quick check of the harness
+    python -m bench.serving --profile --label before  # also where an invoke's time goes
 
 ``clip:<arch>/random-init`` serves an open_clip architecture with seeded random weights, saved
 once as a checkpoint under ``bench/cache/`` and loaded like any local checkpoint: the compute of the
 real weights, which cannot be downloaded here (throughput does not depend on the weights' values).
 
-Writes ``bench/results/serving.json`` and prints a summary.
+Writes ``bench/results/serving.json`` (``serving_<label>.json`` with ``--label``) and prints a
+summary.
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -199,11 +214,16 @@ def best_raw_throughput(
     }
 
 
-def auth_headers() -> tuple[list[str], dict[str, str]]:
-    """CLI flags and request headers for the admin key, if this version of the service has one."""
+def service_settings() -> set[str]:
+    """Names of the settings this checkout's service has (older ones lack some)."""
     from service.settings import Settings
 
-    if "admin_key" in {f.name for f in dataclasses.fields(Settings)}:
+    return {f.name for f in dataclasses.fields(Settings)}
+
+
+def auth_headers() -> tuple[list[str], dict[str, str]]:
+    """CLI flags and request headers for the admin key, if this version of the service has one."""
+    if "admin_key" in service_settings():
         return ["--admin-key", ADMIN_KEY], {"Authorization": f"Bearer {ADMIN_KEY}"}
     return [], {}
 
@@ -281,8 +301,11 @@ def running_service(
 
 
 @contextmanager
-def raw_loop_process(args: argparse.Namespace) -> Iterator[Callable[[], dict[str, Any]]]:
-    """A child process that holds the backbone and runs the raw loop whenever asked.
+def raw_loop_process(
+    args: argparse.Namespace,
+) -> Iterator[tuple[Callable[[], dict[str, Any]], dict[str, Any]]]:
+    """A child process that holds the backbone and runs the raw loop whenever asked; yields the
+    measuring call and the backbone's precision choice (``PrecisionChoice.describe()``).
 
     The raw loop and the service each run in a process of their own session, so with Linux's
     autogroup scheduling each gets one group's share of a busy machine, and the load generator
@@ -292,7 +315,7 @@ def raw_loop_process(args: argparse.Namespace) -> Iterator[Callable[[], dict[str
     command += ["--backbone", args.backbone, "--batch-size", str(args.batch_size)]
     command += ["--images", str(args.images), "--image-size", str(args.image_size)]
     command += ["--seed", str(args.seed), "--warmup", str(args.warmup)]
-    command += ["--per-label", str(args.per_label)]
+    command += ["--per-label", str(args.per_label), "--precision", args.precision]
     process = subprocess.Popen(
         command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         start_new_session=True,
@@ -309,9 +332,10 @@ def raw_loop_process(args: argparse.Namespace) -> Iterator[Callable[[], dict[str
         return json.loads(line)  # type: ignore[no-any-return]
 
     try:
-        if not replies.readline().startswith("ready"):
+        ready = replies.readline()
+        if not ready.startswith("ready "):
             raise RuntimeError("the raw-loop process did not start")
-        yield measure
+        yield measure, json.loads(ready.removeprefix("ready "))
     finally:
         requests.close()  # the worker exits at end of input
         _reap(process, timeout=30)
@@ -327,14 +351,21 @@ def _reap(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: flo
 
 
 def raw_worker(args: argparse.Namespace) -> None:
-    """Body of the raw-loop process: load the backbone, then measure on each ``run`` line."""
+    """Body of the raw-loop process: load the backbone at ``--precision`` (``auto`` measures the
+    candidates on a probe batch of the batch size, as the service does at start), say which
+    precision it runs in, then measure on each ``run`` line."""
     from embeddings import load_backbone
+    from embeddings.tower_options import TowerOptions
 
     stream, _ = stream_and_training_images(args)
     images = [data for data, _ in stream][: max(args.batch_size, 64)]
-    backbone = load_backbone(args.backbone)
+    tower = TowerOptions(precision=args.precision, probe_batch=args.batch_size)
+    backbone = load_backbone(args.backbone, tower=tower)
     raw_throughput(backbone, images[: args.warmup], args.batch_size, MAX_PIXELS)  # warm up
-    print("ready", flush=True)
+    choice = getattr(backbone, "precision", None)  # local backbones have it, the protocol not
+    if choice is None:
+        raise RuntimeError(f"{backbone.spec} does not say which precision it runs in")
+    print("ready " + json.dumps(choice.describe()), flush=True)
     for line in sys.stdin:
         if line.strip() == "run":
             result = best_raw_throughput(backbone, images, args.batch_size, MAX_PIXELS)
@@ -344,6 +375,29 @@ def raw_worker(args: argparse.Namespace) -> None:
 def data_uri_body(data: bytes) -> bytes:
     uri = "data:image/jpeg;base64," + base64.b64encode(data).decode()
     return json.dumps({"data": uri}).encode()
+
+
+MULTIPART_BOUNDARY = "winnow-bench-7d1f0c9a4b3e"
+BODY_TYPES = {  # --body: the content type of an invoke and how an image becomes its body
+    "multipart": f"multipart/form-data; boundary={MULTIPART_BOUNDARY}",
+    "data-uri": "application/json",
+}
+
+
+def multipart_body(data: bytes) -> bytes:
+    """A multipart/form-data body with the image as its ``file`` part (as an app's upload)."""
+    head = (
+        f"--{MULTIPART_BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="image.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    )
+    return head.encode() + data + f"\r\n--{MULTIPART_BOUNDARY}--\r\n".encode()
+
+
+def invoke_bodies(images: list[bytes], body: str) -> list[bytes]:
+    """Each image as an invoke body of kind ``body`` (a key of :data:`BODY_TYPES`)."""
+    encode = multipart_body if body == "multipart" else data_uri_body
+    return [encode(data) for data in images]
 
 
 def prepare_function(
@@ -378,6 +432,7 @@ def drive(
     warmup: int,
     headers: dict[str, str],
     cpu_seconds: Callable[[], float | None] = lambda: None,
+    content_type: str = "application/json",
 ) -> dict[str, Any]:
     """``clients`` threads post bodies back to back; throughput and latency of a steady window.
 
@@ -386,6 +441,7 @@ def drive(
     connections, part-filled batches while clients arrive) and the drain at the end (fewer
     clients than a batch left waiting) are outside it: the raw loop it is compared with has
     neither. ``cpu_seconds`` (the service's CPU clock) is read as the window opens and closes.
+    ``sent`` in the result counts every request the service answered, ramp and drain included.
     """
     if warmup < 1 or requests < 1:
         raise ValueError("warmup and requests must be >= 1")
@@ -394,7 +450,7 @@ def drive(
     sent = 0
     answers: list[tuple[float, float, int, str]] = []  # finished at, latency, status, error text
     cpu_marks: list[float | None] = []
-    request_headers = {**headers, "content-type": "application/json"}
+    request_headers = {**headers, "content-type": content_type}
 
     def client_loop() -> None:
         nonlocal sent
@@ -429,6 +485,7 @@ def drive(
     ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
     result = {
         "requests": requests,
+        "sent": sent,
         "ok": len(latencies),
         "errors": len(failures),
         "first_error": failures[0] if failures else None,
@@ -442,6 +499,48 @@ def drive(
     if cpu_start is not None and cpu_end is not None and latencies:
         result["cpu_ms_per_image"] = 1000 * (cpu_end - cpu_start) / len(latencies)
     return result
+
+
+def profile_phase(
+    args: argparse.Namespace,
+    service_process: RunningService,
+    path: str,
+    bodies: list[bytes],
+    *,
+    headers: dict[str, str],
+    content_type: str,
+    header: list[str],
+) -> dict[str, Any]:
+    """One more capture-on phase, sampled by py-spy; writes the profile's text next to the JSON
+    result and returns its figures."""
+    from bench import serving_profile
+
+    with serving_profile.sampling(service_process.pid, rate=args.profile_rate) as sampled:
+        phase = drive(
+            service_process.url, path, bodies, clients=args.clients,
+            requests=args.profile_requests, warmup=args.warmup, headers=headers,
+            cpu_seconds=service_process.cpu_seconds, content_type=content_type,
+        )  # fmt: skip
+    header = [
+        *header,
+        f"sampled phase: {phase['images_per_s']:.2f} img/s, p50 {phase['latency_ms_p50']:.0f} "
+        f"ms, service CPU {phase.get('cpu_ms_per_image', float('nan')):.1f} ms per image "
+        f"(py-spy --rate {args.profile_rate} --nonblocking)",
+    ]
+    summary = serving_profile.summarise(sampled, invokes=phase["sent"], header=header)
+    suffix = f"_{args.label}" if args.label else ""
+    text_path = args.output.parent / f"serving_profile{suffix}.txt"
+    text_path.parent.mkdir(parents=True, exist_ok=True)
+    text_path.write_text(summary.text)
+    print(summary.text)
+    print(f"  wrote {text_path}")
+    return {
+        "file": text_path.name,
+        "seconds": sampled.seconds,
+        "invokes": phase["sent"],
+        "phase": phase,
+        "ms_per_invoke": summary.ms_per_invoke,
+    }
 
 
 def median_rate(runs: list[dict[str, Any]]) -> float:
@@ -470,8 +569,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--latency-requests", type=int, default=40, help="invokes from one client, for latency"
     )
     parser.add_argument("--start-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "int8"],
+        help="the image tower's precision on both sides (auto: measured once, then forced)",
+    )
+    parser.add_argument(
+        "--body", default="multipart", choices=sorted(BODY_TYPES), help="how invokes send images"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer requests (harness check)")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serving.json")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the service with py-spy in one more phase"
+    )
+    parser.add_argument(
+        "--profile-requests", type=int, default=0, help="invokes sampled (0: 3 x --requests)"
+    )
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument("--label", default="", help="names the outputs: serving_<label>.json ...")
+    parser.add_argument("--output", type=Path, default=None, help="the JSON result's path")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.raw_worker:
@@ -480,15 +596,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         args.requests, args.warmup, args.images, args.rounds = 64, 16, 64, 1
         args.latency_requests = 16
+    if args.label and not re.fullmatch(r"[\w.-]+", args.label):
+        parser.error("--label takes letters, digits, '.', '-' and '_'")
+    if args.output is None:
+        name = f"serving_{args.label}.json" if args.label else "serving.json"
+        args.output = ROOT / "bench" / "results" / name
+    args.profile_requests = args.profile_requests or 3 * args.requests
+    if "precision" not in service_settings():
+        args.precision = "fp32"  # what a service from before the precision setting serves
     args.backbone, backbone_name = served_backbone(args.backbone)
 
     stream, train_images = stream_and_training_images(args)
-    stream_bytes = [data for data, _ in stream]
-    bodies = [data_uri_body(data) for data in stream_bytes]
+    bodies = invoke_bodies([data for data, _ in stream], args.body)
+    content_type = BODY_TYPES[args.body]
     flags, headers = auth_headers()
     load_before = os.getloadavg()
 
-    print(f"B2 serving: backbone {backbone_name}, batch {args.batch_size}, {args.clients} clients")
+    print(
+        f"B2 serving: backbone {backbone_name}, batch {args.batch_size}, {args.clients} clients, "
+        f"{args.body} bodies, precision {args.precision}"
+    )
 
     def raw_round() -> None:
         run = measure_raw()
@@ -501,10 +628,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     raw_runs: list[dict[str, Any]] = []
     phases: dict[str, list[dict[str, Any]]] = {"capture_off": [], "capture_on": []}
+    profile: dict[str, Any] | None = None
     with (
         tempfile.TemporaryDirectory(prefix="winnow-bench-") as tmp,
-        raw_loop_process(args) as measure_raw,
+        raw_loop_process(args) as (measure_raw, raw_precision),
     ):
+        precision = raw_precision["precision"]  # auto's choice, or the precision asked for
+        if "precision" in service_settings():
+            flags = [*flags, "--precision", precision]
+        print(f"  image tower precision, both sides: {precision} (asked: {args.precision})")
         data_dir = Path(tmp) / "data"
         with running_service(args, data_dir, flags) as service_process:
             base_url = service_process.url
@@ -524,6 +656,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         warmup=args.warmup,
                         headers=headers,
                         cpu_seconds=service_process.cpu_seconds,
+                        content_type=content_type,
                     )
                     phases[name].append(phase)
                     print(
@@ -533,12 +666,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         flush=True,
                     )
                 order.reverse()  # neither phase always runs first after the raw loop
+            if args.profile:
+                header = [
+                    f"B2 serving profile{f' ({args.label})' if args.label else ''}: "
+                    f"{backbone_name} in {precision}, batch {args.batch_size}, {args.clients} "
+                    f"clients, {args.image_size} px JPEGs as {args.body} bodies, capture on",
+                    f"checkout {ROOT}, {platform.platform()}, {os.cpu_count()} CPU cores",
+                ]
+                profile = profile_phase(
+                    args, service_process, f"/v1/functions/{function_id}/invoke", bodies,
+                    headers=headers, content_type=content_type, header=header,
+                )  # fmt: skip
             single: dict[str, dict[str, Any]] = {}
             for name, query in (("capture_off", "?capture=false"), ("capture_on", "")):
                 path = f"/v1/functions/{function_id}/invoke{query}"
                 single[name] = drive(
                     base_url, path, bodies, clients=1, requests=args.latency_requests, warmup=2,
-                    headers=headers,
+                    headers=headers, content_type=content_type,
                 )  # fmt: skip
                 print(
                     f"  one client, {name}: p50 {single[name]['latency_ms_p50']:.0f} ms, "
@@ -589,13 +733,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "backbone_spec": raw_runs[0]["backbone"],
         "batch_size": args.batch_size,
         "clients": args.clients,
-        "image": f"{args.image_size}x{args.image_size} JPEG sent as a JSON data URI",
+        "label": args.label,
+        "body": args.body,
+        "image": f"{args.image_size}x{args.image_size} JPEG sent as "
+        + ("a multipart file part" if args.body == "multipart" else "a JSON data URI"),
+        # the image tower's precision, the same on both sides: the raw loop ran it, the service
+        # was started with --precision forced to it
+        "precision": precision,
+        "precision_choice": raw_precision,
         "raw": {"images_per_s": raw_rate, "rounds": raw_runs},
         "service": service,
         "review_counts_after": captured,
         "target_ratio": TARGET_RATIO,
         "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores",
         "load_average": {"before": load_before, "after": os.getloadavg()},
+        "profile": profile,
     }
     print(
         "  ratio service/raw (median over rounds): "
