@@ -27,10 +27,11 @@ Triggers are made between two invokes by a second (admin) client, never timed as
 invoke after one shows only the work the invoke path does inline. Every invoke carries marks:
 what came right before it (``first_invoke``, ``after_training``, ``after_retrain_deploy``,
 ``after_rollback``, ``after_label_create``, ``after_label_rename``), ``captured`` when it wrote a
-review item, and ``cold_start_refit`` / ``novelty_recalibration`` where the code at bce0925 refits
-inline (capture/cold_start.py, capture/traffic.py: their counters replayed here from the
-answers, not reported by the service; approximate after a novelty model refit, which runs in
-the background at most every 30 s).
+review item, ``cold_start_refit``, ``novelty_fit`` and ``novelty_recalibration`` where the code at
+bce0925 refits inline, and ``novelty_refit_start`` where it starts a background refit (the
+counters and clocks of capture/cold_start.py, capture/traffic.py and capture/novelty_models.py,
+replayed here from the answers and the time, not reported by the service; recalibrations are
+approximate after a background refit, whose end is not seen).
 Images: handwritten digits (sklearn), tinted per image and upscaled to ``--image-size`` px JPEGs,
 sent as JSON data URIs (bench/serving.py's stream); digits 0-3 are the labels.
 
@@ -85,6 +86,7 @@ PHASES = ("cold_start", "labelled", "redeploy", "zero_shot")
 # The counters of capture/cold_start.py and capture/traffic.py at bce0925, replayed client-side.
 COLD_START_MIN_TRAFFIC, COLD_START_REFIT_EVERY = 100, 100
 TRAFFIC_WINDOW, RECALIBRATE_EVERY = 2000, 200
+NOVELTY_MIN_REFIT_S = 30.0  # capture/novelty_models.py: least time between two refits
 SLOWEST = 10  # invokes listed per round
 
 
@@ -97,6 +99,7 @@ class Answer:
     ms: float
     status: int
     marks: list[str]
+    at_s: float = 0.0  # when it was sent, seconds into the round
     reason: str | None = None  # capture reason, if captured
     version: int | None = None  # model version that answered
     error: str = ""
@@ -140,6 +143,25 @@ class TrafficCounter:
 
 
 @dataclass
+class NoveltyFitClock:
+    """When ``NoveltyModels.current`` fits a function's novelty model: inline at its first use,
+    then in a background thread at the first use >= 30 s after the last fit once labelled data
+    moved on (the swap to the new model comes when that fit ends; taken here as at its start)."""
+
+    fitted: tuple[int, float] | None = None  # revision and time of the last fit
+
+    def use(self, revision: int, now: float) -> str | None:
+        if self.fitted is None:
+            self.fitted = (revision, now)
+            return "novelty_fit"
+        fitted_revision, fitted_at = self.fitted
+        if fitted_revision != revision and now - fitted_at >= NOVELTY_MIN_REFIT_S:
+            self.fitted = (revision, now)
+            return "novelty_refit_start"
+        return None
+
+
+@dataclass
 class Stream:
     """One round's stream against one service: the timed invoker and the admin client."""
 
@@ -152,6 +174,9 @@ class Stream:
     pending: list[str] = field(default_factory=list)  # marks for the next invoke
     cold: dict[str, ColdStartCounter] = field(default_factory=dict)
     traffic: dict[str, TrafficCounter] = field(default_factory=dict)
+    novelty: dict[str, NoveltyFitClock] = field(default_factory=dict)
+    revisions: dict[str, int] = field(default_factory=dict)  # labelled samples added
+    started: float = field(default_factory=time.perf_counter)
 
     def invoke(self, function_id: str, phase: str) -> Answer:
         marks, self.pending = self.pending, []
@@ -159,7 +184,8 @@ class Stream:
         started = time.perf_counter()
         response = self.invoker.post(f"/v1/functions/{function_id}/invoke", content=body)
         ms = 1000 * (time.perf_counter() - started)
-        answer = Answer(phase, len(self.answers), ms, response.status_code, marks)
+        at = started - self.started
+        answer = Answer(phase, len(self.answers), ms, response.status_code, marks, at)
         if response.status_code != 200:
             answer.error = response.text[:200]
         else:
@@ -172,21 +198,25 @@ class Stream:
                 marks.append("captured")
             if answer.version is None and cold.judge(answer.reason == "cold_start"):
                 marks.append("cold_start_refit")
+            revision = self.revisions.get(function_id, 0)
+            if answer.version is not None and revision:  # a model serves: novelty is scored
+                clock = self.novelty.setdefault(function_id, NoveltyFitClock())
+                fit = clock.use(revision, at)
+                if fit is not None:
+                    marks.append(fit)
+                    traffic.calibrated_at = None  # a new model is calibrated afresh
             if traffic.score(capture.get("novelty") is not None):
                 marks.append("novelty_recalibration")
         self.answers.append(answer)
         return answer
 
-    def trigger(self, mark: str, action: Callable[[], Any], *, model_changes: str = "") -> Any:
-        """Run ``action`` between two invokes; the next invoke carries ``mark``. A trigger that
-        changes ``model_changes``'s labelled data makes its novelty model new (recalibrated)."""
+    def trigger(self, mark: str, action: Callable[[], Any]) -> Any:
+        """Run ``action`` between two invokes; the next invoke carries ``mark``."""
         started = time.perf_counter()
         result = action()
         seconds = time.perf_counter() - started
         self.triggers.append({"mark": mark, "before_invoke": len(self.answers), "s": seconds})
         self.pending.append(mark)
-        if model_changes in self.traffic:
-            self.traffic[model_changes].calibrated_at = None
         return result
 
     def create_function(self, name: str, labels: list[str], budget: int) -> str:
@@ -212,6 +242,7 @@ class Stream:
             self.admin.post(f"/v1/functions/{function_id}/samples", json=body).raise_for_status()
             wanted[digit] -= 1
             added += 1
+        self.revisions[function_id] = self.revisions.get(function_id, 0) + added
         return added
 
     def train(self, function_id: str) -> int:
@@ -260,7 +291,7 @@ def run_round(stream: Stream, args: argparse.Namespace) -> dict[str, Any]:
         return stream.train(main)
 
     text_tower: list[bool] = []
-    first = stream.trigger("after_training", label_and_train, model_changes=main)
+    first = stream.trigger("after_training", label_and_train)
     for _ in range(n):
         stream.invoke(main, "labelled")
 
@@ -269,7 +300,6 @@ def run_round(stream: Stream, args: argparse.Namespace) -> dict[str, Any]:
             stream.trigger(
                 "after_retrain_deploy",
                 lambda: (stream.add_samples(main, args.more_per_label), stream.train(main)),
-                model_changes=main,
             )
         if i == 2 * n // 3:
             stream.trigger("after_rollback", lambda: stream.deploy(main, first))
@@ -334,13 +364,18 @@ def summarise(answers: list[Answer]) -> dict[str, Any]:
         for mark, ms in sorted(by_mark.items())
     }
     slowest = sorted(ok, key=lambda a: -a.ms)[:SLOWEST]
+
+    def row(answer: Answer) -> dict[str, Any]:
+        return asdict(answer) | {"ms": round(answer.ms, 2), "at_s": round(answer.at_s, 2)}
+
     return {
         "stream": latency([a.ms for a in ok]),
         "phases": {p: s for p, s in phases.items() if s["count"]},
         "marks": marks,
         "unmarked": latency([a.ms for a in ok if not a.marks]),
-        "slowest": [asdict(a) for a in slowest],
-        "marked": [asdict(a) for a in ok if a.marks],
+        "slowest": [row(a) for a in slowest],
+        # every invoke with a mark other than ``captured`` (the captures are counted in ``marks``)
+        "marked": [row(a) for a in ok if set(a.marks) - {"captured"}],
         "captures": dict(Counter(a.reason or "none" for a in ok)),
         "errors": len(errors),
         "first_error": f"{errors[0].status}: {errors[0].error}" if errors else None,
