@@ -244,11 +244,20 @@ class RunningService:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def checkout_env(checkout: Path) -> dict[str, str]:
+    """The environment in which ``python -m ...`` runs ``checkout``'s own code (its client too),
+    ahead of the project the virtual environment has installed."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(checkout), str(checkout / "client")])}
+
+
 @contextmanager
 def running_service(
-    args: argparse.Namespace, data_dir: Path, flags: list[str]
+    args: argparse.Namespace, data_dir: Path, flags: list[str], *, checkout: Path | None = None
 ) -> Iterator[RunningService]:
-    """Start ``winnow serve`` in a subprocess; yield it once /health answers."""
+    """Start ``winnow serve`` in a subprocess; yield it once /health answers.
+
+    ``checkout``: serve that source tree's code (cwd and PYTHONPATH) instead of this one's.
+    """
     port = free_port()
     command = [
         sys.executable,
@@ -278,7 +287,12 @@ def running_service(
     log_path = data_dir.parent / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(  # own session: see ``raw_loop_process``
-            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=checkout or ROOT,
+            env=None if checkout is None else checkout_env(checkout),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
