@@ -60,7 +60,7 @@ def invoke_batch(
         return [vector for vector in vectors if isinstance(vector, InvalidImage)]
     model = snapshot.model
     if snapshot.unavailable is not None and version is None:
-        rt.serving.request(function_id)  # the worker tries to load it again
+        rt.serving.request(function_id, reread=True)  # the worker tries to load it again
         raise ServiceUnavailable(snapshot.unavailable)
     if version is not None and (model is None or version != model.version):
         model, capture = stored_model(rt, function_id, version), False

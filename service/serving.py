@@ -34,13 +34,18 @@ inputs). The hourly novel-traffic counts (drift) are kept: they are small.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import faiss
 import numpy as np
 from sqlmodel import col, select
 
@@ -61,6 +66,8 @@ log = logging.getLogger("winnow.serving")
 BASE_BYTES = 64 * 1024
 # Functions whose rows one poll reads in a query.
 POLL_CHUNK = 500
+# The worker thread's nice value: refits wait while invokes want the CPU.
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ def serving_snapshot(rt: Runtime, function_id: str) -> Snapshot:
     snapshot = rt.serving.get(function_id)
     if snapshot is None:
         snapshot = build_snapshot(rt, function_id)
-        rt.serving.request(function_id)  # the refits the quick build left out, and eviction
+        rt.serving.request(function_id, reread=True)  # the refits the quick build left out
     return snapshot
 
 
@@ -168,11 +175,14 @@ def refits_due(rt: Runtime, snapshot: Snapshot, dim: int) -> bool:
     )
 
 
-def refresh(rt: Runtime, function_id: str) -> None:
-    """The worker's job for one function: rebuild its snapshot with the refits due."""
+def refresh(rt: Runtime, function_id: str, reread: bool) -> None:
+    """The worker's job for one function: the refits due, after building its snapshot from the
+    database again if ``reread`` (or if a write here invalidated it)."""
     if function_id not in rt.serving:
         return  # evicted or deleted since it was asked for
-    snapshot = build_snapshot(rt, function_id, refit=True)
+    snapshot = rt.serving.peek(function_id)
+    if reread or snapshot is None:
+        snapshot = build_snapshot(rt, function_id, refit=True)
     index = rt.indexes.get(function_id)
     if index is not None:
         snapshot.controller.refit_cold_start(index)
@@ -225,7 +235,7 @@ def poll(rt: Runtime) -> None:
         stale = snapshot.key != snapshot_key(function, labels[function_id])
         unseen = snapshot.novelty_revision not in (-1, function.annotation_counter)
         if stale or unseen:
-            rt.serving.request(function_id)
+            rt.serving.request(function_id, reread=True)
     evict_over_budget(rt)
 
 
@@ -294,23 +304,34 @@ class SnapshotWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        yield_to_requests()
         next_poll = time.monotonic() + self._poll
         while not self._stopping.is_set():
             wait = max(0.0, next_poll - time.monotonic())
-            function_id = self._rt.serving.next_due(wait, self._stopping.is_set)
-            if function_id is not None:
-                self._guarded(refresh, function_id)
-                self._guarded(evict_over_budget, None)
+            due = self._rt.serving.next_due(wait, self._stopping.is_set)
+            if due is not None:
+                function_id, reread = due
+                self._guarded(partial(refresh, function_id=function_id, reread=reread))
+                self._guarded(evict_over_budget)
                 self._rt.serving.done()
             if time.monotonic() >= next_poll:
-                self._guarded(poll, None)
+                self._guarded(poll)
                 next_poll = time.monotonic() + self._poll
 
-    def _guarded(self, job: Any, function_id: str | None) -> None:
+    def _guarded(self, job: Callable[[Runtime], None]) -> None:
         try:
-            job(self._rt) if function_id is None else job(self._rt, function_id)
+            job(self._rt)
         except Exception:  # the worker outlives any one job; the next poll asks again
-            log.exception("serving snapshot job failed for %s", function_id or "the poll")
+            log.exception("a serving snapshot job failed")
+
+
+def yield_to_requests() -> None:
+    """Make the calling thread (the worker) give way to invokes on a busy machine: nice 10 for
+    this thread alone (Linux sets it per thread; the OpenMP team it starts inherits it), and
+    FAISS's k-means at one thread here, leaving the other cores to the encoder."""
+    with contextlib.suppress(OSError):  # not Linux, or not permitted
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+    faiss.omp_set_num_threads(1)  # libgomp keeps it per thread
 
 
 def settle(rt: Runtime, timeout: float = 30.0) -> bool:

@@ -30,7 +30,8 @@ class Snapshots:
         self._entries: OrderedDict[str, Any] = OrderedDict()  # None: resident, to rebuild
         self._sizes: dict[str, int] = {}
         self._build_locks: dict[str, threading.Lock] = {}
-        self._due: dict[str, None] = {}  # functions for the worker, in order of request
+        # Functions for the worker, in order of request: True to re-read the database too.
+        self._due: dict[str, bool] = {}
         self._working = False  # the worker is refreshing one it took
         self._wake = threading.Condition(self._lock)
 
@@ -71,8 +72,8 @@ class Snapshots:
         with self._lock:
             if self._entries.get(function_id) is not None:
                 self._entries[function_id] = None
-            if function_id in self._entries and function_id not in self._due:
-                self._due[function_id] = None
+            if function_id in self._entries:
+                self._due[function_id] = True
                 self._wake.notify()
 
     def remove(self, function_id: str) -> bool:
@@ -112,24 +113,25 @@ class Snapshots:
                     total -= self._sizes.get(function_id, 0)
             return evict
 
-    def request(self, function_id: str) -> None:
-        """Ask the worker to refresh the function (refits due, a newer model, a change)."""
+    def request(self, function_id: str, *, reread: bool = False) -> None:
+        """Ask the worker to do the function's refits due; ``reread``: to build its snapshot
+        from the database too (another process changed it, or it could not be loaded)."""
         with self._lock:
-            if function_id not in self._due:
-                self._due[function_id] = None
-                self._wake.notify()
+            self._due[function_id] = self._due.get(function_id, False) or reread
+            self._wake.notify()
 
-    def next_due(self, timeout: float, stopping: Callable[[], bool]) -> str | None:
-        """The next function to refresh, waiting up to ``timeout`` seconds; None on timeout."""
+    def next_due(self, timeout: float, stopping: Callable[[], bool]) -> tuple[str, bool] | None:
+        """The next function to refresh and whether to re-read it, waiting up to ``timeout``
+        seconds; None on timeout."""
         with self._lock:
             if not self._due and not stopping():
                 self._wake.wait(timeout)
             if not self._due:
                 return None
             function_id = next(iter(self._due))
-            del self._due[function_id]
+            reread = self._due.pop(function_id)
             self._working = True
-            return function_id
+            return function_id, reread
 
     def done(self) -> None:
         """The worker finished the function :meth:`next_due` gave it."""
