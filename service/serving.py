@@ -2,10 +2,10 @@
 
 Each resident function has one immutable :class:`Snapshot`: the function's row and label ids as
 read when it was built, the model version that serves it (or why none can), its label counts, its
-calibrated novelty model, and the function's accumulators (capture controller, FAISS index); an
-invoke takes the snapshot it finds when it starts and reads only it. The traffic an invoke
-contributes (the novelty window, the cold-start reservoir, the adaptive threshold's scores) is
-appended to those accumulators, never fitted on the request's thread: the refits it makes due
+calibrated novelty model and its capture controller. An invoke takes the snapshot it finds when
+it starts and reads only it. The traffic an invoke contributes (the novelty window, the cold-start
+reservoir, the adaptive threshold's scores, the capture index's pending items) is appended to
+the function's accumulators, never fitted on the request's thread: the refits it makes due
 (cold-start clusters, the novelty calibration to the traffic, a new novelty model, version 0
 after a label change) are requested from the per-process worker (:class:`SnapshotWorker`), which
 builds and publishes the next snapshot.
@@ -49,7 +49,7 @@ import faiss
 import numpy as np
 from sqlmodel import col, select
 
-from capture import CaptureController, VectorIndex
+from capture import CaptureController
 from capture.novelty import NoveltyModel
 from learner import Deployed
 from service.capture import rebuild_index
@@ -83,7 +83,6 @@ class Snapshot:
     novelty: NoveltyModel | None
     novelty_revision: int  # the annotation counter the novelty model was fitted at (-1: none)
     controller: CaptureController
-    index: VectorIndex | None
     key: tuple[Any, ...]  # what the database said: compared by the worker's poll
 
 
@@ -107,8 +106,14 @@ def build_snapshot(rt: Runtime, function_id: str, *, refit: bool = False) -> Sna
 
     Without ``refit`` nothing is fitted (the novelty model is the last one fitted, if any): what
     a request may wait for. With it (the worker) a novelty model missing or behind the labelled
-    data is fitted first (refitted at most once per ``NoveltyModels.min_refit_seconds``).
+    data is fitted first (refitted at most once per ``NoveltyModels.min_refit_seconds``), before
+    the build lock is taken: an invoke that must build meanwhile does not wait for the fit.
     """
+    if refit:
+        with session_scope(rt.engine) as session:
+            current = get_function(session, function_id)
+        if current.deployed_version is not None:  # novelty is scored once a model serves
+            novelty_model(rt, current)  # fitted again if its labelled data moved on
     with rt.serving.build_lock(function_id):
         resident = function_id in rt.serving
         with session_scope(rt.engine) as session:
@@ -125,8 +130,6 @@ def build_snapshot(rt: Runtime, function_id: str, *, refit: bool = False) -> Sna
         if not resident:  # writes made meanwhile may have indexed some rows: index them all
             rt.indexes.drop(function_id)
             rebuild_index(rt, function_id)
-        if refit and model is not None:  # novelty is scored once a head serves
-            novelty_model(rt, function)  # fitted again if its labelled data moved on
         fitted = rt.novelty.peek(function_id)
         snapshot = Snapshot(
             function=function,
@@ -137,7 +140,6 @@ def build_snapshot(rt: Runtime, function_id: str, *, refit: bool = False) -> Sna
             novelty=fitted.model if fitted is not None else None,
             novelty_revision=fitted.revision if fitted is not None else -1,
             controller=rt.capture.controller(function),  # applies a policy stored elsewhere
-            index=rt.indexes.get(function_id),
             key=snapshot_key(function, labels),
         )
         rt.serving.publish(function_id, snapshot, state_nbytes(rt, function_id))
