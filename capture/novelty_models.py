@@ -2,11 +2,12 @@
 function's :class:`capture.traffic.RecentTraffic` its novelty is measured relative to.
 
 A model is fitted from the function's labelled samples and tagged with the revision of that data
-it saw (the caller's counter of annotations). When the revision moves on, the next use refits it
-in a background thread while the old model keeps answering; a function with no model yet is
-fitted in the caller's thread, once. Fitting takes seconds for thousands of samples, so it never
-runs twice at once for a function, and while reviewers annotate steadily a function is refitted
-at most once per ``min_refit_seconds`` (unless :meth:`NoveltyModels.invalidate` asks for one).
+it saw (the caller's counter of annotations). When the revision moves on, the next call of
+:meth:`NoveltyModels.current` refits it in the caller's thread (the service calls it from its
+serving worker, never from an invoke, which reads :meth:`NoveltyModels.peek`). Fitting takes
+seconds for thousands of samples, so it never runs twice at once for a function, and while
+reviewers annotate steadily a function is refitted at most once per ``min_refit_seconds`` (unless
+:meth:`NoveltyModels.invalidate` asks for one, or the last fit had too little data).
 """
 
 from __future__ import annotations
@@ -42,21 +43,16 @@ class NoveltyModels:
     def __init__(
         self,
         *,
-        background: bool = True,
         min_refit_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         recalibrate_inline: bool = True,
     ) -> None:
         """
         Args:
-            background: refit stale models in a background thread (False: in the caller's,
-                for deterministic tests and benchmarks, or a caller that is itself off the
-                request path).
             recalibrate_inline: passed to each function's :class:`RecentTraffic`.
             min_refit_seconds: least time between two refits of a function's model.
             clock: seconds, injected so tests can move time.
         """
-        self._background = background
         self._min_refit = min_refit_seconds
         self._clock = clock
         self._recalibrate_inline = recalibrate_inline
@@ -86,15 +82,7 @@ class NoveltyModels:
             if start:
                 self._fitting.add(function_id)
         if start:
-            if fitted is None or not self._background:
-                self._fit(function_id, revision, build)
-            else:
-                threading.Thread(
-                    target=self._fit,
-                    args=(function_id, revision, build),
-                    name="winnow-novelty-fit",
-                    daemon=True,
-                ).start()
+            self._fit(function_id, revision, build)
         with self._lock:
             fitted = self._fitted.get(function_id)
         return fitted.model if fitted is not None else None

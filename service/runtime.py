@@ -279,7 +279,7 @@ class Runtime:
         self.indexes = IndexRegistry()
         # Calibrated novelty per function, and how much of the traffic it flagged (drift). Fits
         # and calibrations run in the serving worker (service.serving), never in an invoke.
-        self.novelty = NoveltyModels(background=False, recalibrate_inline=False)
+        self.novelty = NoveltyModels(recalibrate_inline=False)
         self.novel_traffic = NoveltyTraffic()
         self.metrics.watch_novelty(self.novel_traffic)
         self.capture = CaptureState(

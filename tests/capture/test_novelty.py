@@ -162,7 +162,7 @@ def test_models_refit_when_labels_move_on_at_most_so_often(labelled) -> None:
     vectors, names, _ = labelled
     now = [0.0]
     fits: list[int] = []
-    registry = NoveltyModels(background=False, min_refit_seconds=30, clock=lambda: now[0])
+    registry = NoveltyModels(min_refit_seconds=30, clock=lambda: now[0])
 
     def build() -> NoveltyModel:
         fits.append(1)

@@ -68,7 +68,7 @@ def test_the_window_is_bounded_and_an_input_never_finds_itself(known) -> None:
 
 
 def test_models_keep_one_window_per_function_and_dimension() -> None:
-    registry = NoveltyModels(background=False)
+    registry = NoveltyModels()
     window = registry.traffic("f", DIM)
     assert registry.traffic("f", DIM) is window
     assert registry.traffic("g", DIM) is not window
