@@ -162,6 +162,7 @@ def run_capture(
     candidates: Sequence[Candidate] | None,
     on_checkpoint: CheckpointHook,
     reasons_at: dict[int, dict[str, int]] | None = None,
+    refit_lag: int | None = None,
 ) -> StreamLog:
     """Online capture with ``policy``; retrains at each checkpoint (a label count).
 
@@ -178,11 +179,18 @@ def run_capture(
         candidates: heads ``train_head`` chooses from (None: the service's default grid).
         on_checkpoint: called with ``(label count, trained head, labelled pool indices)``.
         reasons_at: if given, filled with the capture reasons counted so far at each checkpoint.
+        refit_lag: None: cold-start refits inline, on the input that finds them due (the
+            library's default); N: as the service runs them, by its worker, landing N inputs
+            after the one that made them due (0: before the next input).
     """
     now = [0.0]
     controller = CaptureController(
-        policy, rng=np.random.default_rng(seed + 7919), clock=lambda: now[0]
+        policy,
+        rng=np.random.default_rng(seed + 7919),
+        clock=lambda: now[0],
+        refit_inline=refit_lag is None,
     )
+    refit_in: int | None = None  # inputs until the scheduled refit lands
     index = VectorIndex(vectors.shape[1], background_rebuild=False)
     labelled = [int(i) for i in order[:cold_start]]
     index.add(labelled, vectors[labelled], "labelled")
@@ -203,6 +211,11 @@ def run_capture(
         for item, proba in served:
             log.inputs_seen += 1
             now[0] += 3600.0 / items_per_hour
+            if refit_in is not None:
+                refit_in -= 1
+                if refit_in < 0:
+                    controller.refit_cold_start(index)
+                    refit_in = None
             if proba is None:
                 decision = controller.decide_cold_start(vectors[item], index)
             else:
@@ -219,6 +232,8 @@ def run_capture(
             else:
                 skipped = str(decision.skipped_because)
                 log.skipped[skipped] = log.skipped.get(skipped, 0) + 1
+            if refit_lag is not None and refit_in is None and controller.cold_start_refit_due:
+                refit_in = refit_lag
             if len(labelled) + len(pending) >= target:
                 break
             if log.inputs_seen > 50 * len(labels) + served_before:

@@ -99,7 +99,9 @@ def typiclust_offline(vectors: np.ndarray, budget: int, seed: int, knn: int = 20
     return np.asarray(picks, dtype=np.int64)
 
 
-def run_seed(data: BenchmarkData, seed: int, policy: CapturePolicy) -> dict[str, Any]:
+def run_seed(
+    data: BenchmarkData, seed: int, policy: CapturePolicy, refit_lag: int | None = None
+) -> dict[str, Any]:
     """Every strategy on one stream; curves keyed by label count."""
     started = time.perf_counter()
     order = np.random.default_rng(seed).permutation(len(data.pool.labels))
@@ -129,6 +131,7 @@ def run_seed(data: BenchmarkData, seed: int, policy: CapturePolicy) -> dict[str,
         candidates=HEADS,
         on_checkpoint=record,
         reasons_at=reasons,
+        refit_lag=refit_lag,
     )
     return {
         "seed": seed,
@@ -221,6 +224,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--rules-only", action="store_true", help="recompute only the rules of --output"
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "cold_start.json")
+    parser.add_argument(
+        "--refit-lag",
+        type=int,
+        default=None,
+        help="cold-start refits by a worker, landing N inputs late (default: inline)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = load_benchmark_data(args.pool, args.val, args.test)
@@ -242,11 +251,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     policy = CapturePolicy()
     seeds = []
     for seed in args.seeds:
-        seeds.append(run_seed(data, seed, policy))
+        seeds.append(run_seed(data, seed, policy, args.refit_lag))
         print(f"seed {seed}: {seeds[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     report = {
         "benchmark": "cold_start",
-        "config": {"seeds": args.seeds, "budgets": list(BUDGETS), "retrain_every": ROUND},
+        "config": {
+            "seeds": args.seeds,
+            "budgets": list(BUDGETS),
+            "retrain_every": ROUND,
+            "refit_lag": args.refit_lag,
+        },
         "data": data.describe(),
         "machine": platform.platform(),
         "summary": aggregate(seeds),

@@ -45,6 +45,24 @@ def test_a_stream_from_no_labels_takes_its_first_labels_from_cold_start_capture(
     assert seen[1][1] is not None and "cold_start" not in set(reasons[16]) - set(reasons[8])
 
 
+def test_refits_by_a_worker_with_no_lag_capture_what_inline_refits_capture() -> None:
+    """The service's scheduled refits (refit_lag 0: landing before the next input) take the same
+    labels as the library's inline ones: the k-means seed and the reservoir copy are the same."""
+    vectors, labels = blobs(600, seed=0)
+    order = np.random.default_rng(1).permutation(len(labels))
+    taken: dict[int | None, list[np.ndarray]] = {}
+    for lag in (None, 0, 25):
+        taken[lag] = []
+        run_capture(
+            vectors, labels, order, CapturePolicy(random_rate=0.0), cold_start=0,
+            checkpoints=[8, 16], seed=0, items_per_hour=360.0, candidates=LOGISTIC,
+            on_checkpoint=lambda count, result, labelled, lag=lag: taken[lag].append(labelled),
+            refit_lag=lag,
+        )  # fmt: skip
+    assert all(np.array_equal(a, b) for a, b in zip(taken[None], taken[0], strict=True))
+    assert not np.array_equal(taken[None][0], taken[25][0])  # a late refit does change picks
+
+
 def test_offline_typiclust_picks_one_typical_member_per_cluster() -> None:
     vectors, labels = blobs(400, seed=2)
     picks = typiclust_offline(vectors, 4, seed=0)
