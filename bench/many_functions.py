@@ -1,4 +1,4 @@
-"""B11: many functions on one replica: resident memory under the snapshot budget, first invokes of
+"""B9: many functions on one replica: resident memory under the snapshot budget, first invokes of
 evicted functions, and every answer from the function's own version.
 
 One in-process service (``Runtime`` + ``service.startup.start``: the serving worker and its
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     budget = args.budget_mb * 2**20
     report = {
-        "bench": "B11 many functions on one replica",
+        "bench": "B9 many functions on one replica",
         "functions": args.functions,
         "samples_per_function": args.samples,
         "invokes_per_function": args.invokes,

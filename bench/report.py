@@ -512,6 +512,53 @@ def _proposed_range(runs: list[dict[str, Any]], key: str) -> tuple[str, bool] | 
     return text, not never and max(found) < 300
 
 
+def b8_rows(report: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for checkout, result in report["checkouts"].items():
+        stream, marks = result["median"]["stream"], result["median"]["marks"]
+        refits = ", ".join(
+            f"{name.replace('_', ' ')} {marks[name]['median_ms']:.0f} "
+            f"(max {marks[name]['max_ms']:.0f})"
+            for name in ("cold_start_refit", "novelty_fit", "novelty_recalibration", "captured")
+            if name in marks
+        )
+        rows.append(
+            (
+                f"B8 invoke latency from one client over a stream that triggers every refit "
+                f"(cold start, novelty fit and recalibration, retrain, rollback; "
+                f"{report['backbone']}), `{Path(checkout).name or checkout}`",
+                f"p50 / p99 / max {stream['p50_ms']:.0f} / {stream['p99_ms']:.0f} / "
+                f"{stream['max_ms']:.0f} ms, p99/p50 {stream['p99_over_p50']:.2f} (median of "
+                f"{report['config']['rounds']} interleaved rounds); invokes at a refit, median ms: "
+                f"{refits}",
+                "p99 <= 1.5 x p50",
+                verdict(stream["p99_over_p50"] <= 1.5),
+            )
+        )
+    return rows
+
+
+def b9_rows(report: dict[str, Any]) -> list[Row]:
+    resident, loaded = report["invoke_resident"], report["invoke_not_resident"]
+    return [
+        (
+            f"B9 {report['functions']:,} functions on one replica ({report['samples_per_function']}"
+            f" samples, a trained head and {report['invokes_per_function']} invokes each, in "
+            f"bursts of {report['burst']}; {report['encoder']})",
+            f"RSS growth {report['rss_growth_mib_max']:.0f} MiB over "
+            f"{report['rss_mib_before_traffic']:.0f} at most "
+            f"(estimate {report['estimate_mib_max']:.0f} MiB), "
+            f"{report['resident_functions_median']:.0f} resident (median), "
+            f"{report['evictions']:,} evictions; invoke resident p50 / p99 "
+            f"{resident['p50_ms']} / {resident['p99_ms']} ms, not resident {loaded['p50_ms']} / "
+            f"{loaded['p99_ms']} ms; {report['wrong_answers']} wrong answers of "
+            f"{report['invokes']:,}",
+            f"RSS growth <= {report['budget_mib']:.0f} MiB budget, 0 wrong",
+            verdict(report["rss_growth_within_budget"] and report["wrong_answers"] == 0),
+        )
+    ]
+
+
 SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_efficiency", "python -m bench.run --only b1", b1_rows),
     ("label_efficiency_full", "python -m bench.run --only b1 --full", b1_full_rows),
@@ -524,6 +571,8 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("cold_start", "python -m bench.run --only b5", b5_rows),
     ("label_errors", "python -m bench.run --only b6", b6_rows),
     ("novelty", "python -m bench.run --only b7", b7_rows),
+    ("invoke_latency", "python -m bench.invoke_latency --checkout OLD --checkout .", b8_rows),
+    ("many_functions", "python -m bench.many_functions", b9_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
 ]
