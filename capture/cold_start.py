@@ -102,6 +102,9 @@ class ColdStartSelector:
         self._top_fraction, self._refit_every, self._seed = top_fraction, refit_every, seed
         self._refit_inline = refit_inline
         self._captured_since_copy = False  # a capture since :meth:`members`: refit again
+        # A capture made the clustering stale and its refit has not landed: judge nothing until
+        # it has (as inline refits judge the next input by fresh regions).
+        self._awaiting_refit = False
         self._reservoir = np.zeros((reservoir_size, dim), dtype=np.float32)
         self._seen = 0
         self._since_refit = 0
@@ -134,7 +137,9 @@ class ColdStartSelector:
         judgement = ColdStartJudgement(False, 0.0, None, True)
         if self._refit_inline and self.refit_due:
             self.install(self.fit(self.members(), self._seen, index))
-        if len(self._centroids):
+        if self._awaiting_refit:
+            pass  # warming up again: the regions are being refitted after a capture
+        elif len(self._centroids):
             typicality = self._typicality(point)
             region = int(np.argmax(self._centroids @ point))
             rank = np.searchsorted(self._typicalities, typicality) / max(len(self._typicalities), 1)
@@ -152,6 +157,7 @@ class ColdStartSelector:
         if region is not None and 0 <= region < len(self._bars):
             self._bars[region] = np.inf
         self._captured_since_copy = True
+        self._awaiting_refit = not self._refit_inline
         self._since_refit = self._refit_every  # refit at the next input
 
     def members(self) -> np.ndarray:
@@ -165,12 +171,13 @@ class ColdStartSelector:
 
     def install(self, fitted: ColdStartFit) -> None:
         """Judge by ``fitted`` from now on; a capture made since its copy was taken (the new
-        regions do not know it) makes the next refit due at once."""
+        regions do not know it) makes the next refit due at once, judging nothing meanwhile."""
         self._centroids, self._bars = fitted.centroids, fitted.bars.copy()
         self._typicalities = fitted.typicalities
         self._since_refit = (
             self._refit_every if self._captured_since_copy else self._seen - fitted.seen
         )
+        self._awaiting_refit = self._captured_since_copy
 
     def _typicality(self, point: np.ndarray) -> float:
         similarities = self._reservoir[: self.filled] @ point
