@@ -38,12 +38,15 @@ def function_without_labels(client: TestClient) -> str:
     return str(fid)
 
 
-def invoke_all(client: TestClient, fid: str, images: list[tuple[str, bytes]]) -> list[dict]:
-    """Invoke in batches of 64, letting the serving worker finish the refits each batch made
-    due before the next (in production they land a few milliseconds later)."""
+def invoke_all(
+    client: TestClient, fid: str, images: list[tuple[str, bytes]], batch: int = 64
+) -> list[dict]:
+    """Invoke in batches, letting the serving worker finish the refits each batch made due
+    before the next (in production they land a few milliseconds later). After a cold-start
+    capture nothing more is captured until the regions are refitted: at most one per batch."""
     answers: list[dict] = []
-    for start in range(0, len(images), 64):
-        chunk = images[start : start + 64]
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
         body = {"items": [{"data": data_uri(data)} for _, data in chunk]}
         response = client.post(f"/v1/functions/{fid}/invoke/batch", json=body)
         assert response.status_code == 200, response.text
@@ -83,7 +86,7 @@ def test_annotating_the_cold_start_queue_trains_the_first_model(settings: Settin
     with TestClient(create_app(settings), headers=AUTH) as client:
         fid = function_without_labels(client)
         images = traffic(200, seed=1)
-        answers = invoke_all(client, fid, images)
+        answers = invoke_all(client, fid, images, batch=8)
         captured = [
             (a["capture"]["itemId"], name)
             for a, (name, _) in zip(answers, images, strict=True)
