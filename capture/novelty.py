@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
@@ -253,10 +252,14 @@ def _fit_logits(
 def _energy(model: LogisticRegression, projected: np.ndarray) -> np.ndarray:
     """``-logsumexp`` of the logits: high = fits no class. With two classes scikit-learn gives one
     logit ``z``, which is the symmetric pair ``(-z/2, z/2)`` of the multinomial form."""
-    logits = np.asarray(model.decision_function(projected), dtype=np.float64)
-    if logits.ndim == 1:
-        logits = np.stack([-logits / 2.0, logits / 2.0], axis=1)
-    return np.asarray(-logsumexp(logits, axis=1))
+    # decision_function's arithmetic without its input validation and scipy's array-API
+    # dispatch, which cost more than the product itself per scored invoke (~0.2 ms)
+    coef, intercept = model.coef_, model.intercept_
+    logits = np.asarray(projected, dtype=np.float64) @ coef.T.astype(np.float64) + intercept
+    if logits.shape[1] == 1:
+        logits = np.concatenate([-logits / 2.0, logits / 2.0], axis=1)
+    top = logits.max(axis=1, keepdims=True)
+    return -(top[:, 0] + np.log(np.exp(logits - top).sum(axis=1)))
 
 
 def _share_below(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
