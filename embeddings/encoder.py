@@ -56,8 +56,9 @@ class BatchingEncoder:
         torch_threads: int | None = -1,
         on_batch: BatchObserver | None = None,
         preprocess_threads: int | None = None,
+        workers: int = 1,
     ) -> None:
-        """Start the worker thread.
+        """Start the worker threads.
 
         Args:
             backbone: the model; from now on only the worker thread calls its ``encode``.
@@ -74,12 +75,21 @@ class BatchingEncoder:
                 images (batch invoke) in parallel; 0 preprocesses in the caller's thread; None
                 (default): every core on an accelerator, which would otherwise wait for one
                 thread's resizing, and 0 on CPU, whose cores already run the model.
+            workers: threads that each take a batch and run it, concurrently (the backbone's
+                forward pass holds no lock): on a CPU of few cores, two single-threaded forward
+                passes keep the cores busier than one two-threaded pass while request threads
+                share them. With more than one, ``torch_threads`` -1 gives each worker its
+                share of the process's torch threads (not tuned per batch).
         """
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
         if torch_threads is not None and torch_threads < 1 and torch_threads != -1:
             raise ValueError("torch_threads must be >= 1, -1 (automatic) or None")
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
         self._tuner: ThreadTuner | None = None
+        if torch_threads == -1 and workers > 1:
+            torch_threads = max(1, torch.get_num_threads() // workers)
         if torch_threads == -1:
             choices = thread_choices(backbone.device)
             torch_threads = None
@@ -111,10 +121,12 @@ class BatchingEncoder:
         self._rejected_requests = 0
         self._mean_batch_seconds: float | None = None
         self._on_batch = on_batch
-        self._worker = threading.Thread(
-            target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True
-        )
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True)
+            for _ in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     @property
     def max_batch(self) -> int:
@@ -245,13 +257,14 @@ class BatchingEncoder:
             piece.request.fail(EncoderClosed("the encoder was closed before these images ran"))
         if self._preprocessors is not None:
             self._preprocessors.shutdown(wait=False)
-        if threading.current_thread() is not self._worker:
-            self._worker.join(timeout)
+        for worker in self._workers:
+            if threading.current_thread() is not worker:
+                worker.join(timeout)
 
     @property
     def running(self) -> bool:
-        """True while the worker thread is alive (it exits after :meth:`close`)."""
-        return self._worker.is_alive()
+        """True while a worker thread is alive (they exit after :meth:`close`)."""
+        return any(worker.is_alive() for worker in self._workers)
 
     @property
     def closed(self) -> bool:

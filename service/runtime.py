@@ -115,6 +115,7 @@ def encoder_pool(
         precision=settings.precision,
         compile=settings.compile,
         precision_memory=Path(settings.data_dir) / PRECISION_MEMORY,
+        workers=settings.encoder_workers,
     )
 
 

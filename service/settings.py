@@ -58,6 +58,9 @@ class Settings:
     batch_wait_ms: float = 5.0
     # Torch threads of each encoder worker on CPU; 0: measured per batch (embeddings.threads).
     encoder_threads: int = 0
+    # Forward passes the in-process encoder runs at once, each on its own batch (0: 2 on a CPU,
+    # 1 on an accelerator).
+    encoder_workers: int = 0
     # Most images waiting for the encoder before invoke answers 503.
     queue_limit: int = 64
     # Most images one batch invoke takes (POST .../invoke/batch; more is a 413).

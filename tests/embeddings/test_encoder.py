@@ -143,6 +143,19 @@ def test_concurrent_callers_get_the_same_vectors_as_direct_encoding(
     assert stats.mean_batch_size > 1
 
 
+def test_two_workers_run_two_batches_at_once(gated: GatedBackbone) -> None:
+    with BatchingEncoder(gated, max_batch=2, max_wait_ms=1, workers=2) as encoder:
+        gated.gate.clear()
+        requests = [images(2, seed=index) for index in range(3)]
+        calls = [Call(encoder, batch) for batch in requests]
+        wait_until(lambda: gated.batches_started == 2)  # both workers inside a forward pass
+        assert encoder.stats().queued_images == 2  # the third batch waits for a free worker
+        gated.gate.set()
+        for call, batch in zip(calls, requests, strict=True):
+            np.testing.assert_allclose(call.outcome(), direct(gated.inner, batch), atol=1e-5)
+    assert not encoder.running  # close stopped both
+
+
 def test_queued_requests_coalesce_into_full_batches(gated: GatedBackbone) -> None:
     with BatchingEncoder(gated, max_batch=8, max_wait_ms=1) as encoder:
         blocker = hold_worker(encoder, gated)
