@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from capture.index import VectorIndex
+from capture.ring import RowRing
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class ColdStartSelector:
 
         Args:
             dim: vector dimension.
-            reservoir_size: recent traffic vectors kept (memory: ``reservoir_size * dim`` floats).
+            reservoir_size: recent traffic vectors kept (memory: up to ``reservoir_size * dim``
+                floats, growing with the traffic seen).
             min_traffic: inputs seen before anything is judged typical.
             knn_k: neighbours in the typicality estimate (TypiClust uses 20).
             new_clusters: uncovered regions offered at each refit (TypiClust's budget per round).
@@ -97,7 +99,7 @@ class ColdStartSelector:
             refit_inline: refit inside :meth:`judge` when due (else the owner schedules it).
         """
         self.dim = dim
-        self._size, self._min_traffic, self._k = reservoir_size, min_traffic, knn_k
+        self._min_traffic, self._k = min_traffic, knn_k
         self._new_clusters, self._min_cluster = new_clusters, min_cluster_size
         self._top_fraction, self._refit_every, self._seed = top_fraction, refit_every, seed
         self._refit_inline = refit_inline
@@ -105,8 +107,7 @@ class ColdStartSelector:
         # A capture made the clustering stale and its refit has not landed: judge nothing until
         # it has (as inline refits judge the next input by fresh regions).
         self._awaiting_refit = False
-        self._reservoir = np.zeros((reservoir_size, dim), dtype=np.float32)
-        self._seen = 0
+        self._reservoir = RowRing(reservoir_size, dim)
         self._since_refit = 0
         self._centroids = np.zeros((0, dim), dtype=np.float32)
         self._bars = np.zeros(0)  # per region: typicality an input must reach (inf: closed)
@@ -115,7 +116,7 @@ class ColdStartSelector:
     @property
     def filled(self) -> int:
         """Vectors in the reservoir."""
-        return min(self._seen, self._size)
+        return self._reservoir.filled
 
     @property
     def refit_due(self) -> bool:
@@ -136,7 +137,7 @@ class ColdStartSelector:
         point = np.asarray(vector, dtype=np.float32).reshape(-1)
         judgement = ColdStartJudgement(False, 0.0, None, True)
         if self._refit_inline and self.refit_due:
-            self.install(self.fit(self.members(), self._seen, index))
+            self.install(self.fit(self.members(), self.seen, index))
         if self._awaiting_refit:
             pass  # warming up again: the regions are being refitted after a capture
         elif len(self._centroids):
@@ -146,8 +147,7 @@ class ColdStartSelector:
             judgement = ColdStartJudgement(
                 typicality >= self._bars[region], float(rank), region, False
             )
-        self._reservoir[self._seen % self._size] = point
-        self._seen += 1
+        self._reservoir.append(point)
         self._since_refit += 1
         return judgement
 
@@ -163,11 +163,11 @@ class ColdStartSelector:
     def members(self) -> np.ndarray:
         """A copy of the reservoir's vectors, what :meth:`fit` clusters."""
         self._captured_since_copy = False
-        return self._reservoir[: self.filled].copy()
+        return self._reservoir.rows().copy()
 
     @property
     def seen(self) -> int:
-        return self._seen
+        return self._reservoir.seen
 
     def install(self, fitted: ColdStartFit) -> None:
         """Judge by ``fitted`` from now on; a capture made since its copy was taken (the new
@@ -175,12 +175,12 @@ class ColdStartSelector:
         self._centroids, self._bars = fitted.centroids, fitted.bars.copy()
         self._typicalities = fitted.typicalities
         self._since_refit = (
-            self._refit_every if self._captured_since_copy else self._seen - fitted.seen
+            self._refit_every if self._captured_since_copy else self.seen - fitted.seen
         )
         self._awaiting_refit = self._captured_since_copy
 
     def _typicality(self, point: np.ndarray) -> float:
-        similarities = self._reservoir[: self.filled] @ point
+        similarities = self._reservoir.rows() @ point
         k = min(self._k, len(similarities))
         nearest = np.partition(similarities, len(similarities) - k)[-k:]
         return _inverse_mean_distance(nearest)
@@ -216,8 +216,8 @@ class ColdStartSelector:
         return ColdStartFit(centroids, bars, np.sort(typicalities), seen)
 
     def nbytes(self) -> int:
-        """Memory the reservoir holds so far (untouched rows are not resident)."""
-        return self.filled * self.dim * 4 + self._centroids.nbytes + self._typicalities.nbytes
+        """Memory the reservoir and the clustering hold."""
+        return self._reservoir.nbytes() + self._centroids.nbytes + self._typicalities.nbytes
 
 
 def _covered(

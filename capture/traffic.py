@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from capture.novelty import NoveltyModel, TrafficCalibration
+from capture.ring import RowRing
 from capture.scores import unit_rows
 
 # Cosine similarity at which an input counts as one the window already holds.
@@ -47,8 +48,7 @@ class RecentTraffic:
                 owner calls :meth:`recalibrate` when :meth:`calibration_due`).
         """
         self.dim = dim
-        self._window = np.zeros((size, dim), dtype=np.float32)
-        self._seen = 0
+        self._window = RowRing(size, dim)
         self._recalibrate_every = recalibrate_every
         self._recalibrate_inline = recalibrate_inline
         self._calibrated: tuple[NoveltyModel, int, TrafficCalibration | None] | None = None
@@ -57,14 +57,14 @@ class RecentTraffic:
     @property
     def seen(self) -> int:
         """Inputs added since the window started (repeats of one it holds not counted)."""
-        return self._seen
+        return self._window.seen
 
     def filled(self) -> int:
-        return min(self._seen, self._window.shape[0])
+        return self._window.filled
 
     def nbytes(self) -> int:
-        """Memory the window holds so far (untouched rows are not resident)."""
-        return self.filled() * self.dim * 4
+        """Memory the window holds (it grows as it fills)."""
+        return self._window.nbytes()
 
     def calibration_due(self, model: NoveltyModel) -> bool:
         """``model`` has no calibration to the window, or one the window has moved on from."""
@@ -75,7 +75,7 @@ class RecentTraffic:
         """Calibrate ``model`` to a copy of the window, then score by it (the window is not
         locked while the calibration is computed)."""
         with self._lock:
-            window, seen = self._window[: self.filled()].copy(), self._seen
+            window, seen = self._window.rows().copy(), self._window.seen
         calibration = model.calibrate_to(window)
         with self._lock:
             self._calibrated = (model, seen, calibration)
@@ -89,7 +89,7 @@ class RecentTraffic:
         """
         matrix = unit_rows(vectors).astype(np.float32)
         with self._lock:
-            window = self._window[: self.filled()]
+            window = self._window.rows()
             similarities = matrix @ window.T  # once: for the score and for the repeat check
             calibration = self._calibration(model, window)
             scores = model.score(matrix, window, calibration, traffic_similarities=similarities)
@@ -107,28 +107,27 @@ class RecentTraffic:
         the window as it was, if the caller computed it; rows of this batch added meanwhile are
         compared here)."""
         if similarities is None:
-            similarities = matrix @ self._window[: self.filled()].T
+            similarities = matrix @ self._window.rows().T
         added: list[np.ndarray] = []
         for row, known in zip(matrix, similarities, strict=True):
             if known.shape[0] and float(np.max(known)) >= DUPLICATE:
                 continue
             if added and float(np.max(np.stack(added) @ row)) >= DUPLICATE:
                 continue
-            self._window[self._seen % self._window.shape[0]] = row
-            self._seen += 1
+            self._window.append(row)
             added.append(row)
 
     def _due(self, model: NoveltyModel, filled: int) -> bool:
         if self._calibrated is None or self._calibrated[0] is not model:
             return True
         step = min(self._recalibrate_every, max(1, filled // 10))
-        return self._seen - self._calibrated[1] >= step
+        return self._window.seen - self._calibrated[1] >= step
 
     def _calibration(self, model: NoveltyModel, window: np.ndarray) -> TrafficCalibration | None:
         if self._due(model, window.shape[0]):
             if not self._recalibrate_inline:  # the owner recalibrates; score by what there is
                 current = self._calibrated
                 return current[2] if current is not None and current[0] is model else None
-            self._calibrated = (model, self._seen, model.calibrate_to(window))
+            self._calibrated = (model, self._window.seen, model.calibrate_to(window))
         assert self._calibrated is not None
         return self._calibrated[2]
