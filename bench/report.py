@@ -526,7 +526,7 @@ def b8_rows(report: dict[str, Any]) -> list[Row]:
             (
                 f"B8 invoke latency from one client over a stream that triggers every refit "
                 f"(cold start, novelty fit and recalibration, retrain, rollback; "
-                f"{report['backbone']}), `{Path(checkout).name or checkout}`",
+                f"{report['backbone']}), `{Path(checkout).resolve().name}`",
                 f"p50 / p99 / max {stream['p50_ms']:.0f} / {stream['p99_ms']:.0f} / "
                 f"{stream['max_ms']:.0f} ms, p99/p50 {stream['p99_over_p50']:.2f} (median of "
                 f"{report['config']['rounds']} interleaved rounds); invokes at a refit, median ms: "
@@ -628,8 +628,8 @@ def performance_section() -> str:
         "the encoder chooses from) at the precision the service serves (`--precision auto`'s "
         "choice, measured once in the raw loop's process and forced on the service); "
         "its latencies under load are those of all clients queueing for one model (p50 is about "
-        "clients / throughput). The service's encoder measures, per batch size, whether all "
-        "cores or all but one run faster and uses that (`embeddings/threads.py`); its request "
+        "clients / throughput). The service's encoder runs two forward passes at once on a CPU, "
+        "each with its share of the cores (`--encoder-workers`, `embeddings/pool.py`); its request "
         "threads decode and preprocess while the model runs (both backbones run as frozen "
         "TorchScript graphs, which do not hold the GIL), which the raw loop does in turn, so "
         "the ratio can exceed 1 (`bench/results/serving*.json` have every variant's rate). "
