@@ -14,7 +14,7 @@ from service.errors import Conflict, ServiceUnavailable
 from service.runtime import Runtime
 from service.samples import embed_images
 from service.schemas import InvokeResult, LabelConfidence
-from service.serving import Snapshot, refits_due, serving_snapshot
+from service.serving import Snapshot, build_snapshot, refits_due, serving_snapshot
 from store import Function, Sample, session_scope, vector_from_bytes
 
 
@@ -126,10 +126,14 @@ def _answer(
     )
 
 
-def serving_model(rt: Runtime, function_id: str) -> Deployed:
+def serving_model(rt: Runtime, function_id: str, *, deployed: int | None = None) -> Deployed:
     """The version serving the function in this process; 409 before any model exists, 503 if
-    the deployed artifact cannot be loaded here."""
+    the deployed artifact cannot be loaded here. ``deployed``: the version a row the caller
+    just read names; a snapshot built from an older row is rebuilt first (the paths that read
+    the row anyway, unlike invoke, need not wait for the worker's poll)."""
     snapshot = serving_snapshot(rt, function_id)
+    if deployed is not None and snapshot.function.deployed_version != deployed:
+        snapshot = build_snapshot(rt, function_id)
     if snapshot.unavailable is not None:
         raise ServiceUnavailable(snapshot.unavailable)
     if snapshot.model is None:
@@ -160,6 +164,6 @@ def predict_samples(
         return None
     if not samples:
         return []
-    model = serving_model(rt, function.id)
+    model = serving_model(rt, function.id, deployed=function.deployed_version)
     vectors = np.stack([vector_from_bytes(s.embedding) for s in samples])
     return [ranked[0] for ranked in ranked_predictions(model.head, vectors, top_k=1)]

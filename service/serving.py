@@ -119,6 +119,7 @@ def build_snapshot(rt: Runtime, function_id: str, *, refit: bool = False) -> Sna
             novelty_model(rt, current)  # fitted again if its labelled data moved on
     with rt.serving.build_lock(function_id):
         resident = function_id in rt.serving
+        generation = rt.serving.generation(function_id)
         with session_scope(rt.engine) as session:
             function = get_function(session, function_id)
             labels = [
@@ -145,7 +146,9 @@ def build_snapshot(rt: Runtime, function_id: str, *, refit: bool = False) -> Sna
             controller=rt.capture.controller(function),  # applies a policy stored elsewhere
             key=snapshot_key(function, labels),
         )
-        rt.serving.publish(function_id, snapshot, state_nbytes(rt, function_id))
+        # not published if a write here invalidated it meanwhile: this request may still use
+        # it (as if it had started before the write), the next one builds afresh
+        rt.serving.publish(function_id, snapshot, state_nbytes(rt, function_id), generation)
         return snapshot
 
 
@@ -221,14 +224,6 @@ def poll(rt: Runtime) -> None:
                 )
             ):
                 labels[function_id].append((label_id, name, description))
-    for function_id in set(rt.heads.snapshot()) - set(resident):
-        lock = rt.serving.build_lock(function_id)
-        if lock.acquire(blocking=False):  # not while a build is loading it
-            try:
-                if function_id not in rt.serving:  # deployed here (trained) but not invoked
-                    rt.heads.remove(function_id)
-            finally:
-                lock.release()
     for function_id in resident:
         function = rows.get(function_id)
         if function is None:

@@ -33,6 +33,9 @@ class Snapshots:
         # Functions for the worker, in order of request: True to re-read the database too.
         self._due: dict[str, bool] = {}
         self._working = False  # the worker is refreshing one it took
+        # Bumped by every invalidation: a build that read the database before one is not
+        # published (it could serve the version that the write replaced).
+        self._generations: dict[str, int] = {}
         self._wake = threading.Condition(self._lock)
 
     def get(self, function_id: str) -> Any | None:
@@ -53,12 +56,21 @@ class Snapshots:
         with self._lock:
             return function_id in self._entries
 
-    def publish(self, function_id: str, snapshot: Any, nbytes: int) -> None:
-        """Serve ``snapshot`` from now on; ``nbytes``: what the function's state weighs now."""
+    def generation(self, function_id: str) -> int:
+        """Take before reading what a snapshot is built from; pass to :meth:`publish`."""
         with self._lock:
+            return self._generations.get(function_id, 0)
+
+    def publish(self, function_id: str, snapshot: Any, nbytes: int, generation: int) -> bool:
+        """Serve ``snapshot`` from now on; ``nbytes``: what the function's state weighs now.
+        False (nothing published) if the function was invalidated since ``generation``."""
+        with self._lock:
+            if self._generations.get(function_id, 0) != generation:
+                return False
             self._entries[function_id] = snapshot
             self._entries.move_to_end(function_id)
             self._sizes[function_id] = nbytes
+            return True
 
     def resize(self, function_id: str, nbytes: int) -> None:
         with self._lock:
@@ -70,6 +82,7 @@ class Snapshots:
         a new one from the state kept (nothing is evicted), and the worker is asked to rebuild it
         with the refits the write made due (a new head's novelty model)."""
         with self._lock:
+            self._generations[function_id] = self._generations.get(function_id, 0) + 1
             if self._entries.get(function_id) is not None:
                 self._entries[function_id] = None
             if function_id in self._entries:

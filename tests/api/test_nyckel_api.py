@@ -52,7 +52,8 @@ def add_sample(client: TestClient, fid: str, colour, seed: int, label: str | Non
 def train(client: TestClient, fid: str) -> None:
     for seed in range(4):
         for name, colour in (("red", RED), ("blue", BLUE)):
-            assert add_sample(client, fid, colour, seed, name).status_code == 200
+            response = add_sample(client, fid, colour, seed, name)
+            assert response.status_code == 200, response.text
     assert client.post(f"/v1/functions/function_{fid}/train").status_code == 200
 
 

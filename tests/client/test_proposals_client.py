@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import httpx
 from winnow_client import AcceptedProposal, Client, NotFound, Proposal
 
-from tests.conftest import ADMIN_KEY, BLUE, GREEN, PROPOSAL_POLICY, RED, png_bytes
+from tests.conftest import (
+    ADMIN_KEY,
+    AUTH,
+    BLUE,
+    GREEN,
+    PROPOSAL_POLICY,
+    RED,
+    png_bytes,
+    wait_for_novelty,
+)
 
 POLICY = {**PROPOSAL_POLICY, "proposalMinSize": 3}
 
@@ -22,6 +32,8 @@ def test_proposals_list_accept_dismiss_and_mark(live_url: str) -> None:
             client.create_sample(fid, png_bytes(BLUE, seed=i), label="blue")
         client.train(fid)
         client.set_capture_policy(fid, **POLICY)
+        with httpx.Client(base_url=live_url, headers=AUTH) as http:
+            wait_for_novelty(http, fid)  # fitted by the serving worker after the deploy
 
         first = _green_items(client, fid, range(100, 104))
         (proposal,) = client.proposals(fid)

@@ -149,7 +149,9 @@ def test_two_workers_run_two_batches_at_once(gated: GatedBackbone) -> None:
         requests = [images(2, seed=index) for index in range(3)]
         calls = [Call(encoder, batch) for batch in requests]
         wait_until(lambda: gated.batches_started == 2)  # both workers inside a forward pass
-        assert encoder.stats().queued_images == 2  # the third batch waits for a free worker
+        # the third batch waits for a free worker
+        wait_until(lambda: encoder.stats().queued_images == 2)
+        assert gated.batches_started == 2
         gated.gate.set()
         for call, batch in zip(calls, requests, strict=True):
             np.testing.assert_allclose(call.outcome(), direct(gated.inner, batch), atol=1e-5)
