@@ -130,9 +130,10 @@ def build_snapshot(rt: Runtime, function_id: str, *, refit: bool = False) -> Sna
                     )
                 ).all()
             ]
-        model, unavailable = _serving_model(rt, function)
         if not resident:  # writes made meanwhile may have indexed some rows: index them all
             rt.indexes.drop(function_id)
+        model, unavailable = _serving_model(rt, function)  # rebuilds it when following a deploy
+        if rt.indexes.get(function_id) is None:
             rebuild_index(rt, function_id)
         fitted = rt.novelty.peek(function_id)
         snapshot = Snapshot(
