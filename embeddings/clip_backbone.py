@@ -13,6 +13,7 @@ precision is chosen by :func:`embeddings.precision.build_tower`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from embeddings.backbone import (
     split_at_tensor_conversion,
     to_device,
 )
+from embeddings.onnx_graph import PixelRecipe, recipe_from_transform
 from embeddings.precision import PrecisionChoice, build_tower, compiling, probe_batch
 from embeddings.tower_options import DEFAULT_TOWER, TowerOptions
 
@@ -114,6 +116,19 @@ class ClipBackbone:
         """The underlying open_clip model (frozen, eval mode), e.g. to export a checkpoint."""
         return self._model
 
+    def export_tower(self) -> tuple[torch.nn.Module, PixelRecipe]:
+        """An fp32 copy of the image tower on the CPU and its pixel recipe (for ONNX export,
+        :func:`embeddings.onnx_graph.pixel_graph`).
+
+        Raises:
+            ValueError: the model's preprocessing is not of the resize / crop / normalise form.
+        """
+        recipe = recipe_from_transform(self._transform)
+        visual = self._model.visual
+        if not isinstance(visual, torch.nn.Module):
+            raise ValueError(f"{self._spec}: the model has no image tower module to export")
+        return _VisualTower(copy.deepcopy(visual).float().cpu()).eval(), recipe
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Apply the model's own resize / crop / normalisation to one RGB image (CPU tensor)."""
         return self._transform(image)
@@ -169,6 +184,17 @@ class _ImageTower(torch.nn.Module):
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(batch)  # type: ignore[operator,no-any-return]
+
+
+class _VisualTower(torch.nn.Module):
+    """open_clip's ``encode_image`` without the text tower: ``visual(batch)`` (unnormalised)."""
+
+    def __init__(self, visual: torch.nn.Module) -> None:
+        super().__init__()
+        self.visual = visual
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.visual(batch)  # type: ignore[no-any-return]
 
 
 def _traced_image_tower(

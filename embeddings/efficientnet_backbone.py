@@ -23,6 +23,7 @@ from torchvision.transforms import v2 as transforms
 
 from embeddings.backbone import empty_vectors, frozen_graph, normalised_rows, to_device
 from embeddings.errors import BackboneUnavailable
+from embeddings.onnx_graph import PixelRecipe
 from embeddings.precision import PrecisionChoice, build_tower, compiling, probe_batch
 from embeddings.tower_options import DEFAULT_TOWER, TowerOptions
 
@@ -117,6 +118,15 @@ class EfficientNetLite0Backbone:
         with torch.inference_mode():
             features = self._model(to_device(batch, self._device))
         return normalised_rows(features)
+
+    def export_tower(self) -> tuple[torch.nn.Module, PixelRecipe]:
+        """A fresh fp32 copy of the network on the CPU and its pixel recipe (for ONNX export,
+        :func:`embeddings.onnx_graph.pixel_graph`): ``(x * 255 - 127.5) / 128`` of ``[0, 1]``
+        pixels is ``(pixels - 127.5) / 128`` on the 0..255 scale."""
+        recipe = PixelRecipe(
+            RESIZE_SIZE, IMAGE_SIZE, "bicubic", (127.5, 127.5, 127.5), (128.0, 128.0, 128.0)
+        )
+        return build_efficientnet_lite0(with_classifier=False), recipe
 
     @property
     def has_text_tower(self) -> bool:

@@ -1,0 +1,77 @@
+"""Every kind of head winnow serves, as an ONNX graph, gives the head's own probabilities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from learner.calibration import TemperatureScaledHead
+from learner.few_shot import TextAnchoredLogistic, TextPrior
+from learner.heads import HEAD_FAMILIES
+from learner.onnx_head import head_to_onnx
+from learner.zero_shot import ZeroShotHead
+
+DIM = 16
+PARAMS = {
+    "logistic_regression": {"C": 10.0},
+    "linear_svm": {"C": 1.0, "calibration_folds": 2},
+    "knn": {"n_neighbors": 5},
+}
+
+
+def unit_rows(count: int, seed: int) -> np.ndarray:
+    rows = np.random.default_rng(seed).normal(size=(count, DIM)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def onnx_proba(head: Any, X: np.ndarray) -> np.ndarray:
+    model = head_to_onnx(head, DIM, opset=18)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    return np.asarray(session.run(["probabilities"], {"features": X})[0])
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X = unit_rows(90, seed=0)
+    y = np.array(["cat", "dog", "eel"])[np.random.default_rng(1).integers(0, 3, 90)]
+    queries = np.concatenate([X[:5], unit_rows(40, seed=2)])  # exact matches, then new points
+    return X, y, queries
+
+
+@pytest.mark.parametrize("family", sorted(PARAMS))
+@pytest.mark.parametrize("temperature", [None, 0.6, 1.7])
+def test_trained_heads(family: str, temperature: float | None, data: Any) -> None:
+    X, y, queries = data
+    estimator = HEAD_FAMILIES[family].build(PARAMS[family]).fit(X, y)
+    head = estimator if temperature is None else TemperatureScaledHead(estimator, temperature)
+    got = onnx_proba(head, queries)
+    assert got.shape == (len(queries), 3)
+    # float32 in the graph against float64 here; kNN's exact matches (weight 1/0) stay exact
+    assert np.abs(got - head.predict_proba(queries)).max() < 1e-3
+    assert (got.argmax(1) == head.predict_proba(queries).argmax(1)).all()
+
+
+def test_text_heads(data: Any) -> None:
+    X, y, queries = data
+    zero_shot = ZeroShotHead(["cat", "dog", "eel"], unit_rows(3, seed=3))
+    anchored = TextAnchoredLogistic(TextPrior.of(zero_shot)).fit(X, y)
+    for head in (zero_shot, anchored, TemperatureScaledHead(anchored, 0.8)):
+        assert np.abs(onnx_proba(head, queries) - head.predict_proba(queries)).max() < 1e-5
+
+
+def test_a_binary_head_keeps_both_columns(data: Any) -> None:
+    X, y, queries = data
+    binary = np.where(y == "cat", "cat", "other")
+    head = HEAD_FAMILIES["logistic_regression"].build({"C": 1.0}).fit(X, binary)
+    assert np.abs(onnx_proba(head, queries) - head.predict_proba(queries)).max() < 1e-5
+
+
+def test_an_unknown_head_is_refused() -> None:
+    class Odd:
+        classes_ = np.array(["a", "b"])
+
+    with pytest.raises(ValueError, match="no ONNX form for a head of type Odd"):
+        head_to_onnx(Odd(), DIM, opset=18)
