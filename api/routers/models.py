@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import RuntimeDep, SessionDep
 from learner import confusion_matrix_png
-from service import deploys
+from service import deploys, model_export
 from service import training as service
 from service.errors import Conflict, NotFound
 from service.functions import function_public, get_function
@@ -156,3 +156,24 @@ def confusion_matrix(function_id: str, session: SessionDep) -> Response:
     name = get_function(session, function_id).name
     png = confusion_matrix_png(row.metrics, title=f"{name} v{row.version}")
     return Response(png, media_type="image/png")
+
+
+@router.get(
+    "/model.onnx",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def export_onnx(
+    function_id: str,
+    rt: RuntimeDep,
+    version: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+) -> Response:
+    """One ONNX file from uint8 RGB pixels to the version's calibrated probabilities (default:
+    the deployed version), labels and preprocessing in its metadata; runs with onnxruntime alone
+    (docs: Export a model)."""
+    data, filename = model_export.export_model(rt, function_id, version)
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
