@@ -145,6 +145,7 @@ class AsyncClient:
     unpin = endpoint(training.unpin)
     metrics = endpoint(training.metrics)
     confusion_matrix_png = endpoint(training.confusion_matrix_png)
+    export_model = endpoint(training.export_model)
     invoke = endpoint(training.invoke)
     invoke_batch = endpoint(training.invoke_batch)
     review_items = endpoint(review.review_items)

@@ -1,4 +1,5 @@
-"""The dataset commands: ``import`` a labelled folder, ``export`` one back out, ``invoke`` files.
+"""The dataset commands: ``import`` a labelled folder, ``export`` one back out, ``invoke`` files,
+``export-model`` to download a model as ONNX.
 
 Installed as ``winnow-client`` by this distribution; the server's ``winnow`` command adds the same
 subcommands (``winnow import ...``) next to ``winnow serve``.
@@ -65,6 +66,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     save.add_argument("folder", type=Path, metavar="DIR")
     save.set_defaults(run=export_folder)
 
+    model = commands.add_parser(
+        "export-model",
+        parents=[connection],
+        help="download a version as one ONNX file (runs with onnxruntime alone)",
+    )
+    model.add_argument("--function", required=True, metavar="NAME")
+    model.add_argument("--version", type=int, default=None, help="default: the deployed one")
+    model.add_argument("out", type=Path, metavar="OUT.onnx")
+    model.set_defaults(run=export_model)
+
     call = commands.add_parser("invoke", parents=[connection], help="classify image files")
     call.add_argument("files", type=Path, nargs="+", metavar="FILE")
     call.add_argument("--function", required=True, metavar="NAME")
@@ -107,6 +118,18 @@ def find_function(client: Client, name: str) -> Function:
         return client.get_function(name)
     except NotFound:
         raise NotFound(404, f"no function called {name!r}") from None
+
+
+def export_model(client: Client, args: argparse.Namespace) -> int:
+    """Write the function's model to ``OUT.onnx`` (through a temporary file, then renamed)."""
+    function = find_function(client, args.function)
+    data = client.export_model(function.id, args.version)
+    partial = args.out.with_name(args.out.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(args.out)
+    version = "deployed" if args.version is None else f"v{args.version}"
+    print(f"{function.name} ({version}): wrote {args.out} ({len(data):,} bytes)", file=sys.stderr)
+    return 0
 
 
 def import_folder(client: Client, args: argparse.Namespace) -> int:

@@ -55,6 +55,14 @@ def confusion_matrix_png(function_id: str) -> Call[bytes]:
     return Call("GET", path, raw, binary=True)
 
 
+def export_model(function_id: str, version: int | None = None) -> Call[bytes]:
+    """One ONNX file of ``version`` (default: the deployed one): uint8 RGB pixels in,
+    probabilities out, labels and preprocessing in its metadata (the server's docs show how to
+    run it with onnxruntime alone)."""
+    params = None if version is None else {"version": version}
+    return Call("GET", fn_path(function_id, "model.onnx"), raw, params=params, binary=True)
+
+
 def _invoke_params(capture: bool, version: int | None) -> dict[str, Any]:
     params: dict[str, Any] = {"capture": flag(capture)}
     if version is not None:
