@@ -559,6 +559,38 @@ def b9_rows(report: dict[str, Any]) -> list[Row]:
     ]
 
 
+def b10_rows(report: dict[str, Any]) -> list[Row]:
+    config, rows = report["config"], []
+    for backbone in report["backbones"]:
+        heads = backbone["heads"]
+        agreement = min(head["top_label_agreement"] for head in heads.values())
+        gap = max(head["max_probability_gap"] for head in heads.values())
+        per_head = "; ".join(
+            f"{name.replace('_', ' ')} {head['top_label_agreement']:.2%} "
+            f"(gap {head['max_probability_gap']:.1e}, accuracy {head['accuracy_export']:.3f})"
+            for name, head in heads.items()
+        )
+        rows.append(
+            (
+                f"B10 exported ONNX model vs the service ({backbone['backbone']}; heads trained "
+                f"on {config['train']:,} Fashion-MNIST images, {config['test']:,} test images, "
+                "fp32 both sides)",
+                f"top label agrees on {per_head}; {backbone['auto_precision']} service tower: "
+                + ", ".join(
+                    f"{head['top_label_agreement_with_auto_precision']:.2%}"
+                    for head in heads.values()
+                ),
+                f">= {report['target_agreement']:.1%} agree, probabilities within "
+                f"{report['target_probability_gap']:g}",
+                verdict(
+                    agreement >= report["target_agreement"]
+                    and gap <= report["target_probability_gap"]
+                ),
+            )
+        )
+    return rows
+
+
 SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_efficiency", "python -m bench.run --only b1", b1_rows),
     ("label_efficiency_full", "python -m bench.run --only b1 --full", b1_full_rows),
@@ -573,6 +605,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("novelty", "python -m bench.run --only b7", b7_rows),
     ("invoke_latency", "python -m bench.invoke_latency --checkout OLD --checkout .", b8_rows),
     ("many_functions", "python -m bench.many_functions", b9_rows),
+    ("onnx_export", "python -m bench.onnx_export", b10_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
 ]

@@ -202,3 +202,24 @@ def test_b2_serves_a_clip_architecture_at_random_init_from_a_checkpoint_written_
     assert serving.served_backbone("clip:tiny-clip/random-init")[0] == spec
     assert checkpoint.stat().st_mtime_ns == written  # not written again
     assert load_backbone(spec, device="cpu").dim == 32
+
+
+@pytest.mark.slow
+def test_b10_compares_the_export_with_the_service_path_on_fashion_images(tmp_path: Path) -> None:
+    from bench import onnx_export
+
+    output = tmp_path / "b10.json"
+    onnx_export.main(
+        ["--backbones", "tiny-clip", "--train", "90", "--test", "40", "--out", str(output)]
+    )
+    written = json.loads(output.read_text())
+    heads = written["backbones"][0]["heads"]
+    assert sorted(heads) == ["knn", "linear_svm", "logistic_regression"]
+    assert heads["knn"]["head"] == "CosineKNeighbors"
+    for head in heads.values():
+        assert head["top_label_agreement"] >= 0.95 and head["max_probability_gap"] < 1e-3
+    assert written["pass"] == all(
+        h["top_label_agreement"] >= 0.995 and h["max_probability_gap"] <= 1e-3
+        for h in heads.values()
+    )
+    assert report.b10_rows(written)[0][0].startswith("B10 exported ONNX model")
