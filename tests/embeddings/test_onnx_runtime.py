@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from PIL import Image
 
 import embeddings.precision as precision_module
 from embeddings import Backbone, EncoderPool, load_backbone
@@ -16,6 +17,7 @@ from embeddings.onnx_runtime import OnnxTower, onnx_tower
 from embeddings.precision import MIN_COSINE, build_tower, candidates, probe_batch
 from embeddings.precision_memory import choice_key, recall
 from embeddings.tower_options import TowerOptions, parse_label, served_label
+from tests.fashion import fashion_test_split
 
 CPU = torch.device("cpu")
 
@@ -194,9 +196,12 @@ def test_sessions_follow_the_calling_threads_torch_thread_count() -> None:
 
 
 @pytest.mark.slow
-def test_efficientnet_lite0_in_onnx_runtime_keeps_the_vectors() -> None:
+def test_efficientnet_lite0_in_onnx_runtime_keeps_the_vectors_of_real_images() -> None:
+    images, _ = fashion_test_split()  # grayscale, flat backgrounds: unlike the probe images
     reference = load_backbone("efficientnet-lite0", device="cpu")
-    batch = _images(reference, 6)
+    batch = torch.stack(
+        [reference.preprocess(Image.fromarray(pixels).convert("RGB")) for pixels in images[:24]]
+    )
     expected = reference.encode(batch)
     for precision, bound in (("fp32", 0.999), ("int8", MIN_COSINE["cpu"])):
         served = load_backbone(
