@@ -9,7 +9,9 @@ the backbone loads, and the fastest whose every probe vector keeps a cosine of a
 given a memory file, the choice is measured once per machine and backbone, then reused.
 ``bf16`` converts the weights and the inputs (``module.to(torch.bfloat16)``; ``torch.autocast``
 on CPU measured far slower), ``int8`` quantises the linear layers dynamically (CPU only). A
-forced precision is used as asked.
+forced precision is used as asked. With runtime ``onnx`` the candidates are ONNX Runtime's
+(``onnx-fp32``, ``onnx-int8``: :mod:`embeddings.onnx_runtime`), with ``auto`` both runtimes';
+every candidate is compared with torch's fp32 tower.
 
 This is the one place the choice is made; backbones call :func:`build_tower` with their own way of
 finalising a module (tracing and freezing it, see :func:`embeddings.backbone.frozen_graph`).
