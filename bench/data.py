@@ -177,8 +177,9 @@ def embed_images(
         threads: torch intra-op threads while embedding (the machine's cores are shared).
         cache_dir: root of the cache.
         verbose: print progress to stderr.
-        precision: the image tower's precision (see :mod:`embeddings.precision`); other than
-            fp32, the vectors are cached apart, under ``<spec>@<precision>``.
+        precision: the image tower's precision (see :mod:`embeddings.precision`), or an ONNX
+            Runtime one (``onnx-fp32``, ``onnx-int8``); other than fp32, the vectors are cached
+            apart, under ``<spec>@<precision>``.
     """
     image_path = DATA_DIR / _FILES[file_key][0]
     key = spec if precision == "fp32" else f"{spec}@{precision}"
@@ -202,10 +203,16 @@ def _embed_missing(
     from PIL import Image
 
     from embeddings import load_backbone, to_rgb
-    from embeddings.tower_options import TowerOptions
+    from embeddings.tower_options import TowerOptions, parse_label
 
     torch.set_num_threads(threads)
-    backbone = load_backbone(spec, device="cpu", tower=TowerOptions(precision, probe_batch=32))
+    served = parse_label(precision)
+    if served is None:
+        raise ValueError(f"not a precision to embed in: {precision!r}")
+    runtime, precision = served
+    backbone = load_backbone(
+        spec, device="cpu", tower=TowerOptions(precision, probe_batch=32, runtime=runtime)
+    )
     started = time.perf_counter()
     for start in range(0, len(todo), _CHUNK):
         chunk = todo[start : start + _CHUNK]

@@ -330,6 +330,7 @@ def raw_loop_process(
     command += ["--images", str(args.images), "--image-size", str(args.image_size)]
     command += ["--seed", str(args.seed), "--warmup", str(args.warmup)]
     command += ["--per-label", str(args.per_label), "--precision", args.precision]
+    command += ["--runtime", args.runtime]
     process = subprocess.Popen(
         command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         start_new_session=True,
@@ -373,7 +374,7 @@ def raw_worker(args: argparse.Namespace) -> None:
 
     stream, _ = stream_and_training_images(args)
     images = [data for data, _ in stream][: max(args.batch_size, 64)]
-    tower = TowerOptions(precision=args.precision, probe_batch=args.batch_size)
+    tower = TowerOptions(args.precision, probe_batch=args.batch_size, runtime=args.runtime)
     backbone = load_backbone(args.backbone, tower=tower)
     raw_throughput(backbone, images[: args.warmup], args.batch_size, MAX_PIXELS)  # warm up
     choice = getattr(backbone, "precision", None)  # local backbones have it, the protocol not
@@ -590,6 +591,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="the image tower's precision on both sides (auto: measured once, then forced)",
     )
     parser.add_argument(
+        "--runtime",
+        default="torch",
+        choices=["torch", "onnx", "auto"],
+        help="what runs the image tower on both sides (auto: measured once, then forced)",
+    )
+    parser.add_argument(
         "--body", default="multipart", choices=sorted(BODY_TYPES), help="how invokes send images"
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests (harness check)")
@@ -648,9 +655,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raw_loop_process(args) as (measure_raw, raw_precision),
     ):
         precision = raw_precision["precision"]  # auto's choice, or the precision asked for
+        runtime = raw_precision.get("runtime", "torch")
         if "precision" in service_settings():
             flags = [*flags, "--precision", precision]
-        print(f"  image tower precision, both sides: {precision} (asked: {args.precision})")
+        if "runtime" in service_settings():
+            flags = [*flags, "--runtime", runtime]
+        elif runtime != "torch":
+            raise RuntimeError("this service has no --runtime setting")
+        print(
+            f"  image tower, both sides: {runtime} {precision} "
+            f"(asked: {args.runtime} {args.precision})"
+        )
         data_dir = Path(tmp) / "data"
         with running_service(args, data_dir, flags) as service_process:
             base_url = service_process.url
@@ -754,6 +769,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         # the image tower's precision, the same on both sides: the raw loop ran it, the service
         # was started with --precision forced to it
         "precision": precision,
+        "runtime": runtime,
         "precision_choice": raw_precision,
         "raw": {"images_per_s": raw_rate, "rounds": raw_runs},
         "service": service,

@@ -31,6 +31,11 @@ def cpu_precision_rows(report: dict[str, Any]) -> list[Row]:
         best = max(keeping, key=lambda name: keeping[name]["ratio_to_fp32"])
         chosen, fp32 = keeping[best], results["fp32"]
         spread = chosen["ratio_rounds"]
+        target = entry.get("target_speedup", targets["speedup"])  # per backbone since issue 32
+        runtime = entry["auto"].get("requested_runtime", "torch")
+        auto_asked = "`--precision auto`" + (
+            f" `--runtime {runtime}`" if runtime != "torch" else ""
+        )
         others = "; ".join(
             f"{name} x{r['ratio_to_fp32']:.2f} (cosine >= {r['min_cosine']:.4f})"
             for name, r in results.items()
@@ -44,10 +49,10 @@ def cpu_precision_rows(report: dict[str, Any]) -> list[Row]:
                 f"{best} x{chosen['ratio_to_fp32']:.2f}, rounds {min(spread):.2f}-"
                 f"{max(spread):.2f} ({chosen['images_per_s']:.1f} vs "
                 f"{fp32['images_per_s']:.1f} img/s, cosine >= {chosen['min_cosine']:.4f}"
-                f"{'; ' + others if others else ''}); `--precision auto` chose "
-                f"{entry['auto']['precision']}",
-                f">= {targets['speedup']:g}x",
-                _verdict(chosen["ratio_to_fp32"] >= targets["speedup"]),
+                f"{'; ' + others if others else ''}); {auto_asked} chose "
+                f"{entry['auto'].get('serves', entry['auto']['precision'])}",
+                f">= {target:g}x",
+                _verdict(chosen["ratio_to_fp32"] >= target),
             )
         )
     accuracy = report.get("accuracy")

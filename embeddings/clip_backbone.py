@@ -81,6 +81,7 @@ class ClipBackbone:
             probe,
             finalise=compiling(finalise, name=spec) if tower.compile else finalise,
             precision=tower.precision,
+            runtime=tower.runtime,
             memory=tower.precision_memory,
             name=spec,
         )

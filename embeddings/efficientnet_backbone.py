@@ -68,6 +68,7 @@ class EfficientNetLite0Backbone:
             probe_batch(self.preprocess, tower.probe_batch, device),
             finalise=compiling(frozen_graph, name=self.spec) if tower.compile else frozen_graph,
             precision=tower.precision,
+            runtime=tower.runtime,
             memory=tower.precision_memory,
             name=self.spec,
         )

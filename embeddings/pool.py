@@ -8,8 +8,14 @@ from pathlib import Path
 from embeddings.backbone import resolve_device
 from embeddings.backbones import load_backbone
 from embeddings.encoder import BatchingEncoder
+from embeddings.precision import candidates
 from embeddings.spec_pool import SpecPool
-from embeddings.tower_options import TowerOptions, auto_batch_size, validate_precision
+from embeddings.tower_options import (
+    TowerOptions,
+    auto_batch_size,
+    validate_precision,
+    validate_runtime,
+)
 
 # Forward passes an encoder on a CPU runs at once by default, each on its own batch with the
 # cores shared out: on 2 cores with 16 clients, B2 measured 95-105 images/s with two
@@ -35,6 +41,7 @@ class EncoderPool(SpecPool[BatchingEncoder]):
         compile: bool = False,
         precision_memory: Path | None = None,
         workers: int = 0,
+        runtime: str = "torch",
     ) -> None:
         """Remember the settings; nothing is loaded until first needed.
 
@@ -56,12 +63,18 @@ class EncoderPool(SpecPool[BatchingEncoder]):
                 backbone (see :mod:`embeddings.precision_memory`); None measures at each load.
             workers: see :class:`BatchingEncoder`; 0: :data:`CPU_WORKERS` on a CPU, 1 on an
                 accelerator (whose kernels one stream runs in turn anyway).
+            runtime: what runs the image towers: ``torch``, ``onnx`` (ONNX Runtime) or ``auto``
+                (measured with the precisions, see :func:`embeddings.precision.build_tower`).
 
         Raises:
-            ValueError: ``default_spec`` is not a valid spec, or ``precision`` not a precision.
+            ValueError: ``default_spec`` is not a valid spec, ``precision`` not a precision,
+                ``runtime`` not a runtime, or the two ask for what cannot run on the device
+                (ONNX Runtime in bf16, or on CUDA without its provider).
         """
         super().__init__(default_spec)
         self._precision = validate_precision(precision)
+        self._runtime = validate_runtime(runtime)
+        candidates(self._runtime, self._precision, resolve_device(device))  # fail at start
         self._compile = compile
         self._precision_memory = precision_memory
         self._device = device
@@ -80,6 +93,7 @@ class EncoderPool(SpecPool[BatchingEncoder]):
             self._compile,
             probe_batch=max_batch,
             precision_memory=self._precision_memory,
+            runtime=self._runtime,
         )
         backbone = load_backbone(spec, device=self._device, cache_dir=self._cache_dir, tower=tower)
         return BatchingEncoder(

@@ -9,7 +9,9 @@ the backbone loads, and the fastest whose every probe vector keeps a cosine of a
 given a memory file, the choice is measured once per machine and backbone, then reused.
 ``bf16`` converts the weights and the inputs (``module.to(torch.bfloat16)``; ``torch.autocast``
 on CPU measured far slower), ``int8`` quantises the linear layers dynamically (CPU only). A
-forced precision is used as asked.
+forced precision is used as asked. With runtime ``onnx`` the candidates are ONNX Runtime's
+(``onnx-fp32``, ``onnx-int8``: :mod:`embeddings.onnx_runtime`), with ``auto`` both runtimes';
+every candidate is compared with torch's fp32 tower.
 
 This is the one place the choice is made; backbones call :func:`build_tower` with their own way of
 finalising a module (tracing and freezing it, see :func:`embeddings.backbone.frozen_graph`).
@@ -18,6 +20,7 @@ finalising a module (tracing and freezing it, see :func:`embeddings.backbone.fro
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 import warnings
@@ -30,7 +33,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from embeddings import precision_memory
-from embeddings.tower_options import validate_precision
+from embeddings.onnx_runtime import check_onnx_precision, onnx_tower, providers_for
+from embeddings.tower_options import served_label, validate_precision, validate_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +50,23 @@ _SLOW_FACTOR = 3.0  # a candidate whose warm-up takes this many times fp32's is 
 Tower = Callable[[torch.Tensor], torch.Tensor]
 # Turns an eager module (taking fp32 batches) into what is served, e.g. a frozen TorchScript graph.
 Finalise = Callable[[torch.nn.Module, torch.Tensor], Tower]
+_TORCH_FP32 = ("torch", "fp32")  # the reference every candidate's vectors are compared to
 
 
 @dataclass(frozen=True)
 class CandidateResult:
-    """How one precision did on the probe batch."""
+    """How one runtime and precision did on the probe batch."""
 
     precision: str
     images_per_s: float | None  # None: failed to build or run
-    min_cosine: float | None  # lowest per-image cosine to fp32 on the probe batch
+    min_cosine: float | None  # lowest per-image cosine to torch's fp32 on the probe batch
     error: str | None = None
+    runtime: str = "torch"
+
+    @property
+    def label(self) -> str:
+        """``fp32``, ``bf16``, ``int8``, ``onnx-fp32`` or ``onnx-int8``."""
+        return served_label(self.runtime, self.precision)
 
     def passed(self, min_cosine: float) -> bool:
         return self.images_per_s is not None and (self.min_cosine or 0.0) >= min_cosine
@@ -63,16 +74,27 @@ class CandidateResult:
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """What a backbone's tower runs in and why (the measurements of ``auto``)."""
+    """What runs a backbone's tower and in which precision, and why (the measurements of
+    ``auto``)."""
 
     precision: str
     requested: str
     candidates: tuple[CandidateResult, ...] = field(default=())
+    runtime: str = "torch"
+    requested_runtime: str = "torch"
+
+    @property
+    def label(self) -> str:
+        """What serves, e.g. ``bf16`` (torch) or ``onnx-int8``."""
+        return served_label(self.runtime, self.precision)
 
     def describe(self) -> dict[str, object]:
         """JSON-safe summary for logs, health and benchmark reports."""
         return {
+            "serves": self.label,
+            "runtime": self.runtime,
             "precision": self.precision,
+            "requested_runtime": self.requested_runtime,
             "requested": self.requested,
             "candidates": [vars(candidate) for candidate in self.candidates],
         }
@@ -135,78 +157,154 @@ def build_tower(
     *,
     finalise: Finalise,
     precision: str = "fp32",
+    runtime: str = "torch",
     name: str = "backbone",
     negligible_s: float = NEGLIGIBLE_BATCH_S,
     memory: Path | None = None,
 ) -> tuple[Tower, PrecisionChoice]:
-    """The served tower of ``module`` in the requested (or, for ``auto``, measured) precision.
+    """The served tower of ``module`` in the requested (or, for ``auto``, measured) runtime and
+    precision.
+
+    The candidates are the asked runtime's (both with runtime ``auto``) in the asked precision
+    (all that apply with ``auto``). One candidate is built as asked; of several, the first is
+    the default and serves unless another keeps every probe vector's cosine to torch's fp32
+    tower at :data:`MIN_COSINE` and runs :data:`REQUIRED_SPEEDUP` times as fast.
 
     Args:
         module: eval-mode model taking a fp32 ``(n, C, H, W)`` batch on its device.
         probe: a batch of preprocessed real-looking images on that device, of the size the
             encoder will run (timings depend on it); ``auto`` compares candidates on it.
-        finalise: turns a (converted) module into the served callable, e.g. traces it.
+        finalise: turns a (converted) module into the served callable, e.g. traces it (torch
+            candidates only).
         precision: one of :data:`embeddings.tower_options.PRECISIONS`.
+        runtime: one of :data:`embeddings.tower_options.RUNTIMES` (``onnx``: ONNX Runtime, see
+            :mod:`embeddings.onnx_runtime`).
         name: how log lines name the backbone.
-        negligible_s: ``auto`` tries no other precision when fp32 runs the probe batch faster.
-        memory: JSON file of ``auto``'s earlier choices (:mod:`embeddings.precision_memory`):
-            one made for this machine, backbone and probe batch is reused without measuring,
-            a new one is added. None: measure at every load.
+        negligible_s: measuring keeps the default untested when torch's fp32 runs the probe
+            batch faster.
+        memory: JSON file of earlier measured choices (:mod:`embeddings.precision_memory`):
+            one made for this machine, backbone, probe batch and request is reused without
+            measuring, a new one is added. None: measure at every load.
 
     Raises:
-        ValueError: unknown precision, or a forced one that cannot be built for this model.
+        ValueError: unknown runtime or precision, or a forced one that cannot be built for this
+            model or device.
     """
-    precision = validate_precision(precision)
+    precision, runtime = validate_precision(precision), validate_runtime(runtime)
     device = probe.device
-    if precision != "auto":
-        return finalise(convert(module, precision, device), probe), PrecisionChoice(
-            precision, precision
-        )
-    key = precision_memory.choice_key(device, name, probe.shape[0])
+    options = candidates(runtime, precision, device)
+
+    def build(option: tuple[str, str]) -> Tower:
+        option_runtime, option_precision = option
+        if option_runtime == "onnx":
+            return onnx_tower(module, probe, option_precision)
+        return finalise(convert(module, option_precision, device), probe)
+
+    def chosen(
+        option: tuple[str, str], results: tuple[CandidateResult, ...] = ()
+    ) -> PrecisionChoice:
+        return PrecisionChoice(option[1], precision, results, option[0], runtime)
+
+    if len(options) == 1:
+        return build(options[0]), chosen(options[0])
+    key = precision_memory.choice_key(
+        device, name, probe.shape[0], runtime=runtime, precision=precision
+    )
     remembered = None if memory is None else precision_memory.recall(memory, key)
-    if remembered is not None:
-        logger.info("%s: image tower runs in %s (remembered in %s)", name, remembered, memory)
-        return finalise(convert(module, remembered, device), probe), PrecisionChoice(
-            remembered, "auto"
-        )
+    if remembered in options:
+        assert remembered is not None
+        label = served_label(*remembered)
+        logger.info("%s: image tower runs in %s (remembered in %s)", name, label, memory)
+        return build(remembered), chosen(remembered)
     threshold = MIN_COSINE.get(device.type, MIN_COSINE["cpu"])
     fp32_tower = finalise(module, probe)
     reference, fp32_rate = _time_tower(fp32_tower, probe, slow_after=None)
     fp32_seconds = probe.shape[0] / fp32_rate
     measured: list[tuple[Tower, CandidateResult]] = []
-    for candidate in _candidates(device) if fp32_seconds >= negligible_s else []:
+    for option in options if fp32_seconds >= negligible_s else options[:1]:
+        if option == _TORCH_FP32:
+            measured.append((fp32_tower, CandidateResult("fp32", fp32_rate, 1.0)))
+            continue
         try:
-            tower = finalise(convert(module, candidate, device), probe)
+            tower = build(option)
             output, rate = _time_tower(tower, probe, slow_after=_SLOW_FACTOR * fp32_seconds)
             cosine = float(
                 torch.nn.functional.cosine_similarity(output.float(), reference.float()).min()
             )
-        except Exception as error:  # an unsupported kernel on this machine rules the candidate out
-            failed = CandidateResult(candidate, None, None, f"{type(error).__name__}: {error}")
+        except Exception as error:  # an unsupported kernel on this machine rules it out
+            if option == options[0]:
+                raise
+            failed = CandidateResult(
+                option[1], None, None, f"{type(error).__name__}: {error}", option[0]
+            )
             measured.append((fp32_tower, failed))
             continue
-        measured.append((tower, CandidateResult(candidate, rate, cosine)))
-    passing = [(tower, result) for tower, result in measured if result.passed(threshold)]
-    if passing:  # time fp32 again, as late as its rivals: the first runs in a process lag
-        fp32_rate = max(fp32_rate, _time_tower(fp32_tower, probe, slow_after=None)[1])
-    results = [CandidateResult("fp32", fp32_rate, 1.0)] + [result for _, result in measured]
-    best_tower, best = fp32_tower, results[0]
+        measured.append((tower, CandidateResult(option[1], rate, cosine, runtime=option[0])))
+    (best_tower, best), rivals = measured[0], measured[1:]
+    passing = [(tower, result) for tower, result in rivals if result.passed(threshold)]
+    if passing:  # time the default again, as late as its rivals: the first runs in a process lag
+        again = _time_tower(best_tower, probe, slow_after=None)[1]
+        best = dataclasses.replace(best, images_per_s=max(best.images_per_s or 0.0, again))
+    results = (best, *(result for _, result in rivals))
+    default_rate = best.images_per_s or 0.0
     for tower, result in passing:
         rate = result.images_per_s or 0.0
-        if rate >= REQUIRED_SPEEDUP * fp32_rate and rate > (best.images_per_s or 0.0):
+        if rate >= REQUIRED_SPEEDUP * default_rate and rate > (best.images_per_s or 0.0):
             best_tower, best = tower, result
-    choice = PrecisionChoice(best.precision, "auto", tuple(results))
+    choice = chosen((best.runtime, best.precision), results)
     if memory is not None:
-        precision_memory.remember(memory, key, best.precision)
+        precision_memory.remember(memory, key, choice.label)
     logger.info(
         "%s: image tower runs in %s (measured at batch %d on %s: %s)",
         name,
-        best.precision,
+        choice.label,
         probe.shape[0],
         device,
         "; ".join(_summary(result) for result in results),
     )
     return best_tower, choice
+
+
+def candidates(runtime: str, precision: str, device: torch.device) -> list[tuple[str, str]]:
+    """The ``(runtime, precision)`` towers a request means on ``device``, the default first.
+
+    A single one is forced (built as asked, errors included); of several, those that cannot run
+    on ``device`` are left out (torch's int8 and ONNX Runtime's off the CPU, ONNX Runtime on
+    CUDA without its provider).
+
+    Args:
+        runtime: one of :data:`embeddings.tower_options.RUNTIMES`.
+        precision: one of :data:`embeddings.tower_options.PRECISIONS`.
+        device: where the tower runs.
+
+    Raises:
+        ValueError: a forced ONNX Runtime tower that cannot run (bf16, CUDA without provider),
+            or nothing left to run.
+    """
+    runtimes = ["torch", "onnx"] if runtime == "auto" else [runtime]
+    precisions = ["fp32", "bf16", "int8"] if precision == "auto" else [precision]
+    if runtime == "onnx" and precision != "auto":
+        check_onnx_precision(precision, device)
+    if runtime == "onnx":
+        providers_for(device)
+    options = [(r, p) for r in runtimes for p in precisions]
+    if len(options) == 1:
+        return options
+    runnable = [option for option in options if _runs_on(option, device)]
+    if not runnable:
+        raise ValueError(f"runtime {runtime} cannot run {precision} on {device}")
+    return runnable
+
+
+def _runs_on(option: tuple[str, str], device: torch.device) -> bool:
+    runtime, precision = option
+    if runtime == "torch":
+        return precision != "int8" or device.type == "cpu"
+    try:
+        check_onnx_precision(precision, device)
+    except ValueError:
+        return False
+    return True
 
 
 def compiling(finalise: Finalise, *, name: str = "backbone") -> Finalise:
@@ -281,10 +379,6 @@ def probe_batch(
     return distinct.repeat(repeats, 1, 1, 1)[:batch_size].to(device)
 
 
-def _candidates(device: torch.device) -> list[str]:
-    return ["bf16"] if device.type != "cpu" else ["bf16", "int8"]
-
-
 def _time_tower(
     tower: Tower, batch: torch.Tensor, *, slow_after: float | None
 ) -> tuple[torch.Tensor, float]:
@@ -308,5 +402,5 @@ def _time_tower(
 
 def _summary(result: CandidateResult) -> str:
     if result.images_per_s is None:
-        return f"{result.precision} unavailable ({result.error})"
-    return f"{result.precision} {result.images_per_s:.1f} img/s, cosine {result.min_cosine:.4f}"
+        return f"{result.label} unavailable ({result.error})"
+    return f"{result.label} {result.images_per_s:.1f} img/s, cosine {result.min_cosine:.4f}"

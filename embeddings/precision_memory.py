@@ -2,8 +2,10 @@
 
 Measuring the candidates at every start let a busy machine flip the choice (bf16 at one start,
 fp32 at the next), and with it the vectors a function's samples and queries get. The first
-measurement for a machine (CPU model or GPU name, and the torch version), a backbone and a probe
-batch size is kept and reused; delete the file to measure again.
+measurement for a machine (CPU model or GPU name, and the torch version), a backbone, a probe
+batch size and a request (runtime and precision asked for; the onnxruntime version where it may
+serve) is kept and reused; delete the file to measure again. A choice is stored as its
+:func:`embeddings.tower_options.served_label` (``bf16``, ``onnx-int8``).
 """
 
 from __future__ import annotations
@@ -15,34 +17,48 @@ import platform
 import threading
 from pathlib import Path
 
+import onnxruntime
 import torch
 
-from embeddings.tower_options import PRECISIONS
+from embeddings.tower_options import parse_label
 
 logger = logging.getLogger(__name__)
 
 _write_lock = threading.Lock()  # backbones of one process may load at the same time
 
 
-def choice_key(device: torch.device, backbone: str, probe_batch: int) -> str:
-    """What a remembered choice holds for: the machine, torch, the backbone and the batch timed."""
+def choice_key(
+    device: torch.device,
+    backbone: str,
+    probe_batch: int,
+    *,
+    runtime: str = "torch",
+    precision: str = "auto",
+) -> str:
+    """What a remembered choice holds for: the machine, torch, the backbone, the batch timed and
+    what was asked (torch and ``auto`` keep the key they had before runtimes were a choice)."""
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_model()
-    return f"{machine} | torch {torch.__version__} | {backbone} | batch {probe_batch}"
+    key = f"{machine} | torch {torch.__version__} | {backbone} | batch {probe_batch}"
+    if runtime != "torch":
+        key += f" | runtime {runtime} (onnxruntime {onnxruntime.__version__})"
+    if precision != "auto":
+        key += f" | precision {precision}"
+    return key
 
 
-def recall(path: Path, key: str) -> str | None:
-    """The precision remembered for ``key`` in ``path``; None when absent or unreadable."""
-    precision = _read(path).get(key)
-    if precision in PRECISIONS and precision != "auto":
-        return str(precision)
-    return None
+def recall(path: Path, key: str) -> tuple[str, str] | None:
+    """The ``(runtime, precision)`` remembered for ``key`` in ``path``; None when absent or
+    unreadable."""
+    label = _read(path).get(key)
+    return parse_label(label) if isinstance(label, str) else None
 
 
-def remember(path: Path, key: str, precision: str) -> None:
-    """Record ``precision`` for ``key``, keeping the other entries; written whole or not at all."""
+def remember(path: Path, key: str, label: str) -> None:
+    """Record the served tower's ``label`` (``int8``, ``onnx-int8``) for ``key``, keeping the
+    other entries; written whole or not at all."""
     with _write_lock:
         choices = _read(path)
-        choices[key] = precision
+        choices[key] = label
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         # 0600 like everything in the data dir: it names this machine's processor

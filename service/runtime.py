@@ -113,6 +113,7 @@ def encoder_pool(
         torch_threads=settings.encoder_threads or -1,
         on_batch=on_batch,
         precision=settings.precision,
+        runtime=settings.runtime,
         compile=settings.compile,
         precision_memory=Path(settings.data_dir) / PRECISION_MEMORY,
         workers=settings.encoder_workers,

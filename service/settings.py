@@ -52,6 +52,10 @@ class Settings:
     # load on this machine, then remembered in <data_dir>/precision.json: delete it to measure
     # again) | fp32 | bf16 | int8 (CPU only).
     precision: str = "auto"
+    # What runs the image tower on the in-process encoder: torch | onnx (ONNX Runtime: fp32, or
+    # int8 quantised where every probe vector keeps its cosine to torch fp32) | auto (measured
+    # with the precisions at a backbone's first load, like precision auto).
+    runtime: str = "torch"
     # Serve the image tower through torch.compile (falls back with a warning if it fails).
     compile: bool = False
     # How long the encoder waits for more requests to fill a batch, in milliseconds.

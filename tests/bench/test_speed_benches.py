@@ -16,12 +16,13 @@ def test_cpu_precision_measures_every_precision_against_fp32_in_one_run(tmp_path
     assert cpu_precision.main([*argv, "--cosine-images", "8", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     entry = report["backbones"][0]
-    assert set(entry["results"]) == {"fp32", "bf16", "int8"}
+    assert set(entry["results"]) == {"fp32", "bf16", "int8", "onnx-fp32", "onnx-int8"}
     assert entry["results"]["fp32"]["ratio_rounds"] == [1.0, 1.0]
     for result in entry["results"].values():
         assert len(result["images_per_s_rounds"]) == 2 and result["images_per_s"] > 0
         assert result["min_cosine"] >= 0.99  # tiny-clip keeps its vectors in every precision
-    assert entry["auto"]["precision"] in {"fp32", "bf16", "int8"}
+    assert entry["auto"]["serves"] in entry["results"]
+    assert entry["auto"]["requested_runtime"] == "auto"
     assert report["cpu"]["cores"] >= 1 and "cpu_flags" in report["cpu"]
     (row,) = cpu_precision_rows(report)
     assert row[0].startswith("CPU images/s of the fastest precision") and row[2] == ">= 2x"
