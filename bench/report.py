@@ -203,7 +203,10 @@ def b2_rows(report: dict[str, Any]) -> list[Row]:
     raw = report["raw"]["images_per_s"]
     setup = f"{report['backbone']}, batch {report['batch_size']}, {report['clients']} clients"
     if report.get("precision"):  # results from before B2 ran both sides at one precision lack it
-        setup += f", {report['precision']} on both sides, {report['body']} bodies"
+        served = report["precision"]
+        if report.get("runtime", "torch") != "torch":
+            served = f"{report['runtime']}-{served}"
+        setup += f", {served} on both sides, {report['body']} bodies"
     for name, label in (("capture_off", "capture off"), ("capture_on", "capture on")):
         phase = report["service"].get(name)
         if phase is None:
@@ -596,6 +599,11 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_efficiency_full", "python -m bench.run --only b1 --full", b1_full_rows),
     ("serving", "python -m bench.run --only b2", b2_rows),
     ("serving_clip", "python -m bench.run --only b2", b2_rows),
+    (
+        "serving_onnx",
+        "python -m bench.serving --runtime onnx --output bench/results/serving_onnx.json",
+        b2_rows,
+    ),
     ("capture_cost", "python -m bench.run --only b3", b3_rows),
     ("capture_cost_full", "python -m bench.run --only b3 --full", b3_rows),
     ("retrain_cost", "python -m bench.run --only b4", b4_rows),
