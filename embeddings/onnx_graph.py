@@ -18,7 +18,7 @@ import torch
 OPSET = 18
 """The ONNX opset of every graph winnow writes (heads converted by skl2onnx use the same)."""
 
-logger = logging.getLogger(__name__)
+_CHATTY_LOGGERS = ("onnx_ir", "onnxscript")
 
 
 def module_to_onnx(
@@ -43,6 +43,8 @@ def module_to_onnx(
     """
     if example.shape[0] < 2:
         raise ValueError("export needs an example batch of at least two rows")
+    for chatty in _CHATTY_LOGGERS:  # each optimisation pass says what it did not do, at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracing chatter
         program = torch.onnx.export(
