@@ -5,7 +5,7 @@ regression, the sigmoid-calibrated linear SVM) go through skl2onnx, onnx's own c
 written here are spelt in plain ONNX operators: the cosine kNN (a matrix product, ``TopK`` and a
 weighted vote), the zero-shot and text-anchored heads (a matrix product and a softmax), and the
 temperature of :class:`~learner.calibration.TemperatureScaledHead` (``softmax(log p / T)``).
-The graph computes in float32 where the service computes in float64; B13
+The graph computes in float32 where the service computes in float64; B10
 (``python -m bench.onnx_export``) measures how far apart that leaves them.
 """
 
@@ -25,8 +25,6 @@ from learner.zero_shot import ZeroShotHead
 
 INPUT = "features"
 OUTPUT = "probabilities"
-
-
 IR_VERSION = 10  # the ONNX IR torch's exporter writes; onnxruntime 1.18 and later read it
 RAW = "head_probabilities"  # the head's own probabilities, before its temperature
 
@@ -107,7 +105,7 @@ def _constant(
 
 
 def _unit_rows(source: str, out: str, nodes: list[onnx.NodeProto]) -> None:
-    """``out`` = rows of ``source`` scaled to unit length (all-zero rows stay zero)."""
+    """``out`` = rows of ``source`` scaled to unit length (the backbone's rows already are)."""
     nodes.append(helper.make_node("LpNormalization", [source], [out], axis=1, p=2))
 
 
