@@ -528,7 +528,8 @@ def b8_rows(report: dict[str, Any]) -> list[Row]:
         rows.append(
             (
                 f"B8 invoke latency from one client over a stream that triggers every refit "
-                f"(cold start, novelty fit and recalibration, retrain, rollback; "
+                f"(cold start, novelty fit and recalibration, retrain, rollback"
+                f"{', zero-shot label changes' if result.get('zero_shot_phase') == 'run' else ''}; "
                 f"{report['backbone']}), `{_checkout_name(checkout)}`",
                 f"p50 / p99 / max {stream['p50_ms']:.0f} / {stream['p99_ms']:.0f} / "
                 f"{stream['max_ms']:.0f} ms, p99/p50 {stream['p99_over_p50']:.2f} (median of "
@@ -618,6 +619,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_errors", "python -m bench.run --only b6", b6_rows),
     ("novelty", "python -m bench.run --only b7", b7_rows),
     ("invoke_latency", "python -m bench.invoke_latency --checkout OLD --checkout .", b8_rows),
+    (
+        "invoke_latency_clip",
+        "python -m bench.invoke_latency --backbone clip:ViT-B-32/random-init --checkout OLD "
+        "--checkout . --output bench/results/invoke_latency_clip.json",
+        b8_rows,
+    ),
     ("many_functions", "python -m bench.many_functions", b9_rows),
     ("onnx_export", "python -m bench.onnx_export", b10_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
