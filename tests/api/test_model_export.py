@@ -3,37 +3,21 @@ onnxruntime through the documented standalone snippet (docs/examples/run_exporte
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import json
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import onnxruntime
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
+from bench.onnx_export import snippet_pixels
 from tests.conftest import BLUE, RED, add_colour_samples, data_uri, png_bytes
-
-SNIPPET = Path(__file__).resolve().parents[2] / "docs" / "examples" / "run_exported.py"
-
-
-def snippet() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("run_exported", SNIPPET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def exported_answers(model: bytes, images: list[bytes]) -> tuple[list[str], np.ndarray, dict]:
     session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
-    recipe = json.loads(meta["winnow.preprocess"])
-    run = snippet()
-    batch = np.stack([run.pixels(Image.open(io.BytesIO(image)), recipe) for image in images])
+    batch = snippet_pixels(images, json.loads(meta["winnow.preprocess"]))
     probabilities = session.run(["probabilities"], {"pixels": batch})[0]
     return json.loads(meta["winnow.labels"]), probabilities, meta
 

@@ -3,16 +3,14 @@ the label the service names."""
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import pytest
 from winnow_client import Client
 from winnow_client.cli import main as client_main
 
+from bench.onnx_export import snippet
 from tests.conftest import ADMIN_KEY, BLUE, RED, png_bytes
-
-SNIPPET = Path(__file__).resolve().parents[2] / "docs" / "examples" / "run_exported.py"
 
 
 def test_export_model_writes_a_file_the_snippet_runs(
@@ -33,7 +31,7 @@ def test_export_model_writes_a_file_the_snippet_runs(
     assert client_main(["export-model", "--function", "colours", str(out), *connection]) == 0
     assert "colours (deployed): wrote" in capsys.readouterr().err
     assert out.stat().st_size > 0 and not out.with_name("colours.onnx.partial").exists()
-    runpy.run_path(str(SNIPPET), run_name="not_main")["main"](str(out), [str(probe)])
+    snippet().main(str(out), [str(probe)])
     assert capsys.readouterr().out.startswith(f"{probe}: {served.label_name} (")
 
     missing = ["export-model", "--function", "colours", "--version", "9", str(out), *connection]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import onnxruntime
 import pytest
@@ -12,19 +9,14 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2 as transforms
 
+from bench.onnx_export import snippet
 from embeddings import load_backbone
 from embeddings.onnx_graph import PixelRecipe, module_to_onnx, pixel_graph, recipe_from_transform
 from embeddings.precision import probe_images
 
-SNIPPET = Path(__file__).resolve().parents[2] / "docs" / "examples" / "run_exported.py"
-
 
 def snippet_pixels(image: Image.Image, recipe: PixelRecipe) -> np.ndarray:
-    spec = importlib.util.spec_from_file_location("run_exported", SNIPPET)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return np.asarray(module.pixels(image, recipe.describe()))
+    return np.asarray(snippet().pixels(image, recipe.describe()))
 
 
 def images() -> list[Image.Image]:
