@@ -25,10 +25,7 @@ def validate_precision(precision: str) -> str:
     Raises:
         ValueError: it is not.
     """
-    value = precision.strip().lower()
-    if value not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    return value
+    return _one_of("precision", precision, PRECISIONS)
 
 
 def validate_runtime(runtime: str) -> str:
@@ -37,9 +34,13 @@ def validate_runtime(runtime: str) -> str:
     Raises:
         ValueError: it is not.
     """
-    value = runtime.strip().lower()
-    if value not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    return _one_of("runtime", runtime, RUNTIMES)
+
+
+def _one_of(name: str, given: str, allowed: tuple[str, ...]) -> str:
+    value = given.strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {given!r}")
     return value
 
 
