@@ -37,13 +37,7 @@ from embeddings.tower_options import (
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> object:
-    """One thread: on a busy shared machine an OpenMP team stalls for 100+ ms at a time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Convolutional(torch.nn.Module):
