@@ -65,6 +65,34 @@ class Principal:
     function_id: str | None
     scopes: frozenset[str]
     rate_limit_per_minute: int | None = None
+    # The reviewer the key labels as, and the key's own name.
+    reviewer: str | None = None
+    name: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def actor(self, annotated_by: str | None = None) -> str:
+        """Who a label change through this key is recorded as: for an admin key the request's
+        free-text ``annotatedBy`` when given (imports carry the original reviewers), else the
+        key's reviewer, else its name, else its id.
+
+        Raises:
+            Forbidden: a key without the admin scope named someone in ``annotatedBy``; it
+                labels as itself.
+        """
+        if annotated_by is not None:
+            if not self.is_admin:
+                raise Forbidden(
+                    "annotatedBy is for admin keys and imports; this key labels as "
+                    f"{self._own_name()!r}"
+                )
+            return annotated_by
+        return self._own_name()
+
+    def _own_name(self) -> str:
+        return self.reviewer or self.name or self.key_id
 
     def require(self, scope: Scope) -> None:
         if scope not in self.scopes:
@@ -84,7 +112,7 @@ class Principal:
             raise NotFound(f"function {function_id} not found")
 
 
-ADMIN = Principal(key_id=ADMIN_KEY_ID, function_id=None, scopes=frozenset(SCOPES))
+ADMIN = Principal(key_id=ADMIN_KEY_ID, function_id=None, scopes=frozenset(SCOPES), name="admin")
 
 
 def _unauthorized(message: str, error: str | None = None) -> Unauthorized:
@@ -158,6 +186,8 @@ class Authenticator:
                     function_id=row.function_id,
                     scopes=frozenset(row.scopes),
                     rate_limit_per_minute=row.rate_limit_per_minute,
+                    reviewer=row.reviewer,
+                    name=row.name,
                 )
         raise _unauthorized("invalid API key", "invalid_token")
 

@@ -20,6 +20,10 @@ class ApiKey(SQLModel, table=True):
     function_id: str | None = Field(
         default=None, foreign_key="function.id", index=True, ondelete="CASCADE"
     )
+    # The reviewer this key labels as: annotations through it record this name (several keys may
+    # share one, e.g. a person's laptop and phone). None: the key's name, or for admin keys the
+    # request's free-text annotatedBy.
+    reviewer: str | None = Field(default=None, index=True)
     # Subset of invoke | annotate | admin.
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Hex SHA-256 of the whole key text.

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from store.tables import Function, Label, Sample, utcnow
+from store.tables import Function, Label, LabelEvent, Sample, utcnow
+
+# The paths a label changes through, as the label history names them.
+Via = Literal["review", "consensus", "dispute", "suspect", "sample_api", "nyckel", "import"]
+VIAS: tuple[str, ...] = get_args(Via)
 
 # Unicode categories a label name may not hold: names are shown in pages, charts, logs, CSV
 # manifests and folder names, where these move, hide or restyle the text around them. The zero-width
@@ -98,29 +104,56 @@ def annotation_label(session: Session, function_id: str, name: str, *, may_creat
     return get_or_create_label(session, function_id, name)
 
 
-def label_sample(session: Session, sample: Sample, label: Label) -> bool:
-    """Give ``sample`` the label; counts an annotation event for retraining. False if unchanged."""
+@dataclass(frozen=True)
+class LabelChange:
+    """Who changes a label and through what: what the label history records of each change."""
+
+    actors: tuple[str, ...]
+    via: Via
+    review_item_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.via not in VIAS:
+            raise ValueError(f"unknown label change path {self.via!r}; one of {', '.join(VIAS)}")
+
+
+def label_sample(session: Session, sample: Sample, label: Label, change: LabelChange) -> bool:
+    """Give ``sample`` the label; counts an annotation event for retraining and appends the change
+    to the label history. False (and nothing written) if unchanged."""
     if sample.label_id == label.id:
         return False
-    _set_label(session, sample, label.id)
+    _set_label(session, sample, label, change)
     return True
 
 
-def unlabel_sample(session: Session, sample: Sample) -> bool:
-    """Remove ``sample``'s label; counts an annotation event for retraining. False if unlabelled."""
+def unlabel_sample(session: Session, sample: Sample, change: LabelChange) -> bool:
+    """Remove ``sample``'s label, as :func:`label_sample` records it. False if unlabelled."""
     if sample.label_id is None:
         return False
-    _set_label(session, sample, None)
+    _set_label(session, sample, None, change)
     return True
 
 
-def _set_label(session: Session, sample: Sample, label_id: str | None) -> None:
+def _set_label(session: Session, sample: Sample, label: Label | None, change: LabelChange) -> None:
     now = utcnow()
+    before = session.get(Label, sample.label_id) if sample.label_id is not None else None
     if sample.label_id is not None:  # a change, not a first label: the model history counts it
         sample.label_changed_at = now
-    sample.label_id = label_id
+    sample.label_id = label.id if label is not None else None
     sample.annotated_at = now
     session.add(sample)
+    session.add(
+        LabelEvent(
+            function_id=sample.function_id,
+            sample_id=sample.id,
+            at=now,
+            label_before=before.name if before is not None else None,
+            label_after=label.name if label is not None else None,
+            actors=list(change.actors),
+            via=change.via,
+            review_item_id=change.review_item_id,
+        )
+    )
     function = session.get(Function, sample.function_id)
     if function is not None:
         function.annotation_counter += 1

@@ -1,4 +1,5 @@
-"""SQLModel tables: functions, labels, samples, model versions, review items."""
+"""SQLModel tables: functions, labels, samples, model versions, review items, review claims and
+the label history."""
 
 from __future__ import annotations
 
@@ -116,15 +117,18 @@ class ReviewItem(SQLModel, table=True):
 
     id: str = Field(default_factory=lambda: new_id("item"), primary_key=True)
     function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
-    # capture | suspect
+    # capture | suspect | gold (a labelled sample shown blind to measure a reviewer)
     kind: str = Field(default="capture", index=True)
     # Suspects: the sample's label when it was suspected, and the label the model suggests.
     given_label: str | None = None
     suggested_label: str | None = None
     blob: str = Field(index=True)
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    # pending | annotated | skipped | discarded
+    # pending | annotated | skipped | discarded | disputed (reviews disagreed: an admin decides)
     status: str = Field(default="pending", index=True)
+    # How many reviewers must label the item before it becomes a sample (the policy's
+    # reviewsPerItem, or 2 for an item drawn for overlap); gold items need the one reviewer.
+    reviews_needed: int = 1
     predicted_label: str | None = None
     confidence: float | None = None
     model_version: int | None = None
@@ -136,3 +140,47 @@ class ReviewItem(SQLModel, table=True):
     annotated_by: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewClaim(SQLModel, table=True):
+    """One reviewer's hold on one of an item's review slots, then their vote.
+
+    An item has ``reviews_needed`` slots; the unique (item, slot) pair lets exactly one reviewer
+    hold a slot however many claim at once, and (item, reviewer) keeps a reviewer to one slot per
+    item. A claim without a vote past ``expires_at`` may be taken over by another reviewer. Rows
+    stay after the vote: they are the item's reviews.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("item_id", "slot"),
+        UniqueConstraint("item_id", "reviewer"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
+    item_id: str = Field(foreign_key="reviewitem.id", index=True, ondelete="CASCADE")
+    slot: int
+    reviewer: str = Field(index=True)
+    claimed_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    # The vote (None until submitted, or when the label was deleted since).
+    label_id: str | None = Field(default=None, foreign_key="label.id", ondelete="SET NULL")
+    voted_at: datetime | None = None
+
+
+class LabelEvent(SQLModel, table=True):
+    """One change of a sample's label, append-only: who, when, the label before and after, and
+    through what path. Rows name labels and people as text and outlive the sample, the label and
+    the key that made them (they go with their function)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    function_id: str = Field(foreign_key="function.id", index=True, ondelete="CASCADE")
+    sample_id: str = Field(index=True)
+    at: datetime = Field(default_factory=utcnow)
+    label_before: str | None = None
+    label_after: str | None = None
+    # The people behind the change: one name, or each reviewer whose agreeing votes made it.
+    actors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # review | consensus | dispute | suspect | sample_api | nyckel | import
+    via: str
+    review_item_id: str | None = None
