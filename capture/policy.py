@@ -80,6 +80,16 @@ class CapturePolicy:
     # every unseen class, 1.25 never proposed shirts apart from pullovers, 0.85 was no sooner;
     # none of them proposed anything on seen-only traffic at proposalMinSize 10.
     proposal_tightness: float = 1.0
+    # Review by a team (review_queue.team). Reviews an item needs before it becomes a sample:
+    # with 2 or more, agreeing reviews make the sample and disagreeing ones a dispute.
+    reviews_per_item: int = 1
+    # Share of items reviewed by two people even when reviews_per_item is 1, to measure agreement.
+    overlap_rate: float = 0.0
+    # Share of the items a claim hands a reviewer that are gold: labelled samples shown blind,
+    # whose votes measure the reviewer's accuracy and never change a sample.
+    gold_rate: float = 0.0
+    # Minutes a claim reserves its items to the reviewer (claiming again renews the lease).
+    claim_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", parse_rules(self.rules))
@@ -157,6 +167,10 @@ _TYPES: dict[str, type] = {
     "novelty_threshold": float,
     "proposal_min_size": int,
     "proposal_tightness": float,
+    "reviews_per_item": int,
+    "overlap_rate": float,
+    "gold_rate": float,
+    "claim_minutes": float,
 }
 
 
@@ -191,6 +205,10 @@ _RULES: list[tuple[str, Any, str]] = [
     ("novelty_threshold", _fraction, "must be within [0, 1]"),
     ("proposal_min_size", lambda v: 2 <= v <= 10_000, "must be within [2, 10000]"),
     ("proposal_tightness", lambda v: 0.0 < v <= 10.0, "must be within (0, 10]"),
+    ("reviews_per_item", lambda v: 1 <= v <= 5, "must be within [1, 5]"),
+    ("overlap_rate", _fraction, "must be within [0, 1]"),
+    ("gold_rate", lambda v: 0.0 <= v <= 0.5, "must be within [0, 0.5]"),
+    ("claim_minutes", lambda v: 1.0 <= v <= 1440.0, "must be within [1, 1440]"),
 ]
 
 

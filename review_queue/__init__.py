@@ -25,11 +25,24 @@ from review_queue.queue import (
     skip,
 )
 from review_queue.suspects import Suspect, drop_open_suspects, queue_suspects
+from review_queue.team import (
+    ClaimedByOthers,
+    TeamPolicy,
+    VoteOutcome,
+    claim,
+    release,
+    reviews_needed,
+    vote,
+    votes_of,
+)
 
 __all__ = [
     "KINDS",
     "STATUSES",
     "Annotated",
+    "ClaimedByOthers",
+    "TeamPolicy",
+    "VoteOutcome",
     "InvalidFilter",
     "InvalidTransition",
     "ItemKind",
@@ -39,6 +52,7 @@ __all__ = [
     "Suspect",
     "annotate",
     "capture_times",
+    "claim",
     "counts",
     "create_item",
     "discard",
@@ -49,5 +63,9 @@ __all__ = [
     "list_items",
     "lock_captures",
     "queue_suspects",
+    "release",
+    "reviews_needed",
     "skip",
+    "vote",
+    "votes_of",
 ]

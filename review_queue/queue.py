@@ -1,4 +1,4 @@
-"""Review items and their transitions: pending -> annotated | skipped | discarded.
+"""Review items and their transitions: pending -> annotated | skipped | discarded | disputed.
 
 An item becomes at most one sample, ever, whichever processes race for it: each action moves the
 item with one conditional update (``UPDATE ... WHERE status IN (...)``), so of two concurrent
@@ -6,7 +6,8 @@ annotations (or an annotation and a skip or discard) exactly one moves it and th
 outcome. The first annotation wins: a repeat with the same label answers with the same sample, one
 with another label is an :class:`AlreadyAnnotated` naming the label in force (relabelling is an
 update of the sample's annotation). Skipped items can still be annotated or discarded later;
-discarded and annotated items are final.
+discarded and annotated items are final; a disputed item (its reviews disagreed, see
+:mod:`review_queue.team`) waits for an admin's annotation.
 """
 
 from __future__ import annotations
@@ -29,23 +30,26 @@ from review_queue.errors import (
 from store import (
     Function,
     Label,
+    LabelChange,
     ReviewItem,
     Sample,
+    Via,
     annotation_label,
     label_sample,
     utcnow,
     vector_to_bytes,
 )
 
-STATUSES = ("pending", "annotated", "skipped", "discarded")
-ItemKind = Literal["capture", "suspect"]
+STATUSES = ("pending", "annotated", "skipped", "discarded", "disputed")
+# gold: a labelled sample shown blind to one reviewer to measure them (review_queue.team)
+ItemKind = Literal["capture", "suspect", "gold"]
 KINDS: tuple[str, ...] = get_args(ItemKind)
 # The statuses each action moves an item from (skipping a skipped or discarding a discarded item
 # is a no-op; annotating an annotated one is a repeat or a conflict, decided by the label).
 _FROM = {
-    "annotate": ("pending", "skipped"),
+    "annotate": ("pending", "skipped", "disputed"),
     "skip": ("pending", "skipped"),
-    "discard": ("pending", "skipped", "discarded"),
+    "discard": ("pending", "skipped", "discarded", "disputed"),
 }
 
 
@@ -154,8 +158,8 @@ def list_items(
     start: int = 0,
     count: int = 50,
 ) -> tuple[list[ReviewItem], int]:
-    """Items in ``status`` (of one ``kind``, or of every kind when None), most informative
-    first (then oldest first)."""
+    """Items in ``status`` (of one ``kind``, or of every kind but gold when None), most
+    informative first (then oldest first)."""
     if status not in STATUSES:
         raise InvalidFilter(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     if kind is not None and kind not in KINDS:
@@ -163,8 +167,7 @@ def list_items(
     query = select(ReviewItem).where(
         ReviewItem.function_id == function_id, ReviewItem.status == status
     )
-    if kind is not None:
-        query = query.where(ReviewItem.kind == kind)
+    query = query.where(ReviewItem.kind == kind if kind else ReviewItem.kind != "gold")
     total = session.exec(select(sql.count()).select_from(query.subquery())).one()
     rows = session.exec(
         query.order_by(col(ReviewItem.score).desc(), col(ReviewItem.created_at), col(ReviewItem.id))
@@ -175,10 +178,10 @@ def list_items(
 
 
 def counts(*, session: Session, function_id: str) -> dict[str, int]:
-    """Number of items per status (every status present, zero included)."""
+    """Number of items per status (every status present, zero included), gold items aside."""
     rows = session.exec(
         select(ReviewItem.status, sql.count())
-        .where(ReviewItem.function_id == function_id)
+        .where(ReviewItem.function_id == function_id, ReviewItem.kind != "gold")
         .group_by(ReviewItem.status)
     ).all()
     result = dict.fromkeys(STATUSES, 0)
@@ -192,21 +195,39 @@ def annotate(
     function_id: str,
     item_id: str,
     label_name: str,
-    annotated_by: str | None = None,
+    actors: tuple[str, ...],
     allow_new_labels: bool = True,
 ) -> Annotated:
     """Label an item; the annotation that moves it creates (or, for a suspect, labels) the sample.
+
+    ``actors`` are the people behind the label: one reviewer or admin, or each reviewer whose
+    votes agreed. The label history records the path: ``suspect`` for a suspect, ``dispute`` for
+    an admin settling a disputed item, ``consensus`` for agreeing reviewers, else ``review``.
 
     Raises:
         AlreadyAnnotated: another annotation, possibly concurrent, gave it another label.
         InvalidTransition: the item was discarded, or a suspect's sample was deleted.
     """
     item = get_item(session=session, function_id=function_id, item_id=item_id)
+    if item.kind == "gold":
+        raise InvalidTransition(
+            f"review item {item.id} is a gold item: its votes measure a reviewer and never make "
+            "a sample"
+        )
     label = annotation_label(session, function_id, label_name, may_create=allow_new_labels)
+    disputed = item.status == "disputed"
     if not _claim(
-        session, item, "annotate", "annotated", label_id=label.id, annotated_by=annotated_by
+        session, item, "annotate", "annotated", label_id=label.id, annotated_by=", ".join(actors)
     ):
         return _repeat(session, item, label)
+    via: Via
+    if item.kind == "suspect":
+        via = "suspect"
+    elif disputed:
+        via = "dispute"
+    else:
+        via = "consensus" if len(actors) > 1 else "review"
+    change = LabelChange(actors=actors, via=via, review_item_id=item.id)
     sample = session.get(Sample, item.sample_id) if item.sample_id else None
     if item.kind == "suspect" and sample is None:
         raise InvalidTransition(f"cannot annotate review item {item.id}: its sample was deleted")
@@ -220,7 +241,7 @@ def annotate(
             review_item_id=item.id,
         )
         session.add(sample)
-    label_sample(session, sample, label)
+    label_sample(session, sample, label, change)
     if item.kind == "suspect":  # a reviewer vouched for this label: not suspected again
         sample.confirmed_label_id = label.id
         session.add(sample)

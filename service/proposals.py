@@ -16,6 +16,7 @@ import review_queue
 from capture import CapturePolicy
 from capture.proposals import Proposal, class_spread, cluster_novel_items
 from review_queue import InvalidTransition
+from service.auth import Principal
 from service.errors import Conflict, NotFound, Unprocessable
 from service.functions import get_function
 from service.labelled import labelled_data
@@ -105,6 +106,7 @@ def accept_proposal(
     *,
     label_name: str,
     exclude_item_ids: list[str],
+    principal: Principal,
     annotated_by: str | None,
 ) -> tuple[Proposal, list[ReviewItemPublic]]:
     """Create ``label_name`` and annotate the proposal's items (less those excluded) with it."""
@@ -123,7 +125,9 @@ def accept_proposal(
     chosen = [item_id for item_id in proposal.item_ids if item_id not in excluded]
     if not chosen:
         raise Unprocessable("excludeItemIds leaves no item of the proposal to annotate")
-    annotated = annotate_items(rt, function_id, [(i, name) for i in chosen], annotated_by)
+    annotated = annotate_items(
+        rt, principal, function_id, [(i, name) for i in chosen], annotated_by
+    )
     rt.novelty.invalidate(function_id)  # a new class: novelty is measured against it from now
     return proposal, annotated
 
@@ -142,12 +146,16 @@ def dismiss_proposal(rt: Runtime, function_id: str, proposal_id: str) -> Proposa
     return proposal
 
 
-def mark_novel(rt: Runtime, function_id: str, item_id: str) -> ReviewItemPublic:
+def mark_novel(
+    rt: Runtime, principal: Principal, function_id: str, item_id: str
+) -> ReviewItemPublic:
     """A reviewer's "none of these labels": the item leaves the pending queue (skipped) and
-    joins the candidates of new-class proposals."""
+    joins the candidates of new-class proposals. A gold item is only released (it is blind)."""
     with session_scope(rt.engine) as session:
         get_function(session, function_id)
         item = review_queue.get_item(session=session, function_id=function_id, item_id=item_id)
+        if item.kind == "gold":
+            return move_item(rt, principal, function_id, item_id, "skip")
         if item.kind != "capture" or item.status not in ("pending", "skipped"):
             raise InvalidTransition(
                 f"cannot mark review item {item_id} as novel: it is a {item.status} {item.kind} "
@@ -160,8 +168,10 @@ def mark_novel(rt: Runtime, function_id: str, item_id: str) -> ReviewItemPublic:
         mark.updated_at = utcnow()
         session.add(mark)
     if item.status == "pending":
-        return move_item(rt, function_id, item_id, "skip")
+        return move_item(rt, principal, function_id, item_id, "skip")
     with session_scope(rt.engine) as session:
         return item_public(
-            session, review_queue.get_item(session=session, function_id=None, item_id=item_id)
+            session,
+            review_queue.get_item(session=session, function_id=None, item_id=item_id),
+            principal,
         )

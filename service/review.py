@@ -1,67 +1,162 @@
-"""Review actions: annotate (the item becomes a sample), skip, discard; index kept in step."""
+"""Review actions: claim and release pages, annotate (a reviewer's vote, or an admin's decision),
+skip, discard; the capture index kept in step.
+
+A key with the admin scope decides: its annotation makes the sample at once (or settles a
+disputed item). A reviewer key (annotate scope, no admin) votes: the item becomes a sample when
+the votes it needs agree (see :mod:`review_queue.team`).
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlmodel import Session
 
 import review_queue
+from capture import CapturePolicy
+from service.auth import Principal
 from service.capture import index_labelled, unindex
+from service.errors import Forbidden
 from service.functions import get_function, may_create_labels
 from service.runtime import Runtime
-from service.schemas import ReviewItemPublic
-from store import Label, ReviewItem, session_scope, vector_from_bytes
+from service.schemas import ClaimedPage, ReviewItemPublic, ReviewVote
+from store import Function, Label, ReviewItem, session_scope, vector_from_bytes
 
 
-def item_public(session: Session, item: ReviewItem) -> ReviewItemPublic:
-    label = session.get(Label, item.label_id) if item.label_id else None
-    return ReviewItemPublic.model_validate(
-        {
-            **item.model_dump(exclude={"embedding"}),
-            "label_name": label.name if label else None,
-            "image_url": f"/v1/review/{item.id}/image",
-        }
+def team_policy(function: Function) -> review_queue.TeamPolicy:
+    policy = CapturePolicy.from_dict(function.capture_policy or {})
+    return review_queue.TeamPolicy(
+        reviews_per_item=policy.reviews_per_item,
+        overlap_rate=policy.overlap_rate,
+        gold_rate=policy.gold_rate,
+        lease=timedelta(minutes=policy.claim_minutes),
     )
 
 
+def item_public(
+    session: Session, item: ReviewItem, principal: Principal | None = None
+) -> ReviewItemPublic:
+    """The item as ``principal`` may see it: to a reviewer key a gold item looks like any
+    capture (its answer hidden), and nobody's votes are shown; admin keys see everything."""
+    admin = principal is None or principal.is_admin
+    label = session.get(Label, item.label_id) if item.label_id else None
+    values = {
+        **item.model_dump(exclude={"embedding"}),
+        "label_name": label.name if label else None,
+        "image_url": f"/v1/review/{item.id}/image",
+    }
+    if admin:
+        votes = review_queue.votes_of(session, [item.id]).get(item.id, [])
+        values["reviews"] = [ReviewVote(reviewer=r, label_name=n) for r, n in votes]
+    elif item.kind == "gold":
+        values.update(kind="capture", reason="uncertainty", given_label=None)
+    return ReviewItemPublic.model_validate(values)
+
+
 def annotate_items(
-    rt: Runtime, function_id: str, annotations: list[tuple[str, str]], annotated_by: str | None
+    rt: Runtime,
+    principal: Principal,
+    function_id: str,
+    annotations: list[tuple[str, str]],
+    annotated_by: str | None,
 ) -> list[ReviewItemPublic]:
-    """Annotate items in one transaction: all of them or, on any error, none. Items are moved in
-    id order, so two bulk annotations of the same items on PostgreSQL wait for each other rather
-    than deadlock; the answer keeps the request's order."""
+    """Annotate items in one transaction: all of them or, on any error, none. An admin key's
+    annotations decide; a reviewer key's are votes. Items are moved in id order, so two bulk
+    annotations of the same items on PostgreSQL wait for each other rather than deadlock; the
+    answer keeps the request's order."""
+    actor = principal.actor(annotated_by)
     order = sorted(range(len(annotations)), key=lambda i: annotations[i][0])
     with session_scope(rt.engine) as session:
-        may_create = may_create_labels(get_function(session, function_id))
-        done = {
-            i: review_queue.annotate(
-                session=session,
-                function_id=function_id,
-                item_id=annotations[i][0],
-                label_name=annotations[i][1],
-                annotated_by=annotated_by,
-                allow_new_labels=may_create,
-            )
-            for i in order
-        }
+        function = get_function(session, function_id)
+        may_create = may_create_labels(function)
+        policy = team_policy(function)
+        outcomes: dict[int, review_queue.VoteOutcome] = {}
+        for i in order:
+            item_id, label_name = annotations[i]
+            if principal.is_admin:
+                decided = review_queue.annotate(
+                    session=session,
+                    function_id=function_id,
+                    item_id=item_id,
+                    label_name=label_name,
+                    actors=(actor,),
+                    allow_new_labels=may_create,
+                )
+                outcomes[i] = review_queue.VoteOutcome(item=decided.item, annotated=decided)
+            else:
+                outcomes[i] = review_queue.vote(
+                    session=session,
+                    function_id=function_id,
+                    item_id=item_id,
+                    reviewer=actor,
+                    label_name=label_name,
+                    policy=policy,
+                    allow_new_labels=may_create,
+                )
         session.flush()
-        results = [done[i] for i in range(len(annotations))]
-        public = [item_public(session, r.item) for r in results]
+        results = [outcomes[i] for i in range(len(annotations))]
+        public = [item_public(session, r.item, principal) for r in results]
     for result in results:
-        unindex(rt, function_id, result.item.id, "pending")
-        index_labelled(
-            rt, function_id, result.sample.id, vector_from_bytes(result.sample.embedding)
-        )
+        if result.annotated is not None:
+            unindex(rt, function_id, result.item.id, "pending")
+            sample = result.annotated.sample
+            index_labelled(rt, function_id, sample.id, vector_from_bytes(sample.embedding))
     return public
 
 
-def move_item(rt: Runtime, function_id: str, item_id: str, action: str) -> ReviewItemPublic:
-    """Skip or discard. A skipped item leaves the index (a similar input may be captured again);
-    a discarded one stays, so near-duplicates of junk are not captured again."""
+def claim_page(
+    rt: Runtime, principal: Principal, function_id: str, *, count: int, kind: str | None
+) -> ClaimedPage:
+    """Up to ``count`` pending items reserved to the caller (see :func:`review_queue.claim`)."""
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+        items, expires = review_queue.claim(
+            session=session,
+            function_id=function_id,
+            reviewer=principal.actor(),
+            count=count,
+            kind=kind,
+            policy=team_policy(function),
+        )
+        session.flush()
+        data = [item_public(session, item, principal) for item in items]
+    return ClaimedPage(data=data, count=len(data), expires_at=expires, reviewer=principal.actor())
+
+
+def release_claims(
+    rt: Runtime, principal: Principal, function_id: str, item_ids: list[str] | None
+) -> int:
     with session_scope(rt.engine) as session:
         get_function(session, function_id)
+        return review_queue.release(
+            session=session, function_id=function_id, reviewer=principal.actor(), item_ids=item_ids
+        )
+
+
+def move_item(
+    rt: Runtime, principal: Principal, function_id: str, item_id: str, action: str
+) -> ReviewItemPublic:
+    """Skip or discard. A skipped item leaves the index (a similar input may be captured again);
+    a discarded one stays, so near-duplicates of junk are not captured again. A gold item is
+    only released: it was made for this reviewer."""
+    with session_scope(rt.engine) as session:
+        get_function(session, function_id)
+        item = review_queue.get_item(session=session, function_id=function_id, item_id=item_id)
+        if item.kind == "gold":
+            public = item_public(session, item, principal)
+            review_queue.release(
+                session=session,
+                function_id=function_id,
+                reviewer=principal.actor(),
+                item_ids=[item_id],
+            )
+            return public
         mover = review_queue.skip if action == "skip" else review_queue.discard
         item = mover(session=session, function_id=function_id, item_id=item_id)
-        public = item_public(session, item)
+        review_queue.release(
+            session=session, function_id=function_id, reviewer=principal.actor(), item_ids=[item_id]
+        )
+        public = item_public(session, item, principal)
     if action == "skip":
         unindex(rt, function_id, item_id, "pending")
     return public
@@ -69,6 +164,7 @@ def move_item(rt: Runtime, function_id: str, item_id: str, action: str) -> Revie
 
 def list_public(
     session: Session,
+    principal: Principal,
     function_id: str,
     *,
     status: str,
@@ -77,6 +173,11 @@ def list_public(
     kind: str | None = None,
 ) -> tuple[list[ReviewItemPublic], int]:
     get_function(session, function_id)
+    if not principal.is_admin and (status == "disputed" or kind == "gold"):
+        raise Forbidden(
+            "disputed and gold items are listed to admin keys only: "
+            + ("an admin settles disputes" if status == "disputed" else "gold answers are blind")
+        )
     items, total = review_queue.list_items(
         session=session,
         function_id=function_id,
@@ -85,4 +186,4 @@ def list_public(
         start=start,
         count=count,
     )
-    return [item_public(session, item) for item in items], total
+    return [item_public(session, item, principal) for item in items], total

@@ -8,6 +8,7 @@ from store.labels import (
     InvalidLabelName,
     LabelChange,
     LabelNotAllowed,
+    Via,
     annotation_label,
     find_label,
     get_or_create_label,
@@ -70,4 +71,5 @@ __all__ = [
     "utcnow",
     "vector_from_bytes",
     "vector_to_bytes",
+    "Via",
 ]

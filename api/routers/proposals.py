@@ -37,7 +37,7 @@ async def list_proposals(function_id: str, rt: RuntimeDep, _: AnnotateKey) -> Pa
 
 @router.post(_proposals + "/{proposal_id}/accept")
 async def accept(
-    function_id: str, proposal_id: str, body: ProposalAccept, rt: RuntimeDep, _: AnnotateKey
+    function_id: str, proposal_id: str, body: ProposalAccept, rt: RuntimeDep, caller: AnnotateKey
 ) -> ProposalAccepted:
     """Create the label ``labelName`` (409 if it exists) and annotate the proposal's items with
     it, less ``excludeItemIds``: they become samples as any review annotation does."""
@@ -48,6 +48,7 @@ async def accept(
             proposal_id,
             label_name=body.label_name,
             exclude_item_ids=body.exclude_item_ids,
+            principal=caller,
             annotated_by=body.annotated_by,
         )
     )
@@ -69,6 +70,8 @@ async def dismiss(
 
 
 @router.post("/v1/functions/{function_id}/review/{item_id}/novel")
-def mark_novel(function_id: str, item_id: str, rt: RuntimeDep, _: AnnotateKey) -> ReviewItemPublic:
+def mark_novel(
+    function_id: str, item_id: str, rt: RuntimeDep, caller: AnnotateKey
+) -> ReviewItemPublic:
     """None of the function's labels fits: the item is skipped and joins new-class proposals."""
-    return service.mark_novel(rt, function_id, item_id)
+    return service.mark_novel(rt, caller, function_id, item_id)

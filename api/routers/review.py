@@ -1,4 +1,4 @@
-"""The review queue: list captured items, annotate / skip / discard them."""
+"""The review queue: list captured items, claim pages of them, annotate / skip / discard them."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from service.functions import get_function
 from service.schemas import (
     MAX_START_INDEX,
     BulkAnnotate,
+    ClaimedPage,
     Page,
+    Released,
     ReviewAnnotate,
+    ReviewClaimBody,
     ReviewCounts,
     ReviewItemPublic,
+    ReviewRelease,
 )
 from store import session_scope
 
@@ -31,19 +35,26 @@ _item = "/v1/functions/{function_id}/review/{item_id}"
 def list_items(
     function_id: str,
     session: SessionDep,
-    _: AnnotateKey,
-    status: str = "pending",
+    caller: AnnotateKey,
+    status: Annotated[
+        str,
+        Query(description="pending, annotated, skipped, discarded or disputed (admin keys)."),
+    ] = "pending",
     kind: Annotated[
         ItemKind | None,
-        Query(description="Only items of this kind (every kind when omitted)."),
+        Query(
+            description="Only items of this kind (every kind but gold when omitted; gold: "
+            "admin keys)."
+        ),
     ] = None,
     start_index: Annotated[int, Query(alias="startIndex", ge=0, le=MAX_START_INDEX)] = 0,
     count: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Page[ReviewItemPublic]:
     """Items in a status, most informative first: captures (``kind=capture``) and mislabel
-    suspects (``kind=suspect``, most suspicious first), or both when ``kind`` is omitted."""
+    suspects (``kind=suspect``, most suspicious first), or both when ``kind`` is omitted. A team
+    works through claims (``POST .../review/claim``) rather than this list."""
     data, total = service.list_public(
-        session, function_id, status=status, kind=kind, start=start_index, count=count
+        session, caller, function_id, status=status, kind=kind, start=start_index, count=count
     )
     return Page(data=data, count=total)
 
@@ -54,38 +65,68 @@ def counts(function_id: str, session: SessionDep, _: AnnotateKey) -> ReviewCount
     return ReviewCounts(**review_queue.counts(session=session, function_id=function_id))
 
 
+@router.post("/v1/functions/{function_id}/review/claim")
+async def claim(
+    function_id: str, body: ReviewClaimBody, rt: RuntimeDep, caller: AnnotateKey
+) -> ClaimedPage:
+    """Reserve up to ``count`` pending items to the calling key's reviewer until ``expiresAt``
+    (the policy's ``claimMinutes``): the items you already hold first (their leases renewed),
+    then the most informative ones nobody else holds. Other reviewers are not handed them,
+    unless an item needs more reviews (``reviewsPerItem``, ``overlapRate``)."""
+    return await run_in_threadpool(
+        service.claim_page, rt, caller, function_id, count=body.count, kind=body.kind
+    )
+
+
+@router.post("/v1/functions/{function_id}/review/release")
+async def release(
+    function_id: str, body: ReviewRelease, rt: RuntimeDep, caller: AnnotateKey
+) -> Released:
+    """Give back your unvoted claims (all, or those on ``itemIds``) for others to take."""
+    released = await run_in_threadpool(
+        service.release_claims, rt, caller, function_id, body.item_ids
+    )
+    return Released(released=released)
+
+
 @router.post("/v1/functions/{function_id}/review/annotate")
 async def bulk_annotate(
-    function_id: str, body: BulkAnnotate, rt: RuntimeDep, _: AnnotateKey
+    function_id: str, body: BulkAnnotate, rt: RuntimeDep, caller: AnnotateKey
 ) -> Page[ReviewItemPublic]:
     """Annotate many items at once: all succeed or none is written."""
     pairs = [(a.item_id, a.label_name) for a in body.items]
     data = await run_in_threadpool(
-        service.annotate_items, rt, function_id, pairs, body.annotated_by
+        service.annotate_items, rt, caller, function_id, pairs, body.annotated_by
     )
     return Page(data=data, count=len(data))
 
 
 @router.post(_item + "/annotate")
 async def annotate(
-    function_id: str, item_id: str, body: ReviewAnnotate, rt: RuntimeDep, _: AnnotateKey
+    function_id: str, item_id: str, body: ReviewAnnotate, rt: RuntimeDep, caller: AnnotateKey
 ) -> ReviewItemPublic:
-    """Label an item; the first annotation turns it into a training sample (repeats are no-ops)."""
+    """Label an item. An admin key's annotation decides: the item becomes a training sample (a
+    disputed one is settled). A reviewer key's is a vote: the item becomes a sample when the
+    reviews it needs agree, or ``disputed`` when they do not; it goes through the reviewer's
+    claim, or takes a free review slot (409 when others hold them all, or when the item was
+    decided with another label since: the message names it). Repeats are no-ops."""
     pairs = [(item_id, body.label_name)]
     data = await run_in_threadpool(
-        service.annotate_items, rt, function_id, pairs, body.annotated_by
+        service.annotate_items, rt, caller, function_id, pairs, body.annotated_by
     )
     return data[0]
 
 
 @router.post(_item + "/skip")
-def skip(function_id: str, item_id: str, rt: RuntimeDep, _: AnnotateKey) -> ReviewItemPublic:
-    return service.move_item(rt, function_id, item_id, "skip")
+def skip(function_id: str, item_id: str, rt: RuntimeDep, caller: AnnotateKey) -> ReviewItemPublic:
+    return service.move_item(rt, caller, function_id, item_id, "skip")
 
 
 @router.post(_item + "/discard")
-def discard(function_id: str, item_id: str, rt: RuntimeDep, _: AnnotateKey) -> ReviewItemPublic:
-    return service.move_item(rt, function_id, item_id, "discard")
+def discard(
+    function_id: str, item_id: str, rt: RuntimeDep, caller: AnnotateKey
+) -> ReviewItemPublic:
+    return service.move_item(rt, caller, function_id, item_id, "discard")
 
 
 @router.get(

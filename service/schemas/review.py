@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -10,15 +10,31 @@ from pydantic.alias_generators import to_camel
 from service.schemas.base import Body, Schema, Timestamp
 
 
+class ReviewVote(Schema):
+    reviewer: str
+    label_name: str | None = Field(description="None when the label was deleted since.")
+
+
 class ReviewItemPublic(Schema):
     id: str
     function_id: str
     kind: str = Field(
         default="capture",
-        description="capture (an invoke input) or suspect (a labelled sample whose label a "
-        "training doubts; annotating it sets that sample's label).",
+        description="capture (an invoke input), suspect (a labelled sample whose label a "
+        "training doubts; annotating it sets that sample's label) or, to admin keys only, gold "
+        "(a labelled sample shown blind to a reviewer; reviewer keys see it as a capture).",
     )
-    status: str
+    status: str = Field(
+        description="pending, annotated, skipped, discarded, or disputed (its reviews disagreed: "
+        "an admin key's annotation decides)."
+    )
+    reviews_needed: int = Field(
+        default=1, description="Reviews the item needs before it becomes a sample."
+    )
+    reviews: list[ReviewVote] | None = Field(
+        default=None,
+        description="Admin keys only: the votes submitted so far, in order (None to reviewers).",
+    )
     predicted_label: str | None
     confidence: float | None
     model_version: int | None
@@ -59,6 +75,33 @@ class ReviewCounts(Schema):
     annotated: int
     skipped: int
     discarded: int
+    disputed: int
+
+
+class ReviewClaimBody(Body):
+    count: int = Field(default=10, ge=1, le=100, description="Items wanted (fewer may be left).")
+    kind: Literal["capture", "suspect"] | None = Field(
+        default=None, description="Only items of this kind (every kind when omitted)."
+    )
+
+
+class ReviewRelease(Body):
+    item_ids: list[str] | None = Field(
+        default=None, max_length=1000, description="Claims to release; all of yours when omitted."
+    )
+
+
+class ClaimedPage(Schema):
+    data: list[ReviewItemPublic]
+    count: int
+    expires_at: Timestamp = Field(
+        description="The claims hold until then; claim again to renew them."
+    )
+    reviewer: str = Field(description="Who the items are reserved to (the key's reviewer).")
+
+
+class Released(Schema):
+    released: int
 
 
 class CapturePolicyBody(Schema):
