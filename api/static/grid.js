@@ -18,7 +18,8 @@ const grid = {
   leave() { $("grid").hidden = true; grid.tiles = []; },
 
   async load() {
-    const page = await winnow.json(`/v1/functions/${grid.fid}/review?status=pending&kind=capture&count=${grid.PAGE}`);
+    // a claim: the page is reserved to this key's reviewer (teammates are handed other items)
+    const page = await winnow.json(`/v1/functions/${grid.fid}/review/claim`, { method: "POST", body: JSON.stringify({ count: grid.PAGE, kind: "capture" }) });
     grid.correcting = false;
     grid.show(page.data.map((item) => ({ item, label: item.predictedLabel, skip: false, sent: null })));
   },

@@ -1,7 +1,8 @@
 // The review page's script (a file, not inline: the page's CSP allows no inline script).
 // One item at a time (keys 1-9, n none of these, s, d, u), a grid of a page of items (grid.js; g switches), the
-// mislabel suspects one at a time (k keeps the label, m takes the model's), or the new-class
-// proposals (proposals.js).
+// mislabel suspects one at a time (k keeps the label, m takes the model's), the disputed items
+// (admin keys settle them), or the new-class proposals (proposals.js). Single, suspects and grid
+// work through claims: each page is reserved to this key's reviewer, so teammates never get it.
 "use strict";
 const review = { fid: null, items: [], labels: [], reviewed: 0, busy: false, mode: "single", last: null, reopened: false };
 
@@ -40,12 +41,16 @@ async function setMode(mode) {
 
 review.showProgress = async () => {
   const counts = await winnow.json(`/v1/functions/${review.fid}/review/counts`);
-  $("progress").textContent = `${review.reviewed} reviewed this session · ${counts.pending} pending · ${counts.annotated} annotated`;
+  $("progress").textContent = `${review.reviewed} reviewed this session · ${counts.pending} pending · ${counts.annotated} annotated`
+    + (counts.disputed ? ` · ${counts.disputed} disputed` : "");
 };
 
 async function refill() {
-  const kind = review.mode === "suspects" ? "&kind=suspect" : "";
-  const page = await winnow.json(`/v1/functions/${review.fid}/review?status=pending&count=50${kind}`);
+  const page = review.mode === "disputes"
+    ? await winnow.json(`/v1/functions/${review.fid}/review?status=disputed&count=50`)
+    : await winnow.json(`/v1/functions/${review.fid}/review/claim`, {
+      method: "POST", body: JSON.stringify({ count: 50, kind: review.mode === "suspects" ? "suspect" : null }),
+    });
   review.items = page.data;
   await show();
 }
@@ -54,9 +59,10 @@ async function show() {
   await review.showProgress();
   const item = review.items[0];
   $("card").hidden = !item; $("empty").hidden = !!item;
-  $("empty").textContent = review.mode === "suspects"
-    ? "No mislabel suspects pending. Each training ranks the labelled samples and queues the most doubtful."
-    : "The review queue is empty. Captured inputs appear here as traffic arrives.";
+  $("empty").textContent = {
+    suspects: "No mislabel suspects pending. Each training ranks the labelled samples and queues the most doubtful.",
+    disputes: "No disputed items: every item's reviews agreed, or were settled.",
+  }[review.mode] || "The review queue has nothing for you. Captured inputs appear here as traffic arrives (items teammates hold are not shown).";
   if (!item) return;
   await winnow.showImage($("image"), item.imageUrl);
   $("image").dataset.item = item.id;
@@ -65,6 +71,9 @@ async function show() {
   $("version").textContent = item.modelVersion ?? "-";
   $("reason").textContent = item.reason;
   $("score").textContent = item.score.toFixed(3);
+  const votes = item.reviews || [];
+  $("votes").hidden = votes.length === 0;
+  $("votelist").textContent = votes.map((vote) => `${vote.reviewer}: ${vote.labelName ?? "(label deleted)"}`).join(" · ");
   const suspect = item.kind === "suspect";
   $("capturemeta").hidden = suspect; $("suspect").hidden = !suspect;
   if (suspect) {
@@ -142,6 +151,6 @@ document.addEventListener("keydown", (event) => {
   else if (/^[1-9]$/.test(event.key)) { const name = review.labels[Number(event.key) - 1]; if (name) act("annotate", name); }
 });
 review.mode = new URLSearchParams(location.search).get("mode") || sessionStorage.getItem("winnowReviewMode") || "single";
-if (!["grid", "suspects", "proposals"].includes(review.mode)) review.mode = "single";
+if (!["grid", "suspects", "disputes", "proposals"].includes(review.mode)) review.mode = "single";
 for (const button of $("modes").children) button.classList.toggle("active", button.dataset.mode === review.mode);
 loadFunctions();
