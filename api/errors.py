@@ -52,7 +52,13 @@ def _domain_errors() -> list[tuple[type[Exception], type[ServiceError]]]:
     from learner import NotEnoughData
     from review_queue import InvalidFilter, InvalidTransition, ItemNotFound
     from service.ratelimit import RateLimitUnavailable
-    from store import BlobNotFound, InvalidLabelName, LabelNotAllowed, ObjectStoreUnavailable
+    from store import (
+        BlobNotFound,
+        InvalidLabelName,
+        InvalidReviewerName,
+        LabelNotAllowed,
+        ObjectStoreUnavailable,
+    )
 
     return [
         (ImageTooLarge, PayloadTooLarge),
@@ -70,6 +76,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ServiceError]]]:
         (InvalidTransition, Conflict),
         (LabelNotAllowed, Unprocessable),
         (InvalidLabelName, Unprocessable),
+        (InvalidReviewerName, Unprocessable),
         (BlobNotFound, NotFound),
         (ObjectStoreUnavailable, ServiceUnavailable),
     ]

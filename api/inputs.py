@@ -83,7 +83,8 @@ async def read_image_request(
     """Return the image bytes and the validated body fields.
 
     JSON bodies are validated against ``model``; multipart bodies carry the image as ``file`` and
-    the other fields under their JSON names (``labelName`` maps to ``annotation.labelName``).
+    the other fields under their JSON names (``labelName`` and ``annotatedBy`` map to
+    ``annotation.labelName`` and ``annotation.annotatedBy``).
     """
     if _is_multipart(request, '{"data": <data URI or URL>}', "a 'file' part"):
         return await _read_multipart(request, model, settings)
@@ -146,8 +147,8 @@ async def _read_multipart(request: Request, model: type[M], settings: Settings) 
     for key, value in form.multi_items():
         if key == "file" or not isinstance(value, str):
             continue
-        if key == "labelName":
-            fields["annotation"] = {"labelName": value}
+        if key in ("labelName", "annotatedBy"):
+            fields.setdefault("annotation", {})[key] = value
         else:
             fields[key] = value
     return data, _validate(model, fields)

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from service.settings import Settings
     from service.startup import start
     from service.training import train_function
+    from store import LabelChange
 
     images, names, vectors = fashion(IMAGES)
     by_bytes = {data: vectors[i] for i, data in enumerate(images)}
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         data=images[i],
                         label_name=f"{f}:{names[i]}",
                         external_id=None,
+                        change=LabelChange(("bench",), "import"),
                     )
                 version = 0
                 for _ in range(2 if f % 3 == 0 else 1):

@@ -8,7 +8,7 @@ from service.auth import ADMIN_KEY_ID, SCOPES, Principal, hash_key, new_key
 from service.errors import Conflict, Forbidden, NotFound
 from service.functions import get_function
 from service.runtime import Runtime
-from store import ApiKey, list_keys, new_id, session_scope
+from store import ApiKey, list_keys, new_id, normalize_reviewer_name, session_scope
 
 
 def create_key(
@@ -18,9 +18,14 @@ def create_key(
     function_id: str | None,
     scopes: list[str],
     name: str | None = None,
+    reviewer: str | None = None,
     rate_limit_per_minute: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key for ``function_id`` (None: every function); returns its row and its text."""
+    """A new key for ``function_id`` (None: every function); returns its row and its text.
+    ``reviewer``: the person the label history records for its label changes (several keys may
+    share one); :class:`store.InvalidReviewerName` for a name the naming rules refuse."""
+    if reviewer is not None:
+        reviewer = normalize_reviewer_name(reviewer)
     if function_id is None:
         principal.require_every_function("create keys for every function")
     else:
@@ -34,6 +39,7 @@ def create_key(
         row = ApiKey(
             id=key_id,
             name=name,
+            reviewer=reviewer,
             function_id=function_id,
             scopes=[s for s in SCOPES if s in scopes],
             secret_hash=hash_key(key),
@@ -76,7 +82,8 @@ def visible_keys(rt: Runtime, principal: Principal) -> list[ApiKey]:
 
 
 def delete_key(rt: Runtime, principal: Principal, key_id: str) -> None:
-    """Delete a key; it stops working at once (every request looks its row up)."""
+    """Delete a key; it stops working at once (every request looks its row up). The label
+    history names people as text, so its reviewer's history stays."""
     with session_scope(rt.engine) as session:
         row = session.get(ApiKey, key_id)
         # A function-scoped caller sees only its function's keys; others look missing.

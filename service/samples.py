@@ -21,10 +21,13 @@ from service.schemas import AnnotationPublic, SamplePublic
 from store import (
     Function,
     Label,
+    LabelChange,
+    LabelEvent,
     ReviewItem,
     Sample,
     label_sample,
     normalize_label_name,
+    record_deletion,
     session_scope,
     unlabel_sample,
     vector_from_bytes,
@@ -105,10 +108,12 @@ def add_sample(
     data: bytes,
     label_name: str | None,
     external_id: str | None,
+    change: LabelChange,
     source: str = "upload",
     reuse_image: bool = False,
 ) -> tuple[Sample, bool]:
-    """Validate, embed and store one sample; returns ``(sample, created)``.
+    """Validate, embed and store one sample; returns ``(sample, created)``. A label is recorded
+    in the label history as ``change`` (who uploads and through what path).
 
     Retrying with the same ``external_id`` and the same image and label returns the first sample
     (``created`` False); the same ``external_id`` with different content is a 409. With
@@ -144,7 +149,7 @@ def add_sample(
                 source=source,
             )
             if label_name is not None:
-                _annotate(session, function_id, sample, label_name)
+                _annotate(session, function_id, sample, label_name, change)
             session.add(sample)
     except IntegrityError:
         delete_unreferenced_blobs(rt, {digest})
@@ -182,25 +187,32 @@ def _same_external_id(
     return sample
 
 
-def _annotate(session: Session, function_id: str, sample: Sample, label_name: str) -> None:
-    if label_sample(session, sample, annotation_label(session, function_id, label_name)):
+def _annotate(
+    session: Session, function_id: str, sample: Sample, label_name: str, change: LabelChange
+) -> None:
+    label = annotation_label(session, function_id, label_name)
+    if label_sample(session, sample, label, change):
         follow_relabel(session=session, sample=sample)
 
 
-def set_annotation(rt: Runtime, function_id: str, sample_id: str, label_name: str) -> Sample:
+def set_annotation(
+    rt: Runtime, function_id: str, sample_id: str, label_name: str, change: LabelChange
+) -> Sample:
+    """Give the sample the label (recorded as ``change``); the same label again changes nothing."""
     with session_scope(rt.engine) as session:
         sample = get_sample(session, function_id, sample_id)
-        _annotate(session, function_id, sample, label_name)
+        _annotate(session, function_id, sample, label_name, change)
         vector = vector_from_bytes(sample.embedding)
     index_labelled(rt, function_id, sample.id, vector)
     return sample
 
 
-def remove_annotation(rt: Runtime, function_id: str, sample_id: str) -> Sample:
-    """Make the sample unlabelled again (counts as an annotation event for retraining)."""
+def remove_annotation(rt: Runtime, function_id: str, sample_id: str, change: LabelChange) -> Sample:
+    """Make the sample unlabelled again (counts as an annotation event for retraining; recorded
+    as ``change``)."""
     with session_scope(rt.engine) as session:
         sample = get_sample(session, function_id, sample_id)
-        unlabel_sample(session, sample)
+        unlabel_sample(session, sample, change)
     unindex(rt, function_id, sample_id, "labelled")
     return sample
 
@@ -213,11 +225,13 @@ def get_sample(session: Session, function_id: str, sample_id: str) -> Sample:
     return sample
 
 
-def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> Sample:
-    """Delete a sample (and its blob if nothing else names it); returns the deleted row."""
+def delete_sample(rt: Runtime, function_id: str, sample_id: str, change: LabelChange) -> Sample:
+    """Delete a sample (and its blob if nothing else names it); returns the deleted row. A
+    labelled sample's history gets a last event, its label removed as ``change``, and stays."""
     with session_scope(rt.engine) as session:
         sample = get_sample(session, function_id, sample_id)
         drop_open_suspects(session=session, sample_id=sample_id)
+        record_deletion(session, sample, change)
         session.delete(sample)
     unindex(rt, function_id, sample_id, "labelled")
     delete_unreferenced_blobs(rt, {sample.blob})
@@ -291,13 +305,38 @@ def sample_public(
 
 
 def reviewers(session: Session, sample_ids: Sequence[str]) -> dict[str, str | None]:
-    """Sample id -> who gave it its label in review (the last annotated review item naming the
-    sample: the capture it came from, or a suspect that relabelled it), for export manifests."""
+    """Sample id -> who gave it its current label: the people of its last label event
+    (comma-separated when several reviewers agreed), for sample answers and export manifests.
+    A sample labelled before the label history existed has no events: for it, the reviewer of
+    the last annotated review item naming it, if any."""
     if not sample_ids:
         return {}
-    rows = session.exec(
-        select(ReviewItem.sample_id, ReviewItem.annotated_by)
-        .where(col(ReviewItem.sample_id).in_(sample_ids), ReviewItem.status == "annotated")
-        .order_by(col(ReviewItem.updated_at).asc())
+    events = session.exec(
+        select(LabelEvent.sample_id, LabelEvent.actors)
+        .where(col(LabelEvent.sample_id).in_(sample_ids))
+        .order_by(col(LabelEvent.at).asc(), col(LabelEvent.id).asc())
     ).all()
-    return {sample_id: by for sample_id, by in rows if sample_id is not None}
+    by: dict[str, str | None] = {sid: ", ".join(actors) or None for sid, actors in events}
+    older = [sid for sid in sample_ids if sid not in by]
+    if older:
+        rows = session.exec(
+            select(ReviewItem.sample_id, ReviewItem.annotated_by)
+            .where(col(ReviewItem.sample_id).in_(older), ReviewItem.status == "annotated")
+            .order_by(col(ReviewItem.updated_at).asc())
+        ).all()
+        by.update((sid, who) for sid, who in rows if sid is not None)
+    return by
+
+
+def sample_history(session: Session, function_id: str, sample_id: str) -> list[LabelEvent]:
+    """The sample's label changes, oldest first. A deleted sample keeps its history; a sample
+    the function never had (no events, no row) is a 404."""
+    get_function(session, function_id)
+    events = session.exec(
+        select(LabelEvent)
+        .where(LabelEvent.function_id == function_id, LabelEvent.sample_id == sample_id)
+        .order_by(col(LabelEvent.at).asc(), col(LabelEvent.id).asc())
+    ).all()
+    if not events:
+        get_sample(session, function_id, sample_id)
+    return list(events)

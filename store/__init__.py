@@ -4,8 +4,10 @@ from store.blobs import BlobNotFound, BlobStore, S3BlobStore
 from store.db import make_engine, session_scope, shared_lock
 from store.keys import ApiKey, list_keys
 from store.labels import (
+    MAX_REVIEWER_NAME,
     EmptyLabelName,
     InvalidLabelName,
+    InvalidReviewerName,
     LabelChange,
     LabelNotAllowed,
     Via,
@@ -14,6 +16,8 @@ from store.labels import (
     get_or_create_label,
     label_sample,
     normalize_label_name,
+    normalize_reviewer_name,
+    record_deletion,
     unlabel_sample,
 )
 from store.migrate import SchemaTooNewError
@@ -42,10 +46,12 @@ __all__ = [
     "EmptyLabelName",
     "Function",
     "InvalidLabelName",
+    "InvalidReviewerName",
     "Label",
     "LabelEvent",
     "LabelChange",
     "LabelNotAllowed",
+    "MAX_REVIEWER_NAME",
     "ModelVersion",
     "NovelMark",
     "ObjectNotFound",
@@ -60,11 +66,13 @@ __all__ = [
     "find_label",
     "get_or_create_label",
     "normalize_label_name",
+    "normalize_reviewer_name",
     "label_sample",
     "list_keys",
     "make_engine",
     "new_id",
     "parse_s3_url",
+    "record_deletion",
     "session_scope",
     "shared_lock",
     "unlabel_sample",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, get_args
 
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +47,14 @@ class LabelNotAllowed(ValueError):
     """An annotation names a label the function lacks, and the caller may not create labels."""
 
 
+class InvalidReviewerName(ValueError):
+    """A reviewer's name (a key's reviewer, an import's annotatedBy) the naming rules refuse."""
+
+
+# Longest reviewer name: as long as a label name may be.
+MAX_REVIEWER_NAME = 200
+
+
 def normalize_label_name(name: str) -> str:
     """The form a label name is stored and looked up in: trimmed and NFC-normalised, so the
     composed and decomposed spellings of "café" are one label. Names stay case-sensitive ("Cat"
@@ -54,13 +63,38 @@ def normalize_label_name(name: str) -> str:
     name = unicodedata.normalize("NFC", name.strip())
     if not name:
         raise EmptyLabelName()
+    problem = _refused_character(name)
+    if problem is not None:
+        raise InvalidLabelName(f"label name {name!r} holds {problem}")
+    return name
+
+
+def normalize_reviewer_name(name: str) -> str:
+    """A reviewer's name in the form the label history records it, by the label names' rules:
+    trimmed, NFC-normalised, case kept. Names are shown in pages and written into CSV manifests,
+    so :class:`InvalidReviewerName` refuses an empty name, one over
+    :data:`MAX_REVIEWER_NAME` characters, or one holding control, format or line-breaking
+    characters."""
+    name = unicodedata.normalize("NFC", name.strip())
+    if not name:
+        raise InvalidReviewerName("reviewer name must not be empty")
+    if len(name) > MAX_REVIEWER_NAME:
+        raise InvalidReviewerName(
+            f"reviewer name is {len(name)} characters long; at most {MAX_REVIEWER_NAME}"
+        )
+    problem = _refused_character(name)
+    if problem is not None:
+        raise InvalidReviewerName(f"reviewer name {name!r} holds {problem}")
+    return name
+
+
+def _refused_character(name: str) -> str | None:
+    """What is wrong with the first character a name may not hold, or None."""
     for position, char in enumerate(name):
         problem = _REFUSED_CATEGORIES.get(unicodedata.category(char))
         if problem is not None and char not in _JOINERS:
-            raise InvalidLabelName(
-                f"label name {name!r} holds {problem}: U+{ord(char):04X} at position {position}"
-            )
-    return name
+            return f"{problem}: U+{ord(char):04X} at position {position}"
+    return None
 
 
 def find_label(session: Session, function_id: str, name: str) -> Label | None:
@@ -134,27 +168,44 @@ def unlabel_sample(session: Session, sample: Sample, change: LabelChange) -> boo
     return True
 
 
+def record_deletion(session: Session, sample: Sample, change: LabelChange) -> bool:
+    """Append the end of a labelled sample's label to the history as the sample is deleted (the
+    history outlives the sample). Nothing else changes: the caller deletes the row. False (and
+    nothing written) for an unlabelled sample."""
+    if sample.label_id is None:
+        return False
+    _append_event(session, sample, None, change, utcnow())
+    return True
+
+
 def _set_label(session: Session, sample: Sample, label: Label | None, change: LabelChange) -> None:
     now = utcnow()
-    before = session.get(Label, sample.label_id) if sample.label_id is not None else None
+    _append_event(session, sample, label, change, now)
     if sample.label_id is not None:  # a change, not a first label: the model history counts it
         sample.label_changed_at = now
     sample.label_id = label.id if label is not None else None
     sample.annotated_at = now
     session.add(sample)
+    function = session.get(Function, sample.function_id)
+    if function is not None:
+        function.annotation_counter += 1
+        session.add(function)
+
+
+def _append_event(
+    session: Session, sample: Sample, after: Label | None, change: LabelChange, at: datetime
+) -> None:
+    """The history row of ``sample`` going from its current label to ``after``."""
+    before = session.get(Label, sample.label_id) if sample.label_id is not None else None
     session.add(
         LabelEvent(
             function_id=sample.function_id,
             sample_id=sample.id,
-            at=now,
+            at=at,
             label_before=before.name if before is not None else None,
-            label_after=label.name if label is not None else None,
+            label_after=after.name if after is not None else None,
             actors=list(change.actors),
             via=change.via,
             review_item_id=change.review_item_id,
         )
     )
-    function = session.get(Function, sample.function_id)
-    if function is not None:
-        function.annotation_counter += 1
-        session.add(function)

@@ -192,9 +192,9 @@ async def create_sample(
     body: wire.SampleCreate,
     rt: RuntimeDep,
     image_url: ImageUrlDep,
-    _: AnnotateKey,
+    caller: AnnotateKey,
 ) -> wire.Sample:
-    result = await serving.create_sample(rt, function_id, body, image_url)
+    result = await serving.create_sample(rt, function_id, body, image_url, caller)
     if isinstance(result, wire.DuplicateSample):
         return JSONResponse(result.model_dump(by_alias=True), status_code=409)  # type: ignore[return-value]
     return result
@@ -245,9 +245,9 @@ def read_sample(
 
 @router.delete("/v1/functions/{function_id}/samples/{sample_id}")
 def delete_sample(
-    function_id: FunctionId, sample_id: SampleId, rt: RuntimeDep, _: AdminKey
+    function_id: FunctionId, sample_id: SampleId, rt: RuntimeDep, caller: AdminKey
 ) -> Response:
-    serving.delete_sample(rt, function_id, sample_id)
+    serving.delete_sample(rt, function_id, sample_id, caller)
     return _ok()
 
 
@@ -260,9 +260,9 @@ def set_annotation(
     body: wire.AnnotationIn,
     rt: RuntimeDep,
     image_url: ImageUrlDep,
-    _: AnnotateKey,
+    caller: AnnotateKey,
 ) -> wire.Sample:
-    return serving.set_annotation(rt, function_id, sample_id, body, image_url)
+    return serving.set_annotation(rt, function_id, sample_id, body, image_url, caller)
 
 
 @router.delete(
@@ -273,9 +273,9 @@ def remove_annotation(
     sample_id: SampleId,
     rt: RuntimeDep,
     image_url: ImageUrlDep,
-    _: AnnotateKey,
+    caller: AnnotateKey,
 ) -> wire.Sample:
-    return serving.remove_annotation(rt, function_id, sample_id, image_url)
+    return serving.remove_annotation(rt, function_id, sample_id, image_url, caller)
 
 
 # invoke ------------------------------------------------------------------------------------------

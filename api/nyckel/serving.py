@@ -19,7 +19,7 @@ from service.errors import Conflict, Unauthorized, Unprocessable
 from service.invoke import invoke as invoke_service
 from service.invoke import predict_samples
 from service.runtime import Runtime
-from store import Function, Label, Sample, session_scope
+from store import Function, Label, LabelChange, Sample, session_scope
 
 # The access token is the API key itself (no second secret store): it stops working when the
 # key is deleted. The SDK renews ten minutes before this.
@@ -39,6 +39,12 @@ def exchange_token(principal: Principal, client_id: str, client_secret: str) -> 
     if full_id("key", client_id.strip()) != principal.key_id:
         raise Unauthorized("client_id does not name the key sent as client_secret")
     return wire.Token(access_token=client_secret, expires_in=TOKEN_LIFETIME_S)
+
+
+def _change(caller: Principal) -> LabelChange:
+    """How the label history records a change through the adapter: the key's reviewer (or name,
+    or id), via ``nyckel`` (Nyckel's API names nobody else)."""
+    return LabelChange((caller.actor(),), "nyckel")
 
 
 # functions ---------------------------------------------------------------------------------------
@@ -163,7 +169,7 @@ def _one_sample(rt: Runtime, function_id: str, sample: Sample, image_url: ImageU
 
 
 async def create_sample(
-    rt: Runtime, function_id: str, body: wire.SampleCreate, image_url: ImageUrl
+    rt: Runtime, function_id: str, body: wire.SampleCreate, image_url: ImageUrl, caller: Principal
 ) -> wire.Sample | wire.DuplicateSample:
     """Nyckel's duplicate rule: an externalId or an image the function already holds answers
     409 with the existing sample's id (the SDK counts that as created). A labelled sample asks
@@ -178,6 +184,7 @@ async def create_sample(
             data=data,
             label_name=label_name,
             external_id=body.external_id,
+            change=_change(caller),
             reuse_image=True,
         )
     except Conflict as exc:  # the externalId names another image or label
@@ -236,24 +243,29 @@ def read_sample(rt: Runtime, function_id: str, sample_id: str, image_url: ImageU
     return _one_sample(rt, function_id, sample, image_url)
 
 
-def delete_sample(rt: Runtime, function_id: str, sample_id: str) -> None:
-    if samples.delete_sample(rt, function_id, sample_id).label_id is not None:
+def delete_sample(rt: Runtime, function_id: str, sample_id: str, caller: Principal) -> None:
+    if samples.delete_sample(rt, function_id, sample_id, _change(caller)).label_id is not None:
         training.request_training(rt, function_id)
 
 
 def set_annotation(
-    rt: Runtime, function_id: str, sample_id: str, body: wire.AnnotationIn, image_url: ImageUrl
+    rt: Runtime,
+    function_id: str,
+    sample_id: str,
+    body: wire.AnnotationIn,
+    image_url: ImageUrl,
+    caller: Principal,
 ) -> wire.Sample:
     name = _label_name(rt, function_id, body)
-    sample = samples.set_annotation(rt, function_id, sample_id, name)
+    sample = samples.set_annotation(rt, function_id, sample_id, name, _change(caller))
     training.request_training(rt, function_id)
     return _one_sample(rt, function_id, sample, image_url)
 
 
 def remove_annotation(
-    rt: Runtime, function_id: str, sample_id: str, image_url: ImageUrl
+    rt: Runtime, function_id: str, sample_id: str, image_url: ImageUrl, caller: Principal
 ) -> wire.Sample:
-    sample = samples.remove_annotation(rt, function_id, sample_id)
+    sample = samples.remove_annotation(rt, function_id, sample_id, _change(caller))
     training.request_training(rt, function_id)
     return _one_sample(rt, function_id, sample, image_url)
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from api.deps import AdminKey, RuntimeDep
 from service import keys as service
 from service.auth import SCOPES, Scope
-from service.schemas import Body, Page, Schema
+from service.schemas import Body, Page, ReviewerName, Schema
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
@@ -20,6 +20,11 @@ class KeyCreate(Body):
     function_id: str | None = Field(default=None, max_length=200)
     scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
     name: str | None = Field(default=None, max_length=200)
+    reviewer: ReviewerName | None = Field(
+        default=None,
+        description="The person this key labels as: the label history and reviewer counts "
+        "record this name (several keys may share it). Omitted: the key's name, else its id.",
+    )
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
@@ -28,6 +33,7 @@ class KeyPublic(Schema):
 
     id: str
     name: str | None
+    reviewer: str | None
     function_id: str | None
     scopes: list[str]
     rate_limit_per_minute: int | None

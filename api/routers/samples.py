@@ -11,13 +11,34 @@ from api.deps import AdminKey, AnnotateKey, RuntimeDep, SessionDep
 from api.inputs import openapi_body, read_image_request
 from embeddings import sniff_mime_type
 from service import samples as service
+from service.auth import Principal
 from service.errors import Unprocessable
-from service.schemas import MAX_START_INDEX, Annotation, Page, SampleCreate, SamplePublic
-from store import Label, session_scope
+from service.schemas import (
+    MAX_START_INDEX,
+    Annotation,
+    LabelEventPublic,
+    Page,
+    SampleCreate,
+    SamplePublic,
+)
+from store import Label, LabelChange, session_scope
 
 router = APIRouter(prefix="/v1/functions/{function_id}/samples", tags=["samples"])
 
-_multipart_fields = {"labelName": {"type": "string"}, "externalId": {"type": "string"}}
+_multipart_fields = {
+    "labelName": {"type": "string"},
+    "annotatedBy": {"type": "string"},
+    "externalId": {"type": "string"},
+    "via": {"type": "string", "enum": ["import"]},
+}
+
+
+def _change(
+    caller: Principal, annotated_by: str | None = None, *, imported: bool = False
+) -> LabelChange:
+    """How the label history records a change through this API (403 for a non-admin key that
+    names someone in ``annotatedBy``)."""
+    return LabelChange((caller.actor(annotated_by),), "import" if imported else "sample_api")
 
 
 @router.post(
@@ -33,7 +54,7 @@ async def create_sample(
     request: Request,
     response: Response,
     rt: RuntimeDep,
-    _: AnnotateKey,
+    caller: AnnotateKey,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -47,6 +68,10 @@ async def create_sample(
 ) -> SamplePublic:
     """Add an image (data URI, URL or multipart file), optionally labelled."""
     data, body = await read_image_request(request, SampleCreate, rt.settings)
+    annotation = body.annotation
+    change = _change(
+        caller, annotation.annotated_by if annotation else None, imported=body.via == "import"
+    )
     external_id = body.external_id
     if idempotency_key is not None:
         if external_id is not None and external_id != idempotency_key:
@@ -57,8 +82,9 @@ async def create_sample(
         rt,
         function_id,
         data=data,
-        label_name=body.annotation.label_name if body.annotation else None,
+        label_name=annotation.label_name if annotation else None,
         external_id=external_id,
+        change=change,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -97,25 +123,38 @@ def get_sample_image(function_id: str, sample_id: str, rt: RuntimeDep, _: Annota
     return Response(data, media_type=sniff_mime_type(data))
 
 
+@router.get("/{sample_id}/history")
+def sample_history(
+    function_id: str, sample_id: str, session: SessionDep, _: AnnotateKey
+) -> Page[LabelEventPublic]:
+    """The sample's label changes, oldest first: when, the label before and after, who, and
+    through what path. A deleted sample's history stays readable."""
+    events = service.sample_history(session, function_id, sample_id)
+    data = [LabelEventPublic.model_validate(event, from_attributes=True) for event in events]
+    return Page(data=data, count=len(data))
+
+
 @router.put("/{sample_id}/annotation")
 def set_annotation(
-    function_id: str, sample_id: str, body: Annotation, rt: RuntimeDep, _: AnnotateKey
+    function_id: str, sample_id: str, body: Annotation, rt: RuntimeDep, caller: AnnotateKey
 ) -> SamplePublic:
-    sample = service.set_annotation(rt, function_id, sample_id, body.label_name)
+    change = _change(caller, body.annotated_by)
+    sample = service.set_annotation(rt, function_id, sample_id, body.label_name, change)
     return _public(rt, sample)
 
 
 @router.delete("/{sample_id}/annotation")
 def remove_annotation(
-    function_id: str, sample_id: str, rt: RuntimeDep, _: AnnotateKey
+    function_id: str, sample_id: str, rt: RuntimeDep, caller: AnnotateKey
 ) -> SamplePublic:
     """Make the sample unlabelled again; retraining counts it as an annotation change."""
-    return _public(rt, service.remove_annotation(rt, function_id, sample_id))
+    return _public(rt, service.remove_annotation(rt, function_id, sample_id, _change(caller)))
 
 
 @router.delete("/{sample_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_sample(function_id: str, sample_id: str, rt: RuntimeDep, _: AdminKey) -> None:
-    service.delete_sample(rt, function_id, sample_id)
+def delete_sample(function_id: str, sample_id: str, rt: RuntimeDep, caller: AdminKey) -> None:
+    """Delete the sample; its label history stays (``GET .../history``)."""
+    service.delete_sample(rt, function_id, sample_id, _change(caller))
 
 
 def _public(rt: RuntimeDep, sample) -> SamplePublic:  # type: ignore[no-untyped-def]

@@ -10,9 +10,12 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from store import MAX_REVIEWER_NAME, normalize_reviewer_name
 
 T = TypeVar("T")
 
@@ -23,6 +26,14 @@ def _utc(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+# A person's name as the label history records it (a key's reviewer, an admin's annotatedBy):
+# trimmed, NFC, no control, format or line-breaking characters (a 422 says which).
+ReviewerName = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_REVIEWER_NAME),
+    AfterValidator(normalize_reviewer_name),
+]
 
 # Largest ``startIndex`` of a list: beyond it no page exists, and the value still fits a 64-bit
 # SQL integer (a larger one would be a database error, not an empty page).

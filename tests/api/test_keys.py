@@ -55,3 +55,25 @@ def test_an_unlimited_global_key_is_bounded_by_its_scopes_only(client: TestClien
     # the admin key is unrestricted
     every = {"scopes": ["invoke", "annotate", "admin"]}
     assert client.post("/v1/keys", json=every).status_code == 201
+
+
+def test_a_key_carries_a_reviewer_name(client: TestClient) -> None:
+    fid = client.post("/v1/functions", json={"name": "f"}).json()["id"]
+    body = {"scopes": ["annotate"], "functionId": fid, "name": "laptop"}
+    created = client.post("/v1/keys", json={**body, "reviewer": "  Zoë Ng "})
+    assert created.status_code == 201, created.text
+    assert created.json()["reviewer"] == "Zoë Ng"  # trimmed (and NFC)
+    plain = client.post("/v1/keys", json=body).json()
+    assert plain["reviewer"] is None
+    listed = {k["id"]: k["reviewer"] for k in client.get("/v1/keys").json()["data"]}
+    assert listed[created.json()["id"]] == "Zoë Ng" and listed[plain["id"]] is None
+
+
+def test_a_bad_reviewer_name_is_a_422_that_creates_no_key(client: TestClient) -> None:
+    before = client.get("/v1/keys").json()["count"]
+    for reviewer in ("", "   ", "ana\nbo", "\x1b[31mana", "a\u200bb", "x" * 201, 7):
+        response = client.post("/v1/keys", json={"scopes": ["annotate"], "reviewer": reviewer})
+        assert response.status_code == 422, (reviewer, response.text)
+    assert client.get("/v1/keys").json()["count"] == before
+    longest = client.post("/v1/keys", json={"scopes": ["annotate"], "reviewer": "x" * 200})
+    assert longest.status_code == 201

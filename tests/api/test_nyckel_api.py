@@ -183,6 +183,41 @@ def test_annotations_set_by_name_or_id_and_removed(client: TestClient) -> None:
     assert client.get(f"{N}/v1/functions/{fid}/samples/{sid}").status_code == 404
 
 
+def test_label_changes_through_the_adapter_name_the_key_reviewer(client: TestClient) -> None:
+    fid = nyckel_function(client)
+    created = client.post(
+        "/v1/keys",
+        json={"scopes": ["annotate", "admin"], "functionId": f"function_{fid}", "reviewer": "eve"},
+    ).json()
+    eve = {"Authorization": f"Bearer {token(client, created['id'], created['key'])}"}
+    sample = add_sample(client, fid, RED, 0, "red")
+    response = client.post(
+        f"{N}/v1/functions/{fid}/samples",
+        json={"data": data_uri(png_bytes(BLUE)), "annotation": {"labelName": "red"}},
+        headers=eve,
+    )
+    assert response.status_code == 200, response.text
+    sid = bare(response.json()["id"])
+    url = f"{N}/v1/functions/{fid}/samples/{sid}"
+    assert client.put(f"{url}/annotation", json={"labelName": "blue"}, headers=eve).is_success
+    assert client.delete(f"{url}/annotation", headers=eve).is_success
+    assert client.put(f"{url}/annotation", json={"labelName": "red"}).is_success  # admin
+    assert client.delete(url, headers=eve).is_success
+
+    history = client.get(f"/v1/functions/function_{fid}/samples/sample_{sid}/history").json()
+    steps = [(e["labelBefore"], e["labelAfter"], e["actors"], e["via"]) for e in history["data"]]
+    assert steps == [
+        (None, "red", ["eve"], "nyckel"),
+        ("red", "blue", ["eve"], "nyckel"),
+        ("blue", None, ["eve"], "nyckel"),
+        (None, "red", ["admin"], "nyckel"),
+        ("red", None, ["eve"], "nyckel"),
+    ]
+    first = sample.json()["id"]
+    history = client.get(f"/v1/functions/function_{fid}/samples/{first}/history").json()
+    assert [(e["actors"], e["via"]) for e in history["data"]] == [(["admin"], "nyckel")]
+
+
 def test_labels_a_model_learnt_keep_their_names(client: TestClient) -> None:
     fid = nyckel_function(client)
     train(client, fid)
