@@ -62,7 +62,7 @@ async function show() {
   $("empty").textContent = {
     suspects: "No mislabel suspects pending. Each training ranks the labelled samples and queues the most doubtful.",
     disputes: "No disputed items: every item's reviews agreed, or were settled.",
-  }[review.mode] || "The review queue has nothing for you. Captured inputs appear here as traffic arrives (items teammates hold are not shown).";
+  }[review.mode] || "The review queue is empty for you. Captured inputs appear here as traffic arrives (items teammates hold are not shown).";
   if (!item) return;
   await winnow.showImage($("image"), item.imageUrl);
   $("image").dataset.item = item.id;

@@ -82,7 +82,10 @@ def test_a_page_of_20_labelled_with_keys_in_one_bulk_request(
         _page_shown(browser, after=page)
         assert len(_tiles(browser)) == 5  # the rest of the queue
 
-        posts = [r for r in sent_requests(browser) if r["method"] == "POST"]
+        requests = [r for r in sent_requests(browser) if r["method"] == "POST"]
+        claims = [r for r in requests if r["url"].endswith(f"/v1/functions/{fid}/review/claim")]
+        assert len(claims) == 1  # the next page, reserved to this reviewer
+        posts = [r for r in requests if r not in claims]
         assert len(posts) == 1 and posts[0]["url"].endswith(f"/v1/functions/{fid}{BULK}"), posts
         sent = {a["itemId"]: a["labelName"] for a in posts[0]["body"]["items"]}
         assert len(posts[0]["body"]["items"]) == 20
@@ -99,6 +102,7 @@ def test_a_page_of_20_labelled_with_keys_in_one_bulk_request(
         _keys(browser, key_of(relabel) + "\n")
         wait_until(lambda: _annotations(http, fid)[first] == relabel, what="the correction")
         sent = [r for r in sent_requests(browser) if r["method"] in ("POST", "PUT")]
+        sent = [r for r in sent if not r["url"].endswith("/review/claim")]
         assert [(r["method"], r["body"]) for r in sent] == [("PUT", {"labelName": relabel})]
         assert len(_annotations(http, fid)) == 20
 
@@ -137,3 +141,35 @@ def test_one_at_a_time_u_brings_back_the_last_item_to_relabel(
         _keys(browser, key_of(truth[first]))
         wait_until(lambda: _annotations(http, fid) == {first: truth[first]}, what="the relabel")
         assert "1 reviewed this session" in browser.find_element("id", "progress").text
+
+
+def test_two_reviewers_in_two_browsers_never_get_the_same_item(
+    settings: Settings, browser: Any
+) -> None:
+    """Alice and Bob open the grid at once, each in their own chromium with their own reviewer
+    key: each page is a claim, so they see disjoint pages; after Alice submits hers, her next
+    page holds none of Bob's items either."""
+    from bench.review_browser import chromium
+
+    second = chromium(network_log=True)
+    try:
+        with served(settings) as (url, http):
+            fid, truth = seed_review_queue(http, 45, seed=5, name="team")
+            keys = {}
+            for name in ("alice", "bob"):
+                body = {"functionId": fid, "scopes": ["annotate"], "reviewer": name}
+                keys[name] = http.post("/v1/keys", json=body).json()["key"]
+            open_with_key(browser, f"{url}/review?function={fid}&mode=grid", keys["alice"])
+            open_with_key(second, f"{url}/review?function={fid}&mode=grid", keys["bob"])
+            alice_page, bob_page = _page_shown(browser), _page_shown(second)
+            alice, bob = {i for i, _ in _tiles(browser)}, {i for i, _ in _tiles(second)}
+            assert len(alice) == len(bob) == 20 and not alice & bob
+            presses = "".join(key_of(truth[item]) for item, _ in _tiles(browser))
+            _keys(browser, presses + "\n")
+            _page_shown(browser, after=alice_page)
+            rest = {i for i, _ in _tiles(browser)}
+            assert len(rest) == 5 and not rest & bob and not rest & alice
+            assert set(_annotations(http, fid)) == alice  # Alice's votes decided her page
+            assert _page_shown(second) == bob_page  # Bob's page stayed his
+    finally:
+        second.quit()
