@@ -134,6 +134,7 @@ class AsyncClient:
     set_annotation = endpoint(samples.set_annotation)
     remove_annotation = endpoint(samples.remove_annotation)
     delete_sample = endpoint(samples.delete_sample)
+    sample_history = endpoint(samples.sample_history)
     search = endpoint(samples.search)
     similar_samples = endpoint(samples.similar_samples)
     train = endpoint(training.train)
@@ -192,6 +193,7 @@ class AsyncClient:
         *,
         concurrency: int = 4,
         progress: bool = True,
+        via: str | None = None,
     ) -> UploadReport:
         """As :meth:`Client.upload_samples`, ``concurrency`` requests in flight."""
         present = {s.external_id async for s in self.iter_samples(function_id) if s.external_id}
@@ -204,7 +206,12 @@ class AsyncClient:
                 try:
                     report.created.append(
                         await self.create_sample(
-                            function_id, item.image, item.label, external_id=item.external_id
+                            function_id,
+                            item.image,
+                            item.label,
+                            external_id=item.external_id,
+                            annotated_by=item.annotated_by,
+                            via=via,
                         )
                     )
                 except Exception as exc:

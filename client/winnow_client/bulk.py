@@ -19,11 +19,13 @@ ITEM_STATUSES = frozenset({400, 409, 413, 415, 422})
 
 class SampleUpload(NamedTuple):
     """One sample to upload; ``external_id`` makes reruns skip it (derived from the bytes and the
-    label when not given)."""
+    label when not given); ``annotated_by`` (admin keys only) names who gave the label, e.g. the
+    reviewer an export's manifest records."""
 
     image: ImageLike
     label: str | None = None
     external_id: str | None = None
+    annotated_by: str | None = None
 
 
 def with_external_id(item: SampleUpload | tuple[ImageLike, str | None]) -> SampleUpload:

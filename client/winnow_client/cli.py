@@ -24,12 +24,13 @@ from winnow_client.datasets import (
     extension,
     label_counts,
     manifest_row,
+    read_reviewers,
     scan_folder,
     write_manifest,
 )
-from winnow_client.errors import NotFound, WinnowError
+from winnow_client.errors import Forbidden, NotFound, WinnowError
 from winnow_client.images import sniff_image_type
-from winnow_client.models import Function, Prediction, Sample
+from winnow_client.models import Function, LabelEvent, Prediction, Sample
 from winnow_client.sync import Client
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -56,6 +57,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--follow-symlinks",
         action="store_true",
         help="also read symlinked files and folders that point outside DIR",
+    )
+    load.add_argument(
+        "--no-annotated-by",
+        action="store_true",
+        help="record the labels as this key's reviewer, not as the annotatedBy of an export's "
+        "manifest.csv in DIR (which needs an admin key)",
     )
     load.set_defaults(run=import_folder)
 
@@ -133,12 +140,31 @@ def export_model(client: Client, args: argparse.Namespace) -> int:
 
 
 def import_folder(client: Client, args: argparse.Namespace) -> int:
-    """Upload every image of ``DIR/<label>/``; exit 1 only when none of them is in the function."""
+    """Upload every image of ``DIR/<label>/`` as an import (its label history says so), each
+    label given by the reviewer an export's manifest names for its file, unless
+    ``--no-annotated-by``; exit 1 only when none of them is in the function."""
     folder = scan_folder(args.folder, follow_symlinks=args.follow_symlinks)
+    uploads = folder.uploads
+    if not args.no_annotated_by:
+        reviewers = read_reviewers(args.folder)
+        uploads = [u._replace(annotated_by=reviewers.get(u.external_id or "")) for u in uploads]
     function = client.ensure_function(args.function, folder.labels)
-    report = client.upload_samples(
-        function.id, folder.uploads, concurrency=args.concurrency, progress=not args.quiet
-    )
+    try:
+        report = client.upload_samples(
+            function.id,
+            uploads,
+            concurrency=args.concurrency,
+            progress=not args.quiet,
+            via="import",
+        )
+    except Forbidden:
+        if any(u.annotated_by for u in uploads):
+            print(
+                "winnow: the manifest names who labelled each file (annotatedBy), which only an "
+                "admin key may record; --no-annotated-by imports them as this key's reviewer",
+                file=sys.stderr,
+            )
+        raise
     for path in folder.not_images:
         print(f"skipped {path}: not an image (JPEG, PNG, GIF, BMP or WebP)", file=sys.stderr)
     for path in folder.outside:
@@ -158,7 +184,8 @@ def import_folder(client: Client, args: argparse.Namespace) -> int:
 
 
 def export_folder(client: Client, args: argparse.Namespace) -> int:
-    """Write each labelled sample to ``DIR/<label>/`` with a manifest and the model's metrics."""
+    """Write each labelled sample to ``DIR/<label>/`` with a manifest, the samples' label
+    history and the model's metrics."""
     function = find_function(client, args.function)
     samples = list(client.iter_samples(function.id, annotated=True))
     root: Path = args.folder
@@ -181,12 +208,17 @@ def export_folder(client: Client, args: argparse.Namespace) -> int:
         (root / name).write_bytes(data)
         return name
 
+    def export(sample: Sample, target: tuple[str, bool]) -> tuple[str, list[LabelEvent]]:
+        return download(sample, target), client.sample_history(function.id, sample.id)
+
     bar = tqdm(total=len(samples), desc="export", unit="img", disable=args.quiet)
     with bar, ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool:
-        futures = [pool.submit(download, s, t) for s, t in zip(samples, targets, strict=True)]
-        files = []
+        futures = [pool.submit(export, s, t) for s, t in zip(samples, targets, strict=True)]
+        files, histories = [], []
         for future in futures:
-            files.append(future.result())
+            file, history = future.result()
+            files.append(file)
+            histories.append(history)
             bar.update(1)
     rows = [manifest_row(s, f) for s, f in zip(samples, files, strict=True)]
     try:
@@ -198,7 +230,7 @@ def export_folder(client: Client, args: argparse.Namespace) -> int:
         "exportedAt": datetime.now(UTC).isoformat(),
         "labelCounts": label_counts(rows),
     }
-    write_manifest(root, rows, about, metrics)
+    write_manifest(root, rows, histories, about, metrics)
     print(f"exported {len(rows)} samples of {function.name} to {root}", file=sys.stderr)
     return 0
 

@@ -1,8 +1,8 @@
 """Labelled image folders in and out: one subfolder per label (the layout Keras'
 ``image_dataset_from_directory`` reads, e.g. PetImages/Cat, PetImages/Dog; named by
-``label_folders``), plus the export manifest. The file's path relative to the folder is the
-sample's externalId, so a rerun of an import finds what is already there, and an export puts each
-file back under the same name."""
+``label_folders``), plus the export manifest and label history. The file's path relative to the
+folder is the sample's externalId, so a rerun of an import finds what is already there, and an
+export puts each file back under the same name."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 from winnow_client.bulk import SampleUpload
 from winnow_client.images import is_image_file
 from winnow_client.label_folders import EXPORT_FILES, folder_for_label, label_for_folder
-from winnow_client.models import Sample
+from winnow_client.models import LabelEvent, Sample
 
 MANIFEST_FIELDS = (
     "file",
@@ -29,6 +29,17 @@ MANIFEST_FIELDS = (
     "createdAt",
     "annotatedAt",
     "annotatedBy",
+)
+# history.csv: one row per label change of an exported sample, oldest first per sample.
+HISTORY_FIELDS = (
+    "file",
+    "sampleId",
+    "at",
+    "labelBefore",
+    "labelAfter",
+    "actors",
+    "via",
+    "reviewItemId",
 )
 _EXTENSIONS = {
     "image/jpeg": ".jpg",
@@ -140,20 +151,73 @@ def manifest_row(sample: Sample, file: str) -> dict[str, Any]:
     }
 
 
+def history_rows(row: dict[str, Any], events: Sequence[LabelEvent]) -> list[dict[str, Any]]:
+    """``history.csv``'s rows of one exported file (``row``: its manifest row); several actors
+    (reviewers who agreed) are comma-separated, as in ``annotatedBy``."""
+    return [
+        {
+            "file": row["file"],
+            "sampleId": row["sampleId"],
+            "at": event.at.isoformat(),
+            "labelBefore": event.label_before,
+            "labelAfter": event.label_after,
+            "actors": ", ".join(event.actors),
+            "via": event.via,
+            "reviewItemId": event.review_item_id,
+        }
+        for event in events
+    ]
+
+
 def write_manifest(
-    root: Path, rows: Sequence[dict[str, Any]], about: dict[str, Any], metrics: Any
+    root: Path,
+    rows: Sequence[dict[str, Any]],
+    histories: Sequence[Sequence[LabelEvent]],
+    about: dict[str, Any],
+    metrics: Any,
 ) -> None:
-    """``manifest.csv`` (one row per file), ``manifest.json`` (the same with the function and
-    the deployed model), and ``metrics.json`` (the deployed model version, or null): the
-    ``EXPORT_FILES``, whose names no label folder takes."""
-    manifest_csv, manifest_json, metrics_json = EXPORT_FILES
-    with (root / manifest_csv).open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    document = {**about, "deployedModel": metrics, "samples": list(rows)}
+    """``manifest.csv`` (one row per file), ``history.csv`` (one row per label change of each
+    file's sample, ``histories`` in the order of ``rows``), ``manifest.json`` (the rows, each
+    with its ``history`` as the service sent it, the function and the deployed model), and
+    ``metrics.json`` (the deployed model version, or null): the ``EXPORT_FILES``, whose names no
+    label folder takes."""
+    manifest_csv, manifest_json, metrics_json, history_csv = EXPORT_FILES
+    _write_csv(root / manifest_csv, MANIFEST_FIELDS, rows)
+    changes = [
+        c for row, events in zip(rows, histories, strict=True) for c in history_rows(row, events)
+    ]
+    _write_csv(root / history_csv, HISTORY_FIELDS, changes)
+    samples = [
+        {**row, "history": [event.raw for event in events]}
+        for row, events in zip(rows, histories, strict=True)
+    ]
+    document = {**about, "deployedModel": metrics, "samples": samples}
     _write_json(root / manifest_json, document)
     _write_json(root / metrics_json, metrics)
+
+
+def read_reviewers(root: Path) -> dict[str, str]:
+    """File (relative to ``root``) -> ``annotatedBy`` from the ``manifest.csv`` an export wrote
+    there, for files with one; empty without a manifest (a folder that is no export)."""
+    manifest = root / EXPORT_FILES[0]
+    if not manifest.is_file():
+        return {}
+    try:
+        with manifest.open(newline="", encoding="utf-8") as file:
+            return {
+                row["file"]: row["annotatedBy"]
+                for row in csv.DictReader(file)
+                if row.get("file") and row.get("annotatedBy")
+            }
+    except (UnicodeDecodeError, csv.Error):  # someone else's manifest.csv: no reviewers
+        return {}
+
+
+def _write_csv(path: Path, fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _write_json(path: Path, value: Any) -> None:

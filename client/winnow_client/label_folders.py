@@ -12,7 +12,7 @@ from urllib.parse import unquote
 _ESCAPED = frozenset('%/\\<>:"|?*')
 # The files an export writes beside the label folders (compared case-insensitively, as macOS and
 # Windows file systems do).
-EXPORT_FILES = ("manifest.csv", "manifest.json", "metrics.json")
+EXPORT_FILES = ("manifest.csv", "manifest.json", "metrics.json", "history.csv")
 _WINDOWS_DEVICES = frozenset(
     ["con", "prn", "aux", "nul"] + [f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10)]
 )

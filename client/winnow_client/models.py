@@ -95,13 +95,27 @@ class Sample(Record):
     source: str = "upload"
     created_at: datetime | None = None
     annotated_at: datetime | None = None
-    # Who labelled it in review (``annotatedBy`` of the review item); None for uploads.
+    # Who gave it its current label: the people of its last label event (comma-separated when
+    # several reviewers agreed); None when unlabelled.
     annotated_by: str | None = None
     nested: ClassVar[dict[str, type[Record]]] = {"annotation": Annotation}
 
     @property
     def label_name(self) -> str | None:
         return self.annotation.label_name if self.annotation else None
+
+
+@dataclass
+class LabelEvent(Record):
+    """One change of a sample's label: when, the label before and after (None: unlabelled),
+    who, and through what (review, consensus, dispute, suspect, sample_api, nyckel, import)."""
+
+    at: datetime
+    label_before: str | None = None
+    label_after: str | None = None
+    actors: list[str] = field(default_factory=list)
+    via: str = ""
+    review_item_id: str | None = None
 
 
 @dataclass
@@ -244,6 +258,8 @@ class ApiKey(Record):
     id: str
     scopes: list[str]
     name: str | None = None
+    # The person the key labels as (the label history records this name).
+    reviewer: str | None = None
     function_id: str | None = None
     rate_limit_per_minute: int | None = None
     created_at: datetime | None = None

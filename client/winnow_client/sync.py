@@ -140,6 +140,7 @@ class Client:
     set_annotation = endpoint(samples.set_annotation)
     remove_annotation = endpoint(samples.remove_annotation)
     delete_sample = endpoint(samples.delete_sample)
+    sample_history = endpoint(samples.sample_history)
     search = endpoint(samples.search)
     similar_samples = endpoint(samples.similar_samples)
     train = endpoint(training.train)
@@ -197,11 +198,13 @@ class Client:
         *,
         concurrency: int = 4,
         progress: bool = True,
+        via: str | None = None,
     ) -> UploadReport:
-        """Upload many ``(image, label[, external_id])`` samples, ``concurrency`` at a time, with a
-        progress bar. Items whose externalId the function already has are skipped, so a rerun
-        after a failure uploads only what is missing. One image's error (corrupt, too large) is
-        reported in the result and the rest go on; other errors stop the upload."""
+        """Upload many ``(image, label[, external_id[, annotated_by]])`` samples, ``concurrency``
+        at a time, with a progress bar. Items whose externalId the function already has are
+        skipped, so a rerun after a failure uploads only what is missing. One image's error
+        (corrupt, too large) is reported in the result and the rest go on; other errors stop the
+        upload. ``via="import"`` records the labels as a dataset import in their history."""
         present = {s.external_id for s in self.iter_samples(function_id) if s.external_id}
         todo, skipped = pending_uploads(items, present)
         report = UploadReport(skipped=skipped)
@@ -209,7 +212,12 @@ class Client:
 
         def upload(upload: SampleUpload) -> Sample:
             return self.create_sample(
-                function_id, upload.image, upload.label, external_id=upload.external_id
+                function_id,
+                upload.image,
+                upload.label,
+                external_id=upload.external_id,
+                annotated_by=upload.annotated_by,
+                via=via,
             )
 
         with bar, ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:

@@ -47,6 +47,24 @@ def test_async_client_workflow(live_url: str) -> None:
     asyncio.run(main())
 
 
+def test_async_reviewer_keys_and_history(live_url: str) -> None:
+    async def main() -> None:
+        async with AsyncClient(live_url, api_key=ADMIN_KEY) as winnow:
+            fn = await winnow.create_function("IsRed", ["red", "blue"])
+            key = await winnow.create_key(["annotate"], function_id=fn.id, reviewer="ana")
+            assert key.reviewer == "ana"
+            async with AsyncClient(live_url, api_key=key.key) as ana:
+                uploads = [SampleUpload(png_bytes(RED), "red", "red/0.png")]
+                report = await ana.upload_samples(fn.id, uploads, progress=False, via="import")
+                [sample] = report.created
+                history = await ana.sample_history(fn.id, sample.id)
+            assert [(e.label_after, e.actors, e.via) for e in history] == [
+                ("red", ["ana"], "import")
+            ]
+
+    asyncio.run(main())
+
+
 def test_both_clients_have_the_same_methods() -> None:
     from winnow_client import Client
 

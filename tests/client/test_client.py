@@ -9,9 +9,11 @@ from winnow_client import (
     Conflict,
     CreatedKey,
     Forbidden,
+    LabelEvent,
     NotFound,
     Prediction,
     SampleUpload,
+    Unprocessable,
     WinnowError,
 )
 
@@ -132,6 +134,42 @@ def test_review_queue_capture_policy_and_keys(live_url: str) -> None:
                 app.list_keys()
         winnow.delete_key(key.id)
         assert winnow.health()["status"]
+
+
+def test_reviewer_keys_and_the_label_history(live_url: str) -> None:
+    with Client(live_url, api_key=ADMIN_KEY) as winnow:
+        fn = winnow.create_function("IsRed", ["red", "blue"])
+        key = winnow.create_key(["annotate"], function_id=fn.id, reviewer=" ana ")
+        assert key.reviewer == "ana"
+        assert {k.id: k.reviewer for k in winnow.list_keys()}[key.id] == "ana"
+        with pytest.raises(Unprocessable):
+            winnow.create_key(["annotate"], function_id=fn.id, reviewer="a\nb")
+
+        imported = winnow.create_sample(
+            fn.id, png_bytes(RED), "red", annotated_by="carla", via="import"
+        )
+        assert imported.annotated_by == "carla"
+        with Client(live_url, api_key=key.key) as ana:
+            sample = ana.create_sample(fn.id, png_bytes(BLUE), "red")
+            assert ana.set_annotation(fn.id, sample.id, "blue").annotated_by == "ana"
+            with pytest.raises(Forbidden):
+                ana.set_annotation(fn.id, sample.id, "red", annotated_by="bo")
+        assert winnow.set_annotation(fn.id, sample.id, "red", annotated_by="bo").label_name == "red"
+        winnow.delete_key(key.id)
+        winnow.delete_sample(fn.id, sample.id)
+
+        history = winnow.sample_history(fn.id, sample.id)
+        assert [(e.label_before, e.label_after, e.actors, e.via) for e in history] == [
+            (None, "red", ["ana"], "sample_api"),
+            ("red", "blue", ["ana"], "sample_api"),
+            ("blue", "red", ["bo"], "sample_api"),
+            ("red", None, ["admin"], "sample_api"),
+        ]
+        assert isinstance(history[0], LabelEvent) and history[0].at <= history[-1].at
+        [event] = winnow.sample_history(fn.id, imported.id)
+        assert (event.actors, event.via) == (["carla"], "import")
+        with pytest.raises(NotFound):
+            winnow.sample_history(fn.id, "sample_missing")
 
 
 def test_request_training_then_wait(settings: Settings) -> None:

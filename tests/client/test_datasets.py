@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from winnow_client import Client
 from winnow_client.cli import main as client_main
+from winnow_client.datasets import read_reviewers
 
 from api.cli import main as server_main
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, BLUE, RED, png_bytes
 from tests.fashion import CLASSES, fashion_test_split, png
 
 PER_CLASS = 200
@@ -74,6 +75,11 @@ def test_import_export_round_trip(live_url: str, tmp_path: Path, capsys) -> None
     assert len(rows) == 2000 and Counter(row["labelName"] for row in rows) == expected
     assert {row["file"] for row in rows} == {row["externalId"] for row in rows}  # names kept
     assert all(row["sampleId"] and row["annotatedAt"] for row in rows)
+    assert {row["annotatedBy"] for row in rows} == {"admin"}  # the key that imported them
+    with (exported / "history.csv").open(encoding="utf-8") as history_csv:
+        history = list(csv.DictReader(history_csv))
+    assert len(history) == 2000  # each labelled once, by the first import
+    assert {(h["labelBefore"], h["actors"], h["via"]) for h in history} == {("", "admin", "import")}
     manifest = json.loads((exported / "manifest.json").read_text())
     assert manifest["labelCounts"] == dict(sorted(expected.items()))
     assert manifest["deployedModel"]["version"] == version.version
@@ -131,3 +137,82 @@ def test_invoke_prints_labels_and_json_lines(live_url: str, tmp_path: Path, caps
     assert client_main(["invoke", files[0], missing, "--function", "Clothes", *connection]) == 1
     out, err = capsys.readouterr()
     assert out.startswith(files[0] + "\t") and missing in err
+
+
+def test_export_writes_the_label_history_and_an_import_keeps_the_reviewers(
+    live_url: str, tmp_path: Path, capsys
+) -> None:
+    as_admin = ["--url", live_url, "--quiet", "--key", ADMIN_KEY]
+    exported = tmp_path / "exported"
+    with Client(live_url, api_key=ADMIN_KEY) as winnow:
+        fn = winnow.create_function("Colours", ["red", "blue"])
+        for name in ("Back", "ByAna"):
+            winnow.create_function(name, ["red", "blue"])
+        ana_key = winnow.create_key(["annotate"], reviewer="ana").key
+        winnow.create_sample(fn.id, png_bytes(RED), "red", external_id="red/r.png")
+        with Client(live_url, api_key=ana_key) as ana:
+            blue = ana.create_sample(fn.id, png_bytes(BLUE), "red", external_id="blue/b.png")
+            ana.set_annotation(fn.id, blue.id, "blue")
+
+    assert client_main(["export", "--function", "Colours", str(exported), *as_admin]) == 0
+    with (exported / "manifest.csv").open(encoding="utf-8") as manifest_csv:
+        rows = {row["file"]: row for row in csv.DictReader(manifest_csv)}
+    assert {f: row["annotatedBy"] for f, row in rows.items()} == {
+        "red/r.png": "admin",
+        "blue/b.png": "ana",
+    }
+    with (exported / "history.csv").open(encoding="utf-8") as history_csv:
+        history = list(csv.DictReader(history_csv))
+    assert [
+        (h["file"], h["labelBefore"], h["labelAfter"], h["actors"], h["via"]) for h in history
+    ] == [
+        ("red/r.png", "", "red", "admin", "sample_api"),
+        ("blue/b.png", "", "red", "ana", "sample_api"),
+        ("blue/b.png", "red", "blue", "ana", "sample_api"),
+    ]
+    assert history[1]["sampleId"] == blue.id and history[1]["at"]
+    manifest = json.loads((exported / "manifest.json").read_text(encoding="utf-8"))
+    in_json = {s["file"]: s["history"] for s in manifest["samples"]}
+    assert [e["actors"] for e in in_json["blue/b.png"]] == [["ana"], ["ana"]]
+    assert set(in_json["blue/b.png"][0]) >= {"at", "labelBefore", "labelAfter", "via"}
+
+    def imported(function_name: str) -> dict[str, tuple[list[str], str]]:
+        """externalId -> (actors, via) of each sample's one history event."""
+        with Client(live_url, api_key=ADMIN_KEY) as winnow:
+            function = winnow.find_function(function_name)
+            assert function is not None
+            out = {}
+            for sample in winnow.iter_samples(function.id):
+                [event] = winnow.sample_history(function.id, sample.id)
+                out[sample.external_id or ""] = (event.actors, event.via)
+            return out
+
+    # an admin key records the manifest's reviewers, through the import path
+    assert client_main(["import", str(exported), "--function", "Back", *as_admin]) == 0
+    assert imported("Back") == {
+        "red/r.png": (["admin"], "import"),
+        "blue/b.png": (["ana"], "import"),
+    }
+    # another key may not name the people in the manifest: it is told how to import as itself
+    capsys.readouterr()
+    by_ana = ["import", str(exported), "--function", "ByAna", "--url", live_url, "--quiet"]
+    by_ana += ["--key", ana_key]
+    assert client_main(by_ana) == 1
+    assert "--no-annotated-by" in capsys.readouterr().err
+    assert imported("ByAna") == {}
+    assert client_main([*by_ana, "--no-annotated-by"]) == 0
+    assert imported("ByAna") == {
+        "red/r.png": (["ana"], "import"),
+        "blue/b.png": (["ana"], "import"),
+    }
+
+
+def test_reviewers_come_from_an_export_manifest_only(tmp_path: Path) -> None:
+    assert read_reviewers(tmp_path) == {}  # no manifest: a plain labelled folder
+    (tmp_path / "manifest.csv").write_bytes(b"\xff\xfe someone else's file")
+    assert read_reviewers(tmp_path) == {}
+    (tmp_path / "manifest.csv").write_text("notes\nx\n", encoding="utf-8")
+    assert read_reviewers(tmp_path) == {}
+    rows = "file,labelName,annotatedBy\ncat/1.png,cat,ana\ncat/2.png,cat,\n"
+    (tmp_path / "manifest.csv").write_text(rows, encoding="utf-8")
+    assert read_reviewers(tmp_path) == {"cat/1.png": "ana"}

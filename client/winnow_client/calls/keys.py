@@ -15,13 +15,16 @@ def create_key(
     *,
     function_id: str | None = None,
     name: str | None = None,
+    reviewer: str | None = None,
     rate_limit_per_minute: int | None = None,
 ) -> Call[CreatedKey]:
-    """A new API key; its text (``.key``) is in this answer only."""
+    """A new API key; its text (``.key``) is in this answer only. ``reviewer``: the person whose
+    label changes through the key the label history records (several keys may share one)."""
     body = {
         "scopes": list(scopes),
         "functionId": function_id,
         "name": name,
+        "reviewer": reviewer,
         "rateLimitPerMinute": rate_limit_per_minute,
     }
     return Call("POST", "/v1/keys", one(CreatedKey), json=body)

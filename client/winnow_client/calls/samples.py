@@ -6,7 +6,7 @@ from typing import Any
 
 from winnow_client.calls.base import Call, flag, fn_path, many, nothing, one, paged, raw
 from winnow_client.images import ImageLike, data_field
-from winnow_client.models import Page, Sample, SearchHit
+from winnow_client.models import LabelEvent, Page, Sample, SearchHit
 
 
 def create_sample(
@@ -15,13 +15,26 @@ def create_sample(
     label: str | None = None,
     *,
     external_id: str | None = None,
+    annotated_by: str | None = None,
+    via: str | None = None,
 ) -> Call[Sample]:
-    """Add an image, optionally labelled; the same ``external_id`` again returns that sample."""
+    """Add an image, optionally labelled; the same ``external_id`` again returns that sample.
+
+    ``annotated_by`` (admin keys only; others get 403): who the label history records as giving
+    the label, e.g. a dataset's original reviewer. ``via="import"``: the sample comes from a
+    dataset import, and its history says so.
+    """
     body: dict[str, Any] = {"data": data_field(image)}
     if label is not None:
         body["annotation"] = {"labelName": label}
+        if annotated_by is not None:
+            body["annotation"]["annotatedBy"] = annotated_by
+    elif annotated_by is not None:
+        raise ValueError("annotated_by names who gave a label: send a label with it")
     if external_id is not None:
         body["externalId"] = external_id
+    if via is not None:
+        body["via"] = via
     return Call("POST", fn_path(function_id, "samples"), one(Sample), json=body)
 
 
@@ -43,9 +56,15 @@ def sample_image(function_id: str, sample_id: str) -> Call[bytes]:
     return Call("GET", fn_path(function_id, "samples", sample_id, "image"), raw, binary=True)
 
 
-def set_annotation(function_id: str, sample_id: str, label: str) -> Call[Sample]:
+def set_annotation(
+    function_id: str, sample_id: str, label: str, *, annotated_by: str | None = None
+) -> Call[Sample]:
+    """Give the sample ``label`` (``annotated_by``: as for :func:`create_sample`)."""
     path = fn_path(function_id, "samples", sample_id, "annotation")
-    return Call("PUT", path, one(Sample), json={"labelName": label})
+    body: dict[str, Any] = {"labelName": label}
+    if annotated_by is not None:
+        body["annotatedBy"] = annotated_by
+    return Call("PUT", path, one(Sample), json=body)
 
 
 def remove_annotation(function_id: str, sample_id: str) -> Call[Sample]:
@@ -54,6 +73,12 @@ def remove_annotation(function_id: str, sample_id: str) -> Call[Sample]:
 
 def delete_sample(function_id: str, sample_id: str) -> Call[None]:
     return Call("DELETE", fn_path(function_id, "samples", sample_id), nothing)
+
+
+def sample_history(function_id: str, sample_id: str) -> Call[list[LabelEvent]]:
+    """The sample's label changes, oldest first (a deleted sample's too)."""
+    path = fn_path(function_id, "samples", sample_id, "history")
+    return Call("GET", path, many(LabelEvent))
 
 
 def search(function_id: str, image: ImageLike, *, count: int = 10) -> Call[list[SearchHit]]:
