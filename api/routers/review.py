@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 import review_queue
-from api.deps import AnnotateKey, RuntimeDep, SessionDep
+from api.deps import AdminKey, AnnotateKey, RuntimeDep, SessionDep
 from embeddings import sniff_mime_type
 from review_queue import ItemKind
 from service import review as service
+from service import reviewers as reviewers_service
 from service.functions import get_function
 from service.schemas import (
     MAX_START_INDEX,
@@ -22,6 +23,7 @@ from service.schemas import (
     ReviewAnnotate,
     ReviewClaimBody,
     ReviewCounts,
+    ReviewerPublic,
     ReviewItemPublic,
     ReviewRelease,
 )
@@ -63,6 +65,14 @@ def list_items(
 def counts(function_id: str, session: SessionDep, _: AnnotateKey) -> ReviewCounts:
     get_function(session, function_id)
     return ReviewCounts(**review_queue.counts(session=session, function_id=function_id))
+
+
+@router.get("/v1/functions/{function_id}/reviewers")
+async def list_reviewers(function_id: str, rt: RuntimeDep, _: AdminKey) -> Page[ReviewerPublic]:
+    """Each reviewer's counts and quality: Dawid-Skene's estimated accuracy, Cohen's kappa
+    against the decided labels, accuracy on gold items and items per hour, most votes first."""
+    data = await run_in_threadpool(reviewers_service.reviewers, rt, function_id)
+    return Page(data=data, count=len(data))
 
 
 @router.post("/v1/functions/{function_id}/review/claim")

@@ -113,3 +113,23 @@ class CapturePolicyBody(Schema):
 class CapturePolicyPublic(Schema):
     policy: dict[str, Any]
     status: dict[str, Any]
+
+
+class ReviewerPublic(Schema):
+    reviewer: str
+    votes: int = Field(description="Reviews submitted (gold items aside).")
+    gold_votes: int = Field(description="Gold items answered.")
+    disputed: int = Field(description="Their reviews on items now disputed.")
+    estimated_accuracy: float | None = Field(
+        description="Dawid-Skene's estimate of the share of their labels that are right, from "
+        "shared and gold items (None with neither)."
+    )
+    kappa: float | None = Field(
+        description="Cohen's kappa of their reviews against the decided labels, on items with "
+        "two or more reviews."
+    )
+    agreement: float | None = Field(description="Raw agreement behind the kappa.")
+    gold_accuracy: float | None = Field(description="Share of gold items labelled right.")
+    items_per_hour: float | None = Field(
+        description="Reviews per hour of active work (gaps over 30 minutes are breaks)."
+    )

@@ -194,3 +194,24 @@ def test_gold_items_are_blind_to_reviewers_and_never_change_samples(client: Test
     # gold items stay out of the counts and the default listing
     counts = client.get(f"/v1/functions/{fid}/review/counts").json()
     assert counts["pending"] + counts["annotated"] == 2
+
+
+def test_reviewers_lists_counts_and_quality_to_admin_keys(client: TestClient) -> None:
+    fid, ids = _function_with_items(client, 4, reviewsPerItem=2)
+    alice, bob = _reviewer(client, fid, "alice"), _reviewer(client, fid, "bob")
+    for item_id in ids:
+        _vote(alice, fid, item_id, "red")
+    for item_id in ids[:3]:
+        _vote(bob, fid, item_id, "red")
+    _vote(bob, fid, ids[3], "green")  # one dispute
+    assert alice.get(f"/v1/functions/{fid}/reviewers").status_code == 403
+    listed = client.get(f"/v1/functions/{fid}/reviewers").json()
+    by_name = {r["reviewer"]: r for r in listed["data"]}
+    assert set(by_name) == {"alice", "bob"}
+    assert by_name["alice"]["votes"] == by_name["bob"]["votes"] == 4
+    assert by_name["alice"]["disputed"] == by_name["bob"]["disputed"] == 1
+    # three agreed items and one dispute: raw agreement with the decided labels is 3 of 3
+    assert by_name["alice"]["agreement"] == 1.0 and by_name["bob"]["agreement"] == 1.0
+    assert by_name["alice"]["goldAccuracy"] is None
+    assert 0.0 <= by_name["bob"]["estimatedAccuracy"] <= 1.0
+    assert by_name["alice"]["itemsPerHour"] is None or by_name["alice"]["itemsPerHour"] > 0
