@@ -245,7 +245,15 @@ def test_key_is_shown_once_and_stored_hashed(client: TestClient) -> None:
     assert listing.status_code == 200
     assert key not in listing.text and digest not in listing.text
     (row,) = [k for k in listing.json()["data"] if k["id"] == body["id"]]
-    assert set(row) == {"id", "name", "functionId", "scopes", "rateLimitPerMinute", "createdAt"}
+    assert set(row) == {
+        "id",
+        "name",
+        "reviewer",
+        "functionId",
+        "scopes",
+        "rateLimitPerMinute",
+        "createdAt",
+    }
 
     with session_scope(client.app.state.runtime.engine) as session:  # type: ignore[attr-defined]
         stored = session.exec(select(ApiKey).where(ApiKey.id == body["id"])).one()
