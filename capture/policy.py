@@ -90,6 +90,10 @@ class CapturePolicy:
     gold_rate: float = 0.0
     # Minutes a claim reserves its items to the reviewer (claiming again renews the lease).
     claim_minutes: float = 10.0
+    # Settle disagreeing reviews by the reviewers' estimated accuracies (Dawid-Skene) when the
+    # favoured label's posterior reaches weighted_min_posterior; else they are a dispute.
+    weight_votes: bool = False
+    weighted_min_posterior: float = 0.8
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", parse_rules(self.rules))
@@ -171,6 +175,8 @@ _TYPES: dict[str, type] = {
     "overlap_rate": float,
     "gold_rate": float,
     "claim_minutes": float,
+    "weight_votes": bool,
+    "weighted_min_posterior": float,
 }
 
 
@@ -209,6 +215,7 @@ _RULES: list[tuple[str, Any, str]] = [
     ("overlap_rate", _fraction, "must be within [0, 1]"),
     ("gold_rate", lambda v: 0.0 <= v <= 0.5, "must be within [0, 0.5]"),
     ("claim_minutes", lambda v: 1.0 <= v <= 1440.0, "must be within [1, 1440]"),
+    ("weighted_min_posterior", lambda v: 0.5 < v <= 1.0, "must be within (0.5, 1]"),
 ]
 
 

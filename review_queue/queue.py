@@ -197,12 +197,14 @@ def annotate(
     label_name: str,
     actors: tuple[str, ...],
     allow_new_labels: bool = True,
+    via: Via | None = None,
 ) -> Annotated:
     """Label an item; the annotation that moves it creates (or, for a suspect, labels) the sample.
 
     ``actors`` are the people behind the label: one reviewer or admin, or each reviewer whose
     votes agreed. The label history records the path: ``suspect`` for a suspect, ``dispute`` for
-    an admin settling a disputed item, ``consensus`` for agreeing reviewers, else ``review``.
+    an admin settling a disputed item, ``consensus`` for agreeing reviewers, else ``review``,
+    unless ``via`` names it (``weighted``: disagreeing reviews settled by their accuracies).
 
     Raises:
         AlreadyAnnotated: another annotation, possibly concurrent, gave it another label.
@@ -220,13 +222,13 @@ def annotate(
         session, item, "annotate", "annotated", label_id=label.id, annotated_by=", ".join(actors)
     ):
         return _repeat(session, item, label)
-    via: Via
-    if item.kind == "suspect":
-        via = "suspect"
-    elif disputed:
-        via = "dispute"
-    else:
-        via = "consensus" if len(actors) > 1 else "review"
+    if via is None:
+        if item.kind == "suspect":
+            via = "suspect"
+        elif disputed:
+            via = "dispute"
+        else:
+            via = "consensus" if len(actors) > 1 else "review"
     change = LabelChange(actors=actors, via=via, review_item_id=item.id)
     sample = session.get(Sample, item.sample_id) if item.sample_id else None
     if item.kind == "suspect" and sample is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from sqlalchemy import CursorResult, delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from review_queue import quality
 from review_queue.errors import AlreadyAnnotated, InvalidFilter, InvalidTransition
 from review_queue.queue import Annotated, annotate, get_item
 from store import (
@@ -34,6 +35,7 @@ from store import (
     ReviewClaim,
     ReviewItem,
     Sample,
+    Via,
     annotation_label,
     utcnow,
 )
@@ -51,6 +53,11 @@ class TeamPolicy:
     overlap_rate: float = 0.0
     gold_rate: float = 0.0
     lease: timedelta = timedelta(minutes=10)
+    # Settle a disagreement by the reviewers' estimated accuracies (Dawid-Skene over the
+    # function's votes) when the weighted winner's posterior reaches weighted_min_posterior;
+    # otherwise, or when off, a disagreement is a dispute.
+    weight_votes: bool = False
+    weighted_min_posterior: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -416,7 +423,7 @@ def vote(
     own.voted_at = now
     session.add(own)
     session.flush()
-    return _decide_if_complete(session, item, label)
+    return _decide_if_complete(session, item, label, policy)
 
 
 def _holds(session: Session, item_id: str, reviewer: str) -> bool:
@@ -455,7 +462,9 @@ def _after_decision(session: Session, item: ReviewItem, reviewer: str, label: La
     raise InvalidTransition(f"cannot annotate review item {item.id}: it is {item.status}")
 
 
-def _decide_if_complete(session: Session, item: ReviewItem, label: Label) -> VoteOutcome:
+def _decide_if_complete(
+    session: Session, item: ReviewItem, label: Label, policy: TeamPolicy
+) -> VoteOutcome:
     votes = session.exec(
         select(ReviewClaim)
         .where(ReviewClaim.item_id == item.id, col(ReviewClaim.voted_at).isnot(None))
@@ -467,17 +476,51 @@ def _decide_if_complete(session: Session, item: ReviewItem, label: Label) -> Vot
     if item.kind == "gold":  # scored against the answer; never a sample
         _finish(session, item, "annotated", label_id=label.id, annotated_by=voters[0])
         return VoteOutcome(item=item)
+    winner: str = label.name
+    via: Via | None = None
     if len({v.label_id for v in votes}) > 1:
-        _finish(session, item, "disputed", annotated_by=None)
-        return VoteOutcome(item=item)
+        weighted = _weighted_winner(session, item, votes, policy) if policy.weight_votes else None
+        if weighted is None:
+            _finish(session, item, "disputed", annotated_by=None)
+            return VoteOutcome(item=item)
+        winner, via = weighted, "weighted"
     decided = annotate(
         session=session,
         function_id=item.function_id,
         item_id=item.id,
-        label_name=label.name,
+        label_name=winner,
         actors=voters,
+        via=via,
     )
     return VoteOutcome(item=decided.item, annotated=decided)
+
+
+def _weighted_winner(
+    session: Session, item: ReviewItem, votes: Sequence[ReviewClaim], policy: TeamPolicy
+) -> str | None:
+    """The label the reviewers' estimated accuracies favour, if its posterior reaches the
+    policy's bar; None sends the item to a person. Accuracies come from Dawid-Skene over every
+    vote of the function (gold items pinned to their answers); a reviewer without an estimate
+    counts as 0.8."""
+    names = _label_names(session, item.function_id)
+    rows = session.exec(
+        select(ReviewClaim.item_id, ReviewClaim.reviewer, ReviewClaim.label_id, ReviewItem)
+        .join(ReviewItem, col(ReviewItem.id) == col(ReviewClaim.item_id))
+        .where(ReviewClaim.function_id == item.function_id, col(ReviewClaim.voted_at).isnot(None))
+    ).all()
+    history = [(i, r, names[lab]) for i, r, lab, _ in rows if lab in names]
+    gold: dict[Hashable, str] = {
+        i: it.given_label for i, _, _, it in rows if it.kind == "gold" and it.given_label
+    }
+    accuracies = quality.dawid_skene(history, gold=gold).accuracies()
+    mine = [(v.reviewer, names[v.label_id]) for v in votes if v.label_id in names]
+    settled = quality.weighted_settle(mine, accuracies, n_labels=max(len(names), 2))
+    return settled.label if settled.posterior >= policy.weighted_min_posterior else None
+
+
+def _label_names(session: Session, function_id: str) -> dict[str | None, str]:
+    rows = session.exec(select(Label.id, Label.name).where(Label.function_id == function_id))
+    return dict(rows.all())
 
 
 def _finish(session: Session, item: ReviewItem, status: str, **values: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 from sqlmodel import Session
 
 import review_queue
@@ -19,6 +20,7 @@ from service.capture import index_labelled, unindex
 from service.errors import Forbidden
 from service.functions import get_function, may_create_labels
 from service.runtime import Runtime
+from service.serving import serving_snapshot
 from service.schemas import ClaimedPage, ReviewItemPublic, ReviewVote
 from store import Function, Label, ReviewItem, session_scope, vector_from_bytes
 
@@ -30,6 +32,8 @@ def team_policy(function: Function) -> review_queue.TeamPolicy:
         overlap_rate=policy.overlap_rate,
         gold_rate=policy.gold_rate,
         lease=timedelta(minutes=policy.claim_minutes),
+        weight_votes=policy.weight_votes,
+        weighted_min_posterior=policy.weighted_min_posterior,
     )
 
 
@@ -49,7 +53,9 @@ def item_public(
         votes = review_queue.votes_of(session, [item.id]).get(item.id, [])
         values["reviews"] = [ReviewVote(reviewer=r, label_name=n) for r, n in votes]
     elif item.kind == "gold":
-        values.update(kind="capture", reason="uncertainty", given_label=None)
+        values.update(kind="capture", given_label=None)
+        if item.reason == "gold":  # no capture on the page to borrow a reason from
+            values["reason"] = "uncertain"
     return ReviewItemPublic.model_validate(values)
 
 
@@ -118,9 +124,34 @@ def claim_page(
             kind=kind,
             policy=team_policy(function),
         )
+        _disguise_gold(rt, session, function_id, items)
         session.flush()
         data = [item_public(session, item, principal) for item in items]
     return ClaimedPage(data=data, count=len(data), expires_at=expires, reviewer=principal.actor())
+
+
+def _disguise_gold(
+    rt: Runtime, session: Session, function_id: str, items: list[ReviewItem]
+) -> None:
+    """Make new gold items look like the captures around them: the serving model's prediction,
+    and the score of a capture on the page (or of the best pending one)."""
+    golds = [i for i in items if i.kind == "gold" and i.model_version is None and not i.scores]
+    if not golds:
+        return
+    model = serving_snapshot(rt, function_id).model
+    real = [i for i in items if i.kind != "gold"] or review_queue.list_items(
+        session=session, function_id=function_id, status="pending", count=1
+    )[0]
+    for n, item in enumerate(golds):
+        if model is not None:
+            proba = model.head.predict_proba(vector_from_bytes(item.embedding)[None, :])[0]
+            best = int(np.argmax(proba))
+            item.predicted_label, item.confidence = model.labels[best], float(proba[best])
+            item.model_version = model.version
+        if real:
+            like = real[n % len(real)]
+            item.score, item.scores, item.reason = like.score, dict(like.scores), like.reason
+        session.add(item)
 
 
 def release_claims(

@@ -13,7 +13,9 @@ from sqlmodel import Session, select
 from store.tables import Function, Label, LabelEvent, Sample, utcnow
 
 # The paths a label changes through, as the label history names them.
-Via = Literal["review", "consensus", "dispute", "suspect", "sample_api", "nyckel", "import"]
+Via = Literal[
+    "review", "consensus", "weighted", "dispute", "suspect", "sample_api", "nyckel", "import"
+]
 VIAS: tuple[str, ...] = get_args(Via)
 
 # Unicode categories a label name may not hold: names are shown in pages, charts, logs, CSV

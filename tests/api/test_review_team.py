@@ -177,9 +177,12 @@ def test_gold_items_are_blind_to_reviewers_and_never_change_samples(client: Test
     page = _claim(alice, fid, 20)  # half of the wanted items are gold, on average
     assert {i["kind"] for i in page} == {"capture"}
     assert all(i["givenLabel"] is None and i["reason"] != "gold" for i in page)
+    assert all(i["predictedLabel"] is not None for i in page)  # the model predicts gold items too
     admin_view = client.get(f"/v1/functions/{fid}/review?kind=gold").json()["data"]
     assert admin_view, "a goldRate of 0.5 over 20 wanted items made no gold item"
     assert alice.get(f"/v1/functions/{fid}/review?kind=gold").status_code == 403
+    captures = client.get(f"/v1/functions/{fid}/review?kind=capture").json()["data"]
+    assert {g["score"] for g in admin_view} <= {c["score"] for c in captures}  # a capture's score
     gold = admin_view[0]
     wrong = "green" if gold["givenLabel"] != "green" else "red"
     assert _vote(alice, fid, gold["id"], wrong)["status"] == "annotated"
@@ -215,3 +218,19 @@ def test_reviewers_lists_counts_and_quality_to_admin_keys(client: TestClient) ->
     assert by_name["alice"]["goldAccuracy"] is None
     assert 0.0 <= by_name["bob"]["estimatedAccuracy"] <= 1.0
     assert by_name["alice"]["itemsPerHour"] is None or by_name["alice"]["itemsPerHour"] > 0
+
+
+def test_weighted_votes_settle_a_clear_majority_and_dispute_a_tie(client: TestClient) -> None:
+    fid, ids = _function_with_items(client, 5, reviewsPerItem=3, weightVotes=True)
+    team = [_reviewer(client, fid, name) for name in ("alice", "bob", "carol")]
+    for item_id in ids[:3]:  # a record of agreement
+        for reviewer in team:
+            _vote(reviewer, fid, item_id, "red")
+    for reviewer, label in zip(team, ("red", "red", "green"), strict=True):
+        last = _vote(reviewer, fid, ids[3], label)
+    assert last["status"] == "annotated" and last["labelName"] == "red"
+    event = [e for e in _events(client) if e.review_item_id == ids[3]]
+    assert [(e.via, e.actors) for e in event] == [("weighted", ["alice", "bob", "carol"])]
+    for reviewer, label in zip(team, ("red", "green", "blue"), strict=True):
+        last = _vote(reviewer, fid, ids[4], label)
+    assert last["status"] == "disputed"  # three accurate reviewers, three labels: a person decides
