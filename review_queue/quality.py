@@ -292,7 +292,10 @@ def gold_accuracy(
 
 
 def items_per_hour(
-    times: Sequence[datetime], *, idle_after: timedelta = timedelta(minutes=30)
+    times: Sequence[datetime],
+    *,
+    idle_after: timedelta = timedelta(minutes=30),
+    min_active: timedelta = timedelta(minutes=1),
 ) -> float | None:
     """A reviewer's pace: votes per hour of active work, from the times of their votes.
 
@@ -300,11 +303,13 @@ def items_per_hour(
     break. A session's votes after its first instant are timed by the session's span (votes
     submitted together, as the grid page does, share one instant). Pace is timed votes over the
     summed spans, so breaks, and the unknown time spent before each session's first instant,
-    count neither way. None when nothing is timed (one vote, one batch, or only breaks).
+    count neither way. None when nothing is timed (one vote, one batch, or only breaks) or the
+    timed work is shorter than ``min_active`` (two votes a second apart are no pace).
 
     Args:
         times: when each of one reviewer's votes was cast, in any order.
         idle_after: the shortest gap that counts as a break rather than work.
+        min_active: the least timed work a pace is reported for.
     """
     ordered = sorted(times)
     sessions: list[list[datetime]] = []
@@ -316,4 +321,4 @@ def items_per_hour(
     timed = sum(sum(moment > session[0] for moment in session) for session in sessions)
     span = sum((session[-1] - session[0] for session in sessions), timedelta())
     hours = span.total_seconds() / 3600
-    return timed / hours if timed and hours > 0 else None
+    return timed / hours if timed and span >= min_active and hours > 0 else None

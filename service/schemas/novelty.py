@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from service.schemas.base import Body, Schema, Timestamp
+from service.schemas.base import Body, ReviewerName, Schema, Timestamp
 from service.schemas.models import ModelVersionPublic
 from service.schemas.review import ReviewItemPublic
 
@@ -32,7 +32,7 @@ class ProposalAccept(Body):
         max_length=10_000,
         description="Items of the proposal that do not belong to it (left in review as they are).",
     )
-    annotated_by: str | None = Field(default=None, max_length=200)
+    annotated_by: ReviewerName | None = None
 
 
 class ProposalAccepted(Schema):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from service.schemas.base import Body, Schema, Timestamp
+from service.schemas.base import Body, ReviewerName, Schema, Timestamp
 
 
 class ReviewVote(Schema):
@@ -57,7 +57,7 @@ class ReviewItemPublic(Schema):
 
 class ReviewAnnotate(Body):
     label_name: str = Field(min_length=1, max_length=200)
-    annotated_by: str | None = Field(default=None, max_length=200)
+    annotated_by: ReviewerName | None = None
 
 
 class BulkAnnotation(Body):
@@ -67,7 +67,7 @@ class BulkAnnotation(Body):
 
 class BulkAnnotate(Body):
     items: list[BulkAnnotation] = Field(min_length=1, max_length=1000)
-    annotated_by: str | None = Field(default=None, max_length=200)
+    annotated_by: ReviewerName | None = None
 
 
 class ReviewCounts(Schema):

@@ -199,3 +199,6 @@ def test_items_per_hour_edge_cases() -> None:
     assert items_per_hour([start]) is None
     assert items_per_hour([start, start]) is None  # one batch: no time measured
     assert items_per_hour([start, start + timedelta(hours=1)]) is None  # only a break
+    quick = [start, start + timedelta(seconds=1)]
+    assert items_per_hour(quick) is None  # a second of work is no pace
+    assert items_per_hour(quick, min_active=timedelta(0)) == pytest.approx(3600.0)
