@@ -1,12 +1,15 @@
 // The dashboard: per function, the model history, the confusion matrix, the review queue over
-// time, labels by count and the retraining status. Charts are PNGs drawn by the server
-// (matplotlib), fetched with the key; everything else comes from the same JSON API as any client.
+// time, the team's reviewers, labels by count and the retraining status. Charts are PNGs drawn by
+// the server (matplotlib), fetched with the key; everything else comes from the same JSON API as
+// any client.
 "use strict";
 const state = { fid: null };
 
 function say(text) { $("message").textContent = text || ""; }
 
 function percent(value) { return value == null ? "-" : (100 * value).toFixed(1) + "%"; }
+
+function decimal(value, digits) { return value == null ? "-" : value.toFixed(digits); }
 
 function fact(list, name, value) {
   list.appendChild(winnow.element("dt", name));
@@ -46,9 +49,32 @@ function showQueue(counts, activity) {
   const last = activity[activity.length - 1] || { captured: 0, invokes: 0 };
   const captured = activity.reduce((sum, hour) => sum + hour.captured, 0);
   const reviewed = activity.reduce((sum, hour) => sum + hour.resolved, 0);
-  $("queuecounts").textContent = `${counts.pending} pending · ${counts.annotated} annotated · ${counts.skipped} skipped · ${counts.discarded} discarded. ` +
+  $("queuecounts").textContent = `${counts.pending} pending · ${counts.annotated} annotated · ${counts.disputed} disputed · ${counts.skipped} skipped · ${counts.discarded} discarded. ` +
     `Last ${activity.length} h: ${captured} captured, ${reviewed} reviewed; this hour ${last.captured} captured` +
     (last.invokes ? ` of ${last.invokes} invokes this server counted (capture rate ${percent(last.captureRate)}, ${percent(last.novel / last.invokes)} novel).` : ".");
+}
+
+function showReviewers(reviewers) {
+  const body = $("reviewers").querySelector("tbody");
+  body.innerHTML = "";
+  for (const r of reviewers) {
+    const row = document.createElement("tr");
+    row.dataset.reviewer = r.reviewer;
+    const cells = [r.reviewer, r.votes, r.disputed, percent(r.estimatedAccuracy), decimal(r.kappa, 2), percent(r.goldAccuracy), decimal(r.itemsPerHour, 1)];
+    for (const text of cells) row.appendChild(winnow.element("td", text));
+    body.appendChild(row);
+  }
+  $("reviewers").hidden = !reviewers.length;
+  $("noreviewers").hidden = !!reviewers.length;
+  $("reviewerspanel").hidden = false;
+}
+
+// The reviewers' table is for admin keys: another key gets no table and no error.
+function loadReviewers(base) {
+  return winnow.json(`${base}/reviewers`).then((page) => showReviewers(page.data)).catch((error) => {
+    $("reviewerspanel").hidden = true;
+    if (error.status !== 403) throw error;
+  });
 }
 
 function showLabels(dashboard) {
@@ -68,6 +94,7 @@ async function refresh() {
     winnow.json(`${base}/models`).then((page) => showVersions(page.data)),
     Promise.all([winnow.json(`${base}/review/counts`), winnow.json(`${base}/dashboard?hours=${hours}`)])
       .then(([counts, dashboard]) => { showQueue(counts, dashboard.activity); showLabels(dashboard); }),
+    loadReviewers(base),
     winnow.showImage($("historychart"), `${base}/charts/model-history.png`),
     winnow.showImage($("activitychart"), `${base}/charts/activity.png?hours=${hours}`),
     winnow.showImage($("labelschart"), `${base}/charts/labels.png`),

@@ -191,10 +191,20 @@ class TrainingStatus(Record):
 
 
 @dataclass
+class ReviewVote(Record):
+    """One reviewer's vote on a review item (label_name None: the label was deleted since)."""
+
+    reviewer: str
+    label_name: str | None = None
+
+
+@dataclass
 class ReviewItem(Record):
     id: str
     function_id: str
-    status: str  # pending | annotated | skipped | discarded
+    # pending | annotated | skipped | discarded | disputed (its reviews disagreed: an admin
+    # key's annotation decides)
+    status: str
     # capture (an invoke input) | suspect (a labelled sample whose label a training doubts)
     kind: str = "capture"
     reason: str = ""
@@ -211,6 +221,36 @@ class ReviewItem(Record):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     image_url: str = ""
+    reviews_needed: int = 1  # reviews the item needs before it becomes a sample
+    # Admin keys: the votes so far, in order; None to reviewer keys (they never see others' votes).
+    reviews: list[ReviewVote] | None = None
+    nested: ClassVar[dict[str, type[Record]]] = {"reviews": ReviewVote}
+
+
+@dataclass
+class ClaimedPage(Record):
+    """Review items reserved to ``reviewer`` until ``expires_at`` (claim again to renew)."""
+
+    data: list[ReviewItem] = field(default_factory=list)
+    count: int = 0
+    expires_at: datetime | None = None
+    reviewer: str = ""
+    nested: ClassVar[dict[str, type[Record]]] = {"data": ReviewItem}
+
+
+@dataclass
+class Reviewer(Record):
+    """One reviewer's work and quality on a function; the rates are None without the data."""
+
+    reviewer: str
+    votes: int = 0  # reviews submitted (gold items aside)
+    gold_votes: int = 0
+    disputed: int = 0  # their reviews on items now disputed
+    estimated_accuracy: float | None = None  # Dawid-Skene, from shared and gold items
+    kappa: float | None = None  # Cohen's kappa against the decided labels
+    agreement: float | None = None  # the raw agreement behind the kappa
+    gold_accuracy: float | None = None
+    items_per_hour: float | None = None
 
 
 @dataclass
@@ -243,6 +283,7 @@ class ReviewCounts(Record):
     annotated: int = 0
     skipped: int = 0
     discarded: int = 0
+    disputed: int = 0
 
 
 @dataclass

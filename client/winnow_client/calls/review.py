@@ -1,4 +1,5 @@
-"""The calls of the review queue, new-label proposals, the capture policy and the dashboard."""
+"""The calls of the review queue (a team's claims and reviewers too), new-label proposals, the
+capture policy and the dashboard."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from winnow_client.calls.base import Call, fn_path, many, one, paged, raw
 from winnow_client.models import (
     AcceptedProposal,
     CapturePolicy,
+    ClaimedPage,
     Dashboard,
     Page,
     Proposal,
     ReviewCounts,
+    Reviewer,
     ReviewItem,
     SearchHit,
     camel_case,
@@ -37,6 +40,31 @@ def review_items(
 
 def review_counts(function_id: str) -> Call[ReviewCounts]:
     return Call("GET", fn_path(function_id, "review", "counts"), one(ReviewCounts))
+
+
+def claim_review(function_id: str, count: int = 10, kind: str | None = None) -> Call[ClaimedPage]:
+    """Reserve up to ``count`` pending items (1 to 100) to the key's reviewer until
+    ``expires_at``: the ones already held first (their leases renewed), then the most informative
+    ones nobody else holds. ``kind``: capture or suspect (both: None)."""
+    body = {"count": count, "kind": kind}
+    return Call("POST", fn_path(function_id, "review", "claim"), one(ClaimedPage), json=body)
+
+
+def release_review(function_id: str, item_ids: Iterable[str] | None = None) -> Call[int]:
+    """Give back the key's unvoted claims (all, or those on ``item_ids``); how many were."""
+    body = {"itemIds": None if item_ids is None else list(item_ids)}
+    path = fn_path(function_id, "review", "release")
+    return Call("POST", path, _released, json=body)
+
+
+def _released(body: Any) -> int:
+    return int(body["released"])
+
+
+def reviewers(function_id: str) -> Call[list[Reviewer]]:
+    """Each reviewer's votes, disputes, estimated accuracy, kappa, gold accuracy and items per
+    hour, most votes first (admin keys)."""
+    return Call("GET", fn_path(function_id, "reviewers"), many(Reviewer))
 
 
 def annotate(
