@@ -106,18 +106,18 @@ def claim(
     """Hand ``reviewer`` up to ``count`` pending items, most informative first, reserved to them
     until the returned expiry: first the items they already hold (their leases renewed), then
     new ones no one else holds; fewer when fewer are left. With a ``gold_rate``, each new item is
-    in that share a gold item instead."""
+    in that share a gold item instead, as long as the page holds real work."""
     if kind is not None and kind not in CLAIMABLE_KINDS:
         raise InvalidFilter(f"cannot claim kind {kind!r}; one of {', '.join(CLAIMABLE_KINDS)}")
     now = now or utcnow()
     expires = now + policy.lease
     rng = rng or random.Random()
-    held = _renew_own(session, function_id, reviewer, kind, now, expires)
+    held = _renew_own(session, function_id, reviewer, kind, now, expires)[:count]
     items = list(held)
     wanted = count - len(items)
-    gold = sum(rng.random() < policy.gold_rate for _ in range(max(wanted, 0)))
+    gold = sum(rng.random() < policy.gold_rate for _ in range(wanted))
     items += _claim_new(session, function_id, reviewer, wanted - gold, kind, policy, now, expires)
-    if gold:
+    if gold and items:  # gold is mixed into real work, never handed out alone
         golds = _gold_items(session, function_id, reviewer, gold, now, expires)
         for item in golds:  # blind: among the others, not in a block
             items.insert(rng.randint(len(held), len(items)), item)

@@ -234,3 +234,14 @@ def test_weighted_votes_settle_a_clear_majority_and_dispute_a_tie(client: TestCl
     for reviewer, label in zip(team, ("red", "green", "blue"), strict=True):
         last = _vote(reviewer, fid, ids[4], label)
     assert last["status"] == "disputed"  # three accurate reviewers, three labels: a person decides
+
+
+def test_a_claim_is_no_larger_than_asked_and_gold_never_comes_alone(client: TestClient) -> None:
+    fid, ids = _function_with_items(client, 3, goldRate=0.5)
+    alice = _reviewer(client, fid, "alice")
+    first = _claim(alice, fid, 20)
+    assert len(first) >= 3  # the three captures and some gold
+    assert len(_claim(alice, fid, 2)) == 2  # held items count toward the page
+    for item in first:
+        _vote(alice, fid, item["id"], "red")
+    assert _claim(alice, fid, 20) == []  # the queue is done: no gold page on its own
