@@ -601,6 +601,74 @@ def b10_rows(report: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def b11_rows(report: dict[str, Any]) -> list[Row]:
+    summary, targets, arms = report["summary"], report["targets"], report["arms"]
+    team = report["team"]
+    seeds = len(report["per_seed"])
+    accuracies = "/".join(f"{a:.2f}" for a in team.values())
+    reviews = report["config"]["reviews"]
+
+    def median(value: dict[str, Any] | None, digits: int = 3) -> str:
+        return "n/a" if value is None else f"{value['median']:.{digits}f}"
+
+    rows: list[Row] = [
+        (
+            f"B11 a team of three reviewers ({accuracies}; errors toward look-alike classes), "
+            f"{reviews:,} reviews per arm on Fashion-MNIST ({seeds} seeds, median): training "
+            "labels right / the head's test accuracy / items labelled",
+            "; ".join(
+                f"{arms[name]['description']} {pct(arm['labels_correct']['median'])} / "
+                f"{pct(arm['test_accuracy']['median'])} / {arm['items']['median']:,.0f}"
+                for name, arm in summary.items()
+            )
+            + _b11_reference(report),
+            f"best team arm >= round robin + {report['target_label_gain'] * 100:.0f} pts",
+            verdict(targets.get("label_gain_met")),
+        )
+    ]
+    for name, arm in summary.items():
+        worst = arm["dawid_skene_worst_error"]
+        if worst is None:
+            continue
+        per_reviewer = arm["reviewers"]
+        names = "/".join(team)
+        rows.append(
+            (
+                f"B11 {arms[name]['description']}: each reviewer's ({names}) accuracy estimated "
+                "by Dawid-Skene vs the true one (median over seeds)",
+                "/".join(median(per_reviewer[r]["dawid_skene"]) for r in team)
+                + " vs "
+                + "/".join(median(per_reviewer[r]["true_accuracy"]) for r in team)
+                + f", worst error {median(worst)} (per seed "
+                + ", ".join(f"{e:.3f}" for e in worst["per_seed"])
+                + "); agreement with the consensus "
+                + "/".join(median(per_reviewer[r]["agreement"]) for r in team)
+                + f" (worst error {median(arm['agreement_worst_error'])}, kappa "
+                + "/".join(median(per_reviewer[r]["kappa"], 2) for r in team)
+                + ")"
+                + (
+                    "; gold accuracy "
+                    + "/".join(median(per_reviewer[r]["gold"]) for r in team)
+                    + f" (worst error {median(arm['gold_worst_error'])})"
+                    if arm["gold_worst_error"] is not None
+                    else ""
+                ),
+                f"within {report['target_estimate_error']:.2f}",
+                verdict(targets.get(f"estimates_within_{name}")),
+            )
+        )
+    return rows
+
+
+def _b11_reference(report: dict[str, Any]) -> str:
+    reference = report.get("test_accuracy_all_pool_labels_right")
+    if reference is None:
+        return ""
+    pool = report.get("data", {}).get("pool")
+    images = f" ({pool:,} images)" if isinstance(pool, int) else ""
+    return f"; the head on the whole pool{images} with every label right {pct(reference)}"
+
+
 SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_efficiency", "python -m bench.run --only b1", b1_rows),
     ("label_efficiency_full", "python -m bench.run --only b1 --full", b1_full_rows),
@@ -627,6 +695,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ),
     ("many_functions", "python -m bench.many_functions", b9_rows),
     ("onnx_export", "python -m bench.onnx_export", b10_rows),
+    ("team_review", "python -m bench.team_review", b11_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
 ]
@@ -698,7 +767,8 @@ def performance_section() -> str:
         "`python -m bench.label_efficiency [--quick|--full]` (B1 starts winnow from cold-start "
         "capture; `--hand-cold-start` from the same 10 random labels as the baselines), "
         "`python -m bench.cold_start` (B5), `python -m bench.label_errors` (B6; "
-        "cleanlab comes with the `dev` extra), `python -m bench.novelty` (B7)."
+        "cleanlab comes with the `dev` extra), `python -m bench.novelty` (B7), "
+        "`python -m bench.team_review` (B11)."
     )
     lines = ["# Performance", "", *textwrap.wrap(intro, 100), ""]
     lines += ["| figure | measured | target | |", "|---|---|---|---|", *rows, ""]

@@ -223,3 +223,57 @@ def test_b10_compares_the_export_with_the_service_path_on_fashion_images(tmp_pat
         for h in heads.values()
     )
     assert report.b10_rows(written)[0][0].startswith("B10 exported ONNX model")
+
+
+def test_b11_spends_the_same_reviews_in_every_arm_and_reports_the_estimates() -> None:
+    from types import SimpleNamespace
+
+    from bench import team_review
+    from bench.data import CLASS_NAMES, Split
+
+    def split(n: int, seed: int) -> Split:
+        centres = np.random.default_rng(0).normal(size=(len(CLASS_NAMES), 16))
+        rng = np.random.default_rng(seed)
+        classes = rng.integers(0, len(CLASS_NAMES), n)
+        vectors = centres[classes] + rng.normal(scale=0.9, size=(n, 16))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return Split(vectors.astype(np.float32), np.asarray(CLASS_NAMES)[classes], np.arange(n))
+
+    data = SimpleNamespace(
+        pool=split(600, 1), val=split(300, 2), test=split(200, 3), describe=lambda: {}
+    )
+    args = team_review.parse_args(["--seeds", "0", "--reviews", "600"])
+    result = json.loads(json.dumps(team_review.run(data, args)))
+
+    arms = result["per_seed"][0]["arms"]
+    assert all(598 <= arm["reviews"] <= 600 for arm in arms.values())  # a pair may leave 2 over
+    assert arms["round_robin"]["items"] == 600
+    assert arms["overlap_gold_weighted"]["gold_reviews"] == 60  # goldRate 0.1: 20 items x 3
+    assert arms["pairs_best_settles"]["items"] < 320  # two or three reviews an item
+    round_robin = arms["round_robin"]["labels_correct"]
+    assert 0.78 < round_robin < 0.92  # the team's mean accuracy is 0.85
+    assert arms["pairs_best_settles"]["labels_correct"] > round_robin + 0.05
+    assert arms["round_robin"]["dawid_skene_worst_error"] is None  # no overlap: no estimate
+    for name in ("pairs_best_settles", "overlap30_weighted"):
+        for reviewer in arms[name]["reviewers"].values():
+            assert abs(reviewer["dawid_skene"] - reviewer["true_accuracy"]) < 0.1, name
+
+    rows = report.b11_rows(result)
+    assert len(rows) == 1 + 4 and rows[0][3] in ("pass", "**fail**")
+    assert rows[0][3] == ("pass" if result["targets"]["label_gain_met"] else "**fail**")
+
+
+def test_b11_wrong_labels_go_to_the_classes_a_classifier_confuses() -> None:
+    from bench import team_review
+
+    rng = np.random.default_rng(0)
+    classes = ["a", "b", "c"]
+    labels = np.asarray(classes)[rng.integers(0, 3, 300)]
+    centres = {"a": [1.0, 0.0], "b": [0.9, 0.3], "c": [-1.0, 0.0]}  # a and b look alike
+    vectors = np.asarray([centres[x] for x in labels]) + rng.normal(scale=0.15, size=(300, 2))
+
+    errors = team_review.lookalike_errors(vectors, labels, classes)
+
+    assert np.allclose(errors.sum(axis=1), 1.0) and np.allclose(np.diag(errors), 0.0)
+    assert errors[0, 1] > 0.9 and errors[1, 0] > 0.9  # a's mistakes are b's, and back
+    assert errors[2].tolist() == [0.5, 0.5, 0.0]  # c is never confused: spread evenly
