@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Hashable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -375,10 +375,13 @@ def vote(
     label_name: str,
     policy: TeamPolicy,
     allow_new_labels: bool = True,
+    accuracies: Mapping[str, float] | None = None,
     now: datetime | None = None,
 ) -> VoteOutcome:
     """Record ``reviewer``'s label for the item, through their claim (or a free slot when they
-    hold none); the last vote due decides the item.
+    hold none); the last vote due decides the item. With the policy's ``weight_votes``, a
+    disagreement is settled by ``accuracies`` (the reviewers' estimates; the caller fits them
+    outside this transaction) when it can be.
 
     Raises:
         AlreadyAnnotated: the item was decided with another label (the message names it).
@@ -423,7 +426,7 @@ def vote(
     own.voted_at = now
     session.add(own)
     session.flush()
-    return _decide_if_complete(session, item, label, policy)
+    return _decide_if_complete(session, item, label, policy, accuracies or {})
 
 
 def _holds(session: Session, item_id: str, reviewer: str) -> bool:
@@ -463,7 +466,11 @@ def _after_decision(session: Session, item: ReviewItem, reviewer: str, label: La
 
 
 def _decide_if_complete(
-    session: Session, item: ReviewItem, label: Label, policy: TeamPolicy
+    session: Session,
+    item: ReviewItem,
+    label: Label,
+    policy: TeamPolicy,
+    accuracies: Mapping[str, float],
 ) -> VoteOutcome:
     votes = session.exec(
         select(ReviewClaim)
@@ -479,7 +486,11 @@ def _decide_if_complete(
     winner: str = label.name
     via: Via | None = None
     if len({v.label_id for v in votes}) > 1:
-        weighted = _weighted_winner(session, item, votes, policy) if policy.weight_votes else None
+        weighted = (
+            _weighted_winner(session, item, votes, policy, accuracies)
+            if policy.weight_votes
+            else None
+        )
         if weighted is None:
             _finish(session, item, "disputed", annotated_by=None)
             return VoteOutcome(item=item)
@@ -496,23 +507,16 @@ def _decide_if_complete(
 
 
 def _weighted_winner(
-    session: Session, item: ReviewItem, votes: Sequence[ReviewClaim], policy: TeamPolicy
+    session: Session,
+    item: ReviewItem,
+    votes: Sequence[ReviewClaim],
+    policy: TeamPolicy,
+    accuracies: Mapping[str, float],
 ) -> str | None:
     """The label the reviewers' estimated accuracies favour, if its posterior reaches the
-    policy's bar; None sends the item to a person. Accuracies come from Dawid-Skene over every
-    vote of the function (gold items pinned to their answers); a reviewer without an estimate
-    counts as 0.8."""
+    policy's bar; None sends the item to a person. A reviewer without an estimate counts as
+    0.8."""
     names = _label_names(session, item.function_id)
-    rows = session.exec(
-        select(ReviewClaim.item_id, ReviewClaim.reviewer, ReviewClaim.label_id, ReviewItem)
-        .join(ReviewItem, col(ReviewItem.id) == col(ReviewClaim.item_id))
-        .where(ReviewClaim.function_id == item.function_id, col(ReviewClaim.voted_at).isnot(None))
-    ).all()
-    history = [(i, r, names[lab]) for i, r, lab, _ in rows if lab in names]
-    gold: dict[Hashable, str] = {
-        i: it.given_label for i, _, _, it in rows if it.kind == "gold" and it.given_label
-    }
-    accuracies = quality.dawid_skene(history, gold=gold).accuracies()
     mine = [(v.reviewer, names[v.label_id]) for v in votes if v.label_id in names]
     settled = quality.weighted_settle(mine, accuracies, n_labels=max(len(names), 2))
     return settled.label if settled.posterior >= policy.weighted_min_posterior else None

@@ -19,9 +19,10 @@ from service.auth import Principal
 from service.capture import index_labelled, unindex
 from service.errors import Forbidden
 from service.functions import get_function, may_create_labels
+from service.reviewers import accuracies as reviewer_accuracies
 from service.runtime import Runtime
-from service.serving import serving_snapshot
 from service.schemas import ClaimedPage, ReviewItemPublic, ReviewVote
+from service.serving import serving_snapshot
 from store import Function, Label, ReviewItem, session_scope, vector_from_bytes
 
 
@@ -71,11 +72,15 @@ def annotate_items(
     annotations of the same items on PostgreSQL wait for each other rather than deadlock; the
     answer keeps the request's order."""
     actor = principal.actor(annotated_by)
+    with session_scope(rt.engine) as session:
+        policy = team_policy(get_function(session, function_id))
+    weights = None
+    if policy.weight_votes and not principal.is_admin:  # fitted before the votes' transaction
+        weights = reviewer_accuracies(rt, function_id)
     order = sorted(range(len(annotations)), key=lambda i: annotations[i][0])
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
         may_create = may_create_labels(function)
-        policy = team_policy(function)
         outcomes: dict[int, review_queue.VoteOutcome] = {}
         for i in order:
             item_id, label_name = annotations[i]
@@ -98,6 +103,7 @@ def annotate_items(
                     label_name=label_name,
                     policy=policy,
                     allow_new_labels=may_create,
+                    accuracies=weights,
                 )
         session.flush()
         results = [outcomes[i] for i in range(len(annotations))]

@@ -302,6 +302,9 @@ class Runtime:
             limit=settings.auth_failures_per_minute,
         )
         self.training = TrainingTracker()
+        # Reviewers' estimated accuracies per function, with when they were fitted (monotonic
+        # seconds): what weighted votes settle by (service.reviewers.accuracies).
+        self.reviewer_accuracies: dict[str, tuple[float, dict[str, float]]] = {}
         # Serialises the database + in-memory switch of a function's deployed version.
         self.deploy_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         # Functions whose training was asked for without waiting; the next tick trains them.
