@@ -36,12 +36,13 @@ def _replicas(settings: Settings, count: int) -> Iterator[list[TestClient]]:
         ]
 
 
-def _captured_items(client: TestClient, count: int) -> tuple[str, list[str]]:
+def captured_items(client: TestClient, count: int, **policy: object) -> tuple[str, list[str]]:
+    """A trained colour function with ``count`` pending captures (and ``policy`` on top)."""
     fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
     add_colour_samples(client, fid, per_label=4)
     assert client.post(f"/v1/functions/{fid}/train").status_code == 200
-    policy = {"randomRate": 1.0, "duplicateSimilarity": 0.999}
-    assert client.put(f"/v1/functions/{fid}/capture-policy", json=policy).status_code == 200
+    body = {"randomRate": 1.0, "duplicateSimilarity": 0.999, **policy}
+    assert client.put(f"/v1/functions/{fid}/capture-policy", json=body).status_code == 200
     ids = []
     for seed in range(count):
         probe = {"data": data_uri(png_bytes((40 + 50 * seed, 200, 90), seed=70 + seed))}
@@ -101,7 +102,7 @@ def test_parallel_annotations_of_one_item_make_one_sample(
     settings: Settings, replicas: int
 ) -> None:
     with _replicas(settings, replicas) as clients:
-        fid, (item_id,) = _captured_items(clients[0], 1)
+        fid, (item_id,) = captured_items(clients[0], 1)
         url = f"/v1/functions/{fid}/review/{item_id}/annotate"
         labels = ["red", "blue"] * 25  # two reviewers disagree: the first one in wins
         senders = itertools.cycle(clients)
@@ -122,7 +123,7 @@ def test_parallel_bulk_annotations_make_one_sample_per_item(
     settings: Settings, replicas: int
 ) -> None:
     with _replicas(settings, replicas) as clients:
-        fid, ids = _captured_items(clients[0], 3)
+        fid, ids = captured_items(clients[0], 3)
         url = f"/v1/functions/{fid}/review/annotate"
         body = {"items": [{"itemId": i, "labelName": "red"} for i in reversed(ids)]}
         senders = itertools.cycle(clients)
@@ -139,7 +140,7 @@ def test_annotate_racing_skip_and_discard_ends_in_one_state(
     settings: Settings, replicas: int
 ) -> None:
     with _replicas(settings, replicas) as clients:
-        fid, ids = _captured_items(clients[0], 2)
+        fid, ids = captured_items(clients[0], 2)
         senders = itertools.cycle(clients)
         posts = [
             (next(senders), f"/v1/functions/{fid}/review/{item_id}/{action}", body)
@@ -160,7 +161,7 @@ def test_annotate_racing_skip_and_discard_ends_in_one_state(
 
 
 def test_a_repeat_is_idempotent_and_another_label_is_a_conflict(client: TestClient) -> None:
-    fid, (item_id,) = _captured_items(client, 1)
+    fid, (item_id,) = captured_items(client, 1)
     url = f"/v1/functions/{fid}/review/{item_id}/annotate"
     first = client.post(url, json={"labelName": "red"})
     assert first.status_code == 200, first.text

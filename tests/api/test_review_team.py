@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from store import LabelEvent, ReviewClaim, Sample, session_scope
-from tests.conftest import add_colour_samples, data_uri, png_bytes
+from tests.api.test_review_races import captured_items
 
 # Runs on SQLite and on a fresh PostgreSQL database (tests/databases.py).
 pytestmark = pytest.mark.databases
@@ -22,21 +22,6 @@ def _reviewer(client: TestClient, fid: str, name: str) -> TestClient:
     response = client.post("/v1/keys", json=body)
     assert response.status_code == 201, response.text
     return TestClient(client.app, headers={"Authorization": f"Bearer {response.json()['key']}"})
-
-
-def _function_with_items(client: TestClient, count: int, **policy: object) -> tuple[str, list[str]]:
-    fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
-    add_colour_samples(client, fid, per_label=4)
-    assert client.post(f"/v1/functions/{fid}/train").status_code == 200
-    body = {"randomRate": 1.0, "duplicateSimilarity": 0.999, **policy}
-    assert client.put(f"/v1/functions/{fid}/capture-policy", json=body).status_code == 200
-    ids = []
-    for seed in range(count):
-        probe = {"data": data_uri(png_bytes((40 + 50 * seed, 200, 90), seed=70 + seed))}
-        capture = client.post(f"/v1/functions/{fid}/invoke", json=probe).json()["capture"]
-        assert capture["captured"], capture
-        ids.append(capture["itemId"])
-    return fid, ids
 
 
 def _claim(reviewer: TestClient, fid: str, count: int) -> list[dict]:
@@ -62,7 +47,7 @@ def _events(client: TestClient) -> list[LabelEvent]:
 def test_two_reviewers_claim_disjoint_pages_and_claiming_more_returns_what_exists(
     client: TestClient,
 ) -> None:
-    fid, ids = _function_with_items(client, 5)
+    fid, ids = captured_items(client, 5)
     alice, bob = _reviewer(client, fid, "alice"), _reviewer(client, fid, "bob")
     first = _claim(alice, fid, 3)
     second = _claim(bob, fid, 10)
@@ -81,7 +66,7 @@ def test_two_reviewers_claim_disjoint_pages_and_claiming_more_returns_what_exist
 
 
 def test_agreeing_reviews_make_one_sample_through_consensus(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 2, reviewsPerItem=2)
+    fid, ids = captured_items(client, 2, reviewsPerItem=2)
     alice, bob = _reviewer(client, fid, "alice"), _reviewer(client, fid, "bob")
     assert {i["id"] for i in _claim(alice, fid, 5)} == set(ids)
     assert {i["id"] for i in _claim(bob, fid, 5)} == set(ids)  # a second slot each
@@ -100,7 +85,7 @@ def test_agreeing_reviews_make_one_sample_through_consensus(client: TestClient) 
 
 
 def test_disagreement_is_a_dispute_an_admin_settles(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 1, reviewsPerItem=2)
+    fid, ids = captured_items(client, 1, reviewsPerItem=2)
     alice, bob = _reviewer(client, fid, "alice"), _reviewer(client, fid, "bob")
     _vote(alice, fid, ids[0], "red")
     disputed = _vote(bob, fid, ids[0], "green")
@@ -126,7 +111,7 @@ def test_disagreement_is_a_dispute_an_admin_settles(client: TestClient) -> None:
 
 
 def test_a_reviewer_cannot_name_someone_else_or_take_a_held_item(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 1)
+    fid, ids = captured_items(client, 1)
     alice, bob = _reviewer(client, fid, "alice"), _reviewer(client, fid, "bob")
     named = alice.post(
         f"/v1/functions/{fid}/review/{ids[0]}/annotate",
@@ -140,7 +125,7 @@ def test_a_reviewer_cannot_name_someone_else_or_take_a_held_item(client: TestCli
 
 
 def test_an_expired_claim_loses_to_whoever_annotated_since(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 1)
+    fid, ids = captured_items(client, 1)
     alice, bob = _reviewer(client, fid, "alice"), _reviewer(client, fid, "bob")
     assert [i["id"] for i in _claim(alice, fid, 1)] == ids
     engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
@@ -156,7 +141,7 @@ def test_an_expired_claim_loses_to_whoever_annotated_since(client: TestClient) -
 
 
 def test_an_expired_claim_nobody_took_is_still_accepted(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 1)
+    fid, ids = captured_items(client, 1)
     alice = _reviewer(client, fid, "alice")
     _claim(alice, fid, 1)
     engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
@@ -168,7 +153,7 @@ def test_an_expired_claim_nobody_took_is_still_accepted(client: TestClient) -> N
 
 
 def test_gold_items_are_blind_to_reviewers_and_never_change_samples(client: TestClient) -> None:
-    fid, _ = _function_with_items(client, 2, goldRate=0.5)
+    fid, _ = captured_items(client, 2, goldRate=0.5)
     client.put(f"/v1/functions/{fid}/capture-policy", json={"goldRate": 0.5})
     alice = _reviewer(client, fid, "alice")
     engine = client.app.state.runtime.engine  # type: ignore[attr-defined]
@@ -200,7 +185,7 @@ def test_gold_items_are_blind_to_reviewers_and_never_change_samples(client: Test
 
 
 def test_reviewers_lists_counts_and_quality_to_admin_keys(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 4, reviewsPerItem=2)
+    fid, ids = captured_items(client, 4, reviewsPerItem=2)
     alice, bob = _reviewer(client, fid, "alice"), _reviewer(client, fid, "bob")
     for item_id in ids:
         _vote(alice, fid, item_id, "red")
@@ -221,7 +206,7 @@ def test_reviewers_lists_counts_and_quality_to_admin_keys(client: TestClient) ->
 
 
 def test_weighted_votes_settle_a_clear_majority_and_dispute_a_tie(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 5, reviewsPerItem=3, weightVotes=True)
+    fid, ids = captured_items(client, 5, reviewsPerItem=3, weightVotes=True)
     team = [_reviewer(client, fid, name) for name in ("alice", "bob", "carol")]
     for item_id in ids[:3]:  # a record of agreement
         for reviewer in team:
@@ -237,7 +222,7 @@ def test_weighted_votes_settle_a_clear_majority_and_dispute_a_tie(client: TestCl
 
 
 def test_a_claim_is_no_larger_than_asked_and_gold_never_comes_alone(client: TestClient) -> None:
-    fid, ids = _function_with_items(client, 3, goldRate=0.5)
+    fid, ids = captured_items(client, 3, goldRate=0.5)
     alice = _reviewer(client, fid, "alice")
     first = _claim(alice, fid, 20)
     assert len(first) >= 3  # the three captures and some gold
