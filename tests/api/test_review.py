@@ -89,7 +89,7 @@ def test_captured_items_flow_through_review(client: TestClient) -> None:
     assert not _invoke(client, fid, probe)["capture"]["captured"]
 
     counts = client.get(f"/v1/functions/{fid}/review/counts").json()
-    assert counts == {"pending": 0, "annotated": 1, "skipped": 0, "discarded": 0}
+    assert counts == {"pending": 0, "annotated": 1, "skipped": 0, "discarded": 0, "disputed": 0}
 
 
 def test_skip_discard_and_transitions(client: TestClient) -> None:
