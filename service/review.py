@@ -38,12 +38,10 @@ def team_policy(function: Function) -> review_queue.TeamPolicy:
     )
 
 
-def item_public(
-    session: Session, item: ReviewItem, principal: Principal | None = None
-) -> ReviewItemPublic:
+def item_public(session: Session, item: ReviewItem, principal: Principal) -> ReviewItemPublic:
     """The item as ``principal`` may see it: to a reviewer key a gold item looks like any
     capture (its answer hidden), and nobody's votes are shown; admin keys see everything."""
-    admin = principal is None or principal.is_admin
+    admin = principal.is_admin
     label = session.get(Label, item.label_id) if item.label_id else None
     values = {
         **item.model_dump(exclude={"embedding"}),
