@@ -360,7 +360,7 @@ def replay(
                     events = session.exec(
                         select(LabelEvent).where(LabelEvent.function_id == fid)
                     ).all()
-                    history = [(e.via, tuple(e.actors), e.review_item_id) for e in events]
+                    history = [(e.via, tuple(e.actors), e.review_item_id or "") for e in events]
                 by_item = {ids[i]: i for i in ids}
                 labels = {by_item[i]: label for i, label in service_labels.items() if i in by_item}
                 decided = [i for i in votes if i in out.labels]
