@@ -657,7 +657,44 @@ def b11_rows(report: dict[str, Any]) -> list[Row]:
                 verdict(targets.get(f"estimates_within_{name}")),
             )
         )
+    rows += _b11_replay_rows(report)
     return rows
+
+
+def _b11_replay_rows(report: dict[str, Any]) -> list[Row]:
+    """The first seed's arms (a) and (b) replayed through the service: its samples' labels against
+    the simulation's (none in results written before the replay)."""
+    first = report["per_seed"][0]
+    replayed = first.get("replay")
+    if not replayed:
+        return []
+    arms = report["arms"]
+    parts, same = [], []
+    for name, r in replayed.items():
+        history = ", ".join(f"{via} {n:,}" for via, n in r["history_by_via"].items())
+        parts.append(
+            f"{arms[name]['description'].split(' ', 1)[0]} {r['items']:,} items -> "
+            f"{r['samples']:,} samples, {r['disputes']:,} disputes settled by the best reviewer "
+            f"(history: {history}; actors right {pct(r['history_actors_right'])}), labels equal "
+            f"to the simulation's {pct(r['agreement_with_simulation'])}, right "
+            f"{pct(r['labels_correct'])}"
+        )
+        same.append(
+            r["agreement_with_simulation"] == 1.0
+            and r["samples"] == r["items"]
+            and r["disputes"] == r["simulated_disputes"]
+            and r["history_actors_right"] == 1.0
+            and not r["requests_failed"]
+        )
+    return [
+        (
+            f"B11 seed {first['seed']}'s votes of (a) and (b) replayed through the service "
+            "(reviewer keys vote, an admin key settles disputes as the best reviewer)",
+            "; ".join(parts),
+            "the service's samples carry the simulation's labels",
+            verdict(all(same)),
+        )
+    ]
 
 
 def _b11_reference(report: dict[str, Any]) -> str:

@@ -25,18 +25,29 @@ estimated by Dawid-Skene, by the agreement with the consensus that Cohen's kappa
 and on gold items, beside the reviewer's true (empirical) accuracy in that arm. For scale, the
 head is also trained on the whole pool with every label right.
 
+The service is checked against the simulation: the first seed's votes of arms (a) and (b) are
+replayed through the real app (:func:`replay`: a fresh data dir and SQLite, one function per arm,
+the items inserted as pending review items with their vectors and images, each vote posted in the
+simulation's order with its reviewer's key, a disputed item settled by an admin key annotating
+the best reviewer's label with ``annotatedBy`` them), and the labels of the samples the service
+made are compared with the labels the simulation decided.
+
 Usage (from the repository root)::
 
     python -m bench.team_review            # seeds 0-4, writes bench/results/team_review.json
+    python -m bench.team_review --no-replay   # the simulation only
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import platform
 import sys
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.data import BACKBONE_SPEC  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 from learner import train_head  # noqa: E402
 from review_queue.quality import (  # noqa: E402
@@ -64,6 +76,8 @@ TEAM = {"A": 0.95, "B": 0.90, "C": 0.70}  # reviewer -> probability that a label
 BEST = "A"
 TARGET_LABEL_GAIN = 0.05  # best team arm's labels vs round robin's
 TARGET_ESTIMATE_ERROR = 0.05  # each reviewer's estimated accuracy vs the true one
+REPLAYED_ARMS = ("round_robin", "pairs_best_settles")  # the arms the service runs as they are
+ADMIN_KEY = "bench-admin-key"
 
 
 @dataclass(frozen=True)
@@ -228,6 +242,214 @@ def reviewer_figures(out: Outcome) -> dict[str, dict[str, Any]]:
     return found
 
 
+def replay(
+    outcomes: dict[str, Outcome],
+    classes: list[str],
+    vectors: Callable[[str], np.ndarray],
+    png: Callable[[str], bytes],
+    *,
+    backbone: str,
+) -> dict[str, dict[str, Any]]:
+    """Replay arms (a) and (b) through the real app and compare its samples with the simulation.
+
+    One fresh service (temp data dir, SQLite) and one function per arm with ``classes`` as labels
+    and the arm's ``reviewsPerItem``; its items go in as pending review items (``vectors(item)``,
+    ``png(item)`` as the image); each simulated vote is posted in order with its reviewer's key,
+    the item's first ``reviewsPerItem`` votes as votes; an item the service leaves ``disputed`` is
+    settled by the admin key with the best reviewer's label (their vote, or the third review the
+    simulation gave them) and ``annotatedBy`` them. Per arm: items, samples made, disputes, the
+    agreement of the service's labels with the simulation's, their share right, and the label
+    history's events by ``via``.
+    """
+    from fastapi.testclient import TestClient
+    from sqlmodel import select
+
+    import review_queue
+    from api.app import create_app
+    from service.settings import Settings
+    from store import LabelEvent, Sample, session_scope
+
+    found: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="winnow-b11-") as data_dir:
+        settings = Settings(
+            data_dir=Path(data_dir),
+            backbone=backbone,
+            retrain_interval=0,
+            seed="0",
+            admin_key=ADMIN_KEY,
+        )
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        with TestClient(create_app(settings), headers=admin) as http:
+            rt = http.app.state.runtime  # type: ignore[attr-defined]
+            for name, out in outcomes.items():
+                arm = next(a for a in ARMS if a.name == name)
+                started = time.perf_counter()
+                fid = _ok(http.post("/v1/functions", json={"name": name, "labels": classes}))["id"]
+                _ok(
+                    http.put(
+                        f"/v1/functions/{fid}/capture-policy",
+                        json={"reviewsPerItem": arm.reviews_per_item},
+                    )
+                )
+                keys = {
+                    reviewer: {
+                        "Authorization": "Bearer "
+                        + _ok(
+                            http.post(
+                                "/v1/keys",
+                                json={
+                                    "functionId": fid,
+                                    "scopes": ["annotate"],
+                                    "reviewer": reviewer,
+                                },
+                            )
+                        )["key"]
+                    }
+                    for reviewer in TEAM
+                }
+                votes: dict[str, list[Vote]] = {}
+                for v in out.votes:
+                    votes.setdefault(str(v.item_id), []).append(v)
+                ids: dict[str, str] = {}  # simulated item -> the service's review item
+                with session_scope(rt.engine) as session:
+                    for item in votes:
+                        row = review_queue.create_item(
+                            session=session,
+                            function_id=fid,
+                            blob=rt.blobs.put(png(item)),
+                            vector=vectors(item),
+                            predicted_label=None,
+                            confidence=None,
+                            model_version=None,
+                            reason="uncertain",
+                            score=0.0,
+                            scores={},
+                        )
+                        session.flush()
+                        ids[item] = row.id
+                problems: Counter[str] = Counter()
+                for item, mine in votes.items():
+                    url = f"/v1/functions/{fid}/review/{ids[item]}/annotate"
+                    status = None
+                    for v in mine[: arm.reviews_per_item]:
+                        answer = http.post(
+                            url, json={"labelName": v.label}, headers=keys[v.reviewer]
+                        )
+                        if answer.status_code != 200:
+                            problems[f"vote answered {answer.status_code}"] += 1
+                            break
+                        status = answer.json()["status"]
+                    if status == "disputed":
+                        settling = [v for v in mine if v.reviewer == BEST]
+                        if not settling:
+                            problems["disputed without a vote of the best reviewer"] += 1
+                            continue
+                        answer = http.post(
+                            url, json={"labelName": settling[-1].label, "annotatedBy": BEST}
+                        )
+                        if answer.status_code != 200:
+                            problems[f"settle answered {answer.status_code}"] += 1
+                    elif len(mine) > arm.reviews_per_item:
+                        problems["settle vote with no dispute"] += 1
+                service_labels = {
+                    **_listed(http, fid, "annotated"),
+                    **{i: None for i in _listed(http, fid, "disputed")},
+                }
+                with session_scope(rt.engine) as session:
+                    samples = session.exec(select(Sample).where(Sample.function_id == fid)).all()
+                    events = session.exec(
+                        select(LabelEvent).where(LabelEvent.function_id == fid)
+                    ).all()
+                    history = [(e.via, tuple(e.actors), e.review_item_id or "") for e in events]
+                by_item = {ids[i]: i for i in ids}
+                labels = {by_item[i]: label for i, label in service_labels.items() if i in by_item}
+                decided = [i for i in votes if i in out.labels]
+                agree = [labels.get(i) == out.labels[i] for i in decided]
+                right = [labels[i] == out.truth[i] for i in labels if labels[i] is not None]
+                voters = {
+                    ids[i]: tuple(v.reviewer for v in m[: arm.reviews_per_item])
+                    for i, m in votes.items()
+                }
+                expected = {"review": voters, "consensus": voters}
+                actors_right = [
+                    actors == ((BEST,) if via == "dispute" else expected[via][item])
+                    for via, actors, item in history
+                ]
+                found[name] = {
+                    "items": len(ids),
+                    "samples": len(samples),
+                    "annotated": sum(label is not None for label in labels.values()),
+                    "disputed_left": sum(label is None for label in labels.values()),
+                    "disputes": sum(via == "dispute" for via, _, _ in history),
+                    "simulated_disputes": sum(
+                        arm.reviews_per_item > 1 and len({v.label for v in m}) > 1
+                        for m in votes.values()
+                    ),
+                    "agreement_with_simulation": float(np.mean(agree)) if agree else None,
+                    "disagreements": len(agree) - sum(agree),
+                    "labels_correct": float(np.mean(right)) if right else None,
+                    "simulated_labels_correct": float(
+                        np.mean([out.labels[i] == out.truth[i] for i in decided])
+                    ),
+                    "history_by_via": dict(sorted(Counter(via for via, _, _ in history).items())),
+                    "history_events_per_sample": len(history) / len(samples) if samples else None,
+                    # review: its voter; consensus: the voters in vote order; dispute: the best
+                    "history_actors_right": float(np.mean(actors_right)) if actors_right else None,
+                    "requests_failed": dict(problems),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+                print(f"replay {name}: {found[name]}", file=sys.stderr, flush=True)
+    return found
+
+
+def _ok(answer: Any) -> Any:
+    """The JSON of a successful answer; anything else stops the replay with the answer's text."""
+    if answer.status_code >= 300:
+        raise RuntimeError(f"{answer.request.method} {answer.request.url}: {answer.text}")
+    return answer.json()
+
+
+def _listed(http: Any, fid: str, status: str) -> dict[str, str | None]:
+    """Item id -> label name of the function's items with ``status``, every page."""
+    found: dict[str, str | None] = {}
+    while True:
+        page = _ok(
+            http.get(
+                f"/v1/functions/{fid}/review",
+                params={"status": status, "startIndex": len(found), "count": 1000},
+            )
+        )
+        found.update({item["id"]: item["labelName"] for item in page["data"]})
+        if not page["data"] or len(found) >= page["count"]:
+            return found
+
+
+def fashion_png(indices: np.ndarray) -> Callable[[int], bytes]:
+    """PNG of the training file's image at ``indices[row]`` (the pool's real 28x28 images)."""
+    from PIL import Image
+
+    from bench.data import _FILES, DATA_DIR, read_idx
+
+    images = read_idx(DATA_DIR / _FILES["train"][0])
+
+    def png(row: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(images[int(indices[row])]).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    return png
+
+
+def placeholder_png(row: int) -> bytes:
+    """A small grey PNG, distinct per row, for data without images (synthetic vectors)."""
+    from PIL import Image
+
+    pixels = np.frombuffer(np.int64(row).tobytes() * 8, dtype=np.uint8).reshape(8, 8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def run_seed(seed: int, data: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Every arm on one seed's item order: label quality, head accuracy, reviewer estimates."""
     started = time.perf_counter()
@@ -238,11 +460,14 @@ def run_seed(seed: int, data: Any, args: argparse.Namespace) -> dict[str, Any]:
     truth = {f"pool-{i}": str(data.pool.labels[i]) for i in order}
     gold = {f"gold-{i}": str(label) for i, label in enumerate(data.val.labels)}
     arms = {}
+    replayed: dict[str, Outcome] = {}
     for n, arm in enumerate(ARMS):
         if args.arms and arm.name not in args.arms:
             continue
         sim = Simulation(classes, errors, np.random.default_rng([seed, n]))
         out = sim.run(arm, items, truth, gold, args.reviews)
+        if arm.name in REPLAYED_ARMS:
+            replayed[arm.name] = out
         labelled = sorted(out.labels, key=lambda item: int(item.split("-")[1]))
         rows = [int(item.split("-")[1]) for item in labelled]
         given = np.asarray([out.labels[item] for item in labelled], dtype=object)
@@ -260,7 +485,19 @@ def run_seed(seed: int, data: Any, args: argparse.Namespace) -> dict[str, Any]:
             "agreement_worst_error": _worst_error(reviewers, "agreement"),
             "gold_worst_error": _worst_error(reviewers, "gold"),
         }
-    found = {"seed": seed, "arms": arms, "seconds": round(time.perf_counter() - started, 1)}
+    found: dict[str, Any] = {"seed": seed, "arms": arms}
+    if args.replay and seed == args.seeds[0] and replayed:
+        backbone = getattr(data, "backbone", None)
+        row = {f"pool-{i}": i for i in range(len(data.pool.labels))}
+        png = fashion_png(data.pool.indices) if backbone == BACKBONE_SPEC else placeholder_png
+        found["replay"] = replay(
+            replayed,
+            classes,
+            lambda item: data.pool.vectors[row[item]],
+            lambda item: png(row[item]),
+            backbone=backbone or "tiny-clip",
+        )
+    found["seconds"] = round(time.perf_counter() - started, 1)
     print(f"seed {seed}: {_line(arms)}", file=sys.stderr, flush=True)
     return found
 
@@ -375,6 +612,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--arms", nargs="*", default=[], help="a selection (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="processes running seeds at once")
     parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--no-replay",
+        dest="replay",
+        action="store_false",
+        help="skip replaying the first seed's arms (a) and (b) through the service",
+    )
     return parser.parse_args(argv)
 
 

@@ -258,9 +258,26 @@ def test_b11_spends_the_same_reviews_in_every_arm_and_reports_the_estimates() ->
         for reviewer in arms[name]["reviewers"].values():
             assert abs(reviewer["dawid_skene"] - reviewer["true_accuracy"]) < 0.1, name
 
+    # seed 0's arms (a) and (b) replayed through the app: its samples carry the simulated labels
+    replay = result["per_seed"][0]["replay"]
+    assert sorted(replay) == ["pairs_best_settles", "round_robin"]
+    for name, replayed in replay.items():
+        assert replayed["items"] == replayed["samples"] == arms[name]["items"], name
+        assert replayed["agreement_with_simulation"] == 1.0 and replayed["disagreements"] == 0
+        assert replayed["labels_correct"] == arms[name]["labels_correct"], name
+        assert replayed["history_actors_right"] == 1.0 and not replayed["requests_failed"]
+    assert replay["round_robin"]["history_by_via"] == {"review": 600}
+    pairs = replay["pairs_best_settles"]
+    assert 0 < pairs["disputes"] == pairs["simulated_disputes"]
+    assert pairs["history_by_via"] == {
+        "consensus": pairs["items"] - pairs["disputes"],
+        "dispute": pairs["disputes"],
+    }
+
     rows = report.b11_rows(result)
-    assert len(rows) == 1 + 4 and rows[0][3] in ("pass", "**fail**")
+    assert len(rows) == 1 + 4 + 1 and rows[0][3] in ("pass", "**fail**")
     assert rows[0][3] == ("pass" if result["targets"]["label_gain_met"] else "**fail**")
+    assert rows[-1][0].startswith("B11 seed 0's votes") and rows[-1][3] == "pass"
 
 
 def test_b11_wrong_labels_go_to_the_classes_a_classifier_confuses() -> None:
