@@ -58,13 +58,24 @@ def cpu_precision_rows(report: dict[str, Any]) -> list[Row]:
     accuracy = report.get("accuracy")
     if accuracy:
         low = accuracy["precision"]
+        sets = accuracy.get("per_set", [])
+        spread = ", ".join(f"{100 * (s[low] - s['fp32']):+.1f}" for s in sets)
         rows.append(
             (
                 f"B1 head test accuracy, EfficientNet-Lite0 vectors in {low} vs fp32 "
-                f"({accuracy['train']:,} train / {accuracy['test']:,} test Fashion-MNIST images)",
+                f"({accuracy['train']:,} train / {accuracy['test']:,} test Fashion-MNIST images"
+                + (f", median of {len(sets)} disjoint training sets)" if sets else ")"),
                 f"{accuracy[low]['accuracy']:.1%} vs {accuracy['fp32']['accuracy']:.1%} "
-                f"({accuracy['difference_pt']:+.2f} pt; the two heads agree on "
-                f"{accuracy['prediction_agreement']:.1%} of test images)",
+                f"({accuracy['difference_pt']:+.2f} pt"
+                + (f", per set {spread}" if sets else "")
+                + (
+                    f"; the fp32 set's head refitted on {low} vectors "
+                    f"{accuracy['same_head_difference_pt']:+.2f} pt"
+                    if "same_head_difference_pt" in accuracy
+                    else ""
+                )
+                + f"; the two heads agree on {accuracy['prediction_agreement']:.1%} of test "
+                "images)",
                 f"within {targets['max_accuracy_drop_pt']} pt",
                 _verdict(accuracy["passed"]),
             )
