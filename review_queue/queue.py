@@ -13,7 +13,7 @@ discarded and annotated items are final; a disputed item (its reviews disagreed,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -35,6 +35,7 @@ from store import (
     Sample,
     Via,
     annotation_label,
+    as_utc,
     label_sample,
     utcnow,
     vector_to_bytes,
@@ -137,8 +138,7 @@ def capture_times(*, session: Session, function_id: str, since: datetime) -> lis
         )
         .order_by(col(ReviewItem.created_at))
     ).all()
-    # SQLite hands timestamps back without a zone; they were written in UTC
-    return [(t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() for t in created]
+    return [as_utc(t).timestamp() for t in created]
 
 
 def get_item(*, session: Session, function_id: str | None, item_id: str) -> ReviewItem:

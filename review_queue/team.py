@@ -20,7 +20,7 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, update
@@ -37,12 +37,12 @@ from store import (
     Sample,
     Via,
     annotation_label,
+    as_utc,
     utcnow,
 )
 
 # Items a claim may hand out: pending ones of these kinds (gold items are made per reviewer).
 CLAIMABLE_KINDS = ("capture", "suspect")
-MAX_CLAIM = 100
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,6 @@ class VoteOutcome:
 
     item: ReviewItem
     annotated: Annotated | None = None
-
-    @property
-    def disputed(self) -> bool:
-        return self.item.status == "disputed"
 
 
 class ClaimedByOthers(InvalidTransition):
@@ -259,7 +255,7 @@ def _take_slot(
             continue
         return True
     for row in rows:
-        if row.voted_at is None and _as_utc(row.expires_at) <= now:
+        if row.voted_at is None and as_utc(row.expires_at) <= now:
             moved: CursorResult[Any] = session.execute(  # type: ignore[assignment]
                 update(ReviewClaim)
                 .where(
@@ -273,11 +269,6 @@ def _take_slot(
             if moved.rowcount == 1:
                 return True
     return False
-
-
-def _as_utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _gold_items(
@@ -341,26 +332,23 @@ def release(
 ) -> int:
     """Give back the reviewer's unvoted claims (all, or on ``item_ids``); how many were released.
     Released gold items are dropped: they were made for this reviewer."""
-    query = delete(ReviewClaim).where(
+    open_claims = [
         col(ReviewClaim.function_id) == function_id,
         col(ReviewClaim.reviewer) == reviewer,
         col(ReviewClaim.voted_at).is_(None),
-    )
+    ]
     if item_ids is not None:
-        query = query.where(col(ReviewClaim.item_id).in_(item_ids))
-    golds = select(ReviewClaim.item_id).where(
-        ReviewClaim.function_id == function_id,
-        ReviewClaim.reviewer == reviewer,
-        col(ReviewClaim.voted_at).is_(None),
-    )
-    if item_ids is not None:
-        golds = golds.where(col(ReviewClaim.item_id).in_(item_ids))
+        open_claims.append(col(ReviewClaim.item_id).in_(item_ids))
     gold_ids = session.exec(
         select(ReviewItem.id).where(
-            col(ReviewItem.id).in_(golds), ReviewItem.kind == "gold", ReviewItem.status == "pending"
+            col(ReviewItem.id).in_(select(ReviewClaim.item_id).where(*open_claims)),
+            ReviewItem.kind == "gold",
+            ReviewItem.status == "pending",
         )
     ).all()
-    released: CursorResult[Any] = session.execute(query)  # type: ignore[assignment]
+    released: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        delete(ReviewClaim).where(*open_claims)
+    )
     if gold_ids:
         session.execute(delete(ReviewItem).where(col(ReviewItem.id).in_(gold_ids)))
     return released.rowcount
@@ -390,7 +378,7 @@ def vote(
     """
     now = now or utcnow()
     item = get_item(session=session, function_id=function_id, item_id=item_id)
-    if item.kind == "gold" and not _holds(session, item.id, reviewer):
+    if item.kind == "gold" and _claim_of(session, item.id, reviewer) is None:
         raise InvalidTransition(f"review item {item.id} is not claimed by {reviewer!r}")
     label = annotation_label(session, function_id, label_name, may_create=allow_new_labels)
     # A write to the item's row first: votes on one item wait for each other (PostgreSQL's row
@@ -404,17 +392,12 @@ def vote(
     session.refresh(item)
     if locked.rowcount == 0:
         return _after_decision(session, item, reviewer, label)
-    own = session.exec(
-        select(ReviewClaim).where(ReviewClaim.item_id == item.id, ReviewClaim.reviewer == reviewer)
-    ).first()
+    own = _claim_of(session, item.id, reviewer)
     if own is None:
         if not _take_slot(session, item, reviewer, policy, now, now + policy.lease):
             raise ClaimedByOthers(_held_message(session, item, now))
-        own = session.exec(
-            select(ReviewClaim).where(
-                ReviewClaim.item_id == item.id, ReviewClaim.reviewer == reviewer
-            )
-        ).one()
+        own = _claim_of(session, item.id, reviewer)
+        assert own is not None
     elif own.voted_at is not None:
         if own.label_id == label.id:
             return VoteOutcome(item=item)
@@ -429,15 +412,11 @@ def vote(
     return _decide_if_complete(session, item, label, policy, accuracies or {})
 
 
-def _holds(session: Session, item_id: str, reviewer: str) -> bool:
-    return (
-        session.exec(
-            select(ReviewClaim.id).where(
-                ReviewClaim.item_id == item_id, ReviewClaim.reviewer == reviewer
-            )
-        ).first()
-        is not None
-    )
+def _claim_of(session: Session, item_id: str, reviewer: str) -> ReviewClaim | None:
+    """The reviewer's claim (voted or not) on the item, if they hold one."""
+    return session.exec(
+        select(ReviewClaim).where(ReviewClaim.item_id == item_id, ReviewClaim.reviewer == reviewer)
+    ).first()
 
 
 def _after_decision(session: Session, item: ReviewItem, reviewer: str, label: Label) -> VoteOutcome:
@@ -542,7 +521,7 @@ def _held_message(session: Session, item: ReviewItem, now: datetime) -> str:
     names = ", ".join(
         f"{h.reviewer} (voted)"
         if h.voted_at
-        else f"{h.reviewer} until {_as_utc(h.expires_at):%H:%M:%S}Z"
+        else f"{h.reviewer} until {as_utc(h.expires_at):%H:%M:%S}Z"
         for h in holders
     )
     return f"review item {item.id} is claimed by other reviewers: {names}"

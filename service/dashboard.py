@@ -9,7 +9,7 @@ pending a little too long; the queue depth is exact for items reviewed once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import func as sql
@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from service.functions import get_function
 from service.runtime import Runtime
 from service.schemas import ActivityHour, DashboardPublic, LabelCount, ModelVersionPublic
-from store import Label, ModelVersion, ReviewItem, Sample, utcnow
+from store import Label, ModelVersion, ReviewItem, Sample, as_utc, utcnow
 
 # Invokes and novel invokes per hour (POSIX start of the hour -> counts), as the serving process
 # counted them for the drift signal (:class:`capture.drift.NoveltyTraffic`).
@@ -79,7 +79,7 @@ def activity(
     the queue depth at the hour's end (at ``now`` for the current hour), and from ``traffic``
     the invokes, novel invokes and capture rate."""
     traffic = traffic or {}
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     rows = session.exec(
         select(
@@ -89,10 +89,10 @@ def activity(
             or_(col(ReviewItem.status) == "pending", col(ReviewItem.updated_at) >= first),
         )
     ).all()
-    created = np.array([_utc(row[0]).timestamp() for row in rows], dtype=np.float64)
+    created = np.array([as_utc(row[0]).timestamp() for row in rows], dtype=np.float64)
     # when each item left the queue; +inf while it is still pending
     left = np.array(
-        [np.inf if row[2] == "pending" else _utc(row[1]).timestamp() for row in rows],
+        [np.inf if row[2] == "pending" else as_utc(row[1]).timestamp() for row in rows],
         dtype=np.float64,
     )
     is_capture = np.array([row[3] == "capture" for row in rows], dtype=bool)
@@ -117,11 +117,6 @@ def activity(
             )
         )
     return result
-
-
-def _utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; winnow writes them in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def model_versions(session: Session, function_id: str) -> list[ModelVersionPublic]:

@@ -32,6 +32,7 @@ from store.tables import (
     ReviewClaim,
     ReviewItem,
     Sample,
+    as_utc,
     new_id,
     utcnow,
     vector_from_bytes,
@@ -40,6 +41,7 @@ from store.tables import (
 
 __all__ = [
     "annotation_label",
+    "as_utc",
     "ApiKey",
     "BlobNotFound",
     "BlobStore",
