@@ -71,14 +71,13 @@ def annotate_items(
     answer keeps the request's order."""
     actor = principal.actor(annotated_by)
     with session_scope(rt.engine) as session:
-        policy = team_policy(get_function(session, function_id))
+        function = get_function(session, function_id)
+        policy, may_create = team_policy(function), may_create_labels(function)
     weights = None
     if policy.weight_votes and not principal.is_admin:  # fitted before the votes' transaction
         weights = reviewer_accuracies(rt, function_id)
     order = sorted(range(len(annotations)), key=lambda i: annotations[i][0])
-    with session_scope(rt.engine) as session:
-        function = get_function(session, function_id)
-        may_create = may_create_labels(function)
+    with session_scope(rt.engine) as session:  # items of a function deleted since are 404s
         outcomes: dict[int, review_queue.VoteOutcome] = {}
         for i in order:
             item_id, label_name = annotations[i]
