@@ -229,15 +229,7 @@ def test_b11_spends_the_same_reviews_in_every_arm_and_reports_the_estimates() ->
     from types import SimpleNamespace
 
     from bench import team_review
-    from bench.data import CLASS_NAMES, Split
-
-    def split(n: int, seed: int) -> Split:
-        centres = np.random.default_rng(0).normal(size=(len(CLASS_NAMES), 16))
-        rng = np.random.default_rng(seed)
-        classes = rng.integers(0, len(CLASS_NAMES), n)
-        vectors = centres[classes] + rng.normal(scale=0.9, size=(n, 16))
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        return Split(vectors.astype(np.float32), np.asarray(CLASS_NAMES)[classes], np.arange(n))
+    from tests.bench.test_label_errors import synthetic_split as split
 
     data = SimpleNamespace(
         pool=split(600, 1), val=split(300, 2), test=split(200, 3), describe=lambda: {}

@@ -13,7 +13,9 @@ from bench import label_errors, report
 from bench.data import CLASS_NAMES, Split
 
 
-def _split(n: int, seed: int) -> Split:
+def synthetic_split(n: int, seed: int) -> Split:
+    """``n`` unit vectors in 16 dimensions around one fixed centre per Fashion-MNIST class (the
+    B6 and B11 tests' stand-in for embedded images)."""
     centres = np.random.default_rng(0).normal(size=(len(CLASS_NAMES), 16))
     rng = np.random.default_rng(seed)
     classes = rng.integers(0, len(CLASS_NAMES), n)
@@ -23,7 +25,7 @@ def _split(n: int, seed: int) -> Split:
 
 
 def test_flips_hit_the_rate_and_lookalikes_stay_among_partners() -> None:
-    labels = _split(500, 1).labels
+    labels = synthetic_split(500, 1).labels
     for mode in ("uniform", "lookalike"):
         noisy, flipped = label_errors.flip_labels(labels, mode, np.random.default_rng(0))
         assert flipped.sum() == 50 and np.all(noisy[~flipped] == labels[~flipped])
@@ -33,7 +35,9 @@ def test_flips_hit_the_rate_and_lookalikes_stay_among_partners() -> None:
 def test_bench_compares_with_cleanlab_and_recovers_accuracy(tmp_path: Path) -> None:
     pytest.importorskip("cleanlab")
     data = SimpleNamespace(
-        pool=_split(400, 2), test=_split(300, 3), describe=lambda: {"dataset": "synthetic"}
+        pool=synthetic_split(400, 2),
+        test=synthetic_split(300, 3),
+        describe=lambda: {"dataset": "synthetic"},
     )
     args = label_errors.parse_args(
         ["--seeds", "0", "--samples", "300", "--budget", "20", "--rounds", "3"]
