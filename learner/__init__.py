@@ -35,6 +35,7 @@ from learner.metrics import (
     figure_png,
 )
 from learner.selection import CandidateScore, TrainResult, train_head
+from learner.semi_supervised import SpreadingFamily, SpreadThenLogistic
 from learner.zero_shot import ZERO_SHOT_HEAD, LabelText, ZeroShotHead, build_zero_shot_head
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
     "TemperatureScaledHead",
     "TextAnchoredFamily",
     "TextAnchoredLogistic",
+    "SpreadThenLogistic",
+    "SpreadingFamily",
     "TextPrior",
     "TrainResult",
     "ZeroShotHead",

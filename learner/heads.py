@@ -224,6 +224,9 @@ class Candidate:
     # The label texts a family with ``needs_text_prior`` starts from (learner.few_shot.TextPrior);
     # not part of the recipe's identity: the function's labels supply it again on rebuild.
     prior: Any = field(default=None, compare=False, repr=False)
+    # The function's unlabelled traffic vectors a family with ``needs_unlabeled`` also learns
+    # from (learner.semi_supervised); like ``prior``, supplied again by the function on rebuild.
+    unlabeled: Any = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -237,6 +240,8 @@ class Candidate:
         family = HEAD_FAMILIES[self.name]
         if needs_text_prior(family):
             return family.build(self.params, prior=self.prior)  # type: ignore[call-arg]
+        if needs_unlabeled(family):
+            return family.build(self.params, unlabeled=self.unlabeled)  # type: ignore[call-arg]
         return family.build(self.params)
 
 
@@ -246,17 +251,39 @@ def needs_text_prior(family: HeadFamily) -> bool:
     return bool(getattr(family, "needs_text_prior", False))
 
 
-def default_candidates(shape: DataShape, *, prior: Any = None) -> list[Candidate]:
+def needs_unlabeled(family: HeadFamily) -> bool:
+    """Whether ``family`` also learns from unlabelled traffic (``needs_unlabeled = True``): it is
+    proposed only when the function has some (see ``applies(shape, traffic)``)."""
+    return bool(getattr(family, "needs_unlabeled", False))
+
+
+def default_candidates(
+    shape: DataShape, *, prior: Any = None, unlabeled: np.ndarray | None = None
+) -> list[Candidate]:
     """Every registered family's grid for ``shape``, simplest family first.
 
     Args:
         shape: sizes of the data the candidates will be cross-validated on.
         prior: the labels' text prior (:class:`learner.few_shot.TextPrior`) when the backbone has
             a text tower; families that need one are left out without it.
+        unlabeled: ``(m, dim)`` unlabelled traffic vectors of the function; families that learn
+            from traffic are left out without them, or where their ``applies`` says so.
     """
-    return [
-        Candidate(family.name, params, prior=prior if needs_text_prior(family) else None)
-        for family in HEAD_FAMILIES.values()
-        if prior is not None or not needs_text_prior(family)
-        for params in family.grid(shape)
-    ]
+    candidates: list[Candidate] = []
+    for family in HEAD_FAMILIES.values():
+        if needs_text_prior(family) and prior is None:
+            continue
+        if needs_unlabeled(family) and (
+            unlabeled is None or not family.applies(shape, len(unlabeled))  # type: ignore[attr-defined]
+        ):
+            continue
+        candidates += [
+            Candidate(
+                family.name,
+                params,
+                prior=prior if needs_text_prior(family) else None,
+                unlabeled=unlabeled if needs_unlabeled(family) else None,
+            )
+            for params in family.grid(shape)
+        ]
+    return candidates

@@ -146,6 +146,7 @@ def train_head(
     seed: int = 0,
     blas_threads: int | None = 1,
     text_prior: Any = None,
+    unlabeled: np.ndarray | None = None,
 ) -> TrainResult:
     """Cross-validate candidate heads, pick the best and refit it on all samples.
 
@@ -171,7 +172,9 @@ def train_head(
     features, labels = validated_training_data(X, y)
     folds = assign_folds(labels, max_folds=max_folds, seed=seed)
     if candidates is None:
-        candidates = default_candidates(_data_shape(features, labels, folds), prior=text_prior)
+        candidates = default_candidates(
+            _data_shape(features, labels, folds), prior=text_prior, unlabeled=unlabeled
+        )
     if not candidates:
         raise ValueError("no candidates to train")
     label_order = np.unique(labels)
