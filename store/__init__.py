@@ -38,6 +38,7 @@ from store.tables import (
     vector_from_bytes,
     vector_to_bytes,
 )
+from store.traffic import TrafficVector, read_traffic, write_traffic
 
 __all__ = [
     "annotation_label",
@@ -76,7 +77,10 @@ __all__ = [
     "parse_s3_url",
     "record_deletion",
     "session_scope",
+    "read_traffic",
     "shared_lock",
+    "TrafficVector",
+    "write_traffic",
     "unlabel_sample",
     "utcnow",
     "vector_from_bytes",

@@ -15,7 +15,7 @@ from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from store import keys, novel_marks, tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store import keys, novel_marks, tables, traffic  # noqa: F401  (registers the tables on SQLModel.metadata)
 from store.migrate import upgrade_schema
 
 

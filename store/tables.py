@@ -50,6 +50,9 @@ class Function(SQLModel, table=True):
     # the value recorded by the last training.
     annotation_counter: int = 0
     capture_policy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    # Invoke vectors ever written into the function's traffic sample: the next slot of its ring
+    # (store.traffic).
+    traffic_written: int = 0
 
 
 class Label(SQLModel, table=True):
