@@ -17,6 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
 
 from capture.novelty import NoveltyModel
 from capture.traffic import RecentTraffic
@@ -46,16 +49,20 @@ class NoveltyModels:
         min_refit_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         recalibrate_inline: bool = True,
+        on_join: Callable[[Hashable, np.ndarray], None] | None = None,
     ) -> None:
         """
         Args:
             recalibrate_inline: passed to each function's :class:`RecentTraffic`.
+            on_join: called with a function's key and the inputs that joined its window (see
+                :class:`RecentTraffic`).
             min_refit_seconds: least time between two refits of a function's model.
             clock: seconds, injected so tests can move time.
         """
         self._min_refit = min_refit_seconds
         self._clock = clock
         self._recalibrate_inline = recalibrate_inline
+        self._on_join = on_join
         self._fitted: dict[Hashable, FittedNovelty] = {}
         self._fitting: set[Hashable] = set()
         self._traffic: dict[Hashable, RecentTraffic] = {}
@@ -116,8 +123,11 @@ class NoveltyModels:
         with self._lock:
             traffic = self._traffic.get(function_id)
             if traffic is None or traffic.dim != dim:
+                on_join = self._on_join
                 traffic = self._traffic[function_id] = RecentTraffic(
-                    dim, recalibrate_inline=self._recalibrate_inline
+                    dim,
+                    recalibrate_inline=self._recalibrate_inline,
+                    on_join=None if on_join is None else partial(on_join, function_id),
                 )
             return traffic
 

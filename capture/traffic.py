@@ -10,12 +10,14 @@ against the window is redone whenever the window has moved on by a tenth of its 
 every ``recalibrate_every`` inputs) or the model changed: by the input that finds it due, or
 with ``recalibrate_inline=False`` by the owner off the request path
 (:meth:`RecentTraffic.calibration_due`, :meth:`RecentTraffic.recalibrate`), inputs being scored
-by the calibration in force meanwhile.
+by the calibration in force meanwhile. An owner that keeps a sample of the traffic elsewhere
+passes ``on_join``: it is handed the inputs that joined the window (repeats left out).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -38,6 +40,7 @@ class RecentTraffic:
         size: int = 2000,
         recalibrate_every: int = 200,
         recalibrate_inline: bool = True,
+        on_join: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         """
         Args:
@@ -46,11 +49,14 @@ class RecentTraffic:
             recalibrate_every: most inputs between two calibrations of a model to the window.
             recalibrate_inline: the input that finds a calibration due computes it (False: the
                 owner calls :meth:`recalibrate` when :meth:`calibration_due`).
+            on_join: called with the ``(k, dim)`` unit rows that joined the window, after each
+                add or score that added any (under the window's lock: it must be quick).
         """
         self.dim = dim
         self._window = RowRing(size, dim)
         self._recalibrate_every = recalibrate_every
         self._recalibrate_inline = recalibrate_inline
+        self._on_join = on_join
         self._calibrated: tuple[NoveltyModel, int, TrafficCalibration | None] | None = None
         self._lock = threading.Lock()
 
@@ -116,6 +122,8 @@ class RecentTraffic:
                 continue
             self._window.append(row)
             added.append(row)
+        if added and self._on_join is not None:
+            self._on_join(np.stack(added))
 
     def _due(self, model: NoveltyModel, filled: int) -> bool:
         if self._calibrated is None or self._calibrated[0] is not model:

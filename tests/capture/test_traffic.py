@@ -75,3 +75,24 @@ def test_models_keep_one_window_per_function_and_dimension() -> None:
     assert registry.traffic("f", DIM + 1).dim == DIM + 1  # another backbone: a new window
     registry.drop("f")
     assert registry.traffic("f", DIM).seen == 0
+
+
+def test_on_join_hands_over_each_input_that_joins_the_window_and_no_repeat(known) -> None:
+    """What a sample of the traffic kept elsewhere (the database ring) is fed: the distinct
+    inputs, whether scored or only added, each once."""
+    _, model = known
+    joined: list[tuple[str, np.ndarray]] = []
+    models = NoveltyModels(on_join=lambda key, rows: joined.append((str(key), rows)))
+    window = models.traffic("f", DIM)
+    first = blobs(centres(3, seed=30), 2, 0.6, seed=31)  # 6 distinct rows
+    window.add(first)
+    window.score(model, np.concatenate([first[:2], first[:1] * 3.0]))  # repeats (any length)
+    fresh = blobs(centres(1, seed=32), 1, 0.6, seed=33)
+    window.score(model, np.concatenate([fresh, fresh]))  # twice in one batch: joins once
+    assert [key for key, _ in joined] == ["f", "f"]
+    handed = np.concatenate([rows for _, rows in joined])
+    assert handed.shape == (7, DIM)
+    unit = np.concatenate([first, fresh]) / np.linalg.norm(
+        np.concatenate([first, fresh]), axis=1, keepdims=True
+    )
+    assert np.allclose(handed, unit, atol=1e-6)
