@@ -1,9 +1,10 @@
 """Served heads as ONNX graphs: unit-length vectors in, the head's calibrated probabilities out.
 
 :func:`head_to_onnx` covers every head winnow trains or serves. scikit-learn estimators (logistic
-regression, the sigmoid-calibrated linear SVM) go through skl2onnx, onnx's own converter; the heads
-written here are spelt in plain ONNX operators: the cosine kNN (a matrix product, ``TopK`` and a
-weighted vote), the zero-shot and text-anchored heads (a matrix product and a softmax), and the
+regression, the sigmoid-calibrated linear SVM, and the semi-supervised head's logistic regression,
+which is all it answers with) go through skl2onnx, onnx's own converter; the heads written here are
+spelt in plain ONNX operators: the cosine kNN (a matrix product, ``TopK`` and a weighted vote), the
+zero-shot and text-anchored heads (a matrix product and a softmax), and the
 temperature of :class:`~learner.calibration.TemperatureScaledHead` (``softmax(log p / T)``).
 The graph computes in float32 where the service computes in float64; B10
 (``python -m bench.onnx_export``) measures how far apart that leaves them.
@@ -21,6 +22,7 @@ from sklearn.base import ClassifierMixin
 from learner.calibration import PROBABILITY_FLOOR, TemperatureScaledHead
 from learner.few_shot import TextAnchoredLogistic
 from learner.heads import CosineKNeighbors
+from learner.semi_supervised import SpreadThenLogistic
 from learner.zero_shot import ZeroShotHead
 
 INPUT = "features"
@@ -63,6 +65,8 @@ def _core(head: Any, dim: int, opset: int) -> onnx.ModelProto:
     classes = len(head.classes_)
     nodes: list[onnx.NodeProto] = []
     weights: list[onnx.TensorProto] = []
+    if isinstance(head, SpreadThenLogistic):  # what answers is its logistic regression
+        return _sklearn(head.estimator_, dim, opset)
     if isinstance(head, CosineKNeighbors):
         _knn(head, nodes, weights)
     elif isinstance(head, ZeroShotHead):

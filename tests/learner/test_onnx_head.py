@@ -62,6 +62,21 @@ def test_text_heads(data: Any) -> None:
         assert np.abs(onnx_proba(head, queries) - head.predict_proba(queries)).max() < 1e-5
 
 
+@pytest.mark.parametrize("temperature", [None, 1.3])
+def test_the_semi_supervised_head_exports_its_logistic_regression(
+    temperature: float | None, data: Any
+) -> None:
+    X, y, queries = data
+    traffic = unit_rows(200, seed=4)
+    spread = HEAD_FAMILIES["label_spreading"].build({"C": 10.0}, unlabeled=traffic)  # type: ignore[call-arg]
+    spread.fit(X, y)
+    assert spread.pseudo_labelled_ > 0  # the traffic shaped it: not a plain logistic regression
+    head = spread if temperature is None else TemperatureScaledHead(spread, temperature)
+    got = onnx_proba(head, queries)
+    assert got.shape == (len(queries), 3)
+    assert np.abs(got - head.predict_proba(queries)).max() < 1e-5
+
+
 def test_a_binary_head_keeps_both_columns(data: Any) -> None:
     X, y, queries = data
     binary = np.where(y == "cat", "cat", "other")
