@@ -35,7 +35,11 @@ def compare_with_champion(
     result: TrainResult,
     data: LabelledData,
     prior: TextPrior | None = None,
+    *,
+    traffic: np.ndarray | None = None,
 ) -> DeployDecision:
+    """Whether ``result`` replaces the champion (``prior`` and ``traffic``: what the champion's
+    recipe is rebuilt with for the same-folds comparison, as the challenger's was trained)."""
     tolerance = rt.settings.deploy_tolerance
     if champion is None or champion_row is None:
         return DeployDecision(
@@ -62,7 +66,7 @@ def compare_with_champion(
             challenger_pred=result.oof_pred,
             champion_pred=champion_pred,
         ),
-        _same_folds(champion_row, result, data, truth, prior),
+        _same_folds(champion_row, result, data, truth, prior, traffic),
     ]
     decision = decide(comparisons, tolerance=tolerance, min_samples=MIN_COMPARISON_SAMPLES)
     flips = count_flips(champion.head, result.head, data.vectors)
@@ -100,9 +104,11 @@ def _same_folds(
     data: LabelledData,
     truth: np.ndarray,
     prior: TextPrior | None = None,
+    traffic: np.ndarray | None = None,
 ) -> Comparison:
-    """The champion's recipe cross-validated on the challenger's folds, with today's labels."""
-    recipe = Candidate(champion_row.head, dict(champion_row.params), prior=prior)
+    """The champion's recipe cross-validated on the challenger's folds, with today's labels (and
+    today's traffic sample, for a recipe that learns from it)."""
+    recipe = Candidate(champion_row.head, dict(champion_row.params), prior=prior, unlabeled=traffic)
     scored = result.folds >= 0
     try:
         champion_pred, _ = cross_validated_predictions(

@@ -19,6 +19,7 @@ from store import (
     NovelMark,
     ReviewItem,
     Sample,
+    TrafficVector,
     find_label,
     normalize_label_name,
     session_scope,
@@ -92,14 +93,15 @@ def function_public(session: Session, function: Function) -> FunctionPublic:
 
 
 def delete_function(rt: Runtime, function_id: str) -> None:
-    """Delete a function with its labels, samples, review items, models and unshared blobs."""
+    """Delete a function with its labels, samples, review items, traffic sample, models and
+    unshared blobs."""
     with session_scope(rt.engine) as session:
         get_function(session, function_id)
         blobs = set(session.exec(select(Sample.blob).where(Sample.function_id == function_id)))
         blobs |= set(
             session.exec(select(ReviewItem.blob).where(ReviewItem.function_id == function_id))
         )
-        for table in (NovelMark, Sample, ReviewItem, ModelVersion, Label):
+        for table in (NovelMark, TrafficVector, Sample, ReviewItem, ModelVersion, Label):
             session.exec(delete(table).where(col(table.function_id) == function_id))  # type: ignore[attr-defined]
         session.exec(delete(Function).where(col(Function.id) == function_id))
     rt.serving.remove(function_id)
@@ -108,6 +110,7 @@ def delete_function(rt: Runtime, function_id: str) -> None:
     rt.capture.drop(function_id)
     rt.novelty.drop(function_id)
     rt.novel_traffic.drop(function_id)
+    rt.traffic_sample.drop(function_id)
     rt.models.delete_function(function_id)
     delete_unreferenced_blobs(rt, blobs)
 

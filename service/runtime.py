@@ -28,6 +28,7 @@ from service.metrics import Metrics
 from service.ratelimit import make_rate_limiter
 from service.settings import Settings
 from service.snapshots import Snapshots
+from service.traffic_sample import TrafficSample
 from store import (
     BlobStore,
     Function,
@@ -281,7 +282,14 @@ class Runtime:
         self.indexes = IndexRegistry()
         # Calibrated novelty per function, and how much of the traffic it flagged (drift). Fits
         # and calibrations run in the serving worker (service.serving), never in an invoke.
-        self.novelty = NoveltyModels(recalibrate_inline=False)
+        # A sample of each function's distinct invoke inputs, buffered here and flushed by the
+        # serving worker into the database ring every replica shares (semi-supervised training).
+        self.traffic_sample = TrafficSample(
+            self.engine,
+            size=settings.traffic_sample_size,
+            seed=int(settings.seed) if settings.seed else None,
+        )
+        self.novelty = NoveltyModels(recalibrate_inline=False, on_join=self.traffic_sample.offer)
         self.novel_traffic = NoveltyTraffic()
         self.metrics.watch_novelty(self.novel_traffic)
         self.capture = CaptureState(
@@ -328,6 +336,7 @@ class Runtime:
             self.scheduler.shutdown()
         if self.snapshot_worker is not None:
             self.snapshot_worker.stop()
+        self.traffic_sample.flush()  # after the worker: nothing is buffered behind it
         self.encoders.close()
         self.rate_limits.close()
         self.auth_throttle.close()

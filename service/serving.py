@@ -289,10 +289,11 @@ def object_nbytes(value: Any, depth: int = 4) -> int:
 
 
 class SnapshotWorker:
-    """The per-process thread that refreshes snapshots and polls the database."""
+    """The per-process thread that refreshes snapshots, polls the database and writes the
+    buffered traffic sample (:mod:`service.traffic_sample`) every ``flush_seconds``."""
 
-    def __init__(self, rt: Runtime, *, poll_seconds: float) -> None:
-        self._rt, self._poll = rt, poll_seconds
+    def __init__(self, rt: Runtime, *, poll_seconds: float, flush_seconds: float = 10.0) -> None:
+        self._rt, self._poll, self._flush = rt, poll_seconds, flush_seconds
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="winnow-snapshots", daemon=True)
 
@@ -307,8 +308,9 @@ class SnapshotWorker:
     def _run(self) -> None:
         yield_to_requests()
         next_poll = time.monotonic() + self._poll
+        next_flush = time.monotonic() + self._flush
         while not self._stopping.is_set():
-            wait = max(0.0, next_poll - time.monotonic())
+            wait = max(0.0, min(next_poll, next_flush) - time.monotonic())
             due = self._rt.serving.next_due(wait, self._stopping.is_set)
             if due is not None:
                 function_id, reread = due
@@ -318,12 +320,20 @@ class SnapshotWorker:
             if time.monotonic() >= next_poll:
                 self._guarded(poll)
                 next_poll = time.monotonic() + self._poll
+            if time.monotonic() >= next_flush:
+                self._guarded(flush_traffic)
+                next_flush = time.monotonic() + self._flush
 
     def _guarded(self, job: Callable[[Runtime], None]) -> None:
         try:
             job(self._rt)
         except Exception:  # the worker outlives any one job; the next poll asks again
             log.exception("a serving snapshot job failed")
+
+
+def flush_traffic(rt: Runtime) -> None:
+    """Write the invoke vectors buffered since the last flush into the functions' samples."""
+    rt.traffic_sample.flush()
 
 
 def yield_to_requests() -> None:

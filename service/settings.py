@@ -88,6 +88,11 @@ class Settings:
     # Seconds between checks of the resident functions against the database: how soon a replica
     # serves what another deployed, or labels and capture policies changed elsewhere.
     snapshot_poll: float = 1.0
+    # Invoke inputs kept per function in the database (a ring every replica writes into: the
+    # recent unlabelled traffic semi-supervised training learns from); 0: none kept.
+    traffic_sample_size: int = 2000
+    # Seconds between writes of the inputs buffered in memory into that sample.
+    traffic_flush_seconds: float = 10.0
     # Accuracy (0..1) a retrained model may lose against the deployed one and still be deployed;
     # a larger loss rejects it only when significant (learner.champion).
     deploy_tolerance: float = 0.01

@@ -31,7 +31,11 @@ def start(rt: Runtime) -> None:
     adopt_unrecorded_digests(rt)
     log.info("default backbone: %s", rt.encoders.default_spec)
     # functions are loaded by their first use, and evicted under the memory budget
-    rt.snapshot_worker = SnapshotWorker(rt, poll_seconds=rt.settings.snapshot_poll)
+    rt.snapshot_worker = SnapshotWorker(
+        rt,
+        poll_seconds=rt.settings.snapshot_poll,
+        flush_seconds=rt.settings.traffic_flush_seconds,
+    )
     rt.snapshot_worker.start()
     if rt.settings.retrain_interval > 0:
         rt.scheduler = RetrainScheduler(

@@ -6,11 +6,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
+import numpy as np
 from sqlalchemy import func as sql
 from sqlmodel import select
 
-from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, NotEnoughData, train_head
+from learner import (
+    ArtifactCorrupt,
+    ArtifactNotFound,
+    Deployed,
+    NotEnoughData,
+    TrainResult,
+    train_head,
+)
 from service.comparison import compare_with_champion, compare_with_zero_shot
 from service.deploys import deployed_row, make_current, serve
 from service.functions import get_function
@@ -80,13 +89,17 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
         )
     rt.training.phase(function_id, "training")
     prior = text_prior(rt, function)  # a text tower adds the few-shot family to the candidates
-    result = train_head(data.vectors, data.names, text_prior=prior)
+    # with enough recent traffic, the semi-supervised family joins the candidates
+    traffic = traffic_sample(rt, function_id, dim=data.vectors.shape[1])
+    result = train_head(data.vectors, data.names, text_prior=prior, unlabeled=traffic)
     rt.training.phase(function_id, "comparing")
     if is_zero_shot(champion_row):
         decision = compare_with_zero_shot(rt, function, result, data)
     else:
         champion = _champion(rt, function_id, champion_row)
-        decision = compare_with_champion(rt, champion, champion_row, result, data, prior)
+        decision = compare_with_champion(
+            rt, champion, champion_row, result, data, prior, traffic=traffic
+        )
     if function.pinned and function.deployed_version is not None:
         decision = replace(
             decision,
@@ -110,7 +123,9 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
                 backbone=function.backbone,
                 head=result.candidate_name,
                 params=dict(result.params),
-                metrics=result.metrics,
+                # every candidate's cross-validated score beside the chosen one's metrics: which
+                # families competed (the semi-supervised one only with enough traffic) and how
+                metrics={**result.metrics, "cv_scores": cv_scores(result)},
                 labels=list(result.labels),
                 sample_count=result.n_samples,
                 annotation_counter=counter,
@@ -132,6 +147,20 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     rt.training.trained(function_id, version)
     log.info("function %s: version %d %s: %s", function_id, version, record.status, decision.reason)
     return record
+
+
+def cv_scores(result: TrainResult) -> list[dict[str, Any]]:
+    """Each candidate's cross-validated scores, best first, as the version's history keeps them."""
+    return [score.summary() for score in result.cv_scores]
+
+
+def traffic_sample(rt: Runtime, function_id: str, *, dim: int) -> np.ndarray | None:
+    """The function's stored traffic sample, as every replica wrote it (vectors of another
+    width than ``dim`` left out); None when it has none."""
+    traffic = rt.traffic_sample.read(function_id)
+    if traffic is None or traffic.shape[1] != dim:
+        return None
+    return traffic
 
 
 def _champion(rt: Runtime, function_id: str, row: ModelVersion | None) -> Deployed | None:

@@ -43,8 +43,15 @@ class ModelVersionPublic(Schema):
     @field_validator("metrics")
     @classmethod
     def _camel_metric_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """Top-level keys in camelCase like the rest of the API (nested label names untouched)."""
-        return {to_camel(k): v for k, v in value.items()}
+        """Top-level keys in camelCase like the rest of the API, and those of each candidate's
+        scores (``cvScores``); label names and a candidate's ``params`` stay as they are."""
+        metrics = {to_camel(k): v for k, v in value.items()}
+        if isinstance(metrics.get("cvScores"), list):
+            metrics["cvScores"] = [
+                {to_camel(k): v for k, v in score.items()} if isinstance(score, dict) else score
+                for score in metrics["cvScores"]
+            ]
+        return metrics
 
     @field_validator("decision")
     @classmethod
