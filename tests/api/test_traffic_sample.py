@@ -20,7 +20,7 @@ from learner.onnx_head import head_to_onnx
 from service.runtime import Runtime
 from service.settings import Settings
 from service.traffic_sample import TrafficSample
-from store import TrafficVector, make_engine, session_scope
+from store import Function, TrafficVector, make_engine, session_scope
 from tests.api.live import wait_until
 from tests.conftest import AUTH, add_colour_samples, data_uri, png_bytes
 
@@ -107,6 +107,7 @@ def test_training_learns_from_the_traffic_invokes_left(sampled: Settings) -> Non
         assert history["metrics"]["cvScores"] == scores
 
 
+@pytest.mark.databases
 def test_the_sample_outlives_a_restart_and_goes_with_its_function(sampled: Settings) -> None:
     with TestClient(create_app(sampled), headers=AUTH) as client:
         fid = client.post("/v1/functions", json={"name": "colours"}).json()["id"]
@@ -124,6 +125,26 @@ def test_the_sample_outlives_a_restart_and_goes_with_its_function(sampled: Setti
         assert rt.traffic_sample.pending(fid) == 0  # the buffer went too
         assert rt.traffic_sample.flush() == 0
         assert stored_rows(rt, fid) == 0
+
+
+@pytest.mark.databases
+def test_replicas_write_into_one_bounded_ring(sampled: Settings) -> None:
+    small = Settings(**{**vars(sampled), "traffic_sample_size": 20})  # 2 rows a flush
+    with (
+        TestClient(create_app(small), headers=AUTH) as one,
+        TestClient(create_app(small), headers=AUTH) as two,
+    ):
+        fid = one.post("/v1/functions", json={"name": "colours"}).json()["id"]
+        replicas = [runtime(one), runtime(two)]
+        for round_ in range(8):
+            for r, (client, rt) in enumerate(zip((one, two), replicas, strict=True)):
+                invoke_all(client, fid, distinct_images(3, seed=100 * round_ + r))
+                assert rt.traffic_sample.flush() == 2
+        assert stored_rows(replicas[0], fid) == 20
+        with session_scope(replicas[1].engine) as session:
+            assert (
+                session.exec(select(Function.traffic_written).where(Function.id == fid)).one() == 32
+            )
 
 
 def test_the_serving_worker_flushes_on_its_own(settings: Settings) -> None:
