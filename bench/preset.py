@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import json
 import statistics
 import tempfile
 import time
@@ -165,6 +166,7 @@ def latency(photos: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
                     sizes[name] = len(response.content)
                     capture = response.json()["capture"]
                     captured[name] += bool(capture and capture.get("captured"))
+        heads = _head_only_us(client, functions, images[0])
     medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
     return {
         "repeats": repeats,
@@ -177,9 +179,29 @@ def latency(photos: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
             for key, value in medians.items()
             if not key.startswith("trained/")
         },
+        "head_predict_proba_median_us": heads,
         "captured": captured,
         "response_bytes": sizes,
     }
+
+
+def _head_only_us(client: TestClient, functions: dict[str, str], image: bytes) -> dict[str, float]:
+    """Median microseconds of each serving head's ``predict_proba`` on one vector: the part of
+    an invoke that depends on the head (the rest is the same encoder, capture and HTTP)."""
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    vector = runtime.encoders.get("efficientnet-lite0").encode(
+        [Image.open(io.BytesIO(image)).convert("RGB")]
+    )
+    result = {}
+    for name, function_id in functions.items():
+        head = runtime.heads.get(function_id).head
+        spent = []
+        for _ in range(200):
+            start = time.perf_counter()
+            head.predict_proba(vector)
+            spent.append(time.perf_counter() - start)
+        result[name] = round(statistics.median(spent) * 1e6, 1)
+    return result
 
 
 def _crop(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -239,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"top-1 {row['preset_top5'][0][0]!r} (direct {row['direct_top5'][0][0]!r})"
             )
     print("cat photo:", report.get("cat_photo_top1"))
-    print("latency:", report["latency"])
+    print("latency:", json.dumps(report["latency"], indent=1))
 
 
 if __name__ == "__main__":

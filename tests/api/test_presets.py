@@ -58,6 +58,8 @@ def test_the_whole_preset_serves_imagenet_labels_before_any_sample(client: TestC
     assert len(confidences) == 1000 and abs(sum(c["confidence"] for c in confidences) - 1) < 1e-6
     labels = client.get(f"/v1/functions/{fid}/labels").json()
     assert labels["count"] == 1000
+    exported = client.get(f"/v1/functions/{fid}/model.onnx")  # like any head
+    assert exported.status_code == 200 and exported.content, exported.text
 
 
 def test_a_subset_is_the_whole_preset_renormalised(client: TestClient) -> None:
