@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
 from learner import IMAGENET_LABELS
 from service.errors import Unprocessable
 from service.presets import build_preset_head
 from service.settings import Settings
-from tests.conftest import BLUE, GREEN, RED, data_uri, png_bytes
+from tests.conftest import AUTH, BLUE, GREEN, RED, data_uri, png_bytes
 
 SUBSET = ["goldfish", "tabby cat", "missile (2)", "Egyptian Mau"]
 
@@ -150,3 +151,19 @@ def test_a_trained_head_that_does_not_beat_the_preset_is_rejected(client: TestCl
     assert trained["status"] == "rejected", trained
     assert "does not beat the preset head" in trained["decision"]["reason"]
     assert client.get(f"/v1/functions/{fid}").json()["deployedVersion"] == 0
+
+
+def test_version_0_stays_the_preset_across_a_restart_and_label_writes(settings: Settings) -> None:
+    """Zero-shot upkeep (label writes, serving a function not yet resident) never rebuilds a
+    preset's version 0 from the labels, though the tiny CLIP has a text tower."""
+    with TestClient(create_app(settings), headers=AUTH) as client:
+        fid = _create(client, labels=SUBSET)["id"]
+        before = _invoke(client, fid, png_bytes(RED))
+        version_0 = _models(client, fid)[0]
+    with TestClient(create_app(settings), headers=AUTH) as client:  # nothing resident
+        created = client.post(f"/v1/functions/{fid}/labels", json={"name": "my cat"})
+        assert created.status_code == 201, created.text
+        after = _invoke(client, fid, png_bytes(RED))
+        assert after["modelVersion"] == 0
+        assert after["labelConfidences"] == before["labelConfidences"]  # no "my cat"
+        assert _models(client, fid)[0] == version_0
