@@ -11,14 +11,15 @@ unnormalised features. The service runs once with the tower in fp32 and once in 
 Latency: one service (fp32 tower), three functions on the same backbone: the whole preset (1,000
 labels, so 1,000 label confidences per answer), a preset restricted to 4 labels, and a function
 trained on labelled crops of the photos (one label per photo). ``--repeats`` rounds each invoke
-the three functions with the same photo (PNG data URI), in turn, through the ASGI app in process
-(FastAPI's TestClient: the whole HTTP stack but the socket), once as a plain invoke (capture
-decides, and may write a review item) and once with ``?capture=false`` (the serving path alone);
+the three functions with the same photo (PNG data URI) through the ASGI app in process (FastAPI's
+TestClient: the whole HTTP stack but the socket), once as a plain invoke (capture decides, and may
+write a review item) and once with ``?capture=false`` (the serving path alone), the six in a
+shuffled order (the serving worker's refits after one invoke slow whichever comes next);
 the medians and their ratios to the trained function's come from that one run.
 
 Usage (from the repository root)::
 
-    python -m bench.preset [--repeats 60] [--out bench/results/preset.json]
+    python -m bench.preset [--repeats 100] [--out bench/results/preset.json]
 """
 
 from __future__ import annotations
@@ -153,19 +154,22 @@ def latency(photos: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
         times: dict[str, list[float]] = {f"{n}/{m}": [] for n in functions for m in modes}
         sizes: dict[str, int] = {}
         captured = dict.fromkeys(functions, 0)
+        order = [(name, mode) for name in functions for mode in modes]
         for round_ in range(repeats):
             image = images[round_ % len(images)]
-            for name, fid in functions.items():
-                for mode, query in modes.items():
-                    start = time.perf_counter()
-                    response = client.post(
-                        f"/v1/functions/{fid}/invoke{query}", json={"data": data_uri(image)}
-                    )
-                    times[f"{name}/{mode}"].append(time.perf_counter() - start)
-                    response.raise_for_status()
-                    sizes[name] = len(response.content)
-                    capture = response.json()["capture"]
-                    captured[name] += bool(capture and capture.get("captured"))
+            # shuffled per round: the worker's refits after one invoke slow whichever comes next
+            for pick in rng.permutation(len(order)):
+                name, mode = order[pick]
+                fid, query = functions[name], modes[mode]
+                start = time.perf_counter()
+                response = client.post(
+                    f"/v1/functions/{fid}/invoke{query}", json={"data": data_uri(image)}
+                )
+                times[f"{name}/{mode}"].append(time.perf_counter() - start)
+                response.raise_for_status()
+                sizes[name] = len(response.content)
+                capture = response.json()["capture"]
+                captured[name] += bool(capture and capture.get("captured"))
         heads = _head_only_us(client, functions, images[0])
     medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
     return {
@@ -238,7 +242,7 @@ def _invoke(client: TestClient, fid: str, image: bytes) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
