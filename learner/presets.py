@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
+from learner.few_shot import TextPrior
 from learner.zero_shot import (
     CLIP_LOGIT_SCALE,
     TEMPLATE_SET,
@@ -134,6 +135,15 @@ class PresetHead:
     def fit(self, X: np.ndarray, y: Sequence[str] | np.ndarray) -> PresetHead:
         """Nothing to fit: the preset is the pretrained classifier as it is."""
         return self
+
+    def text_prior(self) -> TextPrior | None:
+        """The class names' text embeddings, for the few-shot heads a training tries (a CLIP
+        preset only: its rows are ``logit_scale`` times unit text embeddings); None otherwise."""
+        if self.source != "zero_shot":
+            return None
+        weights = unit_length_rows(self.coef_.astype(np.float64)).astype(np.float32)
+        labels = tuple(str(label) for label in self.classes_)
+        return TextPrior(labels=labels, weights=weights, logit_scale=CLIP_LOGIT_SCALE)
 
     def restricted(self, labels: Sequence[str]) -> PresetHead:
         """The head over ``labels`` only (in that order), its probabilities renormalised.

@@ -83,6 +83,10 @@ def text_prior(rt: Runtime, function: Function) -> TextPrior | None:
     if not labels:
         return None
     served = rt.heads.get(function.id)
+    if served is not None and isinstance(served.head, PresetHead):
+        prior = served.head.text_prior()  # a CLIP preset embedded its class names already
+        if prior is not None and {label.name for label in labels} <= set(prior.labels):
+            return prior
     fingerprint = label_fingerprint(function.backbone, labels)
     if served is not None and getattr(served.head, "fingerprint", None) == fingerprint:
         return TextPrior.of(served.head)

@@ -111,3 +111,15 @@ def test_onnx_form_matches(head: PresetHead) -> None:
     session = onnxruntime.InferenceSession(head_to_onnx(small, DIM, opset=18).SerializeToString())
     got = np.asarray(session.run(["probabilities"], {"features": X})[0])
     assert np.abs(got - small.predict_proba(X)).max() < 1e-4
+
+
+def test_a_clip_preset_lends_its_text_rows_to_few_shot_heads(head: PresetHead) -> None:
+    assert head.text_prior() is None  # a linear classifier's rows are no text embeddings
+
+    def encode_text(prompts: list[str]) -> np.ndarray:
+        return unit_rows(len(prompts), seed=len(prompts))
+
+    clip = imagenet_zero_shot_head(encode_text, ["tabby cat", "goldfish", "missile (2)"])
+    prior = clip.text_prior()
+    assert prior is not None and prior.labels == ("tabby cat", "goldfish", "missile (2)")
+    assert np.allclose(prior.weights_for(["goldfish"])[0] * 100.0, clip.coef_[1], atol=1e-3)
