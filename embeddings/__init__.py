@@ -24,6 +24,7 @@ from embeddings.decode import (
 from embeddings.efficientnet_backbone import (
     EFFICIENTNET_LITE0_SPEC,
     EfficientNetLite0Backbone,
+    ImageNetClassifier,
     build_efficientnet_lite0,
 )
 from embeddings.encoder import BatchingEncoder
@@ -40,6 +41,7 @@ from embeddings.errors import (
     TextNotSupported,
     UnsupportedImageFormat,
 )
+from embeddings.imagenet import imagenet_classifier
 from embeddings.pixel_budget import PixelBudget
 from embeddings.pixels import BACKGROUND_COLOR, to_rgb
 from embeddings.pool import EncoderPool
@@ -61,6 +63,7 @@ __all__ = [
     "CorruptImage",
     "DecodeBudgetExhausted",
     "EfficientNetLite0Backbone",
+    "ImageNetClassifier",
     "EmptyImage",
     "EncoderClosed",
     "EncoderOverloaded",
@@ -79,6 +82,7 @@ __all__ = [
     "canonical_backbone_spec",
     "declared_pixels",
     "decode_image",
+    "imagenet_classifier",
     "encode_text_or_raise",
     "load_backbone",
     "parse_clip_spec",

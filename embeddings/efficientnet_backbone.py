@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import timm
@@ -33,6 +35,22 @@ RESIZE_SIZE = 256  # 224 / 0.875, the usual ImageNet centre-crop ratio
 FEATURE_DIM = 1280
 _TIMM_ARCHITECTURE = "tf_efficientnet_lite0"
 _PACKAGE_CLASSIFIER_PREFIX = "_fc."
+# The typical length of the pooled features: the median over the photos bundled with
+# scikit-image and scikit-learn (13.1 to 16.3 on the six that bench/preset.py uses). The unit
+# vectors winnow keeps lost the length; the ImageNet head multiplies them by this instead.
+TYPICAL_FEATURE_NORM = 15.0
+
+
+@dataclass(frozen=True)
+class ImageNetClassifier:
+    """A backbone's own 1,000-way ImageNet head: ``logits = weight @ features + bias``.
+
+    ``feature_norm`` is the typical length of the (unnormalised) features it was trained on.
+    """
+
+    weight: np.ndarray  # (1000, dim) float32, ImageNet class index order
+    bias: np.ndarray  # (1000,) float32
+    feature_norm: float
 
 
 class EfficientNetLite0Backbone:
@@ -177,6 +195,25 @@ def build_efficientnet_lite0(*, with_classifier: bool = False) -> torch.nn.Modul
         renamed[target_name] = tensor
     model.load_state_dict(renamed, strict=True)
     return model.eval().requires_grad_(False)
+
+
+@lru_cache(maxsize=1)
+def efficientnet_lite0_classifier() -> ImageNetClassifier:
+    """The packaged ImageNet classifier of EfficientNet-Lite0 (read once, no model built).
+
+    Raises:
+        BackboneUnavailable: the weight package is not installed or holds no classifier.
+    """
+    packaged = _packaged_state_dict()
+    weight = packaged.get(_PACKAGE_CLASSIFIER_PREFIX + "weight")
+    bias = packaged.get(_PACKAGE_CLASSIFIER_PREFIX + "bias")
+    if weight is None or bias is None or tuple(weight.shape) != (1000, FEATURE_DIM):
+        raise BackboneUnavailable("the EfficientNet-Lite0 weights hold no 1000-way classifier")
+    return ImageNetClassifier(
+        weight=weight.numpy().astype(np.float32),
+        bias=bias.numpy().astype(np.float32),
+        feature_norm=TYPICAL_FEATURE_NORM,
+    )
 
 
 def _packaged_state_dict() -> OrderedDict[str, torch.Tensor]:

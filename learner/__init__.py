@@ -34,11 +34,27 @@ from learner.metrics import (
     expected_calibration_error,
     figure_png,
 )
+from learner.presets import (
+    IMAGENET_LABELS,
+    PRESET_HEAD,
+    PRESETS,
+    PresetHead,
+    UnknownPresetLabels,
+    imagenet_classifier_head,
+    imagenet_zero_shot_head,
+)
 from learner.selection import CandidateScore, TrainResult, train_head
 from learner.semi_supervised import SpreadingFamily, SpreadThenLogistic
 from learner.zero_shot import ZERO_SHOT_HEAD, LabelText, ZeroShotHead, build_zero_shot_head
 
 __all__ = [
+    "IMAGENET_LABELS",
+    "PRESETS",
+    "PRESET_HEAD",
+    "PresetHead",
+    "UnknownPresetLabels",
+    "imagenet_classifier_head",
+    "imagenet_zero_shot_head",
     "HEAD_FAMILIES",
     "PLAIN_TEXT",
     "UNSCORED_FOLD",

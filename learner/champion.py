@@ -166,9 +166,16 @@ def predicted_labels(head: Any, vectors: np.ndarray) -> np.ndarray:
     return classes[np.argmax(proba, axis=1)]
 
 
-def decide_over_zero_shot(comparisons: list[Comparison], *, min_samples: int) -> DeployDecision:
+def decide_over_zero_shot(
+    comparisons: list[Comparison],
+    *,
+    min_samples: int,
+    champion_name: str = "the zero-shot head",
+) -> DeployDecision:
     """The deploy rule when the champion is the zero-shot head (version 0): the first trained
-    head must *beat* it, i.e. be strictly more accurate on the deciding basis.
+    head must *beat* it, i.e. be strictly more accurate on the deciding basis. A preset's
+    version 0 (a pretrained classifier, fitted on none of the function's samples either) is
+    judged by the same rule.
 
     The zero-shot head was fitted on no sample (its logit scale at most, which never changes a
     prediction), so its predictions on every labelled sample are as honest as the challenger's
@@ -180,12 +187,13 @@ def decide_over_zero_shot(comparisons: list[Comparison], *, min_samples: int) ->
     Args:
         comparisons: ``holdout`` first, then ``all_samples``.
         min_samples: smallest sample count the holdout needs to decide.
+        champion_name: version 0 as the reason names it.
     """
     usable = [c for c in comparisons if c.n >= min_samples] or [c for c in comparisons if c.n]
     if not usable:
         return DeployDecision(
             deploy=False,
-            reason="no labelled sample to compare with the zero-shot head on; it keeps serving",
+            reason=f"no labelled sample to compare with {champion_name} on; it keeps serving",
             tolerance=0.0,
             comparisons=comparisons,
         )
@@ -193,9 +201,9 @@ def decide_over_zero_shot(comparisons: list[Comparison], *, min_samples: int) ->
     deploy = comparison.challenger_accuracy > comparison.champion_accuracy
     verdict = "beats" if deploy else "does not beat"
     reason = (
-        f"challenger {verdict} the zero-shot head (version 0) on {comparison.basis} "
+        f"challenger {verdict} {champion_name} (version 0) on {comparison.basis} "
         f"(n={comparison.n}): accuracy {comparison.challenger_accuracy:.3f} vs "
-        f"{comparison.champion_accuracy:.3f}; right where the other was wrong: zero-shot "
+        f"{comparison.champion_accuracy:.3f}; right where the other was wrong: version 0 "
         f"{comparison.champion_only_right}, challenger {comparison.challenger_only_right}"
     )
     return DeployDecision(

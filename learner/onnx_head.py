@@ -4,7 +4,7 @@
 regression, the sigmoid-calibrated linear SVM, and the semi-supervised head's logistic regression,
 which is all it answers with) go through skl2onnx, onnx's own converter; the heads written here are
 spelt in plain ONNX operators: the cosine kNN (a matrix product, ``TopK`` and a weighted vote), the
-zero-shot and text-anchored heads (a matrix product and a softmax), and the
+zero-shot, text-anchored and preset heads (a matrix product, a preset's bias and a softmax), and the
 temperature of :class:`~learner.calibration.TemperatureScaledHead` (``softmax(log p / T)``).
 The graph computes in float32 where the service computes in float64; B10
 (``python -m bench.onnx_export``) measures how far apart that leaves them.
@@ -22,6 +22,7 @@ from sklearn.base import ClassifierMixin
 from learner.calibration import PROBABILITY_FLOOR, TemperatureScaledHead
 from learner.few_shot import TextAnchoredLogistic
 from learner.heads import CosineKNeighbors
+from learner.presets import PresetHead
 from learner.semi_supervised import SpreadThenLogistic
 from learner.zero_shot import ZeroShotHead
 
@@ -73,6 +74,8 @@ def _core(head: Any, dim: int, opset: int) -> onnx.ModelProto:
         _scaled_cosine_softmax(head.logit_scale * head.text_weights, nodes, weights)
     elif isinstance(head, TextAnchoredLogistic):
         _scaled_cosine_softmax(head.coef_, nodes, weights)
+    elif isinstance(head, PresetHead):
+        _scaled_cosine_softmax(head.coef_, nodes, weights, bias=head.intercept_)
     elif isinstance(head, ClassifierMixin):
         return _sklearn(head, dim, opset)
     else:
@@ -114,12 +117,22 @@ def _unit_rows(source: str, out: str, nodes: list[onnx.NodeProto]) -> None:
 
 
 def _scaled_cosine_softmax(
-    rows: np.ndarray, nodes: list[onnx.NodeProto], weights: list[onnx.TensorProto]
+    rows: np.ndarray,
+    nodes: list[onnx.NodeProto],
+    weights: list[onnx.TensorProto],
+    *,
+    bias: np.ndarray | None = None,
 ) -> None:
-    """``out = softmax(unit(features) @ rows.T)`` (zero-shot: rows are scaled text weights)."""
+    """``out = softmax(unit(features) @ rows.T + bias)`` (zero-shot: rows are scaled text
+    weights, no bias; a preset: a pretrained classifier's rows and biases)."""
     _unit_rows(INPUT, "unit", nodes)
     matrix = _constant("head_weights_t", np.asarray(rows, dtype=np.float64).T, weights)
-    nodes.append(helper.make_node("MatMul", ["unit", matrix], ["logits"]))
+    if bias is None:
+        nodes.append(helper.make_node("MatMul", ["unit", matrix], ["logits"]))
+    else:
+        nodes.append(helper.make_node("MatMul", ["unit", matrix], ["cosine_logits"]))
+        offset = _constant("head_bias", bias, weights)
+        nodes.append(helper.make_node("Add", ["cosine_logits", offset], ["logits"]))
     nodes.append(helper.make_node("Softmax", ["logits"], [RAW], axis=1))
 
 

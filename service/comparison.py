@@ -84,17 +84,34 @@ def compare_with_zero_shot(
             reason="the zero-shot head is unavailable; first trained model",
             tolerance=0.0,
         )
+    return compare_with_version_zero(zero_shot, result, data, name="the zero-shot head")
+
+
+def compare_with_version_zero(
+    version_zero: Deployed, result: TrainResult, data: LabelledData, *, name: str
+) -> DeployDecision:
+    """A version 0 fitted on no sample (zero-shot, or a preset's pretrained classifier) serves:
+    the challenger must beat it on the labelled samples.
+
+    Args:
+        version_zero: what serves version 0.
+        result: the challenger's training.
+        data: the labelled samples it trained on.
+        name: version 0 as the decision's reason names it, e.g. "the preset head".
+    """
     truth = np.asarray(data.names, dtype=object)
-    zero_shot_pred = predicted_labels(zero_shot.head, data.vectors)
+    zero_pred = predicted_labels(version_zero.head, data.vectors)
     every = np.ones(len(truth), dtype=bool)
     comparisons = [
         compare_on(
-            basis, mask, truth=truth, challenger_pred=result.oof_pred, champion_pred=zero_shot_pred
+            basis, mask, truth=truth, challenger_pred=result.oof_pred, champion_pred=zero_pred
         )
         for basis, mask in (("holdout", data.from_random_slice), ("all_samples", every))
     ]
-    decision = decide_over_zero_shot(comparisons, min_samples=MIN_COMPARISON_SAMPLES)
-    flips = count_flips(zero_shot.head, result.head, data.vectors)
+    decision = decide_over_zero_shot(
+        comparisons, min_samples=MIN_COMPARISON_SAMPLES, champion_name=name
+    )
+    flips = count_flips(version_zero.head, result.head, data.vectors)
     return replace(decision, flips=flips, flip_rate=flips / max(1, len(truth)))
 
 

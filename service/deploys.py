@@ -11,6 +11,7 @@ from learner import ArtifactCorrupt, ArtifactNotFound, Deployed
 from service.capture import rebuild_index
 from service.errors import Conflict, NotFound
 from service.functions import get_function
+from service.presets import is_preset, rebuild_preset
 from service.runtime import Runtime
 from service.zero_shot import ZERO_SHOT_VERSION, rebuild_zero_shot
 from store import Function, ModelVersion, session_scope, utcnow
@@ -21,7 +22,8 @@ log = logging.getLogger("winnow.training")
 def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) -> ModelVersion:
     """Serve ``version`` now (roll back or forward); ``pin`` stops automatic promotion.
 
-    Version 0 whose artifact is missing or unusable is built again from the labels.
+    Version 0 whose artifact is missing or unusable is built again: from the labels (zero-shot)
+    or from its row (a preset).
     """
     with rt.deploy_locks[function_id]:
         with session_scope(rt.engine) as session:
@@ -32,8 +34,11 @@ def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) ->
         except (ArtifactNotFound, ArtifactCorrupt) as exc:
             if version != ZERO_SHOT_VERSION:
                 raise Conflict(f"version {version} cannot be deployed: {exc}") from exc
-            log.warning("function %s: rebuilding version 0 from its labels: %s", function_id, exc)
-            head, meta = rebuild_zero_shot(rt, function), {}
+            log.warning("function %s: rebuilding version 0: %s", function_id, exc)
+            if is_preset(record):
+                head, meta = rebuild_preset(rt, function, record), {}
+            else:
+                head, meta = rebuild_zero_shot(rt, function), {}
         with session_scope(rt.engine) as session:
             function = get_function(session, function_id)
             record = version_row(session, function_id, version)

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, delete, select
 from capture import CapturePolicy
 from learner import ZERO_SHOT_HEAD
 from service.errors import Conflict, NotFound, Unprocessable
+from service.presets import create_preset_function
 from service.runtime import Runtime
 from service.schemas import FunctionPublic
 from service.zero_shot import labels_changed
@@ -27,8 +28,17 @@ from store import (
 from store import annotation_label as store_annotation_label
 
 
-def create_function(rt: Runtime, *, name: str, labels: list[str], backbone: str | None) -> Function:
-    """Create a function pinned to ``backbone`` (default: the service's), with optional labels."""
+def create_function(
+    rt: Runtime,
+    *,
+    name: str,
+    labels: list[str],
+    backbone: str | None,
+    preset: str | None = None,
+) -> Function:
+    """Create a function pinned to ``backbone`` (default: the service's), with optional labels;
+    with a ``preset``, version 0 is that pretrained classifier, restricted to ``labels`` if any
+    (:mod:`service.presets`)."""
     try:
         spec = rt.encoders.resolve(backbone)
     except ValueError as exc:  # not a backbone spec at all
@@ -36,6 +46,10 @@ def create_function(rt: Runtime, *, name: str, labels: list[str], backbone: str 
     names = [normalize_label_name(n) for n in labels]
     if len(set(names)) != len(names):
         raise Unprocessable("label names must be unique")
+    if preset is not None:
+        function = create_preset_function(rt, name=name, spec=spec, preset=preset, labels=names)
+        with session_scope(rt.engine) as session:
+            return get_function(session, function.id)
     with session_scope(rt.engine) as session:
         function = Function(name=name.strip(), backbone=spec)
         session.add(function)

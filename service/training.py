@@ -20,10 +20,15 @@ from learner import (
     TrainResult,
     train_head,
 )
-from service.comparison import compare_with_champion, compare_with_zero_shot
+from service.comparison import (
+    compare_with_champion,
+    compare_with_version_zero,
+    compare_with_zero_shot,
+)
 from service.deploys import deployed_row, make_current, serve
 from service.functions import get_function
 from service.labelled import aware_utc, labelled_data
+from service.presets import is_preset
 from service.runtime import Runtime
 from service.serving import serving_snapshot
 from service.suspects import labels_changed_since, queue_suspects_safely
@@ -93,8 +98,11 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     traffic = traffic_sample(rt, function_id, dim=data.vectors.shape[1])
     result = train_head(data.vectors, data.names, text_prior=prior, unlabeled=traffic)
     rt.training.phase(function_id, "comparing")
+    preset = _champion(rt, function_id, champion_row) if is_preset(champion_row) else None
     if is_zero_shot(champion_row):
         decision = compare_with_zero_shot(rt, function, result, data)
+    elif preset is not None:  # a pretrained version 0: beaten, not merely matched
+        decision = compare_with_version_zero(preset, result, data, name="the preset head")
     else:
         champion = _champion(rt, function_id, champion_row)
         decision = compare_with_champion(

@@ -22,11 +22,13 @@ from sqlmodel import Session, col, select
 
 from embeddings import BackboneUnavailable, ImageEncoder
 from learner import (
+    PRESET_HEAD,
     ZERO_SHOT_HEAD,
     ArtifactCorrupt,
     ArtifactNotFound,
     Deployed,
     LabelText,
+    PresetHead,
     TextPrior,
     ZeroShotHead,
     build_zero_shot_head,
@@ -81,6 +83,10 @@ def text_prior(rt: Runtime, function: Function) -> TextPrior | None:
     if not labels:
         return None
     served = rt.heads.get(function.id)
+    if served is not None and isinstance(served.head, PresetHead):
+        prior = served.head.text_prior()  # a CLIP preset embedded its class names already
+        if prior is not None and {label.name for label in labels} <= set(prior.labels):
+            return prior
     fingerprint = label_fingerprint(function.backbone, labels)
     if served is not None and getattr(served.head, "fingerprint", None) == fingerprint:
         return TextPrior.of(served.head)
@@ -91,7 +97,7 @@ def text_prior(rt: Runtime, function: Function) -> TextPrior | None:
 def ensure_zero_shot(rt: Runtime, function: Function) -> Deployed | None:
     """Serve an up-to-date version 0 if the function should: it has no trained head deployed,
     its backbone has a text tower and it has at least two labels. Returns what serves it then,
-    or None (a trained head serves, or no zero-shot head can).
+    or None (a trained head or a preset's version 0 serves, or no zero-shot head can).
 
     A function left with fewer than two labels stops serving version 0.
 
@@ -108,6 +114,8 @@ def ensure_zero_shot(rt: Runtime, function: Function) -> Deployed | None:
         labels = label_texts(session, function.id)
     fingerprint = label_fingerprint(function.backbone, labels)
     served = rt.heads.get(function.id)
+    if served is not None and isinstance(served.head, PresetHead):
+        return None  # a preset's version 0 answers over its own classes, whatever the labels
     if (
         served is not None
         and served.version == ZERO_SHOT_VERSION
@@ -127,6 +135,8 @@ def _refresh(rt: Runtime, function_id: str, encoder: ImageEncoder) -> Deployed |
             return None
         labels = label_texts(session, function_id)
         row = _zero_shot_row(session, function_id)
+        if row is not None and row.head == PRESET_HEAD:
+            return None  # version 0 is a preset (:mod:`service.presets`), not rebuilt from labels
         if len(labels) < MIN_ZERO_SHOT_LABELS:
             _withdraw(rt, session, function, row)
             return None

@@ -18,7 +18,12 @@ router = APIRouter(prefix="/v1/functions", tags=["functions"])
 async def create_function(body: FunctionCreate, rt: RuntimeDep, caller: AdminKey) -> FunctionPublic:
     caller.require_every_function("create functions")
     function = await run_in_threadpool(
-        service.create_function, rt, name=body.name, labels=body.labels, backbone=body.backbone
+        service.create_function,
+        rt,
+        name=body.name,
+        labels=body.labels,
+        backbone=body.backbone,
+        preset=body.preset,
     )
     with session_scope(rt.engine) as session:
         return service.function_public(session, function)

@@ -11,6 +11,13 @@ class FunctionCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     labels: list[str] = Field(default_factory=list, max_length=1000)
     backbone: str | None = Field(default=None, max_length=500)
+    preset: str | None = Field(
+        default=None,
+        max_length=100,
+        description="imagenet: version 0 is a pretrained ImageNet classifier (the backbone's own, "
+        "or CLIP zero-shot over the class names), serving before any label; `labels` then "
+        "restricts it to those ImageNet classes, probabilities renormalised.",
+    )
 
 
 class FunctionPublic(Schema):

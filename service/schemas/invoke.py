@@ -40,8 +40,9 @@ class InvokeResult(Schema):
     label_confidences: list[LabelConfidence]
     model_version: int | None = Field(
         description="The model version that answered: 0 is the zero-shot head built from the "
-        "label names (backbones with a text tower, before a trained head beats it), 1 and up "
-        "are trained heads, null means no model yet (cold start)."
+        "label names (backbones with a text tower, before a trained head beats it), or a "
+        "preset's pretrained classifier (a function created with `preset`); 1 and up are "
+        "trained heads, null means no model yet (cold start)."
     )
     capture: CaptureInfo | None = None
 

@@ -33,12 +33,15 @@ class ModelVersionPublic(Schema):
 
     @computed_field(  # type: ignore[prop-decorator]
         description="zero_shot: version 0, built from the label names (and descriptions) by the "
-        "backbone's text tower, serving until a trained head beats it; trained: a head trained "
-        "on labelled samples."
+        "backbone's text tower, serving until a trained head beats it; preset: version 0 of a "
+        "function created from a preset (a pretrained classifier), serving until a trained head "
+        "beats it; trained: a head trained on labelled samples."
     )
     @property
-    def kind(self) -> Literal["zero_shot", "trained"]:
-        return "zero_shot" if self.head == "zero_shot" else "trained"
+    def kind(self) -> Literal["zero_shot", "preset", "trained"]:
+        if self.head == "zero_shot":
+            return "zero_shot"
+        return "preset" if self.head == "preset" else "trained"
 
     @field_validator("metrics")
     @classmethod

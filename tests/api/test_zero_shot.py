@@ -231,6 +231,8 @@ def test_replicas_serve_the_same_version_0_as_labels_change(settings: Settings) 
 def test_openapi_documents_version_0_and_the_model_kind(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     kind = schemas["ModelVersionPublic"]["properties"]["kind"]
-    assert kind["enum"] == ["zero_shot", "trained"] and "label names" in kind["description"]
+    assert (
+        kind["enum"] == ["zero_shot", "preset", "trained"] and "label names" in kind["description"]
+    )
     model_version = schemas["InvokeResult"]["properties"]["modelVersion"]
     assert "0 is the zero-shot head" in model_version["description"]

@@ -87,6 +87,8 @@ def test_functions_samples_training_and_invoke(live_url: str, tmp_path: Path) ->
         empty = winnow.create_function("Empty")
         with pytest.raises(Conflict):
             winnow.train(empty.id)  # no labelled samples
+        pets = winnow.create_function("Pets", ["tabby cat", "goldfish"], preset="imagenet")
+        assert pets.deployed_version == 0 and pets.label_count == 2  # a preset answers at once
         winnow.delete_function(fn.id)
         assert winnow.find_function("IsRed") is None
 

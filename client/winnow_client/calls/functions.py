@@ -10,11 +10,19 @@ from winnow_client.models import Function, Label
 
 
 def create_function(
-    name: str, labels: Iterable[str] = (), *, backbone: str | None = None
+    name: str,
+    labels: Iterable[str] = (),
+    *,
+    backbone: str | None = None,
+    preset: str | None = None,
 ) -> Call[Function]:
+    """A new function; with ``preset="imagenet"`` version 0 is a pretrained ImageNet classifier
+    (``labels`` then restricts it to those ImageNet classes)."""
     body: dict[str, Any] = {"name": name, "labels": list(labels)}
     if backbone:
         body["backbone"] = backbone
+    if preset:
+        body["preset"] = preset
     return Call("POST", "/v1/functions", one(Function), json=body)
 
 
