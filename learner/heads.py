@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -257,6 +257,28 @@ def needs_unlabeled(family: HeadFamily) -> bool:
     return bool(getattr(family, "needs_unlabeled", False))
 
 
+def traffic_applies(family: HeadFamily, shape: DataShape, unlabeled: np.ndarray | None) -> bool:
+    """Whether ``family`` (one with ``needs_unlabeled``) is worth trying on this much traffic."""
+    if unlabeled is None:
+        return False
+    return bool(family.applies(shape, len(unlabeled)))  # type: ignore[attr-defined]
+
+
+def with_traffic(
+    candidates: list[Candidate], shape: DataShape, unlabeled: np.ndarray | None
+) -> list[Candidate]:
+    """Explicit ``candidates`` with the traffic given to those that learn from it, dropping
+    those the traffic does not justify (the rule :func:`default_candidates` applies)."""
+    out = []
+    for candidate in candidates:
+        family = HEAD_FAMILIES.get(candidate.name)
+        if family is None or not needs_unlabeled(family) or candidate.unlabeled is not None:
+            out.append(candidate)
+        elif traffic_applies(family, shape, unlabeled):
+            out.append(replace(candidate, unlabeled=unlabeled))
+    return out
+
+
 def default_candidates(
     shape: DataShape, *, prior: Any = None, unlabeled: np.ndarray | None = None
 ) -> list[Candidate]:
@@ -273,9 +295,7 @@ def default_candidates(
     for family in HEAD_FAMILIES.values():
         if needs_text_prior(family) and prior is None:
             continue
-        if needs_unlabeled(family) and (
-            unlabeled is None or not family.applies(shape, len(unlabeled))  # type: ignore[attr-defined]
-        ):
+        if needs_unlabeled(family) and not traffic_applies(family, shape, unlabeled):
             continue
         candidates += [
             Candidate(
