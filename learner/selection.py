@@ -18,6 +18,10 @@ Labels with a single sample cannot be held out without vanishing from training, 
 a test fold (``UNSCORED_FOLD``): they are in every training split and in the final refit, but CV
 scores and metrics are computed on the other samples only. ``TrainResult.unscored_labels`` says
 which labels that concerns.
+
+Augmented views of labelled images (``groups`` and ``is_view``) are trained on in every split
+that holds their image and in the final refit, but never scored, and never trained on while
+their image is held out (see :mod:`learner.crossval`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from learner.crossval import (
     assign_folds,
     blas_thread_limit,
     cross_validated_predictions,
+    group_ids,
+    training_rows,
     validated_training_data,
 )
 from learner.heads import Candidate, DataShape, default_candidates, with_traffic
@@ -110,6 +116,8 @@ class TrainResult:
         folds: (n_samples,) test fold index of every sample, ``UNSCORED_FOLD`` for unscored ones.
         seed: the seed that shuffled the folds.
         train_seconds: wall time of the whole selection including the final refit.
+        groups: (n_samples,) group id per row when trained with augmented views (pass them to
+            :func:`cross_validated_predictions` with ``folds``), ``None`` otherwise.
     """
 
     head: TemperatureScaledHead
@@ -126,6 +134,7 @@ class TrainResult:
     folds: np.ndarray
     seed: int
     train_seconds: float
+    groups: np.ndarray | None = None
 
     @property
     def candidate_name(self) -> str:
@@ -165,6 +174,8 @@ def train_head(
     blas_threads: int | None = 1,
     text_prior: Any = None,
     unlabeled: np.ndarray | None = None,
+    groups: np.ndarray | Sequence[object] | None = None,
+    is_view: np.ndarray | Sequence[bool] | None = None,
 ) -> TrainResult:
     """Cross-validate candidate heads, pick the best and refit it on all samples.
 
@@ -182,14 +193,22 @@ def train_head(
             leaves the process setting alone.
         text_prior: the labels' :class:`learner.few_shot.TextPrior` (backbones with a text
             tower): the default candidates then include the few-shot family that starts from it.
+        unlabeled: ``(m, dim)`` unlabelled traffic vectors: the default candidates then include
+            the semi-supervised family.
+        groups: one id per row, shared by a labelled image and its augmented views.
+        is_view: ``True`` for the rows that are augmented views (needs ``groups``): they are
+            trained on but never scored, and the folds are those of the originals alone.
 
     Raises:
         NotEnoughData: fewer than two labels, or no label with at least two samples.
     """
     started = time.perf_counter()
     features, labels = validated_training_data(X, y)
-    folds = assign_folds(labels, max_folds=max_folds, seed=seed)
-    shape = _data_shape(features, labels, folds)
+    if is_view is not None and groups is None:
+        raise ValueError("is_view needs groups: which image each view belongs to")
+    folds = assign_folds(labels, max_folds=max_folds, seed=seed, is_view=is_view)
+    group_of = None if groups is None else group_ids(groups, len(labels))
+    shape = _data_shape(features, labels, folds, group_of)
     if candidates is None:
         candidates = default_candidates(shape, prior=text_prior, unlabeled=unlabeled)
     else:
@@ -201,11 +220,11 @@ def train_head(
     true_idx = np.searchsorted(label_order, labels[scored])
 
     shuffles = [folds] + [
-        assign_folds(labels, max_folds=max_folds, seed=seed + 7919 * repeat)
+        assign_folds(labels, max_folds=max_folds, seed=seed + 7919 * repeat, is_view=is_view)
         for repeat in range(1, cv_repeats(int(scored.sum())))
     ]
     with blas_thread_limit(blas_threads):
-        scores, oof = _score_candidates(candidates, features, labels, shuffles)
+        scores, oof = _score_candidates(candidates, features, labels, shuffles, group_of)
         ranking = sorted(
             range(len(scores)),
             key=lambda i: (-round(scores[i].accuracy, 12), round(scores[i].log_loss, 12), i),
@@ -236,6 +255,7 @@ def train_head(
         folds=folds,
         seed=seed,
         train_seconds=time.perf_counter() - started,
+        groups=group_of,
     )
 
 
@@ -249,6 +269,7 @@ def _score_candidates(
     features: np.ndarray,
     labels: np.ndarray,
     shuffles: Sequence[np.ndarray],
+    groups: np.ndarray | None,
 ) -> tuple[list[CandidateScore], list[tuple[np.ndarray, np.ndarray]]]:
     """CV score of every candidate over ``shuffles`` (fold assignments), and its out-of-fold
     ``(pred, proba)`` on the first, in input order."""
@@ -262,7 +283,7 @@ def _score_candidates(
         accuracies, losses = [], []
         for repeat, shuffle in enumerate(shuffles):
             pred, proba = cross_validated_predictions(
-                candidate, features, labels, shuffle, blas_threads=None
+                candidate, features, labels, shuffle, blas_threads=None, groups=groups
             )
             correct = pred[scored] == labels[scored]
             accuracies.append(float(np.mean(correct)))
@@ -288,12 +309,15 @@ def _score_candidates(
     return scores, oof
 
 
-def _data_shape(features: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> DataShape:
+def _data_shape(
+    features: np.ndarray, labels: np.ndarray, folds: np.ndarray, groups: np.ndarray | None
+) -> DataShape:
     """Sizes of the smallest CV training split, which every default candidate must fit on."""
     n_train = len(labels)
     min_class_count = len(labels)
+    group_of = group_ids(groups, len(labels))
     for fold in np.unique(folds[folds != UNSCORED_FOLD]):
-        train_labels = labels[folds != fold]
+        train_labels = labels[training_rows(folds, group_of, fold)]
         n_train = min(n_train, len(train_labels))
         min_class_count = min(
             min_class_count, int(np.unique(train_labels, return_counts=True)[1].min())
