@@ -19,6 +19,11 @@ every input goes through :meth:`capture.CaptureController.decide_cold_start` (ty
 uncovered regions of traffic), and the first round's labels are those captures. Random capture is
 the same stream with every input labelled in order.
 
+Traffic: like the service, a run keeps a sample of the function's recent traffic (the last
+:data:`TRAFFIC_SAMPLE` distinct inputs served, captured or not) and hands it to every training as
+``unlabeled``; candidates that learn from traffic (:mod:`learner.semi_supervised`) use it, the
+others ignore it.
+
 Time is simulated: each input advances a fake clock by ``3600 / items_per_hour`` seconds, so the
 policy's hourly and daily budgets apply as they would in production.
 """
@@ -26,6 +31,7 @@ policy's hourly and daily budgets apply as they would in production.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +39,9 @@ import numpy as np
 
 from capture import CaptureController, CapturePolicy, VectorIndex, add_pending
 from learner import Candidate, TrainResult, train_head
+
+TRAFFIC_SAMPLE = 2000
+"""Distinct recent inputs the service keeps per function for training (its default)."""
 
 # Head trained on the labelled items -> called at every checkpoint (e.g. to record accuracy);
 # None when the labels so far cannot train one (a single class, possible only from cold start).
@@ -99,9 +108,31 @@ def _train(
     chosen: Sequence[int] | np.ndarray,
     seed: int,
     candidates: Sequence[Candidate] | None,
+    traffic: Sequence[int] = (),
 ) -> TrainResult:
     picked = np.asarray(chosen, dtype=np.int64)
-    return train_head(vectors[picked], labels[picked], seed=seed, candidates=candidates)
+    unlabeled = vectors[np.asarray(traffic, dtype=np.int64)] if len(traffic) else None
+    return train_head(
+        vectors[picked], labels[picked], seed=seed, candidates=candidates, unlabeled=unlabeled
+    )
+
+
+class RecentTraffic:
+    """The pool indices of the last ``size`` distinct inputs served (the service's sample)."""
+
+    def __init__(self, size: int = TRAFFIC_SAMPLE) -> None:
+        self._size = size
+        self._items: OrderedDict[int, None] = OrderedDict()
+
+    def add(self, item: int) -> None:
+        if item in self._items:  # a repeat is not a new input (the service dedups repeats)
+            return
+        self._items[item] = None
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def items(self) -> list[int]:
+        return list(self._items)
 
 
 def run_random(
@@ -113,11 +144,15 @@ def run_random(
     seed: int,
     candidates: Sequence[Candidate] | None,
     on_checkpoint: CheckpointHook,
+    traffic: int = 0,
 ) -> None:
-    """Random capture: the first ``n`` inputs of the stream are the labels at checkpoint ``n``."""
+    """Random capture: the first ``n`` inputs of the stream are the labels at checkpoint ``n``;
+    with ``traffic`` > 0, the next ``traffic`` inputs are the unlabelled traffic it saw beside
+    them (as if it labelled one input in several)."""
     for count in checkpoints:
         chosen = order[:count]
-        on_checkpoint(count, _train(vectors, labels, chosen, seed, candidates), chosen)
+        seen = order[count : count + traffic]
+        on_checkpoint(count, _train(vectors, labels, chosen, seed, candidates, seen), chosen)
 
 
 def run_pool_margin(
@@ -201,6 +236,7 @@ def run_capture(
     taken[labelled] = True
     log = StreamLog()
     traffic = _Traffic(order, taken, start=cold_start)
+    recent = RecentTraffic()
     result = _train(vectors, labels, labelled, seed, candidates) if labelled else None
     for target in checkpoints:
         head = None if result is None else result.head
@@ -210,6 +246,7 @@ def run_capture(
         served_before = log.inputs_seen
         for item, proba in served:
             log.inputs_seen += 1
+            recent.add(item)
             now[0] += 3600.0 / items_per_hour
             if refit_in is not None:
                 refit_in -= 1
@@ -245,7 +282,7 @@ def run_capture(
             counts[str(labels[item])] = counts.get(str(labels[item]), 0) + 1
         labelled += pending
         result = (
-            _train(vectors, labels, labelled, seed, candidates)
+            _train(vectors, labels, labelled, seed, candidates, recent.items())
             if trainable(labels[labelled])
             else None
         )

@@ -12,7 +12,9 @@ then on. Compared at 10, 20, 40 and 80 labels with:
 * ``typiclust_offline``: a reference invoke capture cannot be: TypiClust over the whole pool at
   once (k-means into ``n`` clusters, the most typical member of each).
 
-Accuracy is that of ``learner.train_head`` (logistic grid) on the labels, on the test split.
+Accuracy is that of ``learner.train_head`` (logistic grid) on the labels, on the test split; with
+``--traffic on`` (the default, as the service trains) winnow's heads may also learn from the
+stream's recent traffic (:mod:`learner.semi_supervised`), the baselines' never do.
 
 The rules row: a rule with 5 example images of one class (drawn from the pool), in traffic of all
 classes (the test split, through :class:`capture.CaptureController`), for every class and seed:
@@ -57,11 +59,13 @@ from capture import CaptureController, CapturePolicy, VectorIndex  # noqa: E402
 from capture.rules import DEFAULT_RULE_SIMILARITY, CaptureRule  # noqa: E402
 from learner import Candidate, TrainResult, train_head  # noqa: E402
 from learner.heads import LogisticRegressionFamily  # noqa: E402
+from learner.semi_supervised import SpreadingFamily  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BUDGETS = (10, 20, 40, 80)
 ROUND = 10  # annotations between retrains (the scheduler's default threshold)
 HEADS = [Candidate("logistic_regression", {"C": c}) for c in LogisticRegressionFamily.c_grid]
+TRAFFIC_HEADS = HEADS + [Candidate("label_spreading", {"C": c}) for c in SpreadingFamily.c_grid]
 RULE_EXAMPLES = 5
 TUNING_GRID = (0.6, 0.65, 0.68, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75, 0.8, 0.85)
 
@@ -100,7 +104,11 @@ def typiclust_offline(vectors: np.ndarray, budget: int, seed: int, knn: int = 20
 
 
 def run_seed(
-    data: BenchmarkData, seed: int, policy: CapturePolicy, refit_lag: int | None = None
+    data: BenchmarkData,
+    seed: int,
+    policy: CapturePolicy,
+    refit_lag: int | None = None,
+    traffic: bool = True,
 ) -> dict[str, Any]:
     """Every strategy on one stream; curves keyed by label count."""
     started = time.perf_counter()
@@ -128,7 +136,7 @@ def run_seed(
         checkpoints=checkpoints,
         seed=seed,
         items_per_hour=360.0,
-        candidates=HEADS,
+        candidates=TRAFFIC_HEADS if traffic else HEADS,
         on_checkpoint=record,
         reasons_at=reasons,
         refit_lag=refit_lag,
@@ -230,6 +238,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="cold-start refits by a worker, landing N inputs late (default: inline)",
     )
+    parser.add_argument(
+        "--traffic",
+        choices=("on", "off"),
+        default="on",
+        help="winnow's heads also learn from the stream's recent traffic (on: as the service)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = load_benchmark_data(args.pool, args.val, args.test)
@@ -251,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     policy = CapturePolicy()
     seeds = []
     for seed in args.seeds:
-        seeds.append(run_seed(data, seed, policy, args.refit_lag))
+        seeds.append(run_seed(data, seed, policy, args.refit_lag, args.traffic == "on"))
         print(f"seed {seed}: {seeds[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     report = {
         "benchmark": "cold_start",
@@ -260,6 +274,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "budgets": list(BUDGETS),
             "retrain_every": ROUND,
             "refit_lag": args.refit_lag,
+            "traffic": args.traffic,
         },
         "data": data.describe(),
         "machine": platform.platform(),

@@ -11,11 +11,19 @@ the review queue in rounds and the head retrained by ``learner.train_head`` afte
   (``--hand-cold-start``: from the same hand-labelled random inputs as the baselines instead);
 * ``margin``: uncertainty only (margin; no coverage balancing, novelty, rare-class boost, random
   slice or duplicate suppression), same rate and budgets;
-* ``random``: every input of the stream labelled in order (random capture);
+* ``random``: every input of the stream labelled in order (random capture), heads trained on the
+  labels alone;
+* ``random_traffic`` (with ``--traffic on``): the same labels, heads also learning from the next
+  2,000 inputs of the stream as unlabelled traffic (what traffic adds without capture);
 * ``pool_margin``: offline pool-based margin sampling (each round labels the least-margin
   inputs of the whole unlabelled pool), the classic strong baseline of pool-based benchmarks
   such as LabelBench; a reference only, since invoke sees each input once;
 * ``whole_pool``: one head trained on every pool image.
+
+With ``--traffic on`` (the default, as the service trains) ``winnow`` and ``margin`` train from
+the logistic grid plus the semi-supervised candidates over the stream's recent traffic
+(:mod:`learner.semi_supervised`, :data:`bench.capture_sim.TRAFFIC_SAMPLE` inputs); ``--traffic
+off`` gives the same streams with labels alone, to measure what traffic adds.
 
 B1 reports test accuracy per label budget (mean, std, min, max over seeds), a curve, and the
 headline ratio: the labels ``winnow`` needs to reach ``random``'s accuracy at the largest budget
@@ -30,7 +38,7 @@ accuracy instead of test accuracy and writes nothing unless ``--output`` is give
 
 Usage (from the repository root)::
 
-    python -m bench.label_efficiency --quick          # 3000-image pool, 5 seeds (default)
+    python -m bench.label_efficiency --quick          # 3000-image pool, 10 seeds (default)
     python -m bench.label_efficiency --full           # 55000-image pool, 10 seeds, up to 5500
     python -m bench.label_efficiency --subset 2000 --seeds 0 1 2
 
@@ -59,6 +67,7 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/label_efficienc
     sys.path.insert(0, str(ROOT))
 
 from bench.capture_sim import (  # noqa: E402
+    TRAFFIC_SAMPLE,
     StreamLog,
     cold_start_size,
     round_schedule,
@@ -78,6 +87,7 @@ from learner import (  # noqa: E402
     train_head,
 )
 from learner.heads import LogisticRegressionFamily  # noqa: E402
+from learner.semi_supervised import SpreadingFamily  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CAPTURE_STRATEGIES = ("winnow", "margin")
@@ -86,7 +96,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "subset": 3000,
         "val": 1000,
         "test": 1000,
-        "seeds": [0, 1, 2, 3, 4],
+        "seeds": list(range(10)),
         "budgets": [20, 40, 80, 150, 300],
         "heads": "logistic",
         "growth": 0.5,
@@ -102,7 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "val": 5000,
         "test": 10000,
         "seeds": list(range(10)),
-        "budgets": [20, 40, 80, 150, 300, 600, 1000, 2000, 3500, 5500],
+        "budgets": [20, 40, 80, 150, 300, 600, 1000, 2000, 2750, 3500, 5500],
         "heads": "logistic",
         "growth": 0.5,
     },
@@ -115,6 +125,17 @@ HEAD_GRIDS: dict[str, list[Candidate] | None] = {
         Candidate("logistic_regression", {"C": c}) for c in LogisticRegressionFamily.c_grid
     ],
 }
+
+
+def candidates_for(args: argparse.Namespace) -> list[Candidate] | None:
+    """The heads winnow trains from: ``--heads``'s grid, plus with ``--traffic on`` the
+    semi-supervised candidates that also learn from the stream's recent traffic (the default
+    grid has them already)."""
+    grid = HEAD_GRIDS[args.heads]
+    if grid is None or args.traffic == "off":
+        return grid
+    spreading = SpreadingFamily()
+    return grid + [Candidate(spreading.name, {"C": c}) for c in spreading.c_grid]
 
 
 def uncertainty_only(policy: CapturePolicy) -> CapturePolicy:
@@ -273,7 +294,12 @@ def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
 def run_seed(
     data: BenchmarkData, seed: int, args: argparse.Namespace, policy: CapturePolicy
 ) -> dict[str, Any]:
-    """Every strategy on one stream; curves keyed by label count."""
+    """Every strategy on one stream; curves keyed by label count.
+
+    ``random`` and ``pool_margin`` train on their labels alone (the baselines); ``winnow`` and
+    ``margin`` train as the service does, with its traffic when ``--traffic on``, and so does
+    ``random_traffic``, a reference: random labels plus the next :data:`TRAFFIC_SAMPLE` inputs
+    of the stream as traffic."""
     evaluate_on = data.val if args.tune_on == "val" else data.test
     order = np.random.default_rng(seed).permutation(len(data.pool.labels))
     cold = cold_start_size(data.pool.labels, order, args.cold_start)
@@ -301,6 +327,19 @@ def run_seed(
         on_checkpoint=recorder(random_curve, {}),
     )
     out["curves"]["random"] = random_curve
+    if args.traffic == "on":
+        random_traffic: dict[int, float] = {}
+        run_random(
+            data.pool.vectors,
+            data.pool.labels,
+            order,
+            sorted(args.budgets),
+            seed=seed,
+            candidates=candidates_for(args),
+            on_checkpoint=recorder(random_traffic, {}),
+            traffic=TRAFFIC_SAMPLE,
+        )
+        out["curves"]["random_traffic"] = random_traffic
     pool_curve: dict[int, float] = {}
     run_pool_margin(
         data.pool.vectors,
@@ -327,7 +366,7 @@ def run_seed(
             checkpoints=[cold, *checkpoints] if from_traffic else checkpoints,
             seed=seed,
             items_per_hour=args.items_per_hour,
-            candidates=HEAD_GRIDS[args.heads],
+            candidates=candidates_for(args),
             on_checkpoint=recorder(curve, last),
         )
         out["curves"][name] = curve
@@ -414,12 +453,25 @@ def aggregate(
     }
     ten_percent = [b for b in budgets if b <= 0.1 * pool_size]
     best_small = max((per_budget["winnow"][str(b)]["mean"] for b in ten_percent), default=None)
+    five_percent = [b for b in budgets if b <= 0.05 * pool_size]
+    at_five = per_budget["winnow"][str(max(five_percent))]["mean"] if five_percent else None
+    worst_stream = {  # per budget, the stream where winnow is furthest below random
+        str(b): min(s["curves"]["winnow"][b] - s["curves"]["random"][b] for s in seeds)
+        for b in budgets
+    }
+    small = [str(b) for b in (20, 40) if b in budgets]
     return {
         "accuracy": per_budget,
         "headline_ratio": ratios["winnow"],
         "ratio_by_strategy": ratios,
         "winnow_minus_random": gaps,
+        "worst_stream_minus_random": worst_stream,
         "targets": {
+            "8pt_above_random_at_20_and_40": bool(small and min(gaps[b] for b in small) >= 0.08),
+            "no_stream_3pt_below_random": bool(min(worst_stream.values()) >= -0.03),
+            "within_0.5pt_of_whole_pool_at_5pct": bool(
+                at_five is not None and at_five >= whole_pool["accuracy"] - 0.005
+            ),
             "ratio_at_most_0.5": bool(
                 ratios["winnow"]["max"] is not None and ratios["winnow"]["max"] <= 0.5
             ),
@@ -433,6 +485,7 @@ def aggregate(
             ),
         },
         "winnow_best_at_10pct_pool": best_small,
+        "winnow_at_5pct_pool": at_five,
     }
 
 
@@ -519,6 +572,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         "winnow": "tab:green",
         "margin": "tab:orange",
         "random": "tab:blue",
+        "random_traffic": "tab:cyan",
         "pool_margin": "tab:purple",
     }
     for name, colour in colours.items():
@@ -589,7 +643,7 @@ def print_table(report: dict[str, Any]) -> None:
     )
     others = ", ".join(
         f"{name} {_ratio_text(ratio)}" for name, ratio in summary["ratio_by_strategy"].items()
-        if name != "winnow"
+        if name not in ("winnow", "random_traffic")
     )  # fmt: skip
     print(f"the same ratio for {others}")
     print(f"targets: {summary['targets']}")
@@ -659,6 +713,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(HEAD_GRIDS),
         help="candidate heads for train_head (default grid or logistic only)",
     )
+    parser.add_argument(
+        "--traffic",
+        choices=("on", "off"),
+        default="on",
+        help="winnow's heads also learn from the stream's recent traffic (on: as the service)",
+    )
     parser.add_argument("--tune-on", choices=("test", "val"), default="test")
     parser.add_argument("--threads", type=int, default=2, help="torch threads when embedding")
     parser.add_argument(
@@ -674,6 +734,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.budgets = sorted(args.budgets)
     if "winnow" not in args.strategies:
         parser.error("--strategies must include winnow")
+    if args.traffic == "off" and HEAD_GRIDS[args.heads] is None:
+        parser.error("--traffic off needs an explicit --heads grid (the default grid has it)")
     return args
 
 

@@ -82,10 +82,11 @@ def b1_rows(report: dict[str, Any]) -> list[Row]:
             verdict(targets.get("within_1pt_of_whole_pool_at_10pct")),
         ),
     ]
+    rows += _traffic_target_rows(report)
     references = {
         name: found
         for name, found in summary.get("ratio_by_strategy", {}).items()
-        if name != "winnow"
+        if name not in ("winnow", "random_traffic")
     }
     if references:
         names = {"margin": "uncertainty-only capture", "pool_margin": "offline pool-based margin"}
@@ -124,6 +125,42 @@ def b1_rows(report: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
+
+
+def _traffic_target_rows(report: dict[str, Any]) -> list[Row]:
+    """Issue 30's B1 targets, in runs that report them (winnow learning from traffic)."""
+    summary = report.get("summary", {})
+    targets, gaps = summary.get("targets", {}), summary.get("winnow_minus_random", {})
+    if "8pt_above_random_at_20_and_40" not in targets:
+        return []
+    small = [b for b in ("20", "40") if b in gaps]
+    worst = summary.get("worst_stream_minus_random", {})
+    worst_budget = min(worst, key=lambda b: worst[b]) if worst else None
+    return [
+        (
+            "B1 winnow (capture, heads learning from traffic) minus random labels at "
+            + " and ".join(small)
+            + " labels (mean of seeds)",
+            "; ".join(f"{gaps[b] * 100:+.1f} pt" for b in small),
+            ">= +8 pt",
+            verdict(targets.get("8pt_above_random_at_20_and_40")),
+        ),
+        (
+            "B1 the single stream where winnow is furthest below random, at any budget",
+            "n/a"
+            if worst_budget is None
+            else f"{worst[worst_budget] * 100:+.1f} pt (at {worst_budget} labels)",
+            ">= -3 pt",
+            verdict(targets.get("no_stream_3pt_below_random")),
+        ),
+        (
+            "B1 winnow accuracy with 5% of the pool labelled vs whole pool",
+            f"{pct(mean_of(summary.get('winnow_at_5pct_pool')))} vs "
+            f"{pct(mean_of(report.get('whole_pool', {}).get('accuracy')))}",
+            "within 0.5 pt",
+            verdict(targets.get("within_0.5pt_of_whole_pool_at_5pct")),
+        ),
+    ]
 
 
 def _calibration_references(b1b: dict[str, Any]) -> str:
@@ -706,8 +743,164 @@ def _b11_reference(report: dict[str, Any]) -> str:
     return f"; the head on the whole pool{images} with every label right {pct(reference)}"
 
 
+def _on_minus_off(on: dict[str, Any], off: dict[str, Any], name: str, base: str) -> str:
+    """Per budget, ``name``'s mean accuracy in ``on`` minus ``base``'s in ``off``."""
+    on_acc, off_acc = on["summary"]["accuracy"], off["summary"]["accuracy"]
+    return ", ".join(
+        f"{budget}: {(on_acc[name][budget]['mean'] - off_acc[base][budget]['mean']) * 100:+.1f}"
+        for budget in on_acc[name]
+        if budget in off_acc.get(base, {})
+    )
+
+
+def traffic_rows(off: dict[str, Any], on_name: str, bench: str) -> list[Row]:
+    """What learning from traffic adds: the same streams with ``--traffic on`` (``on_name``'s
+    results) against ``--traffic off`` (``off``), pt by label budget."""
+    on = load(on_name)
+    if on is None or on.get("config", {}).get("traffic", "on") != "on":
+        return []
+    seeds = len(off.get("seeds", [])) or "?"
+    rows: list[Row] = [
+        (
+            f"{bench} what learning from traffic adds to winnow's heads (same {seeds} streams, "
+            "--traffic on minus off, pt at each label count)",
+            _on_minus_off(on, off, "winnow", "winnow"),
+            "—",
+            "—",
+        )
+    ]
+    if "random_traffic" in on["summary"]["accuracy"]:
+        rows.append(
+            (
+                f"{bench} the same for random labels (the next 2,000 inputs of the stream as "
+                "traffic, minus labels alone)",
+                _on_minus_off(on, on, "random_traffic", "random"),
+                "—",
+                "—",
+            )
+        )
+    return rows
+
+
+def b1_traffic_rows(report: dict[str, Any]) -> list[Row]:
+    return traffic_rows(report, "label_efficiency", "B1")
+
+
+def b5_traffic_rows(report: dict[str, Any]) -> list[Row]:
+    return traffic_rows(report, "cold_start", "B5")
+
+
+def preset_rows(report: dict[str, Any]) -> list[Row]:
+    photos = report["photos"]
+    rows: list[Row] = []
+    for parity in report["parity"]:
+        same = [name for name, photo in parity["photos"].items() if photo["same_order"]]
+        differ = [
+            f"{name} {photo['overlap']}/5" for name, photo in parity["photos"].items()
+            if not photo["same_order"]
+        ]  # fmt: skip
+        rows.append(
+            (
+                f"B12 imagenet preset on EfficientNet-Lite0 (tower {parity['precision']}): photos "
+                f"whose top 5 is the backbone's own classifier's, in order ({len(photos)} offline "
+                "photos: scikit-image's and scikit-learn's)",
+                f"{len(same)} of {len(parity['photos'])}"
+                + (f" (otherwise {', '.join(differ)})" if differ else ""),
+                "all",
+                verdict(len(same) == len(parity["photos"])),
+            )
+        )
+    cat = report.get("cat_photo_top1")
+    if cat:
+        rows.append(
+            (
+                "B12 the cat photo's top label",
+                str(cat["label"]),
+                "a cat class",
+                verdict(bool(cat["is_cat_class"])),
+            )
+        )
+    latency = report["latency"]
+    ratios = latency["ratio_to_trained"]
+    rows.append(
+        (
+            "B12 invoke latency of a preset function over a trained one's "
+            f"({latency['trained_head']} head; median of {latency['repeats']}, with capture): "
+            "1,000 labels; a 4-label subset",
+            f"{ratios['preset_1000/capture']:.2f}x; {ratios['preset_4/capture']:.2f}x",
+            "—",
+            "—",
+        )
+    )
+    return rows
+
+
+def augmentation_rows(report: dict[str, Any]) -> list[Row]:
+    seeds = len(report.get("seeds", [])) or "?"
+    names = {"selected": "the head train_head selects", "logistic": "a fixed logistic head"}
+    rows: list[Row] = []
+    for head in ("selected", "logistic"):
+        cells = [r for r in report["accuracy"] if r["head"] == head]
+        views = sorted({r["k"] for r in cells if r["k"]})
+
+        def gains(per_class: int, cells: list[dict[str, Any]] = cells) -> str:
+            row = [r for r in cells if r["per_class"] == per_class]
+            base = next(r["accuracy_mean"] for r in row if not r["k"])
+            added = " ".join(f"{r['gain_mean_pt']:+.1f}" for r in row if r["k"])
+            return f"{per_class}/class: {added} pt (from {base:.1f}%)"
+
+        per_class = sorted({r["per_class"] for r in cells})
+        rows.append(
+            (
+                f"Augmented views (not shipped): {names[head]}, test accuracy gain with k views of "
+                f"each labelled image (k = {', '.join(map(str, views))}; Fashion-MNIST, "
+                f"{seeds} seeds, paired)",
+                "; ".join(gains(n) for n in per_class),
+                ">= +1 pt to ship",
+                verdict(any(r["gain_mean_pt"] >= 1.0 for r in cells if r["k"])),
+            )
+        )
+    costs = report["upload_cost"]
+    rows.append(
+        (
+            "Augmented views: upload time per image with k views over without (one thread, median)",
+            "; ".join(
+                f"{image}: "
+                + ", ".join(f"k={c['k']} {c['ratio']:.1f}x" for c in costs if c["image"] == image)
+                for image in dict.fromkeys(c["image"] for c in costs)
+            ),
+            "—",
+            "—",
+        )
+    )
+    return rows
+
+
+def traffic_flush_rows(report: dict[str, Any]) -> list[Row]:
+    results = report["results"]
+    return [
+        (
+            f"Traffic sample: one flush of {results[db]['functions']} functions x "
+            f"{results[db]['rows_per_function']} vectors ({report['dim']}-d) into {db} "
+            "(serving worker, off the invoke path); reading a full ring of "
+            f"{report['size']:,} at training",
+            f"{results[db]['flush_ms_per_function']:.1f} ms per function; "
+            f"{results[db]['read_full_ring_ms_median']:.0f} ms",
+            "—",
+            "—",
+        )
+        for db in results
+    ]
+
+
 SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("label_efficiency", "python -m bench.run --only b1", b1_rows),
+    (
+        "label_efficiency_no_traffic",
+        "python -m bench.label_efficiency --quick --seeds 0 1 2 3 4 5 6 7 8 9 --traffic off "
+        "--output bench/results/label_efficiency_no_traffic.json",
+        b1_traffic_rows,
+    ),
     ("label_efficiency_full", "python -m bench.run --only b1 --full", b1_full_rows),
     ("serving", "python -m bench.run --only b2", b2_rows),
     ("serving_clip", "python -m bench.run --only b2", b2_rows),
@@ -721,6 +914,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("retrain_cost", "python -m bench.run --only b4", b4_rows),
     ("retrain_cost_full", "python -m bench.run --only b4 --full", b4_rows),
     ("cold_start", "python -m bench.run --only b5", b5_rows),
+    (
+        "cold_start_no_traffic",
+        "python -m bench.cold_start --traffic off "
+        "--output bench/results/cold_start_no_traffic.json",
+        b5_traffic_rows,
+    ),
     ("label_errors", "python -m bench.run --only b6", b6_rows),
     ("novelty", "python -m bench.run --only b7", b7_rows),
     ("invoke_latency", "python -m bench.invoke_latency --checkout OLD --checkout .", b8_rows),
@@ -733,6 +932,9 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("many_functions", "python -m bench.many_functions", b9_rows),
     ("onnx_export", "python -m bench.onnx_export", b10_rows),
     ("team_review", "python -m bench.team_review", b11_rows),
+    ("preset", "python -m bench.preset", preset_rows),
+    ("augmentation", "python -m bench.augmentation", augmentation_rows),
+    ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
 ]
