@@ -5,15 +5,6 @@ the retrain scheduler can evaluate the deployed champion on exactly those folds 
 to replace it. The winner is refitted on every sample and wrapped with a temperature fitted on its
 out-of-fold probabilities (see :mod:`learner.calibration`).
 
-Small data is cross-validated several times over (:func:`cv_repeats`: new fold shuffles until
-about :data:`MIN_PREDICTIONS` held-out predictions per candidate, at most :data:`MAX_REPEATS`), and
-candidates are ranked by their mean over the repeats. With 20 labels one shuffle scores each
-candidate on ~17 predictions, where one sample is 6 points: with more candidates the one that
-got lucky on that shuffle wins (a winner's curse). On Fashion-MNIST validation data, 10 streams of
-random labels, the head chosen from the logistic and semi-supervised grids reached 47.6% (20
-labels) and 64.5% (40) with one shuffle, 51.1% and 68.0% with five. The first shuffle's folds and
-out-of-fold predictions are the ones returned (the champion is compared on those).
-
 Labels with a single sample cannot be held out without vanishing from training, so they never get
 a test fold (``UNSCORED_FOLD``): they are in every training split and in the final refit, but CV
 scores and metrics are computed on the other samples only. ``TrainResult.unscored_labels`` says
@@ -26,7 +17,6 @@ their image is held out (see :mod:`learner.crossval`).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,11 +43,6 @@ from learner.crossval import (
 from learner.heads import Candidate, DataShape, default_candidates, with_traffic
 from learner.metrics import classification_metrics, expected_calibration_error
 
-MIN_PREDICTIONS = 200
-"""Held-out predictions per candidate that selection aims for by repeating the CV."""
-MAX_REPEATS = 5
-"""Most shuffles of the folds a selection runs (on the smallest data)."""
-
 
 @dataclass(frozen=True)
 class CandidateScore:
@@ -65,11 +50,10 @@ class CandidateScore:
 
     Attributes:
         candidate: the candidate that was scored.
-        accuracy: out-of-fold accuracy over all scored samples (mean over the CV repeats).
+        accuracy: out-of-fold accuracy over all scored samples.
         log_loss: out-of-fold negative log-likelihood after its own temperature scaling (so
-            families compare fairly even though their raw calibration differs), mean over the
-            repeats.
-        fold_accuracies: accuracy on each test fold of the first shuffle, in fold order.
+            families compare fairly even though their raw calibration differs).
+        fold_accuracies: accuracy on each test fold, in fold order.
         seconds: wall time spent fitting and predicting all folds.
     """
 
@@ -78,7 +62,6 @@ class CandidateScore:
     log_loss: float
     fold_accuracies: tuple[float, ...]
     seconds: float
-    repeats: int = 1
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe description for model history and the API."""
@@ -90,7 +73,6 @@ class CandidateScore:
             "log_loss": self.log_loss,
             "fold_accuracies": list(self.fold_accuracies),
             "seconds": self.seconds,
-            "repeats": self.repeats,
         }
 
 
@@ -219,12 +201,8 @@ def train_head(
     scored = folds != UNSCORED_FOLD
     true_idx = np.searchsorted(label_order, labels[scored])
 
-    shuffles = [folds] + [
-        assign_folds(labels, max_folds=max_folds, seed=seed + 7919 * repeat, is_view=is_view)
-        for repeat in range(1, cv_repeats(int(scored.sum())))
-    ]
     with blas_thread_limit(blas_threads):
-        scores, oof = _score_candidates(candidates, features, labels, shuffles, group_of)
+        scores, oof = _score_candidates(candidates, features, labels, folds, group_of)
         ranking = sorted(
             range(len(scores)),
             key=lambda i: (-round(scores[i].accuracy, 12), round(scores[i].log_loss, 12), i),
@@ -259,53 +237,38 @@ def train_head(
     )
 
 
-def cv_repeats(scored: int) -> int:
-    """How many shuffles of the folds to score candidates on, for ``scored`` scored samples."""
-    return max(1, min(MAX_REPEATS, math.ceil(MIN_PREDICTIONS / max(1, scored))))
-
-
 def _score_candidates(
     candidates: Sequence[Candidate],
     features: np.ndarray,
     labels: np.ndarray,
-    shuffles: Sequence[np.ndarray],
+    folds: np.ndarray,
     groups: np.ndarray | None,
 ) -> tuple[list[CandidateScore], list[tuple[np.ndarray, np.ndarray]]]:
-    """CV score of every candidate over ``shuffles`` (fold assignments), and its out-of-fold
-    ``(pred, proba)`` on the first, in input order."""
-    folds = shuffles[0]
+    """CV score and out-of-fold ``(pred, proba)`` of every candidate, in input order."""
     scored = folds != UNSCORED_FOLD
     true_idx = np.searchsorted(np.unique(labels), labels[scored])
     scores: list[CandidateScore] = []
     oof: list[tuple[np.ndarray, np.ndarray]] = []
     for candidate in candidates:
         candidate_started = time.perf_counter()
-        accuracies, losses = [], []
-        for repeat, shuffle in enumerate(shuffles):
-            pred, proba = cross_validated_predictions(
-                candidate, features, labels, shuffle, blas_threads=None, groups=groups
-            )
-            correct = pred[scored] == labels[scored]
-            accuracies.append(float(np.mean(correct)))
-            temperature = fit_temperature(proba[scored], true_idx)
-            losses.append(temperature_nll(proba[scored], true_idx, temperature))
-            if repeat == 0:
-                first = (pred, proba)
-                fold_accuracies = tuple(
-                    float(np.mean(correct[folds[scored] == fold]))
-                    for fold in np.unique(folds[scored])
-                )
+        pred, proba = cross_validated_predictions(
+            candidate, features, labels, folds, blas_threads=None, groups=groups
+        )
+        correct = pred[scored] == labels[scored]
+        fold_accuracies = tuple(
+            float(np.mean(correct[folds[scored] == fold])) for fold in np.unique(folds[scored])
+        )
+        temperature = fit_temperature(proba[scored], true_idx)
         scores.append(
             CandidateScore(
                 candidate=candidate,
-                accuracy=float(np.mean(accuracies)),
-                log_loss=float(np.mean(losses)),
+                accuracy=float(np.mean(correct)),
+                log_loss=temperature_nll(proba[scored], true_idx, temperature),
                 fold_accuracies=fold_accuracies,
                 seconds=time.perf_counter() - candidate_started,
-                repeats=len(shuffles),
             )
         )
-        oof.append(first)
+        oof.append((pred, proba))
     return scores, oof
 
 

@@ -203,20 +203,3 @@ def test_costly_families_step_aside_on_large_data() -> None:
     assert families(2_000) == {"logistic_regression", "knn", "linear_svm"}
     assert families(10_000) == {"logistic_regression", "knn"}  # SVM: calibration CV too slow
     assert families(30_000) == {"logistic_regression"}  # kNN: O(n) per invoke, O(n^2) to CV
-
-
-def test_small_data_is_cross_validated_over_several_shuffles() -> None:
-    from learner.selection import MAX_REPEATS, cv_repeats
-
-    assert cv_repeats(17) == MAX_REPEATS and cv_repeats(100) == 2 and cv_repeats(400) == 1
-    X, y = make_clusters({f"class{i}": 6 for i in range(5)}, noise=1.0)
-    small = train_head(X, y)
-    assert {score.repeats for score in small.cv_scores} == {MAX_REPEATS}
-    first_shuffle = [
-        float(np.mean(score.fold_accuracies)) for score in small.cv_scores
-    ]  # equal-sized folds: the first shuffle's accuracy
-    means = [score.accuracy for score in small.cv_scores]
-    assert means != first_shuffle  # the ranking reads the mean over the shuffles
-    assert small.folds.tolist() == assign_folds(y, seed=0).tolist()  # the first is returned
-    X, y = make_clusters({f"class{i}": 50 for i in range(5)})
-    assert {score.repeats for score in train_head(X, y).cv_scores} == {1}
