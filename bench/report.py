@@ -876,6 +876,28 @@ def augmentation_rows(report: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def cv_repeats_rows(report: dict[str, Any]) -> list[Row]:
+    summary = report["summary"]
+    seeds = len(report["config"]["seeds"])
+    arms = {
+        "labels_only_1_shuffle": "logistic grid, labels only",
+        "with_traffic_1_shuffles": "with the semi-supervised candidates, 1 shuffle (as shipped)",
+        "with_traffic_5_shuffles": "the same over 5 shuffles",
+        "spreading_unselected": "the semi-supervised head unselected",
+    }
+    budgets = list(summary)
+    return [
+        (
+            f"Model selection on random labels ({', '.join(budgets)} labels, {seeds} streams, "
+            f"validation accuracy): {label}",
+            " / ".join(pct(summary[b][arm]) for b in budgets),
+            "—",
+            "—",
+        )
+        for arm, label in arms.items()
+    ]
+
+
 def traffic_flush_rows(report: dict[str, Any]) -> list[Row]:
     results = report["results"]
     return [
@@ -934,6 +956,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("team_review", "python -m bench.team_review", b11_rows),
     ("preset", "python -m bench.preset", preset_rows),
     ("augmentation", "python -m bench.augmentation", augmentation_rows),
+    ("cv_repeats", "python -m bench.cv_repeats", cv_repeats_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
