@@ -17,10 +17,10 @@ from learner.champion import (
     decide_over_zero_shot,
     predicted_labels,
 )
-from service.labelled import LabelledData, aware_utc
+from service.labelled import LabelledData
 from service.runtime import Runtime
 from service.zero_shot import ensure_zero_shot
-from store import Function, ModelVersion
+from store import Function, ModelVersion, as_utc
 
 log = logging.getLogger("winnow.training")
 
@@ -47,9 +47,9 @@ def compare_with_champion(
         )
     truth = np.asarray(data.names, dtype=object)
     champion_pred = predicted_labels(champion.head, data.vectors)
-    trained_at = aware_utc(champion_row.created_at)
+    trained_at = as_utc(champion_row.created_at)
     unseen = np.array(
-        [bool(at and trained_at and at > trained_at) for at in data.annotated_at], dtype=bool
+        [at is not None and at > trained_at for at in data.annotated_at], dtype=np.bool_
     )
     comparisons = [
         compare_on(

@@ -4,13 +4,13 @@ proposals learn from."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from sqlmodel import col, select
 
 from service.runtime import Runtime
-from store import Label, ReviewItem, Sample, session_scope, vector_from_bytes
+from store import Label, ReviewItem, Sample, as_utc, session_scope, vector_from_bytes
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,7 @@ def labelled_data(rt: Runtime, function_id: str) -> LabelledData:
     return LabelledData(
         vectors=vectors,
         names=[r[1] for r in rows],
-        annotated_at=[aware_utc(r[0].annotated_at) for r in rows],
+        annotated_at=[as_utc(r[0].annotated_at) for r in rows],
         from_random_slice=np.array([r[2] == "random" for r in rows], dtype=bool),
         sample_ids=[r[0].id for r in rows],
     )
-
-
-def aware_utc(value: datetime | None) -> datetime | None:
-    """SQLite may hand back naive datetimes; every timestamp winnow writes is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)

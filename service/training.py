@@ -27,7 +27,7 @@ from service.comparison import (
 )
 from service.deploys import deployed_row, make_current, serve
 from service.functions import get_function
-from service.labelled import aware_utc, labelled_data
+from service.labelled import labelled_data
 from service.presets import is_preset
 from service.runtime import Runtime
 from service.serving import serving_snapshot
@@ -41,6 +41,7 @@ from store import (
     Function,
     ModelVersion,
     Sample,
+    as_utc,
     session_scope,
     shared_lock,
 )
@@ -232,7 +233,7 @@ def _settling(rt: Runtime, function_id: str) -> float:
     """Seconds until the function's annotations count as settled (``retrain_debounce`` after the
     last one, read from the database, so annotations made through other replicas count too)."""
     with session_scope(rt.engine) as session:
-        last = aware_utc(
+        last = as_utc(
             session.exec(
                 select(sql.max(Sample.annotated_at)).where(Sample.function_id == function_id)
             ).one()

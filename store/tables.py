@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
@@ -21,10 +21,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(moment: datetime) -> datetime:
+@overload
+def as_utc(moment: datetime) -> datetime: ...
+@overload
+def as_utc(moment: None) -> None: ...
+def as_utc(moment: datetime | None) -> datetime | None:
     """A timestamp read back from the database, zoned: SQLite hands them back without a zone, and
-    every timestamp winnow writes is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    every timestamp winnow writes is UTC (None stays None)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

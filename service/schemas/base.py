@@ -3,7 +3,7 @@ service-wide ones: errors, pages, health."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -15,17 +15,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from store import MAX_REVIEWER_NAME, normalize_reviewer_name
+from store import MAX_REVIEWER_NAME, as_utc, normalize_reviewer_name
 
 T = TypeVar("T")
 
 
-def _utc(value: datetime) -> datetime:
-    """Every timestamp winnow stores is UTC; SQLite hands them back without an offset."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-Timestamp = Annotated[datetime, AfterValidator(_utc)]
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 # A person's name as the label history records it (a key's reviewer, an admin's annotatedBy):
 # trimmed, NFC, no control, format or line-breaking characters (a 422 says which).
