@@ -99,16 +99,16 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     traffic = traffic_sample(rt, function_id, dim=data.vectors.shape[1])
     result = train_head(data.vectors, data.names, text_prior=prior, unlabeled=traffic)
     rt.training.phase(function_id, "comparing")
-    preset = _champion(rt, function_id, champion_row) if is_preset(champion_row) else None
     if is_zero_shot(champion_row):
         decision = compare_with_zero_shot(rt, function, result, data)
-    elif preset is not None:  # a pretrained version 0: beaten, not merely matched
-        decision = compare_with_version_zero(preset, result, data, name="the preset head")
     else:
         champion = _champion(rt, function_id, champion_row)
-        decision = compare_with_champion(
-            rt, champion, champion_row, result, data, prior, traffic=traffic
-        )
+        if champion is not None and is_preset(champion_row):  # beaten, not merely matched
+            decision = compare_with_version_zero(champion, result, data, name="the preset head")
+        else:
+            decision = compare_with_champion(
+                rt, champion, champion_row, result, data, prior, traffic=traffic
+            )
     if function.pinned and function.deployed_version is not None:
         decision = replace(
             decision,
