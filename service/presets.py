@@ -25,7 +25,6 @@ from learner import (
     PRESETS,
     Deployed,
     PresetHead,
-    UnknownPresetLabels,
     imagenet_classifier_head,
     imagenet_zero_shot_head,
 )
@@ -66,7 +65,7 @@ def create_preset_function(
             session.add(function)
             session.flush()
             session.add_all(Label(function_id=function.id, name=str(c)) for c in head.classes_)
-            row = _describe(None, function, head, params, artifact_sha256)
+            row = _describe(function, head, params, artifact_sha256)
             row.status, row.deployed_at = "deployed", utcnow()
             function.deployed_version = PRESET_VERSION
             session.add(row)
@@ -116,9 +115,7 @@ def build_preset_head(
                 "a CLIP backbone"
             )
         head = imagenet_zero_shot_head(encoder.encode_text, labels)
-    except UnknownPresetLabels as exc:
-        raise Unprocessable(str(exc)) from exc
-    except ValueError as exc:  # fewer than two labels, or repeats
+    except ValueError as exc:  # UnknownPresetLabels, fewer than two labels, or repeats
         raise Unprocessable(str(exc)) from exc
     params = {"preset": preset, "source": head.source, "templates": PRESET_TEMPLATES}
     return head, params | {"logit_scale": CLIP_LOGIT_SCALE} | subset
@@ -157,24 +154,26 @@ def is_preset(record: ModelVersion | None) -> bool:
 
 
 def _describe(
-    row: ModelVersion | None,
-    function: Function,
-    head: PresetHead,
-    params: dict[str, Any],
-    artifact_sha256: str,
+    function: Function, head: PresetHead, params: dict[str, Any], artifact_sha256: str
 ) -> ModelVersion:
-    if row is None:
-        row = ModelVersion(function_id=function.id, version=PRESET_VERSION, backbone="", head="")
-    row.backbone = function.backbone
-    row.head = PRESET_HEAD
-    row.params = dict(params)
-    row.labels = [str(label) for label in head.classes_]
-    row.metrics, row.sample_count, row.annotation_counter = {}, 0, 0
-    row.train_seconds, row.parent_version, row.trigger = 0.0, None, "preset"
+    """The version 0 row of a function created from a preset."""
     reason = PRESET_REASON.format(preset=params["preset"], source=params["source"])
-    row.decision = {"deploy": True, "reason": reason}
-    row.artifact_sha256 = artifact_sha256
-    return row
+    return ModelVersion(
+        function_id=function.id,
+        version=PRESET_VERSION,
+        backbone=function.backbone,
+        head=PRESET_HEAD,
+        params=dict(params),
+        labels=[str(label) for label in head.classes_],
+        metrics={},
+        sample_count=0,
+        annotation_counter=0,
+        train_seconds=0.0,
+        parent_version=None,
+        trigger="preset",
+        decision={"deploy": True, "reason": reason},
+        artifact_sha256=artifact_sha256,
+    )
 
 
 def _text_encoder(rt: Runtime, spec: str) -> Any:
