@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from sqlalchemy import func as sql
@@ -17,7 +16,6 @@ from learner import (
     ArtifactNotFound,
     Deployed,
     NotEnoughData,
-    TrainResult,
     train_head,
 )
 from service.comparison import (
@@ -134,7 +132,7 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
                 params=dict(result.params),
                 # every candidate's cross-validated score beside the chosen one's metrics: which
                 # families competed (the semi-supervised one only with enough traffic) and how
-                metrics={**result.metrics, "cv_scores": cv_scores(result)},
+                metrics={**result.metrics, "cv_scores": result.summary()["cv_scores"]},
                 labels=list(result.labels),
                 sample_count=result.n_samples,
                 annotation_counter=counter,
@@ -156,11 +154,6 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     rt.training.trained(function_id, version)
     log.info("function %s: version %d %s: %s", function_id, version, record.status, decision.reason)
     return record
-
-
-def cv_scores(result: TrainResult) -> list[dict[str, Any]]:
-    """Each candidate's cross-validated scores, best first, as the version's history keeps them."""
-    return [score.summary() for score in result.cv_scores]
 
 
 def traffic_sample(rt: Runtime, function_id: str, *, dim: int) -> np.ndarray | None:
