@@ -45,11 +45,18 @@ class Comparison:
     def worse_p_value(self) -> float:
         """One-sided sign test: the chance that the champion alone is right this often or more
         if the two heads were equally good (1.0 when they never disagree on correctness)."""
-        discordant = self.champion_only_right + self.challenger_only_right
-        if discordant == 0:
-            return 1.0
-        test = binomtest(self.champion_only_right, discordant, 0.5, alternative="greater")
-        return float(test.pvalue)
+        return _sign_test(self.champion_only_right, self.challenger_only_right)
+
+    def better_p_value(self) -> float:
+        """The same test the other way: the chance that the challenger alone is right this
+        often or more if the two were equally good."""
+        return _sign_test(self.challenger_only_right, self.champion_only_right)
+
+
+def _sign_test(wins: int, losses: int) -> float:
+    if wins + losses == 0:
+        return 1.0
+    return float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
 
 
 @dataclass(frozen=True)
@@ -212,4 +219,31 @@ def decide_over_zero_shot(
         tolerance=0.0,
         basis=comparison.basis,
         comparisons=comparisons,
+    )
+
+
+def decide_wins(comparison: Comparison) -> DeployDecision:
+    """The deploy rule for a challenger that costs more to serve than the champion (a
+    fine-tuned one): it deploys only when it *wins*, ahead on ``comparison`` with a one-sided
+    sign test p below :data:`SIGNIFICANCE` on the samples where exactly one of the two is right.
+    Anything less, a tie or a lead the test cannot tell from noise, keeps the champion.
+    """
+    p_value = comparison.better_p_value()
+    deploy = (
+        comparison.challenger_accuracy > comparison.champion_accuracy and p_value < SIGNIFICANCE
+    )
+    verdict = "wins over" if deploy else "does not win over"
+    reason = (
+        f"challenger {verdict} champion on {comparison.basis} (n={comparison.n}): accuracy "
+        f"{comparison.challenger_accuracy:.3f} vs {comparison.champion_accuracy:.3f}; right "
+        f"where the other was wrong: challenger {comparison.challenger_only_right}, champion "
+        f"{comparison.champion_only_right} (one-sided sign test p={p_value:.3g}, a win needs "
+        f"< {SIGNIFICANCE})"
+    )
+    return DeployDecision(
+        deploy=deploy,
+        reason=reason,
+        tolerance=0.0,
+        basis=comparison.basis,
+        comparisons=[comparison],
     )

@@ -1,0 +1,293 @@
+"""Fine-tuned challengers: a backbone's last blocks and a new head, tuned on a function's images.
+
+Frozen features stop improving past a point (the head on EfficientNet-Lite0 vectors stays near 89%
+on Fashion-MNIST with every label). A tuned challenger trains the backbone's tail
+(:class:`embeddings.tuning.SplitTower`) and a linear head on the trunk's activations of each
+labelled image and of its augmented views, keeping the epoch that scores best on a validation
+split (early stopping). The head is started from a logistic regression fitted on the tail's own
+frozen features, so epoch 0, the untuned tail, is a frozen head, and tuning has to beat it to be
+kept at all.
+
+It then has to beat the frozen champion on samples neither was fitted on
+(:func:`learner.champion.decide_wins`): a tuned function costs more to serve, so it deploys only
+on evidence that it is better, not merely on no evidence that it is worse.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from learner.errors import NotEnoughData
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How a challenger is tuned (defaults: ``python -m bench.finetune`` on Fashion-MNIST).
+
+    Attributes:
+        tuned_blocks: trailing backbone blocks tuned (the rest is the frozen trunk).
+        views: augmented views per labelled image besides the image itself.
+        max_epochs: passes over the training split at most.
+        patience: epochs without a better validation accuracy before stopping.
+        batch_size: images (or views) per step.
+        lr_blocks: AdamW learning rate of the tuned blocks.
+        lr_head: AdamW learning rate of the head.
+        weight_decay: AdamW weight decay.
+        val_fraction: share of the labelled images kept for early stopping (with their views).
+        seed: seeds the split, the batch order and torch's initialisation.
+    """
+
+    tuned_blocks: int = 3
+    views: int = 2
+    max_epochs: int = 10
+    patience: int = 3
+    batch_size: int = 32
+    lr_blocks: float = 1e-4
+    lr_head: float = 1e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.15
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TunedModel(torch.nn.Module):
+    """A tuned tail and its head: trunk activations in, class probabilities out.
+
+    The head is linear on the unit-length pooled features, as a frozen head is on winnow's
+    vectors. ``classes_`` names the probability columns, as a scikit-learn head's does.
+    """
+
+    def __init__(self, tail: torch.nn.Module, classes: Sequence[str], dim: int) -> None:
+        super().__init__()
+        self.tail = tail
+        self.head = torch.nn.Linear(dim, len(classes))
+        self.classes_ = np.asarray(list(classes), dtype=object)
+
+    def features(self, activations: torch.Tensor) -> torch.Tensor:
+        """Unit-length pooled features of trunk activations."""
+        pooled = self.tail(activations.to(torch.float32))
+        return torch.nn.functional.normalize(pooled, dim=1)
+
+    def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.head(self.features(activations))
+        return logits
+
+    def predict_proba(self, activations: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities ``(n, classes)`` for trunk activations ``(n, C, H, W)``."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                parts = [
+                    torch.softmax(self(activations[start : start + batch_size]), dim=1)
+                    for start in range(0, activations.shape[0], batch_size)
+                ]
+        finally:
+            self.train(was_training)
+        return torch.cat(parts).numpy().astype(np.float64)
+
+    def predict(self, activations: torch.Tensor) -> np.ndarray:
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(activations), axis=1)])
+
+    def nbytes(self) -> int:
+        """Memory of the tuned weights (what a deployed tuned function adds to a replica)."""
+        return sum(t.numel() * t.element_size() for t in self.state_dict().values())
+
+
+@dataclass
+class TuneResult:
+    """A tuned model and the record of how it got there."""
+
+    model: TunedModel
+    config: TuneConfig
+    best_epoch: int  # 0: the untuned tail with its fitted head won
+    stopped: str  # "patience", "max_epochs" or "cancelled"
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    train_images: int = 0
+    val_images: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe record (no weights)."""
+        return {
+            "config": self.config.to_dict(),
+            "best_epoch": self.best_epoch,
+            "best_val_accuracy": self.epochs[self.best_epoch]["val_accuracy"],
+            "stopped": self.stopped,
+            "epochs": self.epochs,
+            "train_images": self.train_images,
+            "val_images": self.val_images,
+            "seconds": self.seconds,
+        }
+
+
+def fine_tune(
+    tail: torch.nn.Module,
+    originals: torch.Tensor,
+    views: Sequence[torch.Tensor],
+    labels: Sequence[str],
+    config: TuneConfig = TuneConfig(),
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> TuneResult:
+    """Tune ``tail`` and a new head on trunk activations, keeping the best validation epoch.
+
+    Args:
+        tail: a :class:`embeddings.tuning.SplitTower`'s tail (changed in place; pass a copy to
+            keep it).
+        originals: trunk activations of the labelled images, ``(n, C, H, W)``.
+        views: for each of ``config.views`` augmented views, the activations of every image's
+            view, each shaped like ``originals`` and in the same order.
+        labels: the images' labels.
+        config: see :class:`TuneConfig`.
+        should_stop: asked between steps; True cancels (the best epoch so far is kept).
+        progress: called after each epoch with its record (epoch, loss, accuracy, seconds).
+
+    Raises:
+        NotEnoughData: fewer than two labels, or a label with fewer than two images.
+        ValueError: ``views`` does not match ``config.views`` or ``originals``.
+    """
+    started = time.perf_counter()
+    truth = np.asarray(list(labels), dtype=object)
+    if len(views) != config.views or any(v.shape != originals.shape for v in views):
+        raise ValueError(f"expected {config.views} views shaped {tuple(originals.shape)}")
+    classes, counts = np.unique(truth.astype(str), return_counts=True)
+    if len(classes) < 2 or counts.min() < 2:
+        raise NotEnoughData("fine-tuning needs two labels or more, each on two images or more")
+    torch.manual_seed(config.seed)
+    targets = torch.as_tensor(np.searchsorted(classes, truth.astype(str)), dtype=torch.long)
+    fit_rows, val_rows = _split(targets.numpy(), config)
+    model = TunedModel(tail, [str(c) for c in classes], _width(tail, originals[:1]))
+    _start_head(model, originals[fit_rows], targets[fit_rows])
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": model.tail.parameters(), "lr": config.lr_blocks},
+            {"params": model.head.parameters(), "lr": config.lr_head},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    inputs = torch.cat([originals[fit_rows], *(view[fit_rows] for view in views)])
+    answers = targets[fit_rows].repeat(1 + len(views))
+    val_inputs, val_truth = originals[val_rows], targets[val_rows].numpy()
+    generator = torch.Generator().manual_seed(config.seed)
+
+    record = {
+        "epoch": 0.0,
+        "loss": float("nan"),
+        "val_accuracy": _accuracy(model, val_inputs, val_truth),
+    }
+    epochs, best_epoch, best_state = [record], 0, copy.deepcopy(model.state_dict())
+    stopped = "max_epochs"
+    for epoch in range(1, config.max_epochs + 1):
+        epoch_started = time.perf_counter()
+        loss, cancelled = _epoch(model, optimiser, inputs, answers, config, generator, should_stop)
+        record = {
+            "epoch": float(epoch),
+            "loss": loss,
+            "val_accuracy": _accuracy(model, val_inputs, val_truth),
+            "seconds": time.perf_counter() - epoch_started,
+        }
+        epochs.append(record)
+        if progress is not None:
+            progress(record)
+        if cancelled:
+            stopped = "cancelled"
+            break
+        if record["val_accuracy"] > epochs[best_epoch]["val_accuracy"]:
+            best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            stopped = "patience"
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TuneResult(
+        model=model,
+        config=config,
+        best_epoch=best_epoch,
+        stopped=stopped,
+        epochs=epochs,
+        train_images=len(fit_rows),
+        val_images=len(val_rows),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _split(targets: np.ndarray, config: TuneConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified training and validation rows (validation: at least one image per label)."""
+    rows = np.arange(len(targets))
+    n_val = max(len(np.unique(targets)), round(config.val_fraction * len(targets)))
+    fit_rows, val_rows = train_test_split(
+        rows, test_size=n_val, stratify=targets, random_state=config.seed
+    )
+    return np.sort(fit_rows), np.sort(val_rows)
+
+
+def _width(tail: torch.nn.Module, example: torch.Tensor) -> int:
+    with torch.inference_mode():
+        return int(tail.eval()(example.to(torch.float32)).shape[1])
+
+
+def _start_head(model: TunedModel, activations: torch.Tensor, targets: torch.Tensor) -> None:
+    """The head set to a logistic regression on the untuned tail's unit features."""
+    model.eval()
+    with torch.inference_mode():
+        features = torch.cat(
+            [model.features(activations[i : i + 256]) for i in range(0, len(activations), 256)]
+        ).numpy()
+    fitted = LogisticRegression(C=10.0, max_iter=2000).fit(features, targets.numpy())
+    rows, intercepts = fitted.coef_, fitted.intercept_
+    if rows.shape[0] == 1:  # scikit-learn's binary form: one row, for the second class
+        rows, intercepts = np.vstack([-rows, rows]) / 2, np.array([-1.0, 1.0]) * intercepts[0] / 2
+    coef = np.zeros(tuple(model.head.weight.shape))
+    intercept = np.full(model.head.bias.shape[0], -10.0)  # a label absent from the fit rows
+    coef[fitted.classes_], intercept[fitted.classes_] = rows, intercepts
+    with torch.no_grad():
+        model.head.weight.copy_(torch.as_tensor(coef, dtype=torch.float32))
+        model.head.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
+
+
+def _epoch(
+    model: TunedModel,
+    optimiser: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    answers: torch.Tensor,
+    config: TuneConfig,
+    generator: torch.Generator,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[float, bool]:
+    """One pass in random order; BatchNorm keeps its ImageNet statistics (batches of a few
+    dozen images of a few classes would move them far). Returns the mean loss and whether
+    ``should_stop`` cancelled it."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    order = torch.randperm(len(inputs), generator=generator)
+    losses: list[float] = []
+    for start in range(0, len(order), config.batch_size):
+        if should_stop is not None and should_stop():
+            return float(np.mean(losses)) if losses else float("nan"), True
+        batch = order[start : start + config.batch_size]
+        loss = torch.nn.functional.cross_entropy(model(inputs[batch]), answers[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses)), False
+
+
+def _accuracy(model: TunedModel, activations: torch.Tensor, truth: np.ndarray) -> float:
+    predicted = np.argmax(model.predict_proba(activations), axis=1)
+    return float(np.mean(predicted == truth))

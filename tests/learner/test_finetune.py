@@ -1,0 +1,107 @@
+"""Fine-tuning a tail and head: early stopping keeps the best epoch, cancelling keeps what was
+best so far, BatchNorm statistics stay, and the guard deploys a challenger only on a win."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from learner import NotEnoughData
+from learner.champion import decide_wins
+from learner.finetune import TuneConfig, fine_tune
+from tests.learner.test_champion import comparison
+
+
+def tail() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(4, 8, 1),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    )
+
+
+def activations(n: int, seed: int, shift: float) -> tuple[torch.Tensor, list[str]]:
+    """``n`` activation maps of three labels; each label raises one channel by ``shift``."""
+    rng = np.random.default_rng(seed)
+    labels = [("a", "b", "c")[i % 3] for i in range(n)]
+    maps = rng.normal(size=(n, 4, 3, 3)).astype(np.float32)
+    for row, label in enumerate(labels):
+        maps[row, "abc".index(label)] += shift
+    return torch.from_numpy(maps).to(torch.float16), labels
+
+
+def test_a_learnable_task_is_learnt_and_the_best_epoch_is_kept() -> None:
+    originals, labels = activations(90, 0, 1.0)
+    views = [originals + 0.1 * torch.randn(originals.shape).to(torch.float16)]
+    test, test_labels = activations(300, 1, 1.0)
+    config = TuneConfig(views=1, max_epochs=6, patience=2, batch_size=16, lr_blocks=1e-2)
+    seen: list[dict[str, float]] = []
+
+    result = fine_tune(tail(), originals, views, labels, config, progress=seen.append)
+
+    assert np.mean(result.model.predict(test) == np.asarray(test_labels)) > 0.8
+    assert [record["epoch"] for record in seen] == [r["epoch"] for r in result.epochs[1:]]
+    best = result.epochs[result.best_epoch]["val_accuracy"]
+    assert best == max(record["val_accuracy"] for record in result.epochs)
+    assert result.train_images + result.val_images == 90 and result.val_images >= 3
+    assert result.stopped in ("patience", "max_epochs")
+    assert list(result.model.classes_) == ["a", "b", "c"]
+    probabilities = result.model.predict_proba(test)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_batchnorm_keeps_its_statistics() -> None:
+    originals, labels = activations(60, 2, 1.0)
+    untuned = tail()
+    before = untuned[1].running_mean.clone(), untuned[1].running_var.clone()
+    result = fine_tune(untuned, originals, [], labels, TuneConfig(views=0, max_epochs=2))
+    torch.testing.assert_close(result.model.tail[1].running_mean, before[0])
+    torch.testing.assert_close(result.model.tail[1].running_var, before[1])
+
+
+def test_cancelling_keeps_the_untuned_start() -> None:
+    originals, labels = activations(60, 3, 1.0)
+    reference = fine_tune(tail(), originals, [], labels, TuneConfig(views=0, max_epochs=0))
+    cancelled = fine_tune(
+        tail(), originals, [], labels, TuneConfig(views=0), should_stop=lambda: True
+    )
+    assert cancelled.stopped == "cancelled" and cancelled.best_epoch == 0
+    assert len(cancelled.epochs) == 2  # epoch 0, then the one cancelled before its first step
+    np.testing.assert_allclose(
+        cancelled.model.predict_proba(originals), reference.model.predict_proba(originals)
+    )
+
+
+def test_the_untuned_start_is_a_fitted_head_not_chance() -> None:
+    originals, labels = activations(150, 4, 2.0)
+    start = fine_tune(tail(), originals, [], labels, TuneConfig(views=0, max_epochs=0))
+    assert start.epochs[0]["val_accuracy"] > 0.6  # three labels: chance is a third
+
+
+def test_bad_input_is_refused() -> None:
+    originals, labels = activations(30, 5, 1.0)
+    with pytest.raises(NotEnoughData):
+        fine_tune(tail(), originals, [], ["a"] * 30, TuneConfig(views=0))
+    with pytest.raises(NotEnoughData):
+        fine_tune(tail(), originals, [], ["a"] * 29 + ["b"], TuneConfig(views=0))
+    with pytest.raises(ValueError, match="expected 2 views"):
+        fine_tune(tail(), originals, [originals], labels, TuneConfig(views=2))
+
+
+@pytest.mark.parametrize(
+    ("champion_only", "challenger_only", "deploys"),
+    [(0, 0, False), (3, 5, False), (2, 12, True), (12, 2, False)],
+)
+def test_a_costlier_challenger_deploys_only_on_a_significant_win(
+    champion_only: int, challenger_only: int, deploys: bool
+) -> None:
+    found = comparison(40, champion_only=champion_only, challenger_only=challenger_only, both=20)
+    decision = decide_wins(found)
+    assert decision.deploy is deploys
+    assert ("wins over" if deploys else "does not win over") in decision.reason
+    if deploys:
+        assert found.better_p_value() < 0.05
