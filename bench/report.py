@@ -898,6 +898,58 @@ def cv_repeats_rows(report: dict[str, Any]) -> list[Row]:
     ]
 
 
+def finetune_rows(report: dict[str, Any]) -> list[Row]:
+    table, serving = report["table"], report["serving"]
+    setup = (
+        f"{report['backbone']}, last {report['tuned_blocks']} blocks + head, "
+        f"{report['views']} views per image; Fashion-MNIST, {len(report['seeds'])} seeds, "
+        f"pool {report['pool']:,}"
+    )
+    target = next((row for row in table if row["budget"] == 2000), None)
+    smallest = table[0]
+    flags = report["machine"].get("cpu_flags") or ["no AVX2"]
+    cpu = f"{report['machine'].get('cpu', 'unknown CPU')}, {' '.join(flags)}"
+    return [
+        (
+            f"B13 fine-tuned challenger vs the frozen champion, test accuracy ({setup})",
+            "; ".join(
+                f"{row['budget']:,} labels: {row['tuned_mean']:.1f}% vs "
+                f"{row['champion_mean']:.1f}% ({row['gain_mean_pt']:+.1f} pt; guard deployed "
+                f"{row['deployed']}/{row['seeds']})"
+                for row in table
+            ),
+            ">= +4 pt at 2,000 labels",
+            verdict(None if target is None else target["gain_mean_pt"] >= 4.0),
+        ),
+        (
+            f"B13 guard at {smallest['budget']} labels: tuned versions deployed that are not more "
+            "accurate on the test split than the frozen champion (deploys only on a significant "
+            "win on a 20% holdout)",
+            f"{smallest['guard_wrong']} (deployed in {smallest['deployed']} of "
+            f"{smallest['seeds']} runs); all budgets: {sum(r['guard_wrong'] for r in table)} "
+            f"(deployed in {sum(r['deployed'] for r in table)} of "
+            f"{sum(r['seeds'] for r in table)} runs)",
+            "0",
+            verdict(smallest["guard_wrong"] == 0),
+        ),
+        (
+            f"B13 costs on 2 cores ({cpu}): tuning seconds per 1,000 labelled images (views "
+            "included); trunk seconds per 1,000 images (once per stored image and view); "
+            "serving throughput of a tuned function / a frozen one (eager fp32, batch 8, "
+            "interleaved); tuned weights",
+            "; ".join(
+                f"{row['budget']:,}: {row['tuning_seconds_per_1000_images']:.0f} s" for row in table
+            )
+            + f" ({table[-1]['epoch_seconds_per_1000_images']:.0f} s per epoch); trunk "
+            f"{report['trunk_seconds_per_1000_images']:.0f} s; serving {serving['ratio']:.2f} "
+            f"({serving['tuned_images_per_s']:.1f} vs {serving['frozen_images_per_s']:.1f} "
+            f"img/s); {report['tuned_bytes'] / 1e6:.1f} MB per tuned function",
+            "serving >= 0.7",
+            verdict(serving["ratio"] >= 0.7),
+        ),
+    ]
+
+
 def traffic_flush_rows(report: dict[str, Any]) -> list[Row]:
     results = report["results"]
     return [
@@ -957,6 +1009,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("preset", "python -m bench.preset", preset_rows),
     ("augmentation", "python -m bench.augmentation", augmentation_rows),
     ("cv_repeats", "python -m bench.cv_repeats", cv_repeats_rows),
+    ("finetune", "python -m bench.finetune", finetune_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),

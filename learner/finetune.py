@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,9 @@ class TuneConfig:
         lr_blocks: AdamW learning rate of the tuned blocks.
         lr_head: AdamW learning rate of the head.
         weight_decay: AdamW weight decay.
-        val_fraction: share of the labelled images kept for early stopping (with their views).
+        val_fraction: share of the labelled images kept for early stopping (with their views);
+            0: no validation, ``max_epochs`` epochs (a refit on every image with the epoch count
+            an early-stopped run found, :meth:`TuneResult.refit_config`).
         seed: seeds the split, the batch order and torch's initialisation.
     """
 
@@ -117,6 +119,11 @@ class TuneResult:
     train_images: int = 0
     val_images: int = 0
     seconds: float = 0.0
+
+    def refit_config(self) -> TuneConfig:
+        """The config that retrains this recipe on every image: no validation split, the
+        number of epochs early stopping kept."""
+        return replace(self.config, val_fraction=0.0, max_epochs=self.best_epoch)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe record (no weights)."""
@@ -205,7 +212,7 @@ def fine_tune(
         if cancelled:
             stopped = "cancelled"
             break
-        if record["val_accuracy"] > epochs[best_epoch]["val_accuracy"]:
+        if not len(val_rows) or record["val_accuracy"] > epochs[best_epoch]["val_accuracy"]:
             best_epoch, best_state = epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= config.patience:
             stopped = "patience"
@@ -227,6 +234,8 @@ def fine_tune(
 def _split(targets: np.ndarray, config: TuneConfig) -> tuple[np.ndarray, np.ndarray]:
     """Stratified training and validation rows (validation: at least one image per label)."""
     rows = np.arange(len(targets))
+    if config.val_fraction <= 0:
+        return rows, rows[:0]
     n_val = max(len(np.unique(targets)), round(config.val_fraction * len(targets)))
     fit_rows, val_rows = train_test_split(
         rows, test_size=n_val, stratify=targets, random_state=config.seed
@@ -289,5 +298,7 @@ def _epoch(
 
 
 def _accuracy(model: TunedModel, activations: torch.Tensor, truth: np.ndarray) -> float:
+    if not len(truth):
+        return float("nan")
     predicted = np.argmax(model.predict_proba(activations), axis=1)
     return float(np.mean(predicted == truth))

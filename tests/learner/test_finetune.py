@@ -105,3 +105,16 @@ def test_a_costlier_challenger_deploys_only_on_a_significant_win(
     assert ("wins over" if deploys else "does not win over") in decision.reason
     if deploys:
         assert found.better_p_value() < 0.05
+
+
+def test_a_refit_trains_every_image_for_the_epochs_early_stopping_kept() -> None:
+    originals, labels = activations(60, 6, 1.0)
+    config = TuneConfig(views=0, max_epochs=4, patience=4, lr_blocks=1e-2)
+    early = fine_tune(tail(), originals, [], labels, config)
+    refit_config = early.refit_config()
+    refit = fine_tune(tail(), originals, [], labels, refit_config)
+
+    assert refit_config.val_fraction == 0 and refit_config.max_epochs == early.best_epoch
+    assert refit.train_images == 60 and refit.val_images == 0
+    assert len(refit.epochs) == 1 + early.best_epoch and refit.best_epoch == early.best_epoch
+    assert refit.stopped == "max_epochs"
