@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
 
     preset = PRESETS["full" if args.full else "quick"]
     budgets = sorted(args.budgets or preset["budgets"])
+    if not 0 <= args.views < MAX_VIEWS:  # cache keys hold the original and views 1..k
+        parser.error(f"--views must be between 0 and {MAX_VIEWS - 1}")
     if budgets[-1] > preset["pool"]:
         parser.error(f"budgets must be at most the pool ({preset['pool']})")
     torch.set_num_threads(args.threads)
