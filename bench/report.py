@@ -902,7 +902,8 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
     table, serving = report["table"], report["serving"]
     setup = (
         f"{report['backbone']}, last {report['tuned_blocks']} blocks + head, "
-        f"{report['views']} views per image; Fashion-MNIST, {len(report['seeds'])} seeds, "
+        f"{report['views']} views per image; Fashion-MNIST, {len(report['seeds'])} "
+        f"seed{'s' if len(report['seeds']) != 1 else ''}, "
         f"pool {report['pool']:,}"
     )
     target = next((row for row in table if row["budget"] == 2000), None)
@@ -1010,6 +1011,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("augmentation", "python -m bench.augmentation", augmentation_rows),
     ("cv_repeats", "python -m bench.cv_repeats", cv_repeats_rows),
     ("finetune", "python -m bench.finetune", finetune_rows),
+    (
+        "finetune_k5",
+        "python -m bench.finetune --budgets 2000 --seeds 0 --tuned-blocks 5 --rounds 5 "
+        "--output bench/results/finetune_k5.json",
+        finetune_rows,
+    ),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
