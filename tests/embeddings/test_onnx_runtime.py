@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -13,7 +14,7 @@ from PIL import Image
 import embeddings.precision as precision_module
 from embeddings import Backbone, EncoderPool, load_backbone
 from embeddings.backbone import frozen_graph
-from embeddings.onnx_runtime import OnnxTower, onnx_tower
+from embeddings.onnx_runtime import OnnxTower, onnx_tower, x86_without_vnni
 from embeddings.precision import MIN_COSINE, build_tower, candidates, probe_batch
 from embeddings.precision_memory import choice_key, recall
 from embeddings.tower_options import TowerOptions, parse_label, served_label
@@ -204,3 +205,22 @@ def test_efficientnet_lite0_in_onnx_runtime_keeps_the_vectors_of_real_images() -
             tower=TowerOptions(precision, probe_batch=4, runtime="onnx"),
         )
         assert _cosines(served.encode(batch), expected).min() >= bound, precision
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse4_2 avx avx2 fma", True),  # AVX2 only: uint8 weights
+        ("avx2 avx512f avx512bw", True),  # AVX-512 without VNNI
+        ("avx2 avx512f avx512_vnni", False),
+        ("avx2 avx_vnni", False),
+        ("fp asimd", False),  # not x86
+    ],
+)
+def test_int8_weights_avoid_the_saturating_kernel_on_x86_without_vnni(
+    tmp_path: Path, flags: str, expected: bool
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert x86_without_vnni(cpuinfo) is expected
+    assert x86_without_vnni(tmp_path / "missing") is False
