@@ -48,7 +48,8 @@ def maybe_capture(
     ``proba`` None: no model serves the function yet, and cold-start capture decides (typical
     inputs of regions of traffic no labelled or queued item covers yet). The controller, label
     counts and novelty model come from the invoke's serving snapshot; the input joins the
-    function's traffic window and cold-start reservoir (nothing is fitted here).
+    function's traffic window and cold-start reservoir (nothing is fitted here), and counts as an
+    invoke for the capture rate and the drift signal, scored for novelty or not.
     """
     index = rt.indexes.get_or_create(function_id, vector.shape[0])
     window = rt.novelty.traffic(function_id, vector.shape[0])
@@ -69,8 +70,10 @@ def maybe_capture(
                 label_counts,
                 calibrated_novelty=novelty,
             )
-        if novelty is not None:
-            rt.novel_traffic.record(function_id, novel=decision.is_novel)
+        # Every invoke counts (the capture rate's denominator), scored or not (the novel share's
+        # is the scored ones). Counted before a capture is written: the dashboard never sees an
+        # item whose invoke is not counted yet.
+        rt.novel_traffic.record(function_id, novel=None if novelty is None else decision.is_novel)
         skipped = CaptureInfo(
             captured=False, reason=None, score=decision.score, item_id=None, novelty=novelty
         )

@@ -63,7 +63,8 @@ def model_history_png(versions: Sequence[ModelVersionPublic]) -> bytes:
 
 def activity_png(hours: Sequence[ActivityHour]) -> bytes:
     """Items captured and resolved per hour (bars), the queue depth (line) and, where this
-    process counted the invokes, the capture rate and the novel share (dashed, right axis)."""
+    process counted the invokes, the capture rate (of all invokes) and the novel share (of those
+    scored for novelty) (dashed, right axis)."""
     figure, axes = _figure(7.5, 3.2)
     if not hours:
         return _empty(figure, axes, "no activity")
@@ -77,7 +78,7 @@ def activity_png(hours: Sequence[ActivityHour]) -> bytes:
     depth = [h.queue_depth for h in hours]
     axes.step(positions, depth, where="mid", color="#1c1917", label="queue depth", zorder=3)
     rates = [(p, h.capture_rate) for p, h in zip(positions, hours, strict=True)]
-    shares = [(p, h.novel / h.invokes) for p, h in zip(positions, hours, strict=True) if h.invokes]
+    shares = [(p, h.novel / h.scored) for p, h in zip(positions, hours, strict=True) if h.scored]
     measured = [(p, r) for p, r in rates if r is not None]
     if measured or shares:
         share = axes.twinx()

@@ -21,14 +21,18 @@ from service.runtime import Runtime
 from service.schemas import ActivityHour, DashboardPublic, LabelCount, ModelVersionPublic
 from store import Label, ModelVersion, ReviewItem, Sample, as_utc, utcnow
 
-# Invokes and novel invokes per hour (POSIX start of the hour -> counts), as the serving process
-# counted them for the drift signal (:class:`capture.drift.NoveltyTraffic`).
-Traffic = dict[int, tuple[int, int]]
+# Invokes, invokes scored for novelty and novel invokes per hour (POSIX start of the hour ->
+# counts), as the serving process counted them (:class:`capture.drift.NoveltyTraffic`).
+Traffic = dict[int, tuple[int, int, int]]
 
 
 def traffic_of(rt: Runtime, function_id: str, *, hours: int) -> Traffic:
-    """The function's invokes and novel invokes per hour, as this process counted them."""
-    return {h.start: (h.invokes, h.novel) for h in rt.novel_traffic.hours(function_id, last=hours)}
+    """The function's invokes, scored invokes and novel invokes per hour, as this process
+    counted them."""
+    return {
+        h.start: (h.invokes, h.scored, h.novel)
+        for h in rt.novel_traffic.hours(function_id, last=hours)
+    }
 
 
 def dashboard(
@@ -77,7 +81,7 @@ def activity(
 ) -> list[ActivityHour]:
     """Per hour, oldest first: invoke inputs captured, items (of any kind) that left the queue,
     the queue depth at the hour's end (at ``now`` for the current hour), and from ``traffic``
-    the invokes, novel invokes and capture rate."""
+    the invokes, scored and novel invokes and the capture rate (captured / invokes)."""
     traffic = traffic or {}
     now = as_utc(now or utcnow())
     first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
@@ -104,12 +108,13 @@ def activity(
         captured = int(
             np.count_nonzero(is_capture & (created >= begin) & (created < begin + 3600.0))
         )
-        invokes, novel = traffic.get(int(begin), (0, 0))
+        invokes, scored, novel = traffic.get(int(begin), (0, 0, 0))
         result.append(
             ActivityHour(
                 hour=start,
                 captured=captured,
                 invokes=invokes,
+                scored=scored,
                 novel=novel,
                 capture_rate=captured / invokes if invokes and captured <= invokes else None,
                 resolved=int(np.count_nonzero((left >= begin) & (left < begin + 3600.0))),

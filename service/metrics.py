@@ -133,7 +133,8 @@ class Metrics:
         self.registry.register(QueueCollector(engine, encoders))
 
     def watch_novelty(self, traffic: NoveltyTraffic) -> None:
-        """Read each function's scored and novel invokes at each scrape (the drift signal)."""
+        """Read each function's invokes, scored and novel ones, at each scrape (the drift
+        signal and the capture rate's denominator)."""
         self.registry.register(NoveltyCollector(traffic))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -221,13 +222,20 @@ class QueueCollector(Collector):
 
 
 class NoveltyCollector(Collector):
-    """Invokes whose novelty was scored, and those that were novel, per function: alert on
+    """Invokes judged for capture, those whose novelty was scored, and those that were novel,
+    per function: alert on
     ``rate(winnow_novel_invokes_total[1h]) / rate(winnow_scored_invokes_total[1h])``."""
 
     def __init__(self, traffic: NoveltyTraffic) -> None:
         self._traffic = traffic
 
     def collect(self) -> Iterable[Metric]:
+        invokes = CounterMetricFamily(
+            "winnow_invokes",
+            "Invokes judged for capture, their novelty scored or not (the capture rate's "
+            "denominator).",
+            labels=["function_id"],
+        )
         scored = CounterMetricFamily(
             "winnow_scored_invokes",
             "Invokes whose calibrated novelty was scored (the function had a novelty model).",
@@ -243,12 +251,14 @@ class NoveltyCollector(Collector):
             "Share of this process's scored invokes that were novel in the current UTC hour.",
             labels=["function_id"],
         )
-        for function_id, (count, novel_count) in sorted(self._traffic.totals().items()):
-            scored.add_metric([function_id], count)
-            novel.add_metric([function_id], novel_count)
+        for function_id, totals in sorted(self._traffic.totals().items()):
+            invokes.add_metric([function_id], totals.invokes)
+            scored.add_metric([function_id], totals.scored)
+            novel.add_metric([function_id], totals.novel)
             current = self._traffic.current_share(function_id)
             if current is not None:
                 share.add_metric([function_id], current)
+        yield invokes
         yield scored
         yield novel
         yield share

@@ -31,16 +31,17 @@ def novelty_model(rt: Runtime, function: Function) -> NoveltyModel | None:
 
 
 def drift_public(rt: Runtime, function: Function) -> DriftPublic:
-    """The function's novel share per hour over the last day, as this process counted it."""
+    """The function's novel share per hour over the last day, as this process counted it
+    (hours without a scored invoke omitted: they have no share)."""
     policy = CapturePolicy.from_dict(function.capture_policy or {})
-    hours = rt.novel_traffic.hours(function.id, last=24)
+    hours = [h for h in rt.novel_traffic.hours(function.id, last=24) if h.scored]
     return DriftPublic(
         novelty_threshold=policy.novelty_threshold,
         novel_share_last_hour=rt.novel_traffic.current_share(function.id),
         hours=[
             NoveltyHour(
                 hour=datetime.fromtimestamp(h.start, UTC),
-                invokes=h.invokes,
+                invokes=h.scored,  # the field is documented as the scored invokes
                 novel=h.novel,
                 novel_share=h.novel_share,
             )

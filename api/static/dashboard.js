@@ -51,7 +51,8 @@ function showQueue(counts, activity) {
   const reviewed = activity.reduce((sum, hour) => sum + hour.resolved, 0);
   $("queuecounts").textContent = `${counts.pending} pending · ${counts.annotated} annotated · ${counts.disputed} disputed · ${counts.skipped} skipped · ${counts.discarded} discarded. ` +
     `Last ${activity.length} h: ${captured} captured, ${reviewed} reviewed; this hour ${last.captured} captured` +
-    (last.invokes ? ` of ${last.invokes} invokes this server counted (capture rate ${percent(last.captureRate)}, ${percent(last.novel / last.invokes)} novel).` : ".");
+    (last.invokes ? ` of ${last.invokes} invokes this server counted (capture rate ${percent(last.captureRate)}` +
+      (last.scored ? `, ${percent(last.novel / last.scored)} of ${last.scored} scored novel).` : ").") : ".");
 }
 
 function showReviewers(reviewers) {

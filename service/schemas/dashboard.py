@@ -18,13 +18,17 @@ class ActivityHour(Schema):
     resolved: int = Field(description="Items that left the queue (annotated, skipped, discarded).")
     queue_depth: int = Field(description="Pending items (any kind) at the hour's end (or now).")
     invokes: int = Field(
-        description="Invokes scored for novelty in this hour by the process that answers (each "
-        "replica counts its own traffic, kept 48 hours; 0 before the function has a novelty model)."
+        description="Invokes judged for capture in this hour by the process that answers, scored "
+        "for novelty or not (each replica counts its own traffic, kept 48 hours)."
     )
-    novel: int = Field(description="Of those, invokes whose novelty passed noveltyThreshold.")
+    scored: int = Field(
+        description="Of those, invokes whose novelty was scored (0 before the function has a "
+        "novelty model): the novel share's denominator."
+    )
+    novel: int = Field(description="Of the scored, invokes whose novelty passed noveltyThreshold.")
     capture_rate: float | None = Field(
         description="captured / invokes; null when the invokes counted do not cover the hour's "
-        "captures (no count, another replica's traffic, captures before a novelty model)."
+        "captures (no count, another replica's traffic, a restart of the answering process)."
     )
 
 

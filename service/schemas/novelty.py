@@ -44,7 +44,10 @@ class ProposalAccepted(Schema):
 
 class NoveltyHour(Schema):
     hour: Timestamp = Field(description="Start of the hour (UTC).")
-    invokes: int = Field(description="Invokes whose novelty was scored.")
+    invokes: int = Field(
+        description="Invokes whose novelty was scored (not those before the function had a "
+        "novelty model): the novel share's denominator."
+    )
     novel: int = Field(description="Of those, invokes whose novelty passed noveltyThreshold.")
     novel_share: float | None
 

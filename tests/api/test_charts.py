@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -52,8 +52,25 @@ def test_other_charts_still_draw() -> None:
     hour = datetime(2026, 5, 1, 12, tzinfo=UTC)
     hours = [
         ActivityHour(
-            hour=hour, captured=1, resolved=0, queue_depth=1, invokes=0, novel=0, capture_rate=None
-        )
+            hour=hour,
+            captured=1,
+            resolved=0,
+            queue_depth=1,
+            invokes=0,
+            scored=0,
+            novel=0,
+            capture_rate=None,
+        ),
+        ActivityHour(  # invokes before a novelty model: a capture rate, no novel share
+            hour=hour + timedelta(hours=1),
+            captured=1,
+            resolved=0,
+            queue_depth=2,
+            invokes=4,
+            scored=0,
+            novel=0,
+            capture_rate=0.25,
+        ),
     ]
     assert _is_png(activity_png(hours)) and _is_png(model_history_png([]))
 

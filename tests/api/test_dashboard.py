@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.routers import models as models_router
 from service.dashboard import activity
+from service.functions import get_function
+from service.novelty import drift_public
 from service.settings import Settings
 from store import ReviewItem, session_scope
 from tests.conftest import AUTH, add_colour_samples, data_uri, png_bytes
@@ -52,8 +54,9 @@ def test_dashboard_counts_labels_and_this_hours_queue(client: TestClient) -> Non
     earlier, now = body["activity"][:2], body["activity"][2]
     assert all(h["captured"] == h["resolved"] == h["queueDepth"] == 0 for h in earlier)
     assert (now["captured"], now["resolved"], now["queueDepth"]) == (3, 2, 1)
-    # every invoke was captured (random rate 1); invokes are counted once a novelty model exists
-    assert now["invokes"] in (0, 3) and now["captureRate"] == (1.0 if now["invokes"] else None)
+    # every invoke was captured (random rate 1) and counted, its novelty scored or not (the
+    # serving worker fits the novelty model after the deploy, so some may be scored)
+    assert (now["invokes"], now["captureRate"]) == (3, 1.0) and 0 <= now["scored"] <= 3
     hours = [datetime.fromisoformat(h["hour"].replace("Z", "+00:00")) for h in body["activity"]]
     assert hours[2] - hours[0] == timedelta(hours=2) and hours[2].minute == 0
 
@@ -83,15 +86,43 @@ def test_queue_depth_follows_when_items_came_and_went(client: TestClient) -> Non
                 )
             )
     hour = lambda h: int(datetime(2026, 5, 1, h, tzinfo=UTC).timestamp())  # noqa: E731
-    traffic = {hour(11): (20, 3), hour(12): (0, 0)}  # hour 10 not counted
+    traffic = {hour(11): (20, 10, 3), hour(12): (0, 0, 0)}  # hour 10 not counted
     with session_scope(client.app.state.runtime.engine) as session:
         hours = activity(session, fid, hours=3, now=now, traffic=traffic)
     assert [h.hour for h in hours] == [datetime(2026, 5, 1, h, tzinfo=UTC) for h in (10, 11, 12)]
     assert [h.captured for h in hours] == [1, 1, 1]
     assert [h.resolved for h in hours] == [0, 0, 2]
     assert [h.queue_depth for h in hours] == [1, 2, 1]  # at 11:00, 12:00 and now (12:30)
-    assert [(h.invokes, h.novel) for h in hours] == [(0, 0), (20, 3), (0, 0)]
+    assert [(h.invokes, h.scored, h.novel) for h in hours] == [(0, 0, 0), (20, 10, 3), (0, 0, 0)]
     assert [h.capture_rate for h in hours] == [None, 1 / 20, None]
+
+
+def test_capture_rate_counts_invokes_before_any_novelty_model(client: TestClient) -> None:
+    # no model and no novelty model: cold-start capture judges every input, none is scored
+    fid = client.post("/v1/functions", json={"name": "f", "labels": ["red", "blue"]}).json()["id"]
+    client.put(f"/v1/functions/{fid}/capture-policy", json=CAPTURE_ALL)
+    answers = [
+        client.post(
+            f"/v1/functions/{fid}/invoke",
+            json={"data": data_uri(png_bytes((200, 120, 30), seed=50 + seed))},
+        ).json()["capture"]
+        for seed in range(4)
+    ]
+    assert all(a["novelty"] is None for a in answers)
+    captured = sum(a["captured"] for a in answers)
+    assert captured >= 1
+
+    body = client.get(f"/v1/functions/{fid}/dashboard", params={"hours": 1}).json()
+    (now,) = body["activity"]
+    assert (now["captured"], now["invokes"], now["scored"], now["novel"]) == (captured, 4, 0, 0)
+    assert now["captureRate"] == captured / 4
+    rt = client.app.state.runtime
+    with session_scope(rt.engine) as session:
+        drift = drift_public(rt, get_function(session, fid))
+    assert drift.hours == [] and drift.novel_share_last_hour is None  # no share without a score
+    metrics = client.get("/metrics").text
+    assert f'winnow_invokes_total{{function_id="{fid}"}} 4.0' in metrics
+    assert f'winnow_scored_invokes_total{{function_id="{fid}"}} 0.0' in metrics
 
 
 def test_charts_are_pngs(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -195,6 +196,9 @@ def test_drift_share_in_metrics_and_prometheus(client: TestClient) -> None:
     assert hour["invokes"] == 9 and 4 <= hour["novel"] < 8
     assert drift["novelShareLastHour"] == hour["novelShare"] == hour["novel"] / 9
     text = client.get("/metrics").text
+    # every invoke counts, also wait_for_novelty's probes from before the model was ready
+    (invokes,) = re.findall(rf'winnow_invokes_total{{function_id="{fid}"}} (\d+)\.0', text)
+    assert int(invokes) >= 9
     assert f'winnow_scored_invokes_total{{function_id="{fid}"}} 9.0' in text
     assert f'winnow_novel_invokes_total{{function_id="{fid}"}} {hour["novel"]}.0' in text
     assert f'winnow_novel_share{{function_id="{fid}"}}' in text

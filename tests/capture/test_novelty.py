@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from capture import CapturePolicy, InvalidPolicy
-from capture.drift import HOUR, NoveltyTraffic
+from capture.drift import HOUR, NoveltyTraffic, TrafficTotals
 from capture.errors import InvalidArray
 from capture.novelty import NoveltyModel
 from capture.novelty_models import NoveltyModels
@@ -145,17 +145,34 @@ def test_drift_counts_novel_share_per_hour() -> None:
     now[0] += HOUR
     traffic.record("f", novel=True)
     hours = traffic.hours("f")
-    assert [(h.start, h.invokes, h.novel) for h in hours] == [
-        (10 * HOUR, 4, 1),
-        (11 * HOUR, 1, 1),
+    assert [(h.start, h.invokes, h.scored, h.novel) for h in hours] == [
+        (10 * HOUR, 4, 4, 1),
+        (11 * HOUR, 1, 1, 1),
     ]
-    assert traffic.current_share("f") == 1.0 and traffic.totals() == {"f": (5, 2)}
+    assert traffic.current_share("f") == 1.0
+    assert traffic.totals() == {"f": TrafficTotals(invokes=5, scored=5, novel=2)}
     now[0] += 5 * HOUR
     traffic.record("f", novel=False)
     assert [h.start for h in traffic.hours("f")] == [16 * HOUR]  # older hours forgotten
     assert traffic.current_share("other") is None
     traffic.drop("f")
     assert traffic.hours("f") == [] and traffic.totals() == {}
+
+
+def test_unscored_invokes_count_as_invokes_but_not_in_the_novel_share() -> None:
+    now = [10 * HOUR + 5.0]
+    traffic = NoveltyTraffic(clock=lambda: now[0])
+    for _ in range(3):  # before the function had a novelty model
+        traffic.record("f", novel=None)
+    assert traffic.current_share("f") is None
+    (hour,) = traffic.hours("f")
+    assert (hour.invokes, hour.scored, hour.novel, hour.novel_share) == (3, 0, 0, None)
+    traffic.record("f", novel=True)
+    traffic.record("f", novel=False)
+    (hour,) = traffic.hours("f")
+    assert (hour.invokes, hour.scored, hour.novel, hour.novel_share) == (5, 2, 1, 0.5)
+    assert traffic.current_share("f") == 0.5
+    assert traffic.totals() == {"f": TrafficTotals(invokes=5, scored=2, novel=1)}
 
 
 def test_models_refit_when_labels_move_on_at_most_so_often(labelled) -> None:
