@@ -6,19 +6,34 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from embeddings.tuning import TunedEncoding, TunedTail
+
 
 class EncodeRequest:
-    """One caller's images, their output rows and the future the caller waits on."""
+    """One caller's images, their output rows and the future the caller waits on.
 
-    def __init__(self, tensors: torch.Tensor, dim: int) -> None:
+    With a ``tail`` (a tuned function's), the worker runs the batch through the shared trunk
+    and the request's tail too: the future then gives a :class:`TunedEncoding`.
+    """
+
+    def __init__(self, tensors: torch.Tensor, dim: int, tail: TunedTail | None = None) -> None:
         self.tensors = tensors
+        self.tail = tail
         self.vectors = np.empty((tensors.shape[0], dim), dtype=np.float32)
+        self.outputs: np.ndarray | None = None  # the tail's rows, sized at their first delivery
         self.rows_missing = tensors.shape[0]  # only the worker thread touches this
-        self.future: Future[np.ndarray] = Future()
+        self.future: Future[Any] = Future()
+
+    @property
+    def cut(self) -> int | None:
+        """The trunk this request needs (its tail's ``tuned_blocks``), None for the whole
+        network; only requests with the same cut share a batch."""
+        return None if self.tail is None else self.tail.tuned_blocks
 
     def fail(self, error: BaseException) -> None:
         """Deliver ``error`` unless the caller already got an answer or gave up."""
@@ -27,13 +42,22 @@ class EncodeRequest:
             with contextlib.suppress(InvalidStateError):
                 self.future.set_exception(error)
 
-    def deliver(self, start: int, rows: np.ndarray) -> None:
-        """Store encoded rows; resolve the future once every row has arrived."""
+    def deliver(self, start: int, rows: np.ndarray, outputs: np.ndarray | None = None) -> None:
+        """Store encoded rows (and the tail's, for a tuned request); resolve the future once
+        every row has arrived."""
         self.vectors[start : start + rows.shape[0]] = rows
+        if outputs is not None:
+            if self.outputs is None:
+                self.outputs = np.empty((self.vectors.shape[0], *outputs.shape[1:]), outputs.dtype)
+            self.outputs[start : start + outputs.shape[0]] = outputs
         self.rows_missing -= rows.shape[0]
         if self.rows_missing == 0 and not self.future.done():
+            result: Any = self.vectors
+            if self.tail is not None:
+                assert self.outputs is not None
+                result = TunedEncoding(self.vectors, self.outputs)
             with contextlib.suppress(InvalidStateError):
-                self.future.set_result(self.vectors)
+                self.future.set_result(result)
 
 
 @dataclass(frozen=True)

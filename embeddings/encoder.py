@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from embeddings.encoder_protocol import EncoderStats
 from embeddings.errors import EncoderClosed, EncoderOverloaded
 from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 from embeddings.threads import ThreadTuner, thread_choices
+from embeddings.tuning import SharedTrunk, TunedEncoding, TunedTail
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +123,7 @@ class BatchingEncoder:
         self._rejected_requests = 0
         self._mean_batch_seconds: float | None = None
         self._on_batch = on_batch
+        self._trunks: dict[int, SharedTrunk] = {}  # tuned functions' cuts, built at first use
         self._workers = [
             threading.Thread(target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True)
             for _ in range(workers)
@@ -163,9 +166,32 @@ class BatchingEncoder:
             ValueError: the request alone is larger than ``max_queue``.
             Exception: whatever the backbone raised for these images.
         """
-        count = len(images)
-        if count == 0:
+        if not images:
             return empty_vectors(self._backbone.dim)
+        vectors: np.ndarray = self._submit(images, timeout, None)
+        return vectors
+
+    def encode_tuned(
+        self, images: Sequence[Image.Image], tail: TunedTail, timeout: float | None = None
+    ) -> TunedEncoding:
+        """Encode images for a tuned function: the frozen vectors :meth:`encode` gives and
+        ``tail``'s rows, from one pass of the trunk (:class:`embeddings.tuning.SharedTrunk`,
+        shared by every request cut at the same block in a batch).
+
+        Raises:
+            NotTunable: the backbone cannot be cut (a CLIP ViT), or not at ``tail``'s block.
+            EncoderOverloaded, EncoderClosed, TimeoutError, ValueError: as :meth:`encode`.
+        """
+        if not images:
+            raise ValueError("no images to encode")
+        encoding: TunedEncoding = self._submit(images, timeout, tail)
+        return encoding
+
+    def _submit(
+        self, images: Sequence[Image.Image], timeout: float | None, tail: TunedTail | None
+    ) -> Any:
+        """Queue the images' slices and wait for the request's result."""
+        count = len(images)
         if count > self._max_queue:
             raise ValueError(f"{count} images exceed the encoder queue size {self._max_queue}")
         self._admit(count)
@@ -175,7 +201,7 @@ class BatchingEncoder:
             with self._lock:
                 self._admitted_images -= count
             raise
-        request = EncodeRequest(tensors, self._backbone.dim)
+        request = EncodeRequest(tensors, self._backbone.dim, tail)
         with self._work_ready:
             self._admitted_images -= count  # same critical section as queueing: no gap to overfill
             if self._closed:
@@ -332,6 +358,8 @@ class BatchingEncoder:
                         break
                     self._work_ready.wait(remaining)
                     continue
+                if batch and self._queue[0].request.cut != batch[0].request.cut:
+                    break  # it needs another trunk: it leads the next batch
                 piece = self._queue.popleft()
                 self._queued_images -= piece.size
                 if piece.request.future.done():  # caller timed out, or an earlier slice failed
@@ -355,8 +383,18 @@ class BatchingEncoder:
                 threads = self._tuner.choose(size)
             torch.set_num_threads(threads)
         started = time.monotonic()
+        outputs: list[np.ndarray | None] = [None] * len(batch)
         try:
-            vectors = self._backbone.encode(inputs)
+            cut = batch[0].request.cut
+            if cut is None:
+                vectors = self._backbone.encode(inputs)
+            else:
+                vectors, activations = self._shared_trunk(cut, inputs).encode(inputs)
+                offset = 0
+                for i, piece in enumerate(batch):
+                    assert piece.request.tail is not None
+                    outputs[i] = piece.request.tail.run(activations[offset : offset + piece.size])
+                    offset += piece.size
             if vectors.shape != (size, self._backbone.dim):
                 raise RuntimeError(f"backbone returned shape {vectors.shape} for {size} images")
         except Exception as error:
@@ -372,9 +410,19 @@ class BatchingEncoder:
             return
         self._record_batch(size, time.monotonic() - started, threads)
         offset = 0
-        for piece in batch:
-            piece.request.deliver(piece.start, vectors[offset : offset + piece.size])
+        for piece, rows in zip(batch, outputs, strict=True):
+            piece.request.deliver(piece.start, vectors[offset : offset + piece.size], rows)
             offset += piece.size
+
+    def _shared_trunk(self, cut: int, example: torch.Tensor) -> SharedTrunk:
+        """The backbone cut before its last ``cut`` blocks, built at first use."""
+        with self._lock:
+            trunk = self._trunks.get(cut)
+        if trunk is None:
+            trunk = SharedTrunk(self._backbone.spec, cut, self._backbone.device, example[:1])
+            with self._lock:
+                trunk = self._trunks.setdefault(cut, trunk)
+        return trunk
 
     def _record_batch(self, images: int, seconds: float, threads: int | None = None) -> None:
         """Count a forward pass; ``threads``: the tuned thread count of a successful one."""

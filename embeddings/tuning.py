@@ -17,10 +17,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 import torch
 from timm.models.efficientnet import EfficientNet
 
+from embeddings.backbone import frozen_graph, normalised_rows, to_device
 from embeddings.efficientnet_backbone import EFFICIENTNET_LITE0_SPEC, build_efficientnet_lite0
 
 TUNABLE_SPECS = (EFFICIENTNET_LITE0_SPEC,)
@@ -98,3 +101,64 @@ def trunk_activations(trunk: torch.nn.Module, batches: Iterable[torch.Tensor]) -
     if not parts:
         raise ValueError("no images to run through the trunk")
     return torch.cat(parts).clone()  # a normal tensor: autograd may read it later
+
+
+class TunedTail(Protocol):
+    """A function's own tail, run by the encoder on the shared trunk's activations."""
+
+    @property
+    def tuned_blocks(self) -> int:
+        """Where the network is cut: the trunk stops before its last ``tuned_blocks`` blocks."""
+        ...
+
+    def run(self, activations: torch.Tensor) -> np.ndarray:
+        """``(n, k)`` float rows for ``(n, C, H, W)`` trunk activations (on the trunk's device)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TunedEncoding:
+    """What the encoder gives a tuned function: the frozen backbone's unit vectors (the same as
+    a plain encode gives) and its tail's rows, both computed from one pass of the trunk."""
+
+    vectors: np.ndarray
+    outputs: np.ndarray
+
+
+class SharedTrunk:
+    """The frozen network as two graphs, trunk then frozen tail, so that the trunk's activations
+    of a batch can feed tuned tails as well as the frozen vectors: a tuned function adds only its
+    tail's cost, never a second pass of the network.
+
+    Both graphs are fp32 (:func:`embeddings.backbone.frozen_graph`); the frozen vectors they give
+    equal the backbone's to float precision (the backbone's own tower may run in another
+    precision, see :mod:`embeddings.precision`).
+
+    Args:
+        spec: a spec in :data:`TUNABLE_SPECS`.
+        tuned_blocks: where to cut.
+        device: where the graphs run.
+        example: a preprocessed batch ``(n, 3, H, W)`` of the size the backbone makes.
+
+    Raises:
+        NotTunable: as :func:`split_tower`.
+    """
+
+    def __init__(
+        self, spec: str, tuned_blocks: int, device: torch.device, example: torch.Tensor
+    ) -> None:
+        tower = split_tower(spec, tuned_blocks)
+        self.tuned_blocks = tuned_blocks
+        self.device = device
+        example = example.to(device)
+        with torch.inference_mode():
+            activations = tower.trunk.to(device)(example)
+        self._trunk = frozen_graph(tower.trunk, example)
+        frozen_tail = tower.tail.to(device).eval().requires_grad_(False)
+        self._tail = frozen_graph(frozen_tail, activations)
+
+    def encode(self, batch: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """The frozen unit vectors of ``batch`` and the trunk's activations behind them."""
+        with torch.inference_mode():
+            activations = self._trunk(to_device(batch, self.device))
+            return normalised_rows(self._tail(activations)), activations

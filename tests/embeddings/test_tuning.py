@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from embeddings import build_efficientnet_lite0
-from embeddings.tuning import NotTunable, split_efficientnet, split_tower, trunk_activations
+from embeddings import BatchingEncoder, build_efficientnet_lite0
+from embeddings.tuning import (
+    NotTunable,
+    SharedTrunk,
+    split_efficientnet,
+    split_tower,
+    trunk_activations,
+)
 
 
 @pytest.mark.parametrize("tuned_blocks", [1, 3, 5])
@@ -51,3 +62,83 @@ def test_what_cannot_be_cut_says_so() -> None:
         split_tower("efficientnet-lite0", 17)
     with pytest.raises(NotTunable, match="between 1 and 16"):
         split_tower("efficientnet-lite0", 0)
+
+
+class MeanTail:
+    """A stand-in for a tuned function's tail: each channel's mean activation."""
+
+    def __init__(self, tuned_blocks: int = 3) -> None:
+        self.tuned_blocks = tuned_blocks
+        self.runs: list[int] = []
+
+    def run(self, activations: torch.Tensor) -> np.ndarray:
+        self.runs.append(activations.shape[0])
+        return activations.mean(dim=(2, 3)).numpy()
+
+
+@pytest.fixture(scope="module")
+def efficientnet() -> Any:
+    from embeddings import load_backbone
+    from embeddings.tower_options import TowerOptions
+
+    return load_backbone("efficientnet-lite0", device="cpu", tower=TowerOptions("fp32"))
+
+
+def images(count: int, seed: int = 0) -> list[Image.Image]:
+    rng = np.random.default_rng(seed)
+    return [
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)) for _ in range(count)
+    ]
+
+
+def test_shared_trunk_gives_the_backbones_vectors_and_its_activations(efficientnet: Any) -> None:
+    batch = torch.stack([efficientnet.preprocess(image) for image in images(3)])
+    trunk = SharedTrunk("efficientnet-lite0", 3, torch.device("cpu"), batch[:1])
+
+    vectors, activations = trunk.encode(batch)
+
+    assert activations.shape == (3, 192, 7, 7)
+    np.testing.assert_allclose(vectors, efficientnet.encode(batch), atol=1e-4)
+    tail = split_tower("efficientnet-lite0", 3).tail.eval()
+    with torch.inference_mode():
+        again = torch.nn.functional.normalize(tail(activations), dim=1).numpy()
+    np.testing.assert_allclose(again, vectors, atol=1e-4)
+
+
+def test_encoder_runs_a_tuned_tail_on_the_same_pass_as_the_frozen_vectors(
+    efficientnet: Any,
+) -> None:
+    tail = MeanTail()
+    with BatchingEncoder(efficientnet, max_batch=4, max_wait_ms=20.0) as encoder:
+        pictures = images(6, seed=1)
+        results: dict[str, Any] = {}
+        threads = [
+            threading.Thread(target=lambda: results.setdefault("plain", encoder.encode(pictures))),
+            threading.Thread(
+                target=lambda: results.setdefault("tuned", encoder.encode_tuned(pictures, tail))
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        tuned = results["tuned"]
+        batch = torch.stack([efficientnet.preprocess(image) for image in pictures])
+        _, activations = SharedTrunk("efficientnet-lite0", 3, torch.device("cpu"), batch).encode(
+            batch
+        )
+
+    np.testing.assert_allclose(tuned.vectors, results["plain"], atol=1e-4)
+    assert tuned.outputs.shape == (6, 192)  # in image order across the 4 + 2 slices
+    np.testing.assert_allclose(tuned.outputs, activations.mean(dim=(2, 3)).numpy(), atol=1e-4)
+    assert sum(tail.runs) == 6 and max(tail.runs) <= 4
+
+
+def test_a_backbone_that_cannot_be_cut_fails_only_the_tuned_request() -> None:
+    from embeddings import load_backbone
+
+    backbone = load_backbone("tiny-clip", device="cpu")
+    with BatchingEncoder(backbone, max_batch=4) as encoder:
+        with pytest.raises(NotTunable, match="efficientnet-lite0"):
+            encoder.encode_tuned(images(2), MeanTail())
+        assert encoder.encode(images(2)).shape == (2, backbone.dim)
