@@ -70,11 +70,40 @@ class TunedModel(torch.nn.Module):
     vectors. ``classes_`` names the probability columns, as a scikit-learn head's does.
     """
 
-    def __init__(self, tail: torch.nn.Module, classes: Sequence[str], dim: int) -> None:
+    def __init__(
+        self, tail: torch.nn.Module, classes: Sequence[str], dim: int, tuned_blocks: int
+    ) -> None:
         super().__init__()
         self.tail = tail
         self.head = torch.nn.Linear(dim, len(classes))
         self.classes_ = np.asarray(list(classes), dtype=object)
+        self.tuned_blocks = tuned_blocks
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data that :meth:`from_state` rebuilds this model from: the cut, the labels and
+        the weights as numpy arrays (an artifact holds no pickled torch module, so it loads
+        whatever version of timm built the network)."""
+        return {
+            "tuned_blocks": self.tuned_blocks,
+            "classes": [str(c) for c in self.classes_],
+            "dim": self.head.in_features,
+            "weights": {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()},
+        }
+
+    @classmethod
+    def from_state(cls, spec: str, state: dict[str, Any]) -> TunedModel:
+        """The model :meth:`to_state` described, its tail cut from ``spec``'s network.
+
+        Raises:
+            NotTunable: ``spec`` cannot be cut there.
+            RuntimeError: the weights do not fit that tail (another backbone's).
+        """
+        from embeddings.tuning import split_tower
+
+        tail = split_tower(spec, state["tuned_blocks"]).tail
+        model = cls(tail, state["classes"], state["dim"], state["tuned_blocks"])
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state["weights"].items()})
+        return model.requires_grad_(False).eval()
 
     def features(self, activations: torch.Tensor) -> torch.Tensor:
         """Unit-length pooled features of trunk activations."""
@@ -176,7 +205,9 @@ def fine_tune(
     torch.manual_seed(config.seed)
     targets = torch.as_tensor(np.searchsorted(classes, truth.astype(str)), dtype=torch.long)
     fit_rows, val_rows = _split(targets.numpy(), config)
-    model = TunedModel(tail, [str(c) for c in classes], _width(tail, originals[:1]))
+    model = TunedModel(
+        tail, [str(c) for c in classes], _width(tail, originals[:1]), config.tuned_blocks
+    )
     _start_head(model, originals[fit_rows], targets[fit_rows])
     optimiser = torch.optim.AdamW(
         [

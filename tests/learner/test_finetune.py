@@ -118,3 +118,27 @@ def test_a_refit_trains_every_image_for_the_epochs_early_stopping_kept() -> None
     assert refit.train_images == 60 and refit.val_images == 0
     assert len(refit.epochs) == 1 + early.best_epoch and refit.best_epoch == early.best_epoch
     assert refit.stopped == "max_epochs"
+
+
+def test_a_tuned_model_round_trips_through_a_verified_artifact(tmp_path) -> None:
+    from embeddings.tuning import NotTunable, split_tower
+    from learner.artifacts import ModelStore
+    from learner.finetune import TunedModel
+
+    tower = split_tower("efficientnet-lite0", 1)
+    model = TunedModel(tower.tail, ["bag", "coat"], 1280, tuned_blocks=1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))  # weights a rebuild cannot guess
+    store = ModelStore(tmp_path)
+    digest = store.save("fn", 3, model.to_state(), {"kind": "tuned"})
+
+    state, meta = store.load("fn", 3, sha256=digest)
+    again = TunedModel.from_state("efficientnet-lite0", state)
+
+    activations = torch.randn(2, 192, 7, 7, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(again.predict_proba(activations), model.predict_proba(activations))
+    assert again.tuned_blocks == 1 and list(again.classes_) == ["bag", "coat"]
+    assert meta == {"kind": "tuned"} and not any(p.requires_grad for p in again.parameters())
+    with pytest.raises(NotTunable):
+        TunedModel.from_state("tiny-clip", state)
