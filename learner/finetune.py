@@ -110,6 +110,14 @@ class TunedModel(torch.nn.Module):
         pooled = self.tail(activations.to(torch.float32))
         return torch.nn.functional.normalize(pooled, dim=1)
 
+    def run(self, activations: torch.Tensor) -> np.ndarray:
+        """The tuned function's vectors: unit features of trunk activations, as float32 rows
+        (what :meth:`embeddings.BatchingEncoder.encode_tuned` asks of a tail). A tuned function
+        captures, searches and retrains on these, not on the frozen backbone's vectors
+        (``python -m bench.tuned_space``)."""
+        with torch.inference_mode():
+            return self.features(activations).numpy().astype(np.float32)
+
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.head(self.features(activations))
         return logits

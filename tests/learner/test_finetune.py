@@ -142,3 +142,31 @@ def test_a_tuned_model_round_trips_through_a_verified_artifact(tmp_path) -> None
     assert meta == {"kind": "tuned"} and not any(p.requires_grad for p in again.parameters())
     with pytest.raises(NotTunable):
         TunedModel.from_state("tiny-clip", state)
+
+
+def test_the_encoder_gives_a_tuned_function_its_own_vectors() -> None:
+    from PIL import Image
+
+    from embeddings import BatchingEncoder, load_backbone
+    from embeddings.tower_options import TowerOptions
+    from embeddings.tuning import SharedTrunk, split_tower
+    from learner.finetune import TunedModel
+
+    backbone = load_backbone("efficientnet-lite0", device="cpu", tower=TowerOptions("fp32"))
+    model = TunedModel(split_tower("efficientnet-lite0", 2).tail, ["a", "b"], 1280, 2).eval()
+    with torch.no_grad():
+        for parameter in model.tail.parameters():
+            parameter.mul_(1.05)  # no longer the frozen tail
+    rng = np.random.default_rng(0)
+    pictures = [Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)) for _ in "abc"]
+
+    with BatchingEncoder(backbone, max_batch=8) as encoder:
+        encoding = encoder.encode_tuned(pictures, model)
+    batch = torch.stack([backbone.preprocess(p) for p in pictures])
+    _, activations = SharedTrunk("efficientnet-lite0", 2, torch.device("cpu"), batch).encode(batch)
+
+    with torch.inference_mode():
+        expected = model.features(activations).numpy()
+    np.testing.assert_allclose(encoding.outputs, expected, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(encoding.outputs, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(encoding.outputs, encoding.vectors, atol=1e-2)  # its own space
