@@ -157,18 +157,25 @@ def first_proposed(
     return None
 
 
+def labelled_picks(
+    pool_labels: np.ndarray, unseen: tuple[str, ...], per_class: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Pool positions of the function's labelled samples: ``per_class`` of each seen class."""
+    return np.concatenate(
+        [
+            rng.choice(np.flatnonzero(pool_labels == name), per_class, replace=False)
+            for name in np.unique(pool_labels)
+            if name not in unseen
+        ]
+    )
+
+
 def run_seed(data: Any, scenario: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     unseen = SCENARIOS[scenario]
     policy = _policy(args)
     rng = np.random.default_rng(seed)
     pool_labels = data.pool.labels
-    picked = np.concatenate(
-        [
-            rng.choice(np.flatnonzero(pool_labels == name), args.per_class, replace=False)
-            for name in np.unique(pool_labels)
-            if name not in unseen
-        ]
-    )
+    picked = labelled_picks(pool_labels, unseen, args.per_class, rng)
     labelled, names = data.pool.vectors[picked], pool_labels[picked]
     rest = np.setdiff1d(np.arange(len(pool_labels)), picked)
     traffic = np.concatenate([data.pool.vectors[rest], data.val.vectors, data.test.vectors])

@@ -915,8 +915,13 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
             f"B13 fine-tuned challenger vs the frozen champion, test accuracy ({setup})",
             "; ".join(
                 f"{row['budget']:,} labels: {row['tuned_mean']:.1f}% vs "
-                f"{row['champion_mean']:.1f}% ({row['gain_mean_pt']:+.1f} pt; guard deployed "
-                f"{row['deployed']}/{row['seeds']})"
+                f"{row['champion_mean']:.1f}% ({row['gain_mean_pt']:+.1f} pt"
+                + (
+                    ""
+                    if row.get("refit_gain_mean_pt") is None
+                    else f", refitted on every label {row['refit_gain_mean_pt']:+.1f} pt"
+                )
+                + f"; guard deployed {row['deployed']}/{row['seeds']})"
                 for row in table
             ),
             ">= +4 pt at 2,000 labels",
@@ -949,6 +954,54 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
             verdict(serving["ratio"] >= 0.7),
         ),
     ]
+
+
+def tuned_space_rows(report: dict[str, Any]) -> list[Row]:
+    seeds = len(report["seeds"])
+    setup = (
+        f"last {report['tuned_blocks']} blocks tuned {report['epochs']} epochs, Fashion-MNIST, "
+        f"{seeds} "
+        f"seed{'s' if seeds != 1 else ''}"
+    )
+
+    def b7(space: dict[str, Any]) -> str:
+        after, reviewed = space["proposed_after_worst"], space["proposed_after_with_reviewer_worst"]
+        return (
+            f"AUROC {space['auroc_winnow']:.3f}, proposed after "
+            f"{'never' if after is None else after} (with a reviewer "
+            f"{'never' if reviewed is None else reviewed}), "
+            f"seen-only proposals {space['seen_only_proposals_max']}"
+        )
+
+    def proposes(space: dict[str, Any]) -> bool:
+        after = space["proposed_after_worst"]
+        return after is not None and after < 300 and space["seen_only_proposals_max"] == 0
+
+    rows: list[Row] = [
+        (
+            f"B13 vector space, B7 {scenario} ({'/'.join(spaces['unseen'])} unseen; tail tuned "
+            f"on {report['per_class']} labels per seen class, {setup}): frozen vectors / tuned",
+            f"{b7(spaces['frozen'])} / {b7(spaces['tuned'])}",
+            "proposed after < 300, 0 seen-only",
+            verdict(proposes(spaces["tuned"])),
+        )
+        for scenario, spaces in report["novelty"].items()
+    ]
+    frozen, tuned = report["rules"]["frozen"], report["rules"]["tuned"]
+    rows.append(
+        (
+            f"B13 vector space, capture rules (5 examples, oracle threshold at precision >= 0.9, "
+            f"10 classes x {report['rule_seeds']}; one tail tuned on {report['rule_labels']:,} "
+            f"labels, last {report['tuned_blocks']} blocks, {report['epochs']} epochs): mean "
+            "recall, shirt: frozen / tuned",
+            f"{frozen['oracle_recall']:.2f}, shirt "
+            f"{frozen['oracle_recall_per_class']['shirt']:.2f} / {tuned['oracle_recall']:.2f}, "
+            f"shirt {tuned['oracle_recall_per_class']['shirt']:.2f}",
+            "— (a ceiling: B5's threshold is not an oracle)",
+            "—",
+        )
+    )
+    return rows
 
 
 def traffic_flush_rows(report: dict[str, Any]) -> list[Row]:
@@ -1017,6 +1070,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "--output bench/results/finetune_k5.json",
         finetune_rows,
     ),
+    ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),

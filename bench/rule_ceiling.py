@@ -29,6 +29,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,15 +97,13 @@ def precision_recall(scores: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarr
     return precision, hits / max(int(relevant.sum()), 1)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args(argv)
-    data = load_benchmark_data(5000, 1000, 2000, verbose=False)
+def oracle_recalls(data: Any, seeds: int) -> dict[str, dict[str, Any]]:
+    """Per ranking: the mean oracle recall at precision >= 0.9, the best shared threshold's
+    precision and recall, and the oracle recall per class; ``seeds`` rules per class."""
     classes = np.unique(data.pool.labels)
     curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     owners: list[str] = []  # the class of each rule, in the order of every ranking's curves
-    for seed in range(args.seeds):
+    for seed in range(seeds):
         for i, label in enumerate(classes):
             rng = np.random.default_rng(seed * 100 + i)
             chosen = rng.choice(np.flatnonzero(data.pool.labels == label), EXAMPLES, replace=False)
@@ -116,18 +115,42 @@ def main(argv: list[str] | None = None) -> None:
                 curves.setdefault(name, []).append(
                     precision_recall(rank(data.val.vectors), relevant)
                 )
-    print(f"{'ranking':16s} oracle recall  shared threshold: precision recall")
-    per_class = {}
+    table = {}
     for name, rows in curves.items():
         oracles = np.asarray([r[(p >= 0.9)].max(initial=0.0) for p, r in rows])
         precision = np.mean([p for p, _ in rows], axis=0)
         recall = np.mean([r for _, r in rows], axis=0)
         best = int(np.argmax(np.where(precision >= 0.9, recall, -1.0)))
-        print(f"{name:16s} {oracles.mean():13.3f}  {precision[best]:27.3f} {recall[best]:6.3f}")
-        per_class[name] = {c: oracles[np.asarray(owners) == c].mean() for c in classes}
+        table[name] = {
+            "oracle_recall": float(oracles.mean()),
+            "shared_precision": float(precision[best]),
+            "shared_recall": float(recall[best]),
+            "oracle_recall_per_class": {
+                str(c): float(oracles[np.asarray(owners) == c].mean()) for c in classes
+            },
+        }
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args(argv)
+    table = oracle_recalls(load_benchmark_data(5000, 1000, 2000, verbose=False), args.seeds)
+    print(f"{'ranking':16s} oracle recall  shared threshold: precision recall")
+    for name, row in table.items():
+        print(
+            f"{name:16s} {row['oracle_recall']:13.3f}  {row['shared_precision']:27.3f} "
+            f"{row['shared_recall']:6.3f}"
+        )
     print("oracle recall per class:")
-    for c in classes:
-        print(f"  {c:12s} " + " ".join(f"{name} {v[c]:.2f}" for name, v in per_class.items()))
+    for c in next(iter(table.values()))["oracle_recall_per_class"]:
+        print(
+            f"  {c:12s} "
+            + " ".join(
+                f"{name} {row['oracle_recall_per_class'][c]:.2f}" for name, row in table.items()
+            )
+        )
 
 
 if __name__ == "__main__":
