@@ -1070,6 +1070,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "--output bench/results/finetune_k5.json",
         finetune_rows,
     ),
+    (
+        "finetune_refit",
+        "python -m bench.finetune --budgets 2000 --refit --rounds 5 "
+        "--output bench/results/finetune_refit.json",
+        finetune_rows,
+    ),
     ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
