@@ -65,16 +65,6 @@ RESULT = ROOT / "bench" / "results" / "tuned_space.json"
 SIZES = (3000, 1000, 500)  # pool, validation, test images
 
 
-def tuned_vectors(model: Any, activations: Any) -> np.ndarray:
-    """The tuned tail's unit features of trunk activations: the tuned function's vectors."""
-    import torch
-
-    model.eval()
-    with torch.inference_mode():
-        parts = [model.features(activations[i : i + 256]) for i in range(0, len(activations), 256)]
-    return torch.cat(parts).numpy().astype(np.float32)
-
-
 def tune(
     tower: Any,
     activations: dict[str, list[Any]],
@@ -169,7 +159,7 @@ def novelty_runs(
                 data.pool.labels, unseen, args.per_class, np.random.default_rng(seed)
             )
             model = tune(tower, activations, picks, data.pool.labels, seed, args)
-            tuned = in_space(data, lambda a, m=model: tuned_vectors(m, a), activations)
+            tuned = in_space(data, model.run, activations)
             for space, space_data in (("frozen", data), ("tuned", tuned)):
                 run = novelty.run_seed(space_data, scenario, seed, options)
                 runs.append({"space": space, **run})
@@ -190,7 +180,7 @@ def rule_runs(
     rng = np.random.default_rng(args.seeds[0])
     picks = rng.choice(len(data.pool.labels), args.rule_labels, replace=False)
     model = tune(tower, activations, picks, data.pool.labels, args.seeds[0], args)
-    tuned = in_space(data, lambda a: tuned_vectors(model, a), activations)
+    tuned = in_space(data, model.run, activations)
     table = {}
     for space, space_data in (("frozen", data), ("tuned", tuned)):
         table[space] = rule_ceiling.oracle_recalls(space_data, args.rule_seeds)["mean_similarity"]

@@ -7,7 +7,7 @@ import torch
 
 from bench.data import BenchmarkData, Split
 from bench.novelty import labelled_picks
-from bench.tuned_space import in_space, tuned_vectors
+from bench.tuned_space import in_space
 from learner.finetune import TunedModel
 
 
@@ -33,7 +33,7 @@ def test_in_space_embeds_every_split_from_its_own_activations() -> None:
     tail = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     model = TunedModel(tail, ["a", "b"], dim=4, tuned_blocks=1)
 
-    swapped = in_space(data, lambda a: tuned_vectors(model, a), activations)
+    swapped = in_space(data, model.eval().run, activations)
 
     assert [swapped.pool.vectors.shape, swapped.val.vectors.shape, swapped.test.vectors.shape] == [
         (3, 4),
