@@ -54,22 +54,15 @@ _CPU_FLAGS = ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512f", "
 
 def machine() -> dict[str, Any]:
     """Platform, CPU model and the instruction sets that decide which precision wins."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
     import torch
 
+    from embeddings.cpu_info import cpu_info
+
+    cpu = cpu_info()
     return {
         "platform": platform.platform(),
-        "cpu": model,
-        "cpu_flags": [flag for flag in _CPU_FLAGS if flag in flags],
+        "cpu": cpu.model or "unknown",
+        "cpu_flags": [flag for flag in _CPU_FLAGS if flag in cpu.flags],
         "cores": os.cpu_count(),
         "torch": torch.__version__,
     }

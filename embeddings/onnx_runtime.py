@@ -29,6 +29,7 @@ import numpy as np
 import onnxruntime
 import torch
 
+from embeddings.cpu_info import cpu_info
 from embeddings.onnx_graph import module_to_onnx
 from embeddings.tower_options import ONNX_PRECISIONS
 
@@ -145,15 +146,8 @@ def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     uint8 weights, which avoid it (onnxruntime's quantisation guide advises them there). Other
     systems and architectures: False.
     """
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        None,
-    )
-    return flags is not None and "avx2" in flags and not any(f in flags for f in _VNNI_FLAGS)
+    flags = cpu_info(cpuinfo).flags
+    return "avx2" in flags and not any(f in flags for f in _VNNI_FLAGS)
 
 
 def quantise(graph: bytes, calibration: torch.Tensor) -> bytes:

@@ -20,6 +20,7 @@ from pathlib import Path
 import onnxruntime
 import torch
 
+from embeddings.cpu_info import cpu_info
 from embeddings.tower_options import parse_label
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,4 @@ def _read(path: Path) -> dict[str, object]:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_info().model or platform.processor() or platform.machine()
