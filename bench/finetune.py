@@ -143,6 +143,22 @@ def frozen_vectors(tail: Any, activations: Any) -> np.ndarray:
     return torch.nn.functional.normalize(pooled, dim=1).numpy()
 
 
+def tune_on(
+    tail: Any, activations: list[Any], rows: np.ndarray, labels: np.ndarray, config: Any
+) -> Any:
+    """:func:`learner.finetune.fine_tune` of a copy of ``tail`` on the pool images ``rows``:
+    ``activations`` is ``[originals, view 1, ..., view k]`` as :func:`trunk_activations` gives."""
+    from learner.finetune import fine_tune
+
+    return fine_tune(
+        copy.deepcopy(tail),
+        activations[0][rows],
+        [view[rows] for view in activations[1:]],
+        labels[rows],
+        config,
+    )
+
+
 def one_run(
     data: dict[str, Any], tower: Any, budget: int, seed: int, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -151,7 +167,7 @@ def one_run(
 
     from learner import train_head
     from learner.champion import compare_on, decide_wins
-    from learner.finetune import TuneConfig, fine_tune
+    from learner.finetune import TuneConfig
 
     labels, vectors = data["labels"], data["vectors"]
     chosen = np.random.default_rng(seed).choice(len(labels), size=budget, replace=False)
@@ -161,13 +177,7 @@ def one_run(
     champion = train_head(vectors[chosen], labels[chosen], seed=seed).head
     recipe = train_head(vectors[fit], labels[fit], seed=seed).head
     config = TuneConfig(tuned_blocks=args.tuned_blocks, views=args.views, seed=seed)
-    tuned = fine_tune(
-        copy.deepcopy(tower.tail),
-        data["activations"][0][fit],
-        [view[fit] for view in data["activations"][1:]],
-        labels[fit],
-        config,
-    )
+    tuned = tune_on(tower.tail, data["activations"], fit, labels, config)
     truth = labels[holdout]
     comparison = compare_on(
         "holdout",
@@ -182,13 +192,7 @@ def one_run(
     tuned_test = float(np.mean(tuned.model.predict(data["test_activations"]) == test_truth))
     refit: dict[str, Any] = {}
     if args.refit:  # what would deploy: the recipe again on every label, as many epochs
-        again = fine_tune(
-            copy.deepcopy(tower.tail),
-            data["activations"][0][chosen],
-            [view[chosen] for view in data["activations"][1:]],
-            labels[chosen],
-            tuned.refit_config(),
-        )
+        again = tune_on(tower.tail, data["activations"], chosen, labels, tuned.refit_config())
         refit_test = float(np.mean(again.model.predict(data["test_activations"]) == test_truth))
         refit = {
             "refit_test_accuracy": refit_test,

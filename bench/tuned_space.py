@@ -36,7 +36,6 @@ Writes ``bench/results/tuned_space.json`` and prints the table.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import sys
 from pathlib import Path
@@ -75,7 +74,7 @@ def tune(
 ) -> Any:
     """A tail tuned on the pool images ``picks`` for ``--epochs`` epochs, with their augmented
     views (B13's recipe without early stopping)."""
-    from learner.finetune import TuneConfig, fine_tune
+    from learner.finetune import TuneConfig
 
     config = TuneConfig(
         tuned_blocks=args.tuned_blocks,
@@ -84,14 +83,7 @@ def tune(
         max_epochs=args.epochs,
         val_fraction=0.0,  # a fixed number of epochs: the space of a tail that was tuned
     )
-    pool = activations["pool"]
-    result = fine_tune(
-        copy.deepcopy(tower.tail),
-        pool[0][picks],
-        [view[picks] for view in pool[1:]],
-        labels[picks],
-        config,
-    )
+    result = finetune.tune_on(tower.tail, activations["pool"], picks, labels, config)
     print(f"tuned on {len(picks)} labels: {result.summary()}", file=sys.stderr, flush=True)
     return result.model
 

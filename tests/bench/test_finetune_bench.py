@@ -35,3 +35,24 @@ def test_gains_are_paired_and_wrong_deploys_counted() -> None:
     assert large["gain_mean_pt"] == pytest.approx(5.0) and large["guard_wrong"] == 0
     assert large["tuning_seconds_per_1000_images"] == pytest.approx(40.0)
     assert large["epoch_seconds_per_1000_images"] == pytest.approx(20.0)
+
+
+def test_tune_on_trains_a_copy_on_the_chosen_rows_and_their_views() -> None:
+    import numpy as np
+    import torch
+
+    from bench.finetune import tune_on
+    from learner.finetune import TuneConfig
+
+    tail = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 1), torch.nn.AdaptiveAvgPool2d(1))
+    tail.append(torch.nn.Flatten())
+    before = [p.clone() for p in tail.parameters()]
+    originals = torch.randn(10, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    activations = [originals, originals + 0.1]
+    labels = np.asarray(["a", "b"] * 5)
+    config = TuneConfig(views=1, max_epochs=1, val_fraction=0.0, batch_size=4)
+
+    result = tune_on(tail, activations, np.arange(6), labels, config)
+
+    assert result.train_images == 6 and list(result.model.classes_) == ["a", "b"]
+    assert all(torch.equal(p, q) for p, q in zip(tail.parameters(), before, strict=True))
