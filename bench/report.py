@@ -967,15 +967,14 @@ def tuned_space_rows(report: dict[str, Any]) -> list[Row]:
     def b7(space: dict[str, Any]) -> str:
         after, reviewed = space["proposed_after_worst"], space["proposed_after_with_reviewer_worst"]
         return (
-            f"AUROC {space['auroc_winnow']:.3f}, proposed after "
+            f"AUROC {space['auroc_winnow']['mean']:.3f}, proposed after "
             f"{'never' if after is None else after} (with a reviewer "
             f"{'never' if reviewed is None else reviewed}), "
             f"seen-only proposals {space['seen_only_proposals_max']}"
         )
 
     def proposes(space: dict[str, Any]) -> bool:
-        after = space["proposed_after_worst"]
-        return after is not None and after < 300 and space["seen_only_proposals_max"] == 0
+        return space["all_proposed_before_300"] and space["seen_only_proposals_max"] == 0
 
     rows: list[Row] = [
         (

@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'':22s} {'frozen':>24s} {'tuned':>24s}")
     for scenario, spaces in summary.items():
         cells = [
-            f"AUROC {spaces[s]['auroc_winnow']:.3f}, after {spaces[s]['proposed_after_worst']}"
+            f"AUROC {spaces[s]['auroc_winnow']['mean']:.3f}, "
+            f"after {spaces[s]['proposed_after_worst']}"
             for s in ("frozen", "tuned")
         ]
         print(f"B7 {scenario:19s} {cells[0]:>24s} {cells[1]:>24s}")
@@ -243,24 +244,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per B7 scenario: its unseen classes, and per space the mean AUROC, the latest first
-    proposal of an unseen class (None: one was never proposed), the same with a reviewer
-    accepting proposals as they appear, and the most seen-only proposals."""
-    summary: dict[str, dict[str, Any]] = {}
-    for scenario, unseen in novelty.SCENARIOS.items():
-        entry: dict[str, Any] = {"unseen": list(unseen)}
-        for space in ("frozen", "tuned"):
-            mine = [r for r in runs if r["scenario"] == scenario and r["space"] == space]
-            after = [v for r in mine for v in r["proposed_after"].values()]
-            reviewed = [v for r in mine for v in r["proposed_after_with_reviewer"].values()]
-            entry[space] = {
-                "auroc_winnow": float(np.mean([r["auroc_winnow"] for r in mine])),
-                "proposed_after_worst": None if None in after else max(after),
-                "proposed_after_with_reviewer_worst": None if None in reviewed else max(reviewed),
-                "seen_only_proposals_max": max(r["seen_only_proposals_max"] for r in mine),
-            }
-        summary[scenario] = entry
-    return summary
+    """Per B7 scenario: its unseen classes and, per space, B7's own summary of that space's runs
+    (:func:`bench.novelty.summarise`: AUROCs, the latest first proposal of an unseen class with
+    and without a reviewer, the most seen-only proposals)."""
+    spaces = ("frozen", "tuned")
+    by_space = {
+        space: novelty.summarise([r for r in runs if r["space"] == space]) for space in spaces
+    }
+    return {
+        scenario: {"unseen": list(unseen), **{space: by_space[space][scenario] for space in spaces}}
+        for scenario, unseen in novelty.SCENARIOS.items()
+    }
 
 
 if __name__ == "__main__":
