@@ -16,6 +16,7 @@ from learner.errors import (
     InvalidFunctionId,
     LearnerError,
     NotEnoughData,
+    TrainingCancelled,
 )
 from learner.few_shot import TextAnchoredFamily, TextAnchoredLogistic, TextPrior
 from learner.heads import (
@@ -77,6 +78,7 @@ __all__ = [
     "ModelStore",
     "ObjectModelStore",
     "NotEnoughData",
+    "TrainingCancelled",
     "TemperatureScaledHead",
     "TextAnchoredFamily",
     "TextAnchoredLogistic",

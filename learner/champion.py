@@ -21,7 +21,7 @@ trails on 6 of 12 holdout samples with none back, p = 0.016.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,14 @@ class DeployDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def pinned_to(self, version: int) -> DeployDecision:
+        """This decision on a function pinned to ``version``: recorded, never promoted."""
+        return replace(
+            self,
+            deploy=False,
+            reason=f"function is pinned to version {version}; not promoted ({self.reason})",
+        )
 
 
 def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:

@@ -45,3 +45,8 @@ class ArtifactTampered(ArtifactCorrupt):
 class ArtifactUnverified(ArtifactCorrupt):
     """No digest was recorded for the artifact (an older winnow wrote it), so it cannot be
     verified and is not loaded."""
+
+
+class TrainingCancelled(LearnerError):
+    """The training was cancelled (:meth:`learner.scheduler.TrainingTracker.cancel`); nothing
+    was recorded and the deployed version is unchanged."""

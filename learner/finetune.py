@@ -144,6 +144,77 @@ class TunedModel(torch.nn.Module):
         return sum(t.numel() * t.element_size() for t in self.state_dict().values())
 
 
+TUNED_HEAD = "finetuned"
+"""The ``head`` a tuned version's record names (its recipe: :func:`fine_tune`)."""
+
+
+class TunedHead:
+    """What a tuned version serves: its tuned tail and head, and a frozen head beside them.
+
+    An invoke runs the shared trunk once and this tail on its activations
+    (:meth:`embeddings.BatchingEncoder.encode_tuned`, through :meth:`run`), and
+    :meth:`predict_tuned` answers from the tail's features. What winnow stores for every sample
+    and queue item stays the frozen backbone's vector, so the questions asked of stored vectors
+    (review suggestions, search, suspects, the Nyckel sample predictions) are answered by
+    ``frozen``, a head trained on the same labels' frozen vectors: :meth:`predict_proba` is the
+    :class:`learner.deploy.ServedHead` protocol on those vectors.
+
+    Pickled as plain data (:meth:`TunedModel.to_state`), so an artifact loads whatever version
+    of timm built the network.
+
+    Args:
+        spec: the backbone the tail was cut from.
+        model: the tuned tail and head.
+        frozen: a fitted head on frozen vectors with the same labels.
+
+    Raises:
+        ValueError: ``frozen``'s labels differ from ``model``'s.
+    """
+
+    def __init__(self, spec: str, model: TunedModel, frozen: Any) -> None:
+        if sorted(map(str, frozen.classes_)) != sorted(map(str, model.classes_)):
+            raise ValueError("the frozen head and the tuned model must have the same labels")
+        self.spec = spec
+        self.model = model
+        self.frozen = frozen
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.model.classes_
+
+    @property
+    def tuned_blocks(self) -> int:
+        return self.model.tuned_blocks
+
+    def run(self, activations: torch.Tensor) -> np.ndarray:
+        """The tail's unit features of trunk activations (:class:`embeddings.tuning.TunedTail`)."""
+        return self.model.run(activations)
+
+    def predict_tuned(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities, in :attr:`classes_` order, for rows :meth:`run` gave."""
+        with torch.inference_mode():
+            logits = self.model.head(torch.as_tensor(features, dtype=torch.float32))
+            return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """The frozen head's probabilities for frozen vectors, in :attr:`classes_` order."""
+        proba = np.asarray(self.frozen.predict_proba(X), dtype=np.float64)
+        columns = {str(c): i for i, c in enumerate(self.frozen.classes_)}
+        return proba[:, [columns[str(c)] for c in self.model.classes_]]
+
+    def nbytes(self) -> int:
+        """The tuned weights' bytes: what serving this version adds to a replica."""
+        return self.model.nbytes()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"spec": self.spec, "model": self.model.to_state(), "frozen": self.frozen}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.spec = state["spec"]
+        self.model = TunedModel.from_state(state["spec"], state["model"])
+        self.frozen = state["frozen"]
+
+
 @dataclass
 class TuneResult:
     """A tuned model and the record of how it got there."""

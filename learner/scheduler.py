@@ -20,6 +20,8 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from learner.errors import TrainingCancelled
+
 log = logging.getLogger(__name__)
 
 PHASES = ("loading", "training", "comparing", "saving", "deploying")
@@ -29,8 +31,12 @@ PHASES = ("loading", "training", "comparing", "saving", "deploying")
 class TrainingStatus:
     """What a function's training is doing now and how the last one ended."""
 
-    # idle | training | failed (the last training raised; the deployed model is unchanged)
+    # idle | training | failed (the last training raised; the deployed model is unchanged) |
+    # cancelled (the last training was cancelled; nothing was recorded)
     state: str = "idle"
+    # What runs or ran: head (a head on the stored vectors) | finetune (a tuned challenger,
+    # service.finetune)
+    kind: str = "head"
     # Current step while training: one of PHASES.
     phase: str | None = None
     # Fraction of the phases done, 0..1.
@@ -54,6 +60,7 @@ class TrainingTracker:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._status: dict[str, TrainingStatus] = {}
+        self._cancel: dict[str, threading.Event] = {}
 
     def _lock(self, function_id: str) -> threading.Lock:
         with self._guard:
@@ -63,17 +70,22 @@ class TrainingTracker:
         return self._lock(function_id).locked()
 
     @contextmanager
-    def run(self, function_id: str, trigger: str, *, wait: bool = True) -> Iterator[bool]:
+    def run(
+        self, function_id: str, trigger: str, *, wait: bool = True, kind: str = "head"
+    ) -> Iterator[bool]:
         """Hold the function's training slot; yields False (and runs nothing) when ``wait`` is
         False and another training is in progress."""
         lock = self._lock(function_id)
         if not lock.acquire(blocking=wait):
             yield False
             return
+        with self._guard:
+            self._cancel[function_id] = threading.Event()
         try:
             self._set(
                 function_id,
                 state="training",
+                kind=kind,
                 phase=PHASES[0],
                 progress=0.0,
                 trigger=trigger,
@@ -81,6 +93,9 @@ class TrainingTracker:
                 finished_at=None,
             )
             yield True
+        except TrainingCancelled:
+            self._set(function_id, state="cancelled", phase=None, finished_at=_now())
+            raise
         except BaseException as exc:
             self._set(function_id, state="failed", finished_at=_now(), last_error=str(exc))
             raise
@@ -94,10 +109,34 @@ class TrainingTracker:
                 last_error=None,
             )
         finally:
+            with self._guard:
+                self._cancel.pop(function_id, None)
             lock.release()
 
-    def phase(self, function_id: str, phase: str) -> None:
-        self._set(function_id, phase=phase, progress=PHASES.index(phase) / len(PHASES))
+    def phase(self, function_id: str, phase: str, done: float = 0.0) -> None:
+        """The run is in ``phase``, ``done`` (0..1) of the way through it."""
+        progress = (PHASES.index(phase) + min(max(done, 0.0), 1.0)) / len(PHASES)
+        self._set(function_id, phase=phase, progress=progress)
+
+    def set_kind(self, function_id: str, kind: str) -> None:
+        """What the running training turned out to be (a retrain that tunes: ``finetune``)."""
+        self._set(function_id, kind=kind)
+
+    def cancel(self, function_id: str) -> bool:
+        """Ask the function's running training to stop; False when none runs in this process.
+        A training that checks (:meth:`cancelled`) raises :class:`TrainingCancelled`."""
+        with self._guard:
+            event = self._cancel.get(function_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def cancelled(self, function_id: str) -> bool:
+        """Whether :meth:`cancel` was asked of the function's running training."""
+        with self._guard:
+            event = self._cancel.get(function_id)
+        return event is not None and event.is_set()
 
     def trained(self, function_id: str, version: int) -> None:
         self._set(function_id, last_version=version)

@@ -120,28 +120,48 @@ def test_a_refit_trains_every_image_for_the_epochs_early_stopping_kept() -> None
     assert refit.stopped == "max_epochs"
 
 
-def test_a_tuned_model_round_trips_through_a_verified_artifact(tmp_path) -> None:
+def test_a_tuned_head_round_trips_through_a_verified_artifact(tmp_path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
     from embeddings.tuning import NotTunable, split_tower
     from learner.artifacts import ModelStore
-    from learner.finetune import TunedModel
+    from learner.finetune import TunedHead, TunedModel
 
     tower = split_tower("efficientnet-lite0", 1)
     model = TunedModel(tower.tail, ["bag", "coat"], 1280, tuned_blocks=1)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))  # weights a rebuild cannot guess
+    rng = np.random.default_rng(0)
+    frozen_vectors = rng.normal(size=(20, 8))
+    frozen = LogisticRegression().fit(frozen_vectors, ["coat", "bag"] * 10)
+    head = TunedHead("efficientnet-lite0", model, frozen)
     store = ModelStore(tmp_path)
-    digest = store.save("fn", 3, model.to_state(), {"kind": "tuned"})
+    digest = store.save("fn", 3, head, {"kind": "tuned"})
 
-    state, meta = store.load("fn", 3, sha256=digest)
-    again = TunedModel.from_state("efficientnet-lite0", state)
+    again, meta = store.load("fn", 3, sha256=digest)
 
     activations = torch.randn(2, 192, 7, 7, generator=torch.Generator().manual_seed(0))
-    np.testing.assert_allclose(again.predict_proba(activations), model.predict_proba(activations))
+    features = again.run(activations)
+    np.testing.assert_allclose(again.predict_tuned(features), model.predict_proba(activations))
     assert again.tuned_blocks == 1 and list(again.classes_) == ["bag", "coat"]
-    assert meta == {"kind": "tuned"} and not any(p.requires_grad for p in again.parameters())
+    assert meta == {"kind": "tuned"} and not any(p.requires_grad for p in again.model.parameters())
+    # stored vectors are answered by the frozen head, in the tuned model's column order
+    np.testing.assert_allclose(
+        again.predict_proba(frozen_vectors), frozen.predict_proba(frozen_vectors)
+    )
+    flipped = LogisticRegression().fit(frozen_vectors, ["coat", "bag"] * 10)
+    flipped.classes_ = flipped.classes_[::-1].copy()  # a head whose columns run the other way
+    flipped.coef_, flipped.intercept_ = -flipped.coef_, -flipped.intercept_
+    expected = frozen.predict_proba(frozen_vectors)
+    np.testing.assert_allclose(flipped.predict_proba(frozen_vectors), expected[:, ::-1])
+    reordered = TunedHead("efficientnet-lite0", model, flipped).predict_proba(frozen_vectors)
+    np.testing.assert_allclose(reordered, expected)
+    other = LogisticRegression().fit(frozen_vectors, ["bag", "shirt"] * 10)
+    with pytest.raises(ValueError, match="same labels"):
+        TunedHead("efficientnet-lite0", model, other)
     with pytest.raises(NotTunable):
-        TunedModel.from_state("tiny-clip", state)
+        TunedModel.from_state("tiny-clip", model.to_state())
 
 
 def test_the_encoder_gives_a_tuned_function_its_own_vectors() -> None:
