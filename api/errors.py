@@ -49,7 +49,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ServiceError]]]:
         InvalidImage,
         UnsupportedImageFormat,
     )
-    from learner import NotEnoughData
+    from learner import NotEnoughData, TrainingCancelled
     from review_queue import InvalidFilter, InvalidTransition, ItemNotFound
     from service.ratelimit import RateLimitUnavailable
     from store import (
@@ -70,6 +70,7 @@ def _domain_errors() -> list[tuple[type[Exception], type[ServiceError]]]:
         (BackboneUnavailable, ServiceUnavailable),
         (RateLimitUnavailable, ServiceUnavailable),
         (NotEnoughData, Conflict),
+        (TrainingCancelled, Conflict),
         (InvalidPolicy, Unprocessable),
         (ItemNotFound, NotFound),
         (InvalidFilter, Unprocessable),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import func as sql
 from sqlmodel import Session, select
 
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed
@@ -148,3 +149,14 @@ def follow_deployed(rt: Runtime, function: Function) -> None:
 def _served_version(rt: Runtime, function_id: str) -> int | None:
     deployed = rt.heads.get(function_id)
     return None if deployed is None else deployed.version
+
+
+def next_version(rt: Runtime, function_id: str) -> int:
+    """The number the function's next trained version gets."""
+    with session_scope(rt.engine) as session:
+        latest = session.exec(
+            select(sql.max(ModelVersion.version)).where(ModelVersion.function_id == function_id)
+        ).one()
+    # A crash after writing an artifact but before recording it leaves a file the database does
+    # not know; never reuse its number.
+    return max(latest or 0, *rt.models.versions(function_id), 0) + 1

@@ -8,11 +8,12 @@ import numpy as np
 
 from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
+from learner.finetune import TunedHead
 from service.capture import maybe_capture
 from service.deploys import version_row
 from service.errors import Conflict, ServiceUnavailable
 from service.runtime import Runtime
-from service.samples import embed_images
+from service.samples import embed_images, embed_images_tuned
 from service.schemas import InvokeResult, LabelConfidence
 from service.serving import Snapshot, build_snapshot, refits_due, serving_snapshot
 from store import Function, Sample, session_scope, vector_from_bytes
@@ -55,25 +56,37 @@ def invoke_batch(
     label (``labelName`` null) and cold-start capture judges it.
     """
     snapshot = serving_snapshot(rt, function_id)
-    vectors = embed_images(rt, snapshot.function, images)
-    if all(isinstance(vector, InvalidImage) for vector in vectors):
-        return [vector for vector in vectors if isinstance(vector, InvalidImage)]
     model = snapshot.model
+    if version is not None and (model is None or version != model.version):
+        model, capture = stored_model(rt, function_id, version), False
+    embedded = _embedded(rt, snapshot.function, images, model)
+    if all(isinstance(row, InvalidImage) for row in embedded):
+        return [row for row in embedded if isinstance(row, InvalidImage)]
     if snapshot.unavailable is not None and version is None:
         rt.serving.request(function_id, reread=True)  # the worker tries to load it again
         raise ServiceUnavailable(snapshot.unavailable)
-    if version is not None and (model is None or version != model.version):
-        model, capture = stored_model(rt, function_id, version), False
     answers = [
-        vector
-        if isinstance(vector, InvalidImage)
-        else _answer(rt, snapshot, model, data, vector, capture=capture)
-        for data, vector in zip(images, vectors, strict=True)
+        row
+        if isinstance(row, InvalidImage)
+        else _answer(rt, snapshot, model, data, *row, capture=capture)
+        for data, row in zip(images, embedded, strict=True)
     ]
-    dims = [v.shape[0] for v in vectors if not isinstance(v, InvalidImage)]
+    dims = [row[0].shape[0] for row in embedded if not isinstance(row, InvalidImage)]
     if capture and refits_due(rt, snapshot, dims[0]):
         rt.serving.request(function_id)
     return answers
+
+
+def _embedded(
+    rt: Runtime, function: Function, images: Sequence[bytes], model: Deployed | None
+) -> list[tuple[np.ndarray, np.ndarray | None] | InvalidImage]:
+    """Each image's frozen vector and, for a tuned version, its tuned features (else None)."""
+    if model is not None and isinstance(model.head, TunedHead):
+        return list(embed_images_tuned(rt, function, images, model.head))
+    return [
+        row if isinstance(row, InvalidImage) else (row, None)
+        for row in embed_images(rt, function, images)
+    ]
 
 
 def _answer(
@@ -82,16 +95,23 @@ def _answer(
     model: Deployed | None,
     data: bytes,
     vector: np.ndarray,
+    features: np.ndarray | None,
     *,
     capture: bool,
 ) -> InvokeResult:
-    """``model``'s answer for one embedded image, captured into review if the policy says so;
-    before any model, no label, and cold-start capture decides whether the input is one of the
-    typical, not yet covered ones a reviewer should label first."""
+    """``model``'s answer for one embedded image (``features``: a tuned version's, which it
+    answers from; the frozen ``vector`` is what capture judges and stores), captured into
+    review if the policy says so; before any model, no label, and cold-start capture decides
+    whether the input is one of the typical, not yet covered ones a reviewer should label
+    first."""
     if model is None:
         proba, classes, confidences = None, [], []
     else:
-        proba = np.asarray(model.head.predict_proba(vector[None, :])[0], dtype=np.float64)
+        if features is not None and isinstance(model.head, TunedHead):
+            rows = model.head.predict_tuned(features[None, :])
+        else:
+            rows = model.head.predict_proba(vector[None, :])
+        proba = np.asarray(rows[0], dtype=np.float64)
         classes = list(model.labels)
         confidences = [
             LabelConfidence(

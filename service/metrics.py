@@ -23,7 +23,7 @@ from sqlmodel import col, select
 
 from capture.drift import NoveltyTraffic
 from embeddings import ImageEncoderPool
-from learner import NotEnoughData
+from learner import NotEnoughData, TrainingCancelled
 from store import Function, ReviewItem, session_scope
 
 # The media type of the text exposition format this module writes.
@@ -159,6 +159,9 @@ class Metrics:
             yield run
         except NotEnoughData:
             run.outcome = "not_enough_data"
+            raise
+        except TrainingCancelled:
+            run.outcome = "cancelled"
             raise
         except BaseException:
             run.outcome = "failed"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -11,10 +12,11 @@ from sqlalchemy import func as sql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from embeddings import InvalidImage, declared_pixels, decode_image
+from embeddings import BatchingEncoder, InvalidImage, declared_pixels, decode_image
+from embeddings.tuning import TunedTail
 from review_queue import drop_open_suspects, follow_relabel
 from service.capture import index_labelled, unindex
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, ServiceUnavailable
 from service.functions import annotation_label, delete_unreferenced_blobs, get_function
 from service.runtime import Runtime
 from service.schemas import AnnotationPublic, SamplePublic
@@ -61,7 +63,40 @@ def embed_images(
     Raises:
         DecodeBudgetExhausted: the budget had no room for an image within its wait.
     """
-    embedded: dict[int, np.ndarray | InvalidImage] = {}
+    encoder = rt.encoders.get(function.backbone)
+    return _embedded(rt, images, lambda decoded: list(encoder.encode(decoded)))
+
+
+def embed_images_tuned(
+    rt: Runtime, function: Function, images: Sequence[bytes], tail: TunedTail
+) -> list[tuple[np.ndarray, np.ndarray] | InvalidImage]:
+    """As :func:`embed_images`, for a tuned version: each image's frozen vector and ``tail``'s
+    features of it, from one pass of the shared trunk (:meth:`BatchingEncoder.encode_tuned`).
+
+    Raises:
+        ServiceUnavailable: this replica's encoder cannot run a tuned tail (``--encoder ray``).
+        DecodeBudgetExhausted: as :func:`embed_images`.
+    """
+    encoder = rt.encoders.get(function.backbone)
+    if not isinstance(encoder, BatchingEncoder):
+        raise ServiceUnavailable(
+            f"function {function.id} serves a fine-tuned version, which this replica's encoder "
+            "cannot run (fine-tuned versions serve with --encoder local)"
+        )
+
+    def encode(decoded: list[Image.Image]) -> list[tuple[np.ndarray, np.ndarray]]:
+        encoding = encoder.encode_tuned(decoded, tail)
+        return list(zip(encoding.vectors, encoding.outputs, strict=True))
+
+    return _embedded(rt, images, encode)
+
+
+def _embedded(
+    rt: Runtime, images: Sequence[bytes], encode: Callable[[list[Image.Image]], list[Any]]
+) -> list[Any]:
+    """:func:`embed_images`'s decoding and budgeting, with ``encode`` giving each decoded
+    image's result."""
+    embedded: dict[int, Any] = {}
     budget, max_pixels = rt.decode_budget, rt.settings.max_image_pixels
     waiting: dict[int, Image.Image] = {}
     reserved = 0  # the pixels of ``waiting`` and of the image being decoded
@@ -69,8 +104,7 @@ def embed_images(
     def encode_waiting() -> None:
         nonlocal waiting, reserved
         if waiting:
-            vectors = rt.encoders.get(function.backbone).encode(list(waiting.values()))
-            embedded.update(zip(waiting, vectors, strict=True))
+            embedded.update(zip(waiting, encode(list(waiting.values())), strict=True))
         waiting = {}  # the decoded images go before their pixels are given back
         budget.release(reserved)
         reserved = 0

@@ -82,6 +82,12 @@ class Settings:
     # Seconds without a new annotation before a due retrain starts, so an upload burst trains
     # once; continuous arrivals wait at most retrain_interval seconds.
     retrain_debounce: float = 2.0
+    # Fine-tuned challengers (service.finetune): off | auto (the scheduler tunes a function's
+    # backbone tail when it has finetune_min_per_label labelled samples of each label, on a
+    # backbone that can be cut (EfficientNet-Lite0) and the in-process encoder).
+    finetune: str = "off"
+    # Labelled samples each label needs before the scheduler queues a fine-tune.
+    finetune_min_per_label: int = 20
     # Memory (MiB) the resident functions' serving state may hold (heads, capture indexes,
     # traffic windows); the least recently invoked are evicted beyond it. 0: a quarter of memory.
     snapshot_memory_mb: float = 0.0

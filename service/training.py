@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import replace
 
 import numpy as np
 from sqlalchemy import func as sql
@@ -16,14 +15,17 @@ from learner import (
     ArtifactNotFound,
     Deployed,
     NotEnoughData,
+    TrainingCancelled,
     train_head,
 )
+from learner.finetune import TUNED_HEAD
 from service.comparison import (
     compare_with_champion,
     compare_with_version_zero,
     compare_with_zero_shot,
 )
-from service.deploys import deployed_row, make_current, serve
+from service.deploys import deployed_row, make_current, next_version, serve
+from service.finetune import finetune_due, finetune_function, tune_in_slot
 from service.functions import get_function
 from service.labelled import labelled_data
 from service.presets import is_preset
@@ -65,12 +67,12 @@ def train_function(
             if not held:  # another replica is training it
                 return None
             with rt.metrics.training_run(trigger) as run:
-                record = _train(rt, function_id, trigger)
-                run.outcome = record.status  # deployed or rejected
+                record = _train(rt, function_id, trigger, wait=wait)
+                run.outcome = "skipped" if record is None else record.status
                 return record
 
 
-def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
+def _train(rt: Runtime, function_id: str, trigger: str, *, wait: bool) -> ModelVersion | None:
     # This training reads every annotation made so far: a request made from now on asks for
     # another one. Cleared here, inside the training slot, so "requested or training" never
     # reads false while a requested training is about to start.
@@ -84,6 +86,15 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
         champion_row = deployed_row(session, function)
+    if champion_row is not None and champion_row.head == TUNED_HEAD:
+        # a tuned version serves while a tuned challenger wins over a frozen head: tune again
+        # first, and train a frozen head (judged as usual) only if the new one does not win
+        tuned = tune_in_slot(rt, function_id, trigger, wait=wait)
+        if tuned is None or tuned.status == "deployed":
+            return tuned
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            champion_row = deployed_row(session, function)
     counter = function.annotation_counter
     data = labelled_data(rt, function_id)
     if len(set(data.names)) < 2:
@@ -108,14 +119,9 @@ def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
                 rt, champion, champion_row, result, data, prior, traffic=traffic
             )
     if function.pinned and function.deployed_version is not None:
-        decision = replace(
-            decision,
-            deploy=False,
-            reason=f"function is pinned to version {function.deployed_version}; "
-            f"not promoted ({decision.reason})",
-        )
+        decision = decision.pinned_to(function.deployed_version)
     rt.training.phase(function_id, "saving")
-    version = _next_version(rt, function_id)
+    version = next_version(rt, function_id)
     label_counts = dict(Counter(data.names))
     meta = {"backbone": function.backbone, "labels": result.labels, "label_counts": label_counts}
     artifact_sha256 = rt.models.save(function_id, version, result.head, meta)
@@ -180,16 +186,6 @@ def _champion(rt: Runtime, function_id: str, row: ModelVersion | None) -> Deploy
     return Deployed.of(row.version, head)
 
 
-def _next_version(rt: Runtime, function_id: str) -> int:
-    with session_scope(rt.engine) as session:
-        latest = session.exec(
-            select(sql.max(ModelVersion.version)).where(ModelVersion.function_id == function_id)
-        ).one()
-    # A crash after writing an artifact but before recording it leaves a file the database does
-    # not know; never reuse its number.
-    return max(latest or 0, *rt.models.versions(function_id), 0) + 1
-
-
 def retrain_check(rt: Runtime) -> None:
     """The scheduler's tick: retrain functions that are due (replicas follow each other's deploys
     through the serving worker's poll, :mod:`service.serving`)."""
@@ -220,6 +216,24 @@ def retrain_check(rt: Runtime) -> None:
             log.info("function %s: not retrained: %s", function.id, exc)
         except Exception:
             log.exception("function %s: scheduled training failed", function.id)
+    if rt.settings.finetune == "auto":
+        for function in functions:
+            _finetune_if_due(rt, function.id)
+
+
+def _finetune_if_due(rt: Runtime, function_id: str) -> None:
+    """A scheduled fine-tune of the function, if one is due (read afresh: the retrains above
+    may have deployed)."""
+    with session_scope(rt.engine) as session:
+        function = session.get(Function, function_id)
+    if function is None or not finetune_due(rt, function):
+        return
+    try:
+        finetune_function(rt, function_id, trigger="schedule", wait=False)
+    except (NotEnoughData, TrainingCancelled) as exc:
+        log.info("function %s: not fine-tuned: %s", function_id, exc)
+    except Exception:
+        log.exception("function %s: scheduled fine-tune failed", function_id)
 
 
 def _settling(rt: Runtime, function_id: str) -> float:

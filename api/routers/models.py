@@ -15,6 +15,7 @@ from learner import confusion_matrix_png
 from service import deploys, model_export
 from service import training as service
 from service.errors import Conflict, NotFound
+from service.finetune import finetune_function
 from service.functions import function_public, get_function
 from service.novelty import drift_public
 from service.schemas import (
@@ -54,6 +55,30 @@ async def train(function_id: str, rt: RuntimeDep, wait: bool = True) -> ModelVer
     record = await run_in_threadpool(service.train_function, rt, function_id)
     assert record is not None  # wait=True always trains
     return _public(record)
+
+
+@router.post("/finetune")
+async def finetune(function_id: str, rt: RuntimeDep) -> ModelVersionPublic:
+    """Tune the backbone's last blocks and a new head on the function's stored images (and
+    augmented views of them), and deploy the result only if it wins over a frozen head on the
+    same holdout (see its ``decision``). Waits for the result; 409 when the function's backbone
+    cannot be cut (EfficientNet-Lite0 functions only), without the in-process encoder, or with
+    fewer than 5 labelled samples of a label. Cancel it with ``POST .../training/cancel``."""
+    record = await run_in_threadpool(finetune_function, rt, function_id)
+    assert record is not None  # wait=True always tunes
+    return _public(record)
+
+
+@router.post("/training/cancel")
+def cancel_training(function_id: str, rt: RuntimeDep) -> TrainingStatusPublic:
+    """Stop the function's fine-tune running in this process: nothing is recorded and the
+    deployed version stays. 409 when none runs here (a head's training is not cancelled: it
+    takes seconds)."""
+    with session_scope(rt.engine) as session:
+        get_function(session, function_id)
+    if rt.training.status(function_id).kind != "finetune" or not rt.training.cancel(function_id):
+        raise Conflict(f"function {function_id} has no fine-tune running in this process")
+    return training_status(function_id, rt)
 
 
 @router.get("/training")

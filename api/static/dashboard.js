@@ -19,8 +19,9 @@ function fact(list, name, value) {
 function showTraining(training) {
   const list = $("trainingfacts");
   list.innerHTML = "";
-  const running = training.state === "running";
-  fact(list, "state", running ? `${training.state} (${training.phase || "starting"}, ${Math.round(100 * training.progress)}%)` : training.state);
+  const running = training.state === "training";
+  const doing = training.kind === "finetune" ? "fine-tuning" : "training";
+  fact(list, "state", running ? `${doing} (${training.phase || "starting"}, ${Math.round(100 * training.progress)}%)` : training.state);
   fact(list, "deployed version", training.deployedVersion == null ? "none yet" : "v" + training.deployedVersion + (training.pinned ? " (pinned)" : ""));
   fact(list, "new annotations", `${training.newAnnotations} (retrains at ${training.retrainMinAnnotations})`);
   fact(list, "last run", training.finishedAt ? new Date(training.finishedAt).toLocaleString() : "never");

@@ -64,6 +64,7 @@ class ModelVersionPublic(Schema):
 
 class TrainingStatusPublic(Schema):
     state: str
+    kind: str
     phase: str | None
     progress: float
     trigger: str | None

@@ -1,0 +1,285 @@
+"""The fine-tune job: a function's backbone tail and a new head tuned on its stored images,
+deployed only when it wins over a frozen head on the same holdout (:mod:`learner.finetune`).
+
+A run holds the function's training slot and lock (as a head's training does) and the cluster's
+``finetune`` lock: one fine-tune at a time across replicas sharing the database. It reads every
+labelled sample's image from the blob store, runs the backbone's trunk once on the image and on
+each augmented view, and splits the samples as B13 does (``python -m bench.finetune``): a
+stratified 20% holdout; on the rest a frozen head (:func:`learner.train_head` on the stored
+vectors) and the tuned challenger (early-stopped on its own validation split). The challenger
+deploys when :func:`learner.champion.decide_wins` says it is ahead of that frozen head on the
+holdout with a one-sided sign test p < 0.05.
+
+The version it records serves invokes with the tuned tail on the shared trunk and answers
+questions about stored vectors with a frozen head trained on every label
+(:class:`learner.finetune.TunedHead`): the function's samples, queue and traffic keep their
+frozen vectors. Once a tuned version serves, a retrain tunes again
+(:func:`service.training.train_function`), and goes back to a frozen head when the new tuned
+challenger does not win.
+
+A cancelled or crashed run records nothing: the artifact is written before the row names it (an
+unnamed artifact's number is never reused), and the deployed version is unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from sqlalchemy import func as sql
+from sqlmodel import col, select
+
+from embeddings import BatchingEncoder, to_rgb
+from embeddings.augment import augmented_views
+from embeddings.decode import decode_image
+from embeddings.tuning import TUNABLE_SPECS, split_tower, trunk_activations
+from learner import NotEnoughData, TrainingCancelled, train_head
+from learner.champion import compare_on, decide_wins, predicted_labels
+from learner.finetune import TUNED_HEAD, TuneConfig, TunedHead, fine_tune
+from service.deploys import deployed_row, make_current, next_version, serve
+from service.errors import Conflict
+from service.functions import get_function
+from service.labelled import labelled_data
+from service.runtime import Runtime
+from store import Function, ModelVersion, Sample, session_scope, shared_lock
+
+log = logging.getLogger("winnow.training")
+
+HOLDOUT = 0.2
+"""Share of the labelled samples the guard judges on (stratified; neither side is fitted on it)."""
+
+TRUNK_BATCH = 32
+
+
+def finetune_unavailable(rt: Runtime, function: Function) -> str | None:
+    """Why ``function`` cannot be fine-tuned here (its backbone, this replica's encoder), or
+    None when it can."""
+    if function.backbone not in TUNABLE_SPECS:
+        return (
+            f"fine-tuning is available for {', '.join(TUNABLE_SPECS)} functions; function "
+            f"{function.id} uses {function.backbone}"
+        )
+    if rt.settings.encoder != "local":
+        return "fine-tuning runs with the in-process encoder only (--encoder local)"
+    return None
+
+
+def finetune_due(rt: Runtime, function: Function) -> bool:
+    """Whether the scheduler should tune ``function`` now (``--finetune auto``): it can be
+    tuned here, a frozen head serves it, each of its labels has ``finetune_min_per_label``
+    labelled samples, and its annotations have grown by half since its last tuned version
+    (deployed or not), if it has one."""
+    if finetune_unavailable(rt, function) is not None or function.deployed_version is None:
+        return False
+    with session_scope(rt.engine) as session:
+        serving = deployed_row(session, function)
+        if serving is None or serving.head == TUNED_HEAD:  # a tuned one retrains by tuning
+            return False
+        counts = session.exec(
+            select(sql.count(col(Sample.id)))
+            .where(Sample.function_id == function.id, col(Sample.label_id).is_not(None))
+            .group_by(col(Sample.label_id))
+        ).all()
+        last_tuned = session.exec(
+            select(sql.max(ModelVersion.annotation_counter)).where(
+                ModelVersion.function_id == function.id, ModelVersion.head == TUNED_HEAD
+            )
+        ).one()
+    if len(counts) < 2 or min(counts) < rt.settings.finetune_min_per_label:
+        return False
+    return last_tuned is None or function.annotation_counter >= 1.5 * last_tuned
+
+
+def finetune_function(
+    rt: Runtime, function_id: str, *, trigger: str = "manual", wait: bool = True
+) -> ModelVersion | None:
+    """Tune a challenger for the function and deploy it if it wins; the recorded version
+    (deployed or rejected), or None when ``wait`` is False and the function is training, or
+    another fine-tune runs in the cluster.
+
+    Raises:
+        NotFound: no such function.
+        Conflict: the function cannot be fine-tuned here.
+        NotEnoughData: a label has fewer than two labelled samples, or fewer than two labels.
+        TrainingCancelled: :meth:`learner.scheduler.TrainingTracker.cancel` stopped it.
+    """
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+    why_not = finetune_unavailable(rt, function)
+    if why_not is not None:
+        raise Conflict(why_not)
+    with rt.training.run(function_id, trigger, wait=wait, kind="finetune") as started:
+        if not started:
+            return None
+        with shared_lock(rt.engine, f"train:{function_id}", wait=wait) as held:
+            if not held:
+                return None
+            with rt.metrics.training_run(trigger) as run:
+                record = tune_in_slot(rt, function_id, trigger, wait=wait)
+                run.outcome = "skipped" if record is None else record.status
+                return record
+
+
+def tune_in_slot(
+    rt: Runtime, function_id: str, trigger: str, *, wait: bool = True
+) -> ModelVersion | None:
+    """The fine-tune itself, for a caller holding the function's training slot and lock; None
+    when ``wait`` is False and another fine-tune holds the cluster's lock."""
+    with shared_lock(rt.engine, "finetune", wait=wait) as ours:
+        if not ours:
+            return None
+        rt.training.set_kind(function_id, "finetune")
+        return _tune(rt, function_id, trigger)
+
+
+def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
+    rt.train_requests.discard(function_id)
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+    counter = function.annotation_counter
+    data = labelled_data(rt, function_id)
+    names = np.asarray(data.names, dtype=object)
+    labels, counts = np.unique(names.astype(str), return_counts=True)
+    if len(labels) < 2 or counts.min() < 5:
+        raise NotEnoughData(
+            "fine-tuning needs labelled samples of at least 2 labels, each with 5 or more; "
+            f"function {function_id} has {dict(zip(labels.tolist(), counts.tolist(), strict=True))}"
+        )
+    seed = int(rt.settings.seed or 0)
+    config = TuneConfig(seed=seed)
+    tower = split_tower(function.backbone, config.tuned_blocks)
+
+    def cancelled() -> bool:
+        return rt.training.cancelled(function_id)
+
+    rt.training.phase(function_id, "loading")
+    originals, views = _activations(rt, function, tower.trunk, data.sample_ids, config.views)
+    if cancelled():
+        raise TrainingCancelled("fine-tuning cancelled")
+    fit, holdout = train_test_split(
+        np.arange(len(names)), test_size=HOLDOUT, stratify=names.astype(str), random_state=seed
+    )
+    fit, holdout = np.sort(fit), np.sort(holdout)
+    rt.training.phase(function_id, "training")
+    recipe = train_head(data.vectors[fit], names[fit], seed=seed).head
+
+    def progress(epoch: dict[str, float]) -> None:
+        rt.training.phase(function_id, "training", epoch["epoch"] / config.max_epochs)
+
+    tuned = fine_tune(
+        copy.deepcopy(tower.tail),
+        originals[fit],
+        [view[fit] for view in views],
+        names[fit],
+        config,
+        should_stop=cancelled,
+        progress=progress,
+    )
+    if tuned.stopped == "cancelled":
+        raise TrainingCancelled("fine-tuning cancelled")
+    rt.training.phase(function_id, "comparing")
+    comparison = compare_on(
+        "holdout",
+        np.ones(len(holdout), dtype=bool),
+        truth=names[holdout],
+        challenger_pred=tuned.model.predict(originals[holdout]),
+        champion_pred=predicted_labels(recipe, data.vectors[holdout]),
+    )
+    decision = decide_wins(comparison)
+    with session_scope(rt.engine) as session:
+        function = get_function(session, function_id)
+    if function.pinned and function.deployed_version is not None:
+        decision = decision.pinned_to(function.deployed_version)
+    frozen = train_head(data.vectors, data.names, seed=seed)  # answers for stored vectors
+    head = TunedHead(function.backbone, tuned.model, frozen.head)
+    rt.training.phase(function_id, "saving")
+    version = next_version(rt, function_id)
+    label_counts = dict(Counter(data.names))
+    meta = {"backbone": function.backbone, "labels": list(labels), "label_counts": label_counts}
+    artifact_sha256 = rt.models.save(function_id, version, head, meta)
+    rt.training.phase(function_id, "deploying")
+    with rt.deploy_locks[function_id]:
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            record = ModelVersion(
+                function_id=function_id,
+                version=version,
+                status="deployed" if decision.deploy else "rejected",
+                backbone=function.backbone,
+                head=TUNED_HEAD,
+                params=config.to_dict(),
+                metrics={
+                    "holdout_accuracy": comparison.challenger_accuracy,
+                    "frozen_holdout_accuracy": comparison.champion_accuracy,
+                    "tuning": tuned.summary(),
+                    "tuned_bytes": head.nbytes(),
+                    "frozen_head": frozen.candidate_name,
+                },
+                labels=[str(c) for c in head.classes_],
+                sample_count=len(names),
+                annotation_counter=counter,
+                train_seconds=tuned.seconds,
+                parent_version=function.deployed_version,
+                decision=decision.to_dict(),
+                trigger=trigger,
+                artifact_sha256=artifact_sha256,
+            )
+            session.add(record)
+            if decision.deploy:
+                make_current(session, function, record)
+            session.flush()
+            session.refresh(record)
+        if decision.deploy:
+            serve(rt, function_id, version, head, label_counts)
+    rt.training.trained(function_id, version)
+    log.info(
+        "function %s: tuned version %d %s: %s", function_id, version, record.status, decision.reason
+    )
+    return record
+
+
+def _activations(
+    rt: Runtime,
+    function: Function,
+    trunk: torch.nn.Module,
+    sample_ids: Sequence[str],
+    views: int,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The trunk's activations of each sample's stored image and of ``views`` augmented views
+    of it (seeded by the sample's id), on the CPU in float16."""
+    with session_scope(rt.engine) as session:
+        blobs = dict(
+            session.exec(
+                select(Sample.id, Sample.blob).where(col(Sample.id).in_(list(sample_ids)))
+            ).all()
+        )
+    encoder = rt.encoders.get(function.backbone)
+    if not isinstance(encoder, BatchingEncoder):  # finetune_unavailable says why
+        raise Conflict(finetune_unavailable(rt, function) or "no in-process encoder")
+    backbone = encoder.backbone
+    device = backbone.device
+    trunk = trunk.to(device)
+    parts: list[list[torch.Tensor]] = [[] for _ in range(views + 1)]
+    for start in range(0, len(sample_ids), TRUNK_BATCH):
+        chunk = sample_ids[start : start + TRUNK_BATCH]
+        pixels: list[list[torch.Tensor]] = [[] for _ in range(views + 1)]
+        for sample_id in chunk:
+            data = rt.blobs.get(blobs[sample_id])
+            image = to_rgb(decode_image(data, max_pixels=rt.settings.max_image_pixels))
+            seed = zlib.crc32(sample_id.encode())
+            for k, view in enumerate([image, *augmented_views(image, views, seed=seed)]):
+                pixels[k].append(backbone.preprocess(view))
+        for k in range(views + 1):
+            batch = torch.stack(pixels[k]).to(device)
+            parts[k].append(trunk_activations(trunk, [batch]).cpu())
+        rt.training.phase(function.id, "loading", (start + len(chunk)) / len(sample_ids))
+        if rt.training.cancelled(function.id):
+            raise TrainingCancelled("fine-tuning cancelled")
+    originals, *viewed = (torch.cat(part) for part in parts)
+    return originals, viewed

@@ -1,0 +1,223 @@
+"""Fine-tuned challengers over HTTP with the offline backbone (EfficientNet-Lite0): labels in, a
+tuned version trained and judged by itself, served, rolled back, loaded by a replica started
+afterwards, retrained by tuning again; cancelled and refused cleanly."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from api.app import create_app
+from learner import TrainingCancelled
+from service.finetune import finetune_function
+from service.settings import Settings
+from tests.conftest import data_uri
+
+AUTH = {"Authorization": "Bearer k"}
+
+
+def _digit_png(pixels: np.ndarray) -> bytes:
+    image = Image.fromarray((255 - pixels * 16).clip(0, 255).astype(np.uint8)).resize((64, 64))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _digits(per_label: int, offset: int = 0) -> list[tuple[bytes, str]]:
+    digits = load_digits()
+    chosen = []
+    for digit in (0, 1):
+        rows = np.flatnonzero(digits.target == digit)[offset : offset + per_label]
+        chosen += [(_digit_png(digits.images[i]), str(digit)) for i in rows]
+    return chosen
+
+
+def _upload(http: TestClient, function_id: str, samples: list[tuple[bytes, str]]) -> None:
+    for data, label in samples:
+        body = {"data": data_uri(data), "annotation": {"labelName": label}}
+        response = http.post(f"/v1/functions/{function_id}/samples", json=body)
+        assert response.status_code == 201, response.text
+
+
+def _invoke(http: TestClient, function_id: str, data: bytes, **params: object) -> dict:
+    response = http.post(
+        f"/v1/functions/{function_id}/invoke", json={"data": data_uri(data)}, params=params
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        backbone="efficientnet-lite0",
+        retrain_interval=0,
+        admin_key="k",
+        seed="0",
+    )
+
+
+def test_a_tuned_version_is_judged_served_rolled_back_and_loaded_by_a_new_replica(
+    settings: Settings,
+) -> None:
+    probe = _digits(1, offset=30)[1][0]  # a "1" no version saw
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
+        _upload(http, fn, _digits(12))
+        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+
+        tuned = http.post(f"/v1/functions/{fn}/finetune")
+
+        assert tuned.status_code == 200, tuned.text
+        record = tuned.json()
+        assert record["version"] == 2 and record["head"] == "finetuned"
+        assert record["status"] in ("deployed", "rejected")
+        decision = record["decision"]
+        assert decision["basis"] == "holdout" and decision["comparisons"][0]["n"] == 5
+        assert record["params"]["tuned_blocks"] == 3 and record["sampleCount"] == 24
+        assert (
+            record["metrics"]["tuning"]["train_images"] + record["metrics"]["tuning"]["val_images"]
+            == 19
+        )
+        status = http.get(f"/v1/functions/{fn}/training").json()
+        assert status["kind"] == "finetune" and status["state"] == "idle"
+        assert status["lastVersion"] == 2
+        frozen_answer = _invoke(http, fn, probe, capture=False, version=1)
+
+        # by itself, 5 holdout images cannot show a significant win: the operator deploys it
+        if record["status"] == "rejected":
+            assert "does not win" in decision["reason"]
+            assert http.post(f"/v1/functions/{fn}/models/2/deploy").status_code == 200
+        served = _invoke(http, fn, probe)
+
+        assert served["modelVersion"] == 2 and served["labelName"] in ("0", "1")
+        assert served["capture"] is not None  # capture still judges the frozen vector
+        tuned_confidence = served["confidence"]
+        assert tuned_confidence != pytest.approx(frozen_answer["confidence"], abs=1e-6)
+        exported = http.get(f"/v1/functions/{fn}/model.onnx", params={"version": 2})
+        assert exported.status_code == 409, exported.text  # no ONNX form for a tuned tail yet
+
+    # a replica started afterwards loads the tuned tower from the artifact
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        again = _invoke(http, fn, probe, capture=False)
+        assert again["modelVersion"] == 2
+        assert again["confidence"] == pytest.approx(tuned_confidence, abs=1e-4)
+
+        assert http.post(f"/v1/functions/{fn}/models/1/deploy").status_code == 200
+        rolled_back = _invoke(http, fn, probe, capture=False)
+        assert rolled_back["modelVersion"] == 1
+        assert rolled_back["confidence"] == pytest.approx(frozen_answer["confidence"], abs=1e-6)
+
+        # while a tuned version serves, a retrain tunes again first
+        assert http.post(f"/v1/functions/{fn}/models/2/deploy?pin=false").status_code == 200
+        _upload(http, fn, _digits(3, offset=12))
+        retrained = http.post(f"/v1/functions/{fn}/train").json()
+        versions = {v["version"]: v for v in http.get(f"/v1/functions/{fn}/models").json()["data"]}
+        assert versions[3]["head"] == "finetuned" and versions[3]["sampleCount"] == 30
+        if versions[3]["status"] == "deployed":  # the new tuned challenger won
+            assert retrained["version"] == 3
+        else:  # it did not: a frozen head is judged as usual and takes over when not worse
+            assert retrained["version"] == 4 and retrained["head"] != "finetuned"
+
+
+def test_fine_tuning_is_refused_where_it_cannot_run(settings: Settings, tmp_path) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        fn = http.post("/v1/functions", json={"name": "few"}).json()["id"]
+        _upload(http, fn, _digits(3))
+        few = http.post(f"/v1/functions/{fn}/finetune")
+        assert few.status_code == 409 and "5 or more" in few.json()["message"], few.text
+        idle = http.post(f"/v1/functions/{fn}/training/cancel")
+        assert idle.status_code == 409, idle.text
+        assert http.get(f"/v1/functions/{fn}/models").json()["count"] == 0
+
+    clip = Settings(data_dir=tmp_path / "clip", backbone="tiny-clip", admin_key="k")
+    with TestClient(create_app(clip), headers=AUTH) as http:
+        fn = http.post("/v1/functions", json={"name": "vit"}).json()["id"]
+        refused = http.post(f"/v1/functions/{fn}/finetune")
+        assert refused.status_code == 409 and "efficientnet-lite0" in refused.json()["message"]
+
+
+def test_a_cancelled_fine_tune_records_nothing(settings: Settings) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
+        _upload(http, fn, _digits(8))
+        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+        rt = http.app.state.runtime  # type: ignore[attr-defined]
+        loading = threading.Event()
+        phase = rt.training.phase
+
+        def cancel_while_loading(function_id: str, name: str, done: float = 0.0) -> None:
+            phase(function_id, name, done)
+            if name == "loading" and not loading.is_set():  # the run is reading images
+                loading.set()
+                assert http.post(f"/v1/functions/{fn}/training/cancel").status_code == 200
+
+        rt.training.phase = cancel_while_loading
+        with pytest.raises(TrainingCancelled):
+            finetune_function(rt, fn)
+        rt.training.phase = phase
+
+        assert loading.is_set()
+        status = http.get(f"/v1/functions/{fn}/training").json()
+        assert status["state"] == "cancelled" and status["deployedVersion"] == 1
+        assert http.get(f"/v1/functions/{fn}/models").json()["count"] == 1
+        assert _invoke(http, fn, _digits(1)[0][0], capture=False)["modelVersion"] == 1
+
+
+def test_the_scheduler_tunes_when_each_label_has_enough_samples(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from service import training
+    from service.finetune import finetune_due
+    from store import Function, ModelVersion, session_scope
+
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
+        _upload(http, fn, _digits(6))
+        rt = http.app.state.runtime  # type: ignore[attr-defined]
+
+        def function() -> Function:
+            with session_scope(rt.engine) as session:
+                row = session.get(Function, fn)
+                assert row is not None
+                return row
+
+        rt.settings = replace(rt.settings, finetune="auto", finetune_min_per_label=6)
+        assert not finetune_due(rt, function())  # no frozen head serves yet
+        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+        assert finetune_due(rt, function())
+        rt.settings = replace(rt.settings, finetune_min_per_label=7)
+        assert not finetune_due(rt, function())  # 6 of each label, 7 asked
+        rt.settings = replace(rt.settings, finetune_min_per_label=6)
+
+        tuned: list[tuple[str, str]] = []
+        monkeypatch.setattr(
+            training, "finetune_function", lambda rt, f, trigger, wait: tuned.append((f, trigger))
+        )
+        training.retrain_check(rt)
+        assert tuned == [(fn, "schedule")]
+
+        with session_scope(rt.engine) as session:  # a tuned attempt at today's annotations
+            counter = function().annotation_counter
+            session.add(
+                ModelVersion(
+                    function_id=fn,
+                    version=2,
+                    status="rejected",
+                    backbone="efficientnet-lite0",
+                    head="finetuned",
+                    annotation_counter=counter,
+                )
+            )
+        assert not finetune_due(rt, function())  # not again until annotations grow by half
+        _upload(http, fn, _digits(3, offset=6))
+        assert finetune_due(rt, function())
