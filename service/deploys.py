@@ -9,11 +9,13 @@ from sqlalchemy import func as sql
 from sqlmodel import Session, select
 
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed
+from learner.champion import DeployDecision
 from service.capture import rebuild_index
 from service.errors import Conflict, NotFound
 from service.functions import get_function
 from service.presets import is_preset, rebuild_preset
 from service.runtime import Runtime
+from service.suspects import labels_changed_since
 from service.zero_shot import ZERO_SHOT_VERSION, rebuild_zero_shot
 from store import Function, ModelVersion, session_scope, utcnow
 
@@ -160,3 +162,55 @@ def next_version(rt: Runtime, function_id: str) -> int:
     # A crash after writing an artifact but before recording it leaves a file the database does
     # not know; never reuse its number.
     return max(latest or 0, *rt.models.versions(function_id), 0) + 1
+
+
+def record_version(
+    rt: Runtime,
+    function_id: str,
+    model: Any,
+    decision: DeployDecision,
+    *,
+    labels: list[str],
+    label_counts: dict[str, int],
+    **fields: Any,
+) -> ModelVersion:
+    """Save ``model`` (what the version serves) as the function's next version and record it,
+    deployed (and served here) when ``decision`` says so and the function is not pinned;
+    ``fields``: the rest of its :class:`ModelVersion` row.
+
+    The artifact is durable before the database names it, and memory serves the version only
+    after the commit, so a crash at any point leaves the previous version serving.
+    """
+    rt.training.phase(function_id, "saving")
+    version = next_version(rt, function_id)
+    with session_scope(rt.engine) as session:
+        backbone = get_function(session, function_id).backbone
+    meta = {"backbone": backbone, "labels": labels, "label_counts": label_counts}
+    artifact_sha256 = rt.models.save(function_id, version, model, meta)
+    rt.training.phase(function_id, "deploying")
+    with rt.deploy_locks[function_id]:
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            if function.pinned and function.deployed_version is not None:
+                decision = decision.pinned_to(function.deployed_version)
+            record = ModelVersion(
+                function_id=function_id,
+                version=version,
+                status="deployed" if decision.deploy else "rejected",
+                backbone=function.backbone,
+                labels=labels,
+                parent_version=function.deployed_version,
+                labels_changed=labels_changed_since(session, function),
+                decision=decision.to_dict(),
+                artifact_sha256=artifact_sha256,
+                **fields,
+            )
+            session.add(record)
+            if decision.deploy:
+                make_current(session, function, record)
+            session.flush()
+            session.refresh(record)
+        if decision.deploy:  # after the commit: memory never serves an unrecorded version
+            serve(rt, function_id, version, model, label_counts)
+    rt.training.trained(function_id, version)
+    return record

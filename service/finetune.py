@@ -42,7 +42,7 @@ from embeddings.tuning import TUNABLE_SPECS, split_tower, trunk_activations
 from learner import NotEnoughData, TrainingCancelled, train_head
 from learner.champion import compare_on, decide_wins, predicted_labels
 from learner.finetune import TUNED_HEAD, TuneConfig, TunedHead, fine_tune
-from service.deploys import deployed_row, make_current, next_version, serve
+from service.deploys import deployed_row, record_version
 from service.errors import Conflict
 from service.functions import get_function
 from service.labelled import labelled_data
@@ -192,54 +192,35 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
         champion_pred=predicted_labels(recipe, data.vectors[holdout]),
     )
     decision = decide_wins(comparison)
-    with session_scope(rt.engine) as session:
-        function = get_function(session, function_id)
-    if function.pinned and function.deployed_version is not None:
-        decision = decision.pinned_to(function.deployed_version)
     frozen = train_head(data.vectors, data.names, seed=seed)  # answers for stored vectors
     head = TunedHead(function.backbone, tuned.model, frozen.head)
-    rt.training.phase(function_id, "saving")
-    version = next_version(rt, function_id)
-    label_counts = dict(Counter(data.names))
-    meta = {"backbone": function.backbone, "labels": list(labels), "label_counts": label_counts}
-    artifact_sha256 = rt.models.save(function_id, version, head, meta)
-    rt.training.phase(function_id, "deploying")
-    with rt.deploy_locks[function_id]:
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
-            record = ModelVersion(
-                function_id=function_id,
-                version=version,
-                status="deployed" if decision.deploy else "rejected",
-                backbone=function.backbone,
-                head=TUNED_HEAD,
-                params=config.to_dict(),
-                metrics={
-                    "holdout_accuracy": comparison.challenger_accuracy,
-                    "frozen_holdout_accuracy": comparison.champion_accuracy,
-                    "tuning": tuned.summary(),
-                    "tuned_bytes": head.nbytes(),
-                    "frozen_head": frozen.candidate_name,
-                },
-                labels=[str(c) for c in head.classes_],
-                sample_count=len(names),
-                annotation_counter=counter,
-                train_seconds=tuned.seconds,
-                parent_version=function.deployed_version,
-                decision=decision.to_dict(),
-                trigger=trigger,
-                artifact_sha256=artifact_sha256,
-            )
-            session.add(record)
-            if decision.deploy:
-                make_current(session, function, record)
-            session.flush()
-            session.refresh(record)
-        if decision.deploy:
-            serve(rt, function_id, version, head, label_counts)
-    rt.training.trained(function_id, version)
+    record = record_version(
+        rt,
+        function_id,
+        head,
+        decision,
+        labels=[str(c) for c in head.classes_],
+        label_counts=dict(Counter(data.names)),
+        head=TUNED_HEAD,
+        params=config.to_dict(),
+        metrics={
+            "holdout_accuracy": comparison.challenger_accuracy,
+            "frozen_holdout_accuracy": comparison.champion_accuracy,
+            "tuning": tuned.summary(),
+            "tuned_bytes": head.nbytes(),
+            "frozen_head": frozen.candidate_name,
+        },
+        sample_count=len(names),
+        annotation_counter=counter,
+        train_seconds=tuned.seconds,
+        trigger=trigger,
+    )
     log.info(
-        "function %s: tuned version %d %s: %s", function_id, version, record.status, decision.reason
+        "function %s: tuned version %d %s: %s",
+        function_id,
+        record.version,
+        record.status,
+        record.decision["reason"],
     )
     return record
 

@@ -24,14 +24,14 @@ from service.comparison import (
     compare_with_version_zero,
     compare_with_zero_shot,
 )
-from service.deploys import deployed_row, make_current, next_version, serve
+from service.deploys import deployed_row, record_version
 from service.finetune import finetune_due, finetune_function, tune_in_slot
 from service.functions import get_function
 from service.labelled import labelled_data
 from service.presets import is_preset
 from service.runtime import Runtime
 from service.serving import serving_snapshot
-from service.suspects import labels_changed_since, queue_suspects_safely
+from service.suspects import queue_suspects_safely
 from service.zero_shot import (
     ensure_zero_shot,
     is_zero_shot,
@@ -118,47 +118,31 @@ def _train(rt: Runtime, function_id: str, trigger: str, *, wait: bool) -> ModelV
             decision = compare_with_champion(
                 rt, champion, champion_row, result, data, prior, traffic=traffic
             )
-    if function.pinned and function.deployed_version is not None:
-        decision = decision.pinned_to(function.deployed_version)
-    rt.training.phase(function_id, "saving")
-    version = next_version(rt, function_id)
-    label_counts = dict(Counter(data.names))
-    meta = {"backbone": function.backbone, "labels": result.labels, "label_counts": label_counts}
-    artifact_sha256 = rt.models.save(function_id, version, result.head, meta)
-    rt.training.phase(function_id, "deploying")
-    with rt.deploy_locks[function_id]:
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
-            record = ModelVersion(
-                function_id=function_id,
-                version=version,
-                status="deployed" if decision.deploy else "rejected",
-                backbone=function.backbone,
-                head=result.candidate_name,
-                params=dict(result.params),
-                # every candidate's cross-validated score beside the chosen one's metrics: which
-                # families competed (the semi-supervised one only with enough traffic) and how
-                metrics={**result.metrics, "cv_scores": result.summary()["cv_scores"]},
-                labels=list(result.labels),
-                sample_count=result.n_samples,
-                annotation_counter=counter,
-                train_seconds=result.train_seconds,
-                parent_version=function.deployed_version,
-                labels_changed=labels_changed_since(session, function),
-                decision=decision.to_dict(),
-                trigger=trigger,
-                artifact_sha256=artifact_sha256,
-            )
-            session.add(record)
-            if decision.deploy:
-                make_current(session, function, record)
-            session.flush()
-            session.refresh(record)
-        if decision.deploy:  # after the commit: memory never serves an unrecorded version
-            serve(rt, function_id, version, result.head, label_counts)
-    queue_suspects_safely(rt, function_id, result, data, version)
-    rt.training.trained(function_id, version)
-    log.info("function %s: version %d %s: %s", function_id, version, record.status, decision.reason)
+    record = record_version(
+        rt,
+        function_id,
+        result.head,
+        decision,
+        labels=list(result.labels),
+        label_counts=dict(Counter(data.names)),
+        head=result.candidate_name,
+        params=dict(result.params),
+        # every candidate's cross-validated score beside the chosen one's metrics: which
+        # families competed (the semi-supervised one only with enough traffic) and how
+        metrics={**result.metrics, "cv_scores": result.summary()["cv_scores"]},
+        sample_count=result.n_samples,
+        annotation_counter=counter,
+        train_seconds=result.train_seconds,
+        trigger=trigger,
+    )
+    queue_suspects_safely(rt, function_id, result, data, record.version)
+    log.info(
+        "function %s: version %d %s: %s",
+        function_id,
+        record.version,
+        record.status,
+        record.decision["reason"],
+    )
     return record
 
 
