@@ -176,7 +176,13 @@ def one_run(
     )
     champion = train_head(vectors[chosen], labels[chosen], seed=seed).head
     recipe = train_head(vectors[fit], labels[fit], seed=seed).head
-    config = TuneConfig(tuned_blocks=args.tuned_blocks, views=args.views, seed=seed)
+    config = TuneConfig(
+        tuned_blocks=args.tuned_blocks,
+        views=args.views,
+        label_smoothing=args.label_smoothing,
+        mixup=args.mixup,
+        seed=seed,
+    )
     tuned = tune_on(tower.tail, data["activations"], fit, labels, config)
     truth = labels[holdout]
     comparison = compare_on(
@@ -317,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--tuned-blocks", type=int, default=3)
     parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--mixup", type=float, default=0.0, help="Beta concentration; 0: off")
     parser.add_argument(
         "--refit", action="store_true", help="also score the recipe refitted on every label"
     )
@@ -370,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
         "seeds": args.seeds,
         "tuned_blocks": args.tuned_blocks,
         "views": args.views,
+        "label_smoothing": args.label_smoothing,
+        "mixup": args.mixup,
         "holdout": HOLDOUT,
         "machine": {**machine(), "torch_threads": args.threads},
         "table": table,

@@ -45,7 +45,10 @@ class TuneConfig:
         val_fraction: share of the labelled images kept for early stopping (with their views);
             0: no validation, ``max_epochs`` epochs (a refit on every image with the epoch count
             an early-stopped run found, :meth:`TuneResult.refit_config`).
-        seed: seeds the split, the batch order and torch's initialisation.
+        label_smoothing: weight of the uniform distribution mixed into each target (0: none).
+        mixup: Beta(a, a) concentration of mixup on the trunk's activations: each batch is
+            blended with a shuffled copy of itself, and so are its targets (0: none).
+        seed: seeds the split, the batch order, the mixup draws and torch's initialisation.
     """
 
     tuned_blocks: int = 3
@@ -57,6 +60,8 @@ class TuneConfig:
     lr_head: float = 1e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.15
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -399,12 +404,33 @@ def _epoch(
         if should_stop is not None and should_stop():
             return float(np.mean(losses)) if losses else float("nan"), True
         batch = order[start : start + config.batch_size]
-        loss = torch.nn.functional.cross_entropy(model(inputs[batch]), answers[batch])
+        loss = _loss(model, inputs[batch], answers[batch], config, generator)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         losses.append(float(loss.detach()))
     return float(np.mean(losses)), False
+
+
+def _loss(
+    model: TunedModel,
+    inputs: torch.Tensor,
+    answers: torch.Tensor,
+    config: TuneConfig,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Cross-entropy of one batch (label-smoothed, and on mixed-up activations when asked)."""
+    smoothing = config.label_smoothing
+    if config.mixup <= 0:
+        return torch.nn.functional.cross_entropy(model(inputs), answers, label_smoothing=smoothing)
+    seed = int(torch.randint(2**31, (1,), generator=generator))  # reproducible with the run's
+    share = float(np.random.default_rng(seed).beta(config.mixup, config.mixup))
+    partner = torch.randperm(len(inputs), generator=generator)
+    mixed = share * inputs.float() + (1 - share) * inputs[partner].float()
+    logits = model(mixed)
+    return share * torch.nn.functional.cross_entropy(logits, answers, label_smoothing=smoothing) + (
+        1 - share
+    ) * torch.nn.functional.cross_entropy(logits, answers[partner], label_smoothing=smoothing)
 
 
 def _accuracy(model: TunedModel, activations: torch.Tensor, truth: np.ndarray) -> float:

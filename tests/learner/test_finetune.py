@@ -3,6 +3,8 @@ best so far, BatchNorm statistics stay, and the guard deploys a challenger only 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +54,23 @@ def test_a_learnable_task_is_learnt_and_the_best_epoch_is_kept() -> None:
     assert list(result.model.classes_) == ["a", "b", "c"]
     probabilities = result.model.predict_proba(test)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_mixup_and_label_smoothing_still_learn_and_repeat_exactly() -> None:
+    originals, labels = activations(90, 0, 1.0)
+    test, test_labels = activations(300, 1, 1.0)
+    config = TuneConfig(
+        views=0, max_epochs=4, batch_size=16, lr_blocks=1e-2, label_smoothing=0.1, mixup=0.4
+    )
+
+    first = fine_tune(tail(), originals, [], labels, config)
+    again = fine_tune(tail(), originals, [], labels, config)
+    plain = fine_tune(tail(), originals, [], labels, replace(config, label_smoothing=0, mixup=0))
+
+    assert np.mean(first.model.predict(test) == np.asarray(test_labels)) > 0.8
+    assert [e["loss"] for e in first.epochs[1:]] == [e["loss"] for e in again.epochs[1:]]
+    # smoothed, mixed targets cannot be fitted to the plain recipe's loss
+    assert first.epochs[-1]["loss"] > plain.epochs[-1]["loss"]
 
 
 def test_batchnorm_keeps_its_statistics() -> None:
