@@ -23,7 +23,6 @@ unnamed artifact's number is never reused), and the deployed version is unchange
 
 from __future__ import annotations
 
-import copy
 import logging
 import zlib
 from collections import Counter
@@ -106,7 +105,7 @@ def finetune_function(
     Raises:
         NotFound: no such function.
         Conflict: the function cannot be fine-tuned here.
-        NotEnoughData: a label has fewer than two labelled samples, or fewer than two labels.
+        NotEnoughData: fewer than two labels, or a label with fewer than 5 labelled samples.
         TrainingCancelled: :meth:`learner.scheduler.TrainingTracker.cancel` stopped it.
     """
     with session_scope(rt.engine) as session:
@@ -139,7 +138,6 @@ def tune_in_slot(
 
 
 def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
-    rt.train_requests.discard(function_id)
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
     counter = function.annotation_counter
@@ -173,7 +171,7 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
         rt.training.phase(function_id, "training", epoch["epoch"] / config.max_epochs)
 
     tuned = fine_tune(
-        copy.deepcopy(tower.tail),
+        tower.tail,  # a fresh copy: split_tower builds the network anew
         originals[fit],
         [view[fit] for view in views],
         names[fit],

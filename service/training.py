@@ -7,8 +7,9 @@ import logging
 from collections import Counter
 
 import numpy as np
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy import func as sql
-from sqlmodel import select
+from sqlmodel import col, select
 
 from learner import (
     ArtifactCorrupt,
@@ -177,9 +178,9 @@ def retrain_check(rt: Runtime) -> None:
         functions = session.exec(select(Function)).all()
         trained_counters = dict(
             session.exec(
-                select(ModelVersion.function_id, sql.max(ModelVersion.annotation_counter)).group_by(
-                    ModelVersion.function_id
-                )
+                select(ModelVersion.function_id, sql.max(ModelVersion.annotation_counter))
+                .where(_trained_on_its_labels())
+                .group_by(ModelVersion.function_id)
             ).all()
         )
     for function in functions:
@@ -256,7 +257,15 @@ def new_annotations(rt: Runtime, function: Function) -> int:
     with session_scope(rt.engine) as session:
         trained = session.exec(
             select(sql.max(ModelVersion.annotation_counter)).where(
-                ModelVersion.function_id == function.id
+                ModelVersion.function_id == function.id, _trained_on_its_labels()
             )
         ).one()
     return function.annotation_counter - (trained or 0)
+
+
+def _trained_on_its_labels() -> ColumnElement[bool]:
+    """The versions after which a function's labels count as trained on: all but a rejected
+    tuned challenger, which leaves the serving frozen head as it was (a frozen retrain stays
+    due), while the scheduler's next tune waits for annotations to grow
+    (:func:`service.finetune.finetune_due`)."""
+    return or_(col(ModelVersion.head) != TUNED_HEAD, col(ModelVersion.status) != "rejected")

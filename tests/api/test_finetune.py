@@ -206,8 +206,8 @@ def test_the_scheduler_tunes_when_each_label_has_enough_samples(
         training.retrain_check(rt)
         assert tuned == [(fn, "schedule")]
 
+        _upload(http, fn, _digits(3, offset=6))  # 6 annotations after v1's 12
         with session_scope(rt.engine) as session:  # a tuned attempt at today's annotations
-            counter = function().annotation_counter
             session.add(
                 ModelVersion(
                     function_id=fn,
@@ -215,9 +215,10 @@ def test_the_scheduler_tunes_when_each_label_has_enough_samples(
                     status="rejected",
                     backbone="efficientnet-lite0",
                     head="finetuned",
-                    annotation_counter=counter,
+                    annotation_counter=function().annotation_counter,
                 )
             )
+        assert training.new_annotations(rt, function()) == 6  # the frozen head has not seen them
         assert not finetune_due(rt, function())  # not again until annotations grow by half
-        _upload(http, fn, _digits(3, offset=6))
+        _upload(http, fn, _digits(5, offset=9))  # 28 >= 1.5 x 18
         assert finetune_due(rt, function())
