@@ -902,7 +902,13 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
     table, serving = report["table"], report["serving"]
     setup = (
         f"{report['backbone']}, last {report['tuned_blocks']} blocks + head, "
-        f"{report['views']} views per image; Fashion-MNIST, {len(report['seeds'])} "
+        f"{report['views']} views per image"
+        + (
+            f", label smoothing {report['label_smoothing']:g}, mixup {report['mixup']:g}"
+            if report.get("label_smoothing") or report.get("mixup")
+            else ""
+        )
+        + f"; Fashion-MNIST, {len(report['seeds'])} "
         f"seed{'s' if len(report['seeds']) != 1 else ''}, "
         f"pool {report['pool']:,}"
     )
@@ -1073,6 +1079,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "finetune_refit",
         "python -m bench.finetune --budgets 2000 --refit --rounds 5 "
         "--output bench/results/finetune_refit.json",
+        finetune_rows,
+    ),
+    (
+        "finetune_regularised",
+        "python -m bench.finetune --budgets 2000 --label-smoothing 0.1 --mixup 0.4 --rounds 5 "
+        "--output bench/results/finetune_regularised.json",
         finetune_rows,
     ),
     ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),

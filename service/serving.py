@@ -52,6 +52,7 @@ from sqlmodel import col, select
 from capture import CaptureController
 from capture.novelty import NoveltyModel
 from learner import Deployed
+from learner.finetune import TunedHead
 from service.capture import rebuild_index
 from service.deploys import follow_deployed
 from service.functions import get_function
@@ -274,9 +275,11 @@ def state_nbytes(rt: Runtime, function_id: str) -> int:
 
 def object_nbytes(value: Any, depth: int = 4) -> int:
     """The numpy arrays an object holds, a few attributes deep (heads are scikit-learn style
-    estimators: their fitted state is arrays)."""
+    estimators: their fitted state is arrays), and a tuned version's weights."""
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
+    if isinstance(value, TunedHead):
+        return value.nbytes() + object_nbytes(value.frozen, depth)
     if depth == 0:
         return 0
     if isinstance(value, dict):

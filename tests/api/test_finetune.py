@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 from api.app import create_app
 from learner import TrainingCancelled
 from service.finetune import finetune_function
+from service.serving import state_nbytes
 from service.settings import Settings
 from tests.conftest import data_uri
 
@@ -99,6 +100,8 @@ def test_a_tuned_version_is_judged_served_rolled_back_and_loaded_by_a_new_replic
 
         assert served["modelVersion"] == 2 and served["labelName"] in ("0", "1")
         assert served["capture"] is not None  # capture still judges the frozen vector
+        rt = http.app.state.runtime  # type: ignore[attr-defined]
+        assert state_nbytes(rt, fn) > record["metrics"]["tuned_bytes"] > 7_000_000
         tuned_confidence = served["confidence"]
         assert tuned_confidence != pytest.approx(frozen_answer["confidence"], abs=1e-6)
         exported = http.get(f"/v1/functions/{fn}/model.onnx", params={"version": 2})
