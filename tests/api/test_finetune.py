@@ -101,7 +101,7 @@ def test_a_tuned_version_is_judged_served_rolled_back_and_loaded_by_a_new_replic
         assert served["modelVersion"] == 2 and served["labelName"] in ("0", "1")
         assert served["capture"] is not None  # capture still judges the frozen vector
         rt = http.app.state.runtime  # type: ignore[attr-defined]
-        assert state_nbytes(rt, fn) > record["metrics"]["tuned_bytes"] > 7_000_000
+        assert state_nbytes(rt, fn) > record["metrics"]["tunedBytes"] > 7_000_000
         tuned_confidence = served["confidence"]
         assert tuned_confidence != pytest.approx(frozen_answer["confidence"], abs=1e-6)
         exported = http.get(f"/v1/functions/{fn}/model.onnx", params={"version": 2})
