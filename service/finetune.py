@@ -158,8 +158,6 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
 
     rt.training.phase(function_id, "loading")
     originals, views = _activations(rt, function, tower.trunk, data.sample_ids, config.views)
-    if cancelled():
-        raise TrainingCancelled("fine-tuning cancelled")
     fit, holdout = train_test_split(
         np.arange(len(names)), test_size=HOLDOUT, stratify=names.astype(str), random_state=seed
     )
