@@ -123,16 +123,24 @@ class _PixelTower(torch.nn.Module):
         return torch.nn.functional.normalize(features.float(), p=2.0, dim=-1)
 
 
-def pixel_graph(backbone: ExportableBackbone) -> tuple[bytes, PixelRecipe]:
+def pixel_graph(
+    backbone: ExportableBackbone, tower: torch.nn.Module | None = None
+) -> tuple[bytes, PixelRecipe]:
     """The ONNX graph from uint8 pixels (``pixels``, ``(n, crop, crop, 3)``) to ``backbone``'s
     unit-length vectors (``features``), and the recipe of its pixels.
+
+    Args:
+        backbone: whose pixel recipe (and, without ``tower``, image tower) the graph has.
+        tower: an fp32 CPU module taking the backbone's scaled pixels in its stead (a tuned
+            version's trunk and tail, :func:`embeddings.tuning.tuned_network`).
 
     Raises:
         ValueError: the backbone cannot export its image tower.
     """
     if not isinstance(backbone, ExportableBackbone):
         raise ValueError(f"backbone {getattr(backbone, 'spec', backbone)!r} cannot be exported")
-    tower, recipe = backbone.export_tower()
+    own, recipe = backbone.export_tower()
+    tower = own if tower is None else tower
     example = torch.randint(0, 256, (2, recipe.crop, recipe.crop, 3), dtype=torch.uint8)
     graph = module_to_onnx(_PixelTower(tower, recipe), example, input_name="pixels")
     return graph, recipe

@@ -88,6 +88,18 @@ def split_efficientnet(model: EfficientNet, tuned_blocks: int, spec: str) -> Spl
     return SplitTower(trunk=trunk, tail=tail, tuned_blocks=tuned_blocks, spec=spec)
 
 
+def tuned_network(spec: str, tail: torch.nn.Module, tuned_blocks: int) -> torch.nn.Module:
+    """A tuned version's whole image tower on the CPU in fp32: ``spec``'s frozen trunk cut
+    before its last ``tuned_blocks`` blocks, then a copy of ``tail``, the tuned rest (scaled
+    pixels in, pooled features out; for ONNX export).
+
+    Raises:
+        NotTunable: as :func:`split_tower`.
+    """
+    trunk = split_tower(spec, tuned_blocks).trunk
+    return torch.nn.Sequential(trunk, copy.deepcopy(tail).float().cpu()).eval()
+
+
 def trunk_activations(trunk: torch.nn.Module, batches: Iterable[torch.Tensor]) -> torch.Tensor:
     """The trunk's activations for each preprocessed batch, concatenated, in float16 (half the
     memory; training casts them back to float32).

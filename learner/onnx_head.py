@@ -4,8 +4,10 @@
 regression, the sigmoid-calibrated linear SVM, and the semi-supervised head's logistic regression,
 which is all it answers with) go through skl2onnx, onnx's own converter; the heads written here are
 spelt in plain ONNX operators: the cosine kNN (a matrix product, ``TopK`` and a weighted vote), the
-zero-shot, text-anchored and preset heads (a matrix product, a preset's bias and a softmax), and the
-temperature of :class:`~learner.calibration.TemperatureScaledHead` (``softmax(log p / T)``).
+zero-shot, text-anchored and preset heads and a tuned version's linear layer (a matrix product, a
+bias and a softmax; a tuned version's features come from its own tower,
+:func:`embeddings.tuning.tuned_network`), and the temperature of
+:class:`~learner.calibration.TemperatureScaledHead` (``softmax(log p / T)``).
 The graph computes in float32 where the service computes in float64; B10
 (``python -m bench.onnx_export``) measures how far apart that leaves them.
 """
@@ -21,6 +23,7 @@ from sklearn.base import ClassifierMixin
 
 from learner.calibration import PROBABILITY_FLOOR, TemperatureScaledHead
 from learner.few_shot import TextAnchoredLogistic
+from learner.finetune import TunedHead
 from learner.heads import CosineKNeighbors
 from learner.presets import PresetHead
 from learner.semi_supervised import SpreadThenLogistic
@@ -76,6 +79,10 @@ def _core(head: Any, dim: int, opset: int) -> onnx.ModelProto:
         _scaled_cosine_softmax(head.coef_, nodes, weights)
     elif isinstance(head, PresetHead):
         _scaled_cosine_softmax(head.coef_, nodes, weights, bias=head.intercept_)
+    elif isinstance(head, TunedHead):  # its linear layer on the tuned tower's unit features
+        linear = head.model.head
+        weight, bias = linear.weight.detach().cpu().numpy(), linear.bias.detach().cpu().numpy()
+        _scaled_cosine_softmax(weight, nodes, weights, bias=bias)
     elif isinstance(head, ClassifierMixin):
         return _sklearn(head, dim, opset)
     else:

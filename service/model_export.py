@@ -6,7 +6,8 @@ probabilities (output ``probabilities``, one column per label). The metadata car
 caller needs: ``winnow.labels`` (JSON list, in column order), ``winnow.model_version``,
 ``winnow.backbone``, ``winnow.function`` and ``winnow.preprocess`` (the resize and crop to make
 the pixels, :class:`embeddings.onnx_graph.PixelRecipe`). ``docs/examples/run_exported.py`` runs it
-with onnxruntime, Pillow and numpy alone.
+with onnxruntime, Pillow and numpy alone. A tuned version (:mod:`service.finetune`) exports its own
+tower, the frozen trunk and its tuned tail, and the linear layer it answers with.
 
 Everything is exported in fp32, whatever precision the service runs its tower in.
 """
@@ -19,9 +20,12 @@ import threading
 from typing import Any
 
 import onnx
+import torch
 
 from embeddings import load_backbone
 from embeddings.onnx_graph import OPSET, ExportableBackbone, PixelRecipe, pixel_graph
+from embeddings.tuning import tuned_network
+from learner.finetune import TunedHead
 from learner.onnx_head import IR_VERSION, head_to_onnx
 from service.errors import Conflict
 from service.functions import get_function
@@ -55,7 +59,7 @@ def export_model(rt: Runtime, function_id: str, version: int | None = None) -> t
     backbone = _backbone(rt, spec)
     try:
         with _one_at_a_time:
-            tower = pixel_graph(backbone)
+            tower = pixel_graph(backbone, _tuned_tower(model.head))
         data = joined_model(
             tower,
             model.head,
@@ -103,6 +107,14 @@ def joined_model(
         joined, {**metadata, "winnow.preprocess": json.dumps(recipe.describe())}
     )
     return joined.SerializeToString()  # type: ignore[no-any-return]
+
+
+def _tuned_tower(head: Any) -> torch.nn.Module | None:
+    """A tuned version's own image tower (frozen trunk and tuned tail); None for a frozen head,
+    whose version runs the backbone's."""
+    if not isinstance(head, TunedHead):
+        return None
+    return tuned_network(head.spec, head.model.tail, head.tuned_blocks)
 
 
 def _backbone(rt: Runtime, spec: str) -> ExportableBackbone:

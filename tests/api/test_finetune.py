@@ -18,6 +18,7 @@ from learner import TrainingCancelled
 from service.finetune import finetune_function
 from service.serving import state_nbytes
 from service.settings import Settings
+from tests.api.test_model_export import exported_answers, served_answers
 from tests.conftest import data_uri
 
 AUTH = {"Authorization": "Bearer k"}
@@ -104,8 +105,16 @@ def test_a_tuned_version_is_judged_served_rolled_back_and_loaded_by_a_new_replic
         assert state_nbytes(rt, fn) > record["metrics"]["tunedBytes"] > 7_000_000
         tuned_confidence = served["confidence"]
         assert tuned_confidence != pytest.approx(frozen_answer["confidence"], abs=1e-6)
+        # the export runs the tuned tower and answers as the service does
         exported = http.get(f"/v1/functions/{fn}/model.onnx", params={"version": 2})
-        assert exported.status_code == 409, exported.text  # no ONNX form for a tuned tail yet
+        assert exported.status_code == 200, exported.text
+        images = [data for data, _ in _digits(2, offset=40)]
+        labels, probabilities, meta = exported_answers(exported.content, images)
+        assert meta["winnow.model_version"] == "2"
+        for row, answer in zip(probabilities, served_answers(http, fn, images), strict=True):
+            assert dict(zip(labels, row.tolist(), strict=True)) == pytest.approx(answer, abs=1e-3)
+        frozen_file = http.get(f"/v1/functions/{fn}/model.onnx", params={"version": 1}).content
+        assert not np.allclose(exported_answers(frozen_file, images)[1], probabilities, atol=1e-4)
 
     # a replica started afterwards loads the tuned tower from the artifact
     with TestClient(create_app(settings), headers=AUTH) as http:

@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 import onnxruntime
 import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
 
 from learner.calibration import TemperatureScaledHead
 from learner.few_shot import TextAnchoredLogistic, TextPrior
+from learner.finetune import TunedHead, TunedModel
 from learner.heads import HEAD_FAMILIES
 from learner.onnx_head import head_to_onnx
 from learner.zero_shot import ZeroShotHead
@@ -90,3 +93,14 @@ def test_an_unknown_head_is_refused() -> None:
 
     with pytest.raises(ValueError, match="no ONNX form for a head of type Odd"):
         head_to_onnx(Odd(), DIM, opset=18)
+
+
+def test_a_tuned_head_exports_the_linear_layer_it_answers_with(data: Any) -> None:
+    X, y, queries = data
+    model = TunedModel(torch.nn.Identity(), ["cat", "dog", "eel"], DIM, tuned_blocks=1)
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 3.0)  # logits far from uniform
+    head = TunedHead("efficientnet-lite0", model, LogisticRegression().fit(X, y))
+    tuned = head.predict_tuned(queries)  # what an invoke answers from the tuned features
+    assert np.abs(onnx_proba(head, queries) - tuned).max() < 1e-5
+    assert not np.allclose(tuned, head.predict_proba(queries), atol=1e-2)  # not the frozen head's
