@@ -3,13 +3,16 @@
 For each backbone (EfficientNet-Lite0 with its ImageNet weights; ViT-B-32 at seeded random init),
 three heads are trained by the service's own training (``learner.train_head``: cross-validated
 over one family's grid, temperature-scaled) on ``--train`` Fashion-MNIST training images: logistic
-regression, the calibrated linear SVM and the cosine kNN. Each is exported the way
+regression, the calibrated linear SVM and the cosine kNN; on EfficientNet-Lite0 also a tuned version
+(its last blocks tuned for ``--tune-epochs`` on the same images, as the fine-tune job tunes, with
+the logistic head as its frozen companion). Each is exported the way
 ``GET /v1/functions/{id}/model.onnx`` does it (:func:`service.model_export.joined_model`, fp32),
 and the ``--test`` first test images go through both paths:
 
 * the service: the image decoded as the service decodes uploads, its own preprocessing, the
   backbone in fp32 (and, for the agreement column, in the precision ``auto`` picks here) and
-  ``head.predict_proba``;
+  ``head.predict_proba``; a tuned version: the encoder's shared trunk, the tuned tail on its
+  activations and ``predict_tuned``;
 * the export: the same PNG bytes through ``docs/examples/run_exported.py``'s ``pixels`` (Pillow
   only) into onnxruntime.
 
@@ -125,6 +128,62 @@ def compare(
     }
 
 
+def run_session(session: Any, pixels: np.ndarray) -> np.ndarray:
+    """An exported model's probabilities for ``pixels``, ``BATCH`` at a time."""
+    return np.concatenate(
+        [
+            session.run(["probabilities"], {"pixels": pixels[i : i + BATCH]})[0]
+            for i in range(0, len(pixels), BATCH)
+        ]
+    )
+
+
+def tuned_head(
+    spec: str,
+    backbone: Any,
+    images: list[bytes],
+    labels: np.ndarray,
+    frozen: Any,
+    args: argparse.Namespace,
+) -> Any:
+    """A tuned version as the fine-tune job makes one (:class:`learner.finetune.TunedHead`),
+    tuned briefly on the training images (the parity does not depend on how well it learnt)."""
+    import torch
+
+    from embeddings import decode_image
+    from embeddings.tuning import split_tower, trunk_activations
+    from learner.finetune import TuneConfig, TunedHead, fine_tune
+
+    config = TuneConfig(views=0, max_epochs=args.tune_epochs)
+    split = split_tower(spec, config.tuned_blocks)
+    batches = (
+        torch.stack([backbone.preprocess(decode_image(d)) for d in images[i : i + BATCH]])
+        for i in range(0, len(images), BATCH)
+    )
+    activations = trunk_activations(split.trunk, batches)
+    tuned = fine_tune(split.tail, activations, [], list(labels), config)
+    return TunedHead(spec, tuned.model, frozen)
+
+
+def tuned_answers(spec: str, backbone: Any, head: Any, images: list[bytes]) -> np.ndarray:
+    """What the service answers for a tuned version: the encoder's shared trunk, the version's
+    tail on its activations (``encode_tuned``), then ``predict_tuned``."""
+    import torch
+
+    from embeddings import decode_image
+    from embeddings.tuning import SharedTrunk
+
+    rows, trunk = [], None
+    for start in range(0, len(images), BATCH):
+        batch = [backbone.preprocess(decode_image(data)) for data in images[start : start + BATCH]]
+        inputs = torch.stack(batch)
+        if trunk is None:
+            trunk = SharedTrunk(spec, head.tuned_blocks, torch.device("cpu"), inputs)
+        _, activations = trunk.encode(inputs)
+        rows.append(head.predict_tuned(head.run(activations)))
+    return np.concatenate(rows)
+
+
 def run_backbone(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     import onnxruntime
     import torch
@@ -132,6 +191,7 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     from embeddings import load_backbone
     from embeddings.onnx_graph import pixel_graph
     from embeddings.tower_options import TowerOptions
+    from embeddings.tuning import TUNABLE_SPECS, tuned_network
     from service.model_export import joined_model
 
     torch.set_num_threads(args.threads)
@@ -152,17 +212,13 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = args.threads
     heads: dict[str, Any] = {}
+    heads_fitted: dict[str, Any] = {}
     for family in FAMILIES:
-        head = head_of(family, train_vectors, train_labels)
+        head = heads_fitted[family] = head_of(family, train_vectors, train_labels)
         model = joined_model(tower, head, backbone.dim, {"winnow.labels": "[]"})
         session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         started = time.perf_counter()
-        exported = np.concatenate(
-            [
-                session.run(["probabilities"], {"pixels": pixels[i : i + BATCH]})[0]
-                for i in range(0, len(pixels), BATCH)
-            ]
-        )
+        exported = run_session(session, pixels)
         onnx_s = time.perf_counter() - started
         classes = np.asarray(head.classes_)
         served_proba = head.predict_proba(test_vectors)
@@ -176,6 +232,31 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         result["model_mb"] = round(len(model) / 2**20, 1)
         heads[family] = result
         print(f"{name} {family}: {result}", flush=True)
+    if served in TUNABLE_SPECS:
+        frozen = heads_fitted["logistic_regression"]
+        tuned = tuned_head(served, backbone, train_images, train_labels, frozen, args)
+        started = time.perf_counter()
+        model = joined_model(
+            pixel_graph(backbone, tuned_network(served, tuned.model.tail, tuned.tuned_blocks)),
+            tuned,
+            backbone.dim,
+            {"winnow.labels": "[]"},
+        )
+        tuned_export_s = time.perf_counter() - started
+        session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        exported = run_session(session, pixels)
+        result = compare(
+            tuned_answers(served, backbone, tuned, test_images),
+            exported,
+            test_labels,
+            np.asarray(tuned.classes_),
+        )
+        result["head"] = "TunedHead"
+        result["tuned_blocks"] = tuned.tuned_blocks
+        result["export_seconds"] = round(tuned_export_s, 1)
+        result["model_mb"] = round(len(model) / 2**20, 1)
+        heads["finetuned"] = result
+        print(f"{name} finetuned: {result}", flush=True)
     return {
         "backbone": name,
         "auto_precision": auto.precision.precision,  # type: ignore[attr-defined]
@@ -191,13 +272,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", type=int, default=1000, help="training images per head")
     parser.add_argument("--test", type=int, default=2000, help="test images compared")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--tune-epochs", type=int, default=3, help="epochs of the tuned version's brief tuning"
+    )
     parser.add_argument("--out", type=Path, default=RESULT)
     args = parser.parse_args(argv)
     backbones = [run_backbone(spec, args) for spec in args.backbones.split(",")]
     results = [head for backbone in backbones for head in backbone["heads"].values()]
     report = {
         "bench": "onnx_export",
-        "config": {"train": args.train, "test": args.test, "threads": args.threads},
+        "config": {
+            "train": args.train,
+            "test": args.test,
+            "threads": args.threads,
+            "tune_epochs": args.tune_epochs,
+        },
         "backbones": backbones,
         "target_agreement": TARGET_AGREEMENT,
         "target_probability_gap": TARGET_PROBABILITY_GAP,

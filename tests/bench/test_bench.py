@@ -225,6 +225,24 @@ def test_b10_compares_the_export_with_the_service_path_on_fashion_images(tmp_pat
     assert report.b10_rows(written)[0][0].startswith("B10 exported ONNX model")
 
 
+@pytest.mark.slow
+def test_b10_exports_a_tuned_version_of_efficientnet(tmp_path: Path) -> None:
+    from bench import onnx_export
+
+    output = tmp_path / "b10.json"
+    onnx_export.main(
+        [
+            "--backbones", "efficientnet-lite0", "--train", "60", "--test", "20",
+            "--tune-epochs", "1", "--out", str(output),
+        ]
+    )  # fmt: skip
+    written = json.loads(output.read_text())
+    tuned = written["backbones"][0]["heads"]["finetuned"]
+    assert tuned["head"] == "TunedHead" and tuned["tuned_blocks"] == 3
+    assert tuned["top_label_agreement"] == 1.0 and tuned["max_probability_gap"] < 1e-3
+    assert "finetuned (3 blocks) 100.00%" in report.b10_rows(written)[0][1]
+
+
 def test_b11_spends_the_same_reviews_in_every_arm_and_reports_the_estimates() -> None:
     from types import SimpleNamespace
 
