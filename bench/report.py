@@ -274,7 +274,9 @@ def _cpu_per_image(phase: dict[str, Any]) -> str:
     service, raw = phase.get("cpu_ms_per_image"), phase.get("raw_cpu_ms_per_image")
     if service is None or raw is None:
         return ""
-    return f"; CPU time per image {service:.1f} vs {raw:.1f} ms in the raw loop"
+    clients = phase.get("client_cpu_ms_per_image")  # measured since 2026-12-07
+    beside = "" if clients is None else f" (the HTTP clients beside it: {clients:.1f} ms)"
+    return f"; CPU time per image {service:.1f} vs {raw:.1f} ms in the raw loop{beside}"
 
 
 def _one_client(phase: dict[str, Any]) -> str:
@@ -613,7 +615,9 @@ def b10_rows(report: dict[str, Any]) -> list[Row]:
         agreement = min(head["top_label_agreement"] for head in heads.values())
         gap = max(head["max_probability_gap"] for head in heads.values())
         per_head = "; ".join(
-            f"{name.replace('_', ' ')} {head['top_label_agreement']:.2%} "
+            f"{name.replace('_', ' ')}"
+            + (f" ({head['tuned_blocks']} blocks)" if "tuned_blocks" in head else "")
+            + f" {head['top_label_agreement']:.2%} "
             f"(gap {head['max_probability_gap']:.1e}, accuracy {head['accuracy_export']:.3f})"
             for name, head in heads.items()
         )
@@ -626,6 +630,7 @@ def b10_rows(report: dict[str, Any]) -> list[Row]:
                 + ", ".join(
                     f"{head['top_label_agreement_with_auto_precision']:.2%}"
                     for head in heads.values()
+                    if "top_label_agreement_with_auto_precision" in head  # a tuned one: fp32
                 ),
                 f">= {report['target_agreement']:.1%} agree, probabilities within "
                 f"{report['target_probability_gap']:g}",
