@@ -37,7 +37,10 @@ function showVersions(versions) {
   for (const v of versions) {
     const row = document.createElement("tr");
     row.dataset.version = v.version;
-    const cells = ["v" + v.version, v.status, percent(v.metrics.accuracy), percent(v.metrics.macroF1), v.sampleCount, v.head, v.trigger, v.decision.reason || ""];
+    // a tuned version is judged on a holdout, not by cross-validation
+    const accuracy = v.metrics.accuracy != null ? percent(v.metrics.accuracy)
+      : v.metrics.holdoutAccuracy != null ? percent(v.metrics.holdoutAccuracy) + " (holdout)" : "-";
+    const cells = ["v" + v.version, v.status, accuracy, percent(v.metrics.macroF1), v.sampleCount, v.head, v.trigger, v.decision.reason || ""];
     cells.forEach((text, i) => {
       const cell = winnow.element("td", text, i === 1 ? "status-" + v.status : i === 7 ? "decision-reason" : "");
       row.appendChild(cell);
