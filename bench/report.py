@@ -1092,6 +1092,19 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "--output bench/results/finetune_regularised.json",
         finetune_rows,
     ),
+    (
+        "finetune_k10",
+        "python -m bench.finetune --budgets 2000 --seeds 0 --tuned-blocks 10 --label-smoothing 0.1 "
+        "--mixup 0.4 --rounds 5 --output bench/results/finetune_k10.json",
+        finetune_rows,
+    ),
+    (
+        "finetune_k10_seeds12",
+        "python -m bench.finetune --budgets 2000 --seeds 1 2 --tuned-blocks 10 "
+        "--label-smoothing 0.1 --mixup 0.4 --rounds 5 "
+        "--output bench/results/finetune_k10_seeds12.json",
+        finetune_rows,
+    ),
     ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
