@@ -33,6 +33,7 @@ import importlib.util
 import io
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -70,17 +71,21 @@ def fashion(file_key: str, count: int) -> tuple[list[bytes], np.ndarray]:
     return [png(image) for image in images], np.asarray(CLASS_NAMES)[labels]
 
 
-def service_vectors(backbone: Any, images: list[bytes]) -> np.ndarray:
-    """What the service embeds for these uploads: its decoder, preprocessing and ``encode``."""
+def preprocessed(backbone: Any, images: list[bytes]) -> Iterator[Any]:
+    """The uploads decoded as the service decodes them and preprocessed by ``backbone``, as
+    tensors of ``BATCH`` images."""
     import torch
 
     from embeddings import decode_image
 
-    rows = []
     for start in range(0, len(images), BATCH):
         batch = [backbone.preprocess(decode_image(data)) for data in images[start : start + BATCH]]
-        rows.append(backbone.encode(torch.stack(batch)))
-    return np.concatenate(rows)
+        yield torch.stack(batch)
+
+
+def service_vectors(backbone: Any, images: list[bytes]) -> np.ndarray:
+    """What the service embeds for these uploads: its decoder, preprocessing and ``encode``."""
+    return np.concatenate([backbone.encode(batch) for batch in preprocessed(backbone, images)])
 
 
 @functools.cache
@@ -148,19 +153,12 @@ def tuned_head(
 ) -> Any:
     """A tuned version as the fine-tune job makes one (:class:`learner.finetune.TunedHead`),
     tuned briefly on the training images (the parity does not depend on how well it learnt)."""
-    import torch
-
-    from embeddings import decode_image
     from embeddings.tuning import split_tower, trunk_activations
     from learner.finetune import TuneConfig, TunedHead, fine_tune
 
     config = TuneConfig(views=0, max_epochs=args.tune_epochs)
     split = split_tower(spec, config.tuned_blocks)
-    batches = (
-        torch.stack([backbone.preprocess(decode_image(d)) for d in images[i : i + BATCH]])
-        for i in range(0, len(images), BATCH)
-    )
-    activations = trunk_activations(split.trunk, batches)
+    activations = trunk_activations(split.trunk, preprocessed(backbone, images))
     tuned = fine_tune(split.tail, activations, [], list(labels), config)
     return TunedHead(spec, tuned.model, frozen)
 
@@ -170,13 +168,10 @@ def tuned_answers(spec: str, backbone: Any, head: Any, images: list[bytes]) -> n
     tail on its activations (``encode_tuned``), then ``predict_tuned``."""
     import torch
 
-    from embeddings import decode_image
     from embeddings.tuning import SharedTrunk
 
     rows, trunk = [], None
-    for start in range(0, len(images), BATCH):
-        batch = [backbone.preprocess(decode_image(data)) for data in images[start : start + BATCH]]
-        inputs = torch.stack(batch)
+    for inputs in preprocessed(backbone, images):
         if trunk is None:
             trunk = SharedTrunk(spec, head.tuned_blocks, torch.device("cpu"), inputs)
         _, activations = trunk.encode(inputs)
