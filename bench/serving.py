@@ -60,7 +60,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +284,38 @@ def running_service(
         "warning",
         *flags,
     ]
-    log_path = data_dir.parent / "serve.log"
+    with started_server(
+        command, data_dir.parent / "serve.log", port, args.start_timeout, checkout=checkout
+    ) as server:
+        yield server
+
+
+@contextmanager
+def running_bare(
+    args: argparse.Namespace, log_path: Path, runtime: str, precision: str
+) -> Iterator[RunningService]:
+    """Start :mod:`bench.bare_http` (the ceiling) with the service's tower and batching."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.bare_http", "--port", str(port)]
+    command += ["--backbone", args.backbone, "--batch-size", str(args.batch_size)]
+    command += ["--runtime", runtime, "--precision", precision]
+    command += ["--queue-limit", str(max(64, 4 * args.clients))]
+    command += ["--encoder-threads", str(args.encoder_threads)]
+    with started_server(command, log_path, port, args.start_timeout) as server:
+        yield server
+
+
+@contextmanager
+def started_server(
+    command: list[str],
+    log_path: Path,
+    port: int,
+    start_timeout: float,
+    *,
+    checkout: Path | None = None,
+) -> Iterator[RunningService]:
+    """Run ``command`` (an HTTP server on ``port``) in a session of its own; yield it once its
+    /health answers; stop it at the end."""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(  # own session: see ``raw_loop_process``
             command,
@@ -296,17 +327,17 @@ def running_service(
         )
         base_url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + args.start_timeout
+            deadline = time.monotonic() + start_timeout
             while True:
                 if process.poll() is not None:
-                    raise RuntimeError(f"service exited: {log_path.read_text()[-2000:]}")
+                    raise RuntimeError(f"{command[2]} exited: {log_path.read_text()[-2000:]}")
                 try:
                     if httpx.get(f"{base_url}/health", timeout=2).status_code < 500:
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"service did not start in {args.start_timeout} s")
+                    raise RuntimeError(f"{command[2]} did not start in {start_timeout} s")
                 time.sleep(0.2)
             yield RunningService(base_url, process.pid)
         finally:
@@ -607,6 +638,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests (harness check)")
     parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="also drive bench.bare_http (the model behind a bare HTTP route) in every round: "
+        "the ceiling of any HTTP service here",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="sample the service with py-spy in one more phase"
     )
     parser.add_argument(
@@ -655,6 +692,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     raw_runs: list[dict[str, Any]] = []
     phases: dict[str, list[dict[str, Any]]] = {"capture_off": [], "capture_on": []}
+    if args.bare:
+        phases["bare_http"] = []
     profile: dict[str, Any] | None = None
     with (
         tempfile.TemporaryDirectory(prefix="winnow-bench-") as tmp,
@@ -673,24 +712,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"(asked: {args.runtime} {args.precision})"
         )
         data_dir = Path(tmp) / "data"
-        with running_service(args, data_dir, flags) as service_process:
+        with ExitStack() as servers:
+            service_process = servers.enter_context(running_service(args, data_dir, flags))
             base_url = service_process.url
             with httpx.Client(base_url=base_url, headers=headers, timeout=120) as http:
                 function_id = prepare_function(http, train_images, args.per_label)
-            order = [("capture_off", "?capture=false"), ("capture_on", "")]
+            invoke = f"/v1/functions/{function_id}/invoke"
+            # each phase: the server it drives and the path it posts to
+            targets = {
+                "capture_off": (service_process, f"{invoke}?capture=false"),
+                "capture_on": (service_process, invoke),
+            }
+            if args.bare:
+                bare_log = Path(tmp) / "bare.log"
+                bare = servers.enter_context(running_bare(args, bare_log, runtime, precision))
+                targets["bare_http"] = (bare, "/invoke")
+            order = list(targets)
             for _ in range(args.rounds):
                 raw_round()
-                for name, query in order:
-                    path = f"/v1/functions/{function_id}/invoke{query}"
+                for name in order:
+                    server, path = targets[name]
                     phase = drive(
-                        base_url,
+                        server.url,
                         path,
                         bodies,
                         clients=args.clients,
                         requests=args.requests,
                         warmup=args.warmup,
                         headers=headers,
-                        cpu_seconds=service_process.cpu_seconds,
+                        cpu_seconds=server.cpu_seconds,
                         content_type=content_type,
                     )
                     phases[name].append(phase)
@@ -700,7 +750,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"p99 {phase['latency_ms_p99']:.0f} ms, errors {phase['errors']}",
                         flush=True,
                     )
-                order.reverse()  # neither phase always runs first after the raw loop
+                order = order[1:] + order[:1]  # no phase always runs first after the raw loop
             if args.profile:
                 header = [
                     f"B2 serving profile{f' ({args.label})' if args.label else ''}: "
@@ -709,14 +759,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"checkout {ROOT}, {platform.platform()}, {os.cpu_count()} CPU cores",
                 ]
                 profile = profile_phase(
-                    args, service_process, f"/v1/functions/{function_id}/invoke", bodies,
+                    args, service_process, invoke, bodies,
                     headers=headers, content_type=content_type, header=header,
                 )  # fmt: skip
             single: dict[str, dict[str, Any]] = {}
-            for name, query in (("capture_off", "?capture=false"), ("capture_on", "")):
-                path = f"/v1/functions/{function_id}/invoke{query}"
+            for name, (server, path) in targets.items():
                 single[name] = drive(
-                    base_url, path, bodies, clients=1, requests=args.latency_requests, warmup=2,
+                    server.url, path, bodies, clients=1, requests=args.latency_requests, warmup=2,
                     headers=headers, content_type=content_type,
                 )  # fmt: skip
                 print(
@@ -793,6 +842,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"capture on {service['capture_on']['ratio']:.3f} (target >= {TARGET_RATIO}); "
         f"load average {load_before[0]:.1f} -> {os.getloadavg()[0]:.1f}"
     )
+    if args.bare:
+        bare = service["bare_http"]
+        print(
+            f"  bare HTTP route over the same model (the ceiling): ratio {bare['ratio']:.3f}, "
+            f"CPU ms per image {bare['cpu_ms_per_image']:.1f}"
+        )
     if service["capture_off"]["cpu_ms_per_image"] is not None:
         print(
             "  CPU ms per image (median over rounds): raw loop "

@@ -204,6 +204,31 @@ def test_b2_serves_a_clip_architecture_at_random_init_from_a_checkpoint_written_
     assert load_backbone(spec, device="cpu").dim == 32
 
 
+def test_b2_bare_route_answers_from_the_batching_encoder_and_nothing_else() -> None:
+    """The ceiling's route: the multipart file part, decoded and encoded by winnow's encoder;
+    its answer is the vector's largest component, the same the encoder gives directly."""
+    from fastapi.testclient import TestClient
+
+    from bench.bare_http import bare_app
+    from bench.serving import BODY_TYPES, make_images, multipart_body
+    from embeddings import BatchingEncoder, decode_image, load_backbone
+
+    data = make_images(1, 64, seed=0)[0][0]
+    encoder = BatchingEncoder(load_backbone("tiny-clip", device="cpu"), max_batch=4)
+    expected = int(np.argmax(encoder.encode([decode_image(data)])[0]))
+    with TestClient(bare_app(encoder, max_pixels=10_000)) as client:
+        body = multipart_body(data)
+        answer = client.post(
+            "/invoke", content=body, headers={"content-type": BODY_TYPES["multipart"]}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"index": expected}
+        missing = client.post("/invoke", data={"other": "x"})
+        assert missing.status_code == 422
+        assert "file" in missing.text
+    assert encoder.closed  # closed with the app
+
+
 @pytest.mark.slow
 def test_b10_compares_the_export_with_the_service_path_on_fashion_images(tmp_path: Path) -> None:
     from bench import onnx_export
