@@ -1,10 +1,10 @@
 """Start-up: what a service does once its object graph is built, before it answers requests.
 
-In order: the admin key, the sweep of crash leftovers, digests for artifacts an older winnow wrote,
-the serving snapshots' worker (functions load at their first use), then the retrain scheduler
-with its tick passed in (as vLLM's ``init_app_state`` builds the serving objects and hands them
-their collaborators). The runtime holds state; this module and the use cases act on it, so neither
-imports the other in a circle.
+In order: one BLAS thread for the process, the admin key, the sweep of crash leftovers, digests
+for artifacts an older winnow wrote, the serving snapshots' worker (functions load at their first
+use), then the retrain scheduler with its tick passed in (as vLLM's ``init_app_state`` builds the
+serving objects and hands them their collaborators). The runtime holds state; this module and the
+use cases act on it, so neither imports the other in a circle.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from sqlmodel import col, select
+from threadpoolctl import threadpool_limits
 
 from learner import ArtifactNotFound
 from learner.scheduler import RetrainScheduler
@@ -23,9 +24,20 @@ from store import BlobStore, ModelVersion, ReviewItem, Sample, session_scope
 
 log = logging.getLogger("winnow")
 
+# BLAS (OpenBLAS, MKL) threads of the service process. Its matrix products are small (a batch of
+# invokes against the traffic window, a head's rows; training already runs with one thread, see
+# learner.crossval.blas_thread_limit), and OpenBLAS's extra threads spin-wait whenever the cores
+# are busy, as the encoder keeps them: B2's profile (capture on, onnx-int8 EfficientNet-Lite0,
+# 2 cores) put 3.3 ms of CPU per invoke in them once invokes were scored several at a time.
+# Set from start-up's thread, the count holds for every thread that never sets its own: the
+# request threads, for numpy's and scipy's OpenBLAS (FAISS's is an OpenMP build, whose count each
+# thread keeps for itself; FAISS searches one row at a time here, without BLAS).
+BLAS_THREADS = 1
+
 
 def start(rt: Runtime) -> None:
     """Recover state after a (possibly unclean) stop, then start retraining (if it is on)."""
+    threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # process-wide, from now on
     rt.auth.ensure_admin_key(Path(rt.settings.data_dir) / "admin-key")
     sweep_orphans(rt)
     adopt_unrecorded_digests(rt)

@@ -123,3 +123,19 @@ def test_resident_functions_stay_within_the_budget_and_evicted_ones_answer_the_s
             line for line in metrics.splitlines() if line.startswith("winnow_snapshot_evictions")
         )
         assert float(evictions.split()[-1]) > 0
+
+
+def test_the_service_process_runs_blas_with_one_thread(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenBLAS's extra threads spin-wait while the encoder keeps the cores busy: a started
+    service caps BLAS at service.startup.BLAS_THREADS (1) for the process, through
+    threadpoolctl (how the cap then reads per thread is OpenBLAS's business, so the test checks
+    the call)."""
+    import service.startup
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(service.startup, "threadpool_limits", lambda **kw: calls.append(kw))
+    assert calls == []
+    with TestClient(create_app(settings), headers=AUTH):
+        assert calls == [{"limits": 1, "user_api": "blas"}]
