@@ -30,6 +30,25 @@ def index_key(row_id: str) -> int:
     return int(row_id.rsplit("_", 1)[1][:15], 16)
 
 
+def traffic_novelty(
+    rt: Runtime,
+    function_id: str,
+    vectors: np.ndarray,
+    novelty_model: NoveltyModel | None,
+    *,
+    scored: bool,
+) -> list[float | None]:
+    """The inputs ``vectors`` (shape ``(n, dim)``, invoked together) join the function's traffic
+    window and cold-start reservoir, each scored for novelty against the window as it was when
+    ``scored`` (a model answered them) and the function has a novelty model of their dimension;
+    else None each."""
+    window = rt.novelty.traffic(function_id, vectors.shape[1])
+    if not scored or novelty_model is None or novelty_model.dim != vectors.shape[1]:
+        window.add(vectors)
+        return [None] * vectors.shape[0]
+    return [float(score) for score in window.score(novelty_model, vectors)]
+
+
 def maybe_capture(
     rt: Runtime,
     function_id: str,
@@ -41,23 +60,17 @@ def maybe_capture(
     classes: list[str],
     model_version: int | None,
     label_counts: dict[str, int],
-    novelty_model: NoveltyModel | None,
+    novelty: float | None,
 ) -> CaptureInfo:
     """Decide whether this input goes to review and, if so, persist it before answering.
 
     ``proba`` None: no model serves the function yet, and cold-start capture decides (typical
-    inputs of regions of traffic no labelled or queued item covers yet). The controller, label
-    counts and novelty model come from the invoke's serving snapshot; the input joins the
-    function's traffic window and cold-start reservoir (nothing is fitted here), and counts as an
-    invoke for the capture rate and the drift signal, scored for novelty or not.
+    inputs of regions of traffic no labelled or queued item covers yet). The controller and label
+    counts come from the invoke's serving snapshot, ``novelty`` from :func:`traffic_novelty`
+    (nothing is fitted here). The input counts as an invoke for the capture rate and the drift
+    signal, scored for novelty or not.
     """
     index = rt.indexes.get_or_create(function_id, vector.shape[0])
-    window = rt.novelty.traffic(function_id, vector.shape[0])
-    novelty = None
-    if proba is None or novelty_model is None or novelty_model.dim != vector.shape[0]:
-        window.add(vector[None, :])
-    else:
-        novelty = float(window.score(novelty_model, vector[None, :])[0])
     with rt.capture.function_locks[function_id]:
         if proba is None:
             decision = controller.decide_cold_start(vector, index)

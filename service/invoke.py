@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from embeddings import InvalidImage
 from learner import ArtifactCorrupt, ArtifactNotFound, Deployed, ranked_predictions
 from learner.finetune import TunedHead
-from service.capture import maybe_capture
+from service.capture import maybe_capture, traffic_novelty
 from service.deploys import version_row
 from service.errors import Conflict, ServiceUnavailable
 from service.runtime import Runtime
@@ -53,7 +55,9 @@ def invoke_batch(
     version answers every image, and nothing is fitted or loaded on its way (unless the
     function is not resident in this process: then its first invoke loads it). The images are
     embedded together (the encoder batches them). Before any model exists each image answers no
-    label (``labelName`` null) and cold-start capture judges it.
+    label (``labelName`` null) and cold-start capture judges it. The head and capture then run
+    once for the requests of the function answered meanwhile (an encoder batch answers several at
+    once; :class:`service.combining.Combiner`).
     """
     snapshot = serving_snapshot(rt, function_id)
     model = snapshot.model
@@ -65,16 +69,41 @@ def invoke_batch(
     if snapshot.unavailable is not None and version is None:
         rt.serving.request(function_id, reread=True)  # the worker tries to load it again
         raise ServiceUnavailable(snapshot.unavailable)
-    answers = [
-        row
-        if isinstance(row, InvalidImage)
-        else _answer(rt, snapshot, model, data, *row, capture=capture)
-        for data, row in zip(images, embedded, strict=True)
-    ]
-    dims = [row[0].shape[0] for row in embedded if not isinstance(row, InvalidImage)]
-    if capture and refits_due(rt, snapshot, dims[0]):
+    request = _Request(
+        snapshot,
+        model,
+        capture,
+        [
+            _Image(data, *row)
+            for data, row in zip(images, embedded, strict=True)
+            if not isinstance(row, InvalidImage)
+        ],
+    )
+    answered = iter(rt.capture.combiner(function_id).run(request, partial(_answer_requests, rt)))
+    answers = [row if isinstance(row, InvalidImage) else next(answered) for row in embedded]
+    if capture and refits_due(rt, snapshot, request.images[0].vector.shape[0]):
         rt.serving.request(function_id)
     return answers
+
+
+@dataclass(frozen=True)
+class _Image:
+    """One embedded image of a request: its bytes, its frozen vector (what capture judges and
+    stores) and, for a tuned version, its tuned features (what the version answers from)."""
+
+    data: bytes
+    vector: np.ndarray
+    features: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """An invoke request's embedded images, the snapshot it read and the model answering it."""
+
+    snapshot: Snapshot
+    model: Deployed | None
+    capture: bool
+    images: list[_Image]
 
 
 def _embedded(
@@ -89,29 +118,82 @@ def _embedded(
     ]
 
 
+def _answer_requests(
+    rt: Runtime, requests: Sequence[_Request]
+) -> list[list[InvokeResult] | Exception]:
+    """Each request's answers, or the exception it fails with. Requests that read the same
+    snapshot and model (and capture or not alike) are answered together: one call of the head,
+    one novelty scoring against the traffic window, then each image's capture decision."""
+    groups: dict[tuple[int, int, bool], list[int]] = {}
+    for i, request in enumerate(requests):
+        key = (id(request.snapshot), id(request.model), request.capture)
+        groups.setdefault(key, []).append(i)
+    outcomes: list[list[InvokeResult] | Exception] = [[] for _ in requests]
+    for members in groups.values():
+        group = [requests[i] for i in members]
+        try:
+            answers = _answer_group(rt, group)
+        except Exception as exc:
+            answers = [exc] * len(group)
+        for i, answer in zip(members, answers, strict=True):
+            outcomes[i] = answer
+    return outcomes
+
+
+def _answer_group(rt: Runtime, requests: list[_Request]) -> list[list[InvokeResult] | Exception]:
+    """:func:`_answer_requests` for requests of one snapshot, model and capture flag."""
+    first = requests[0]
+    snapshot, model, capture = first.snapshot, first.model, first.capture
+    images = [image for request in requests for image in request.images]
+    probabilities = _probabilities(model, images)
+    novelty: list[float | None] = [None] * len(images)
+    if capture:
+        vectors = np.stack([image.vector for image in images])
+        novelty = traffic_novelty(
+            rt, snapshot.function.id, vectors, snapshot.novelty, scored=model is not None
+        )
+    rows = iter(zip(images, probabilities, novelty, strict=True))
+    answers: list[list[InvokeResult] | Exception] = []
+    for request in requests:
+        own = [next(rows) for _ in request.images]
+        try:
+            answers.append([_answer(rt, snapshot, model, *row, capture=capture) for row in own])
+        except Exception as exc:  # this request's capture failed; the others still answer
+            answers.append(exc)
+    return answers
+
+
+def _probabilities(model: Deployed | None, images: list[_Image]) -> list[np.ndarray | None]:
+    """``model``'s class probabilities for each image, from one call of its head (a tuned
+    version answers from the tuned features); None each before any model."""
+    if model is None:
+        return [None] * len(images)
+    features = [image.features for image in images if image.features is not None]
+    if isinstance(model.head, TunedHead) and len(features) == len(images):
+        rows = model.head.predict_tuned(np.stack(features))
+    else:
+        rows = model.head.predict_proba(np.stack([image.vector for image in images]))
+    return list(np.asarray(rows, dtype=np.float64))
+
+
 def _answer(
     rt: Runtime,
     snapshot: Snapshot,
     model: Deployed | None,
-    data: bytes,
-    vector: np.ndarray,
-    features: np.ndarray | None,
+    image: _Image,
+    proba: np.ndarray | None,
+    novelty: float | None,
     *,
     capture: bool,
 ) -> InvokeResult:
-    """``model``'s answer for one embedded image (``features``: a tuned version's, which it
-    answers from; the frozen ``vector`` is what capture judges and stores), captured into
-    review if the policy says so; before any model, no label, and cold-start capture decides
-    whether the input is one of the typical, not yet covered ones a reviewer should label
-    first."""
-    if model is None:
-        proba, classes, confidences = None, [], []
+    """``model``'s answer for one embedded image (``proba``: its probabilities, None before any
+    model), captured into review if the policy says so; before any model, no label, and
+    cold-start capture decides whether the input is one of the typical, not yet covered ones a
+    reviewer should label first."""
+    if model is None or proba is None:
+        classes: list[str] = []
+        confidences: list[LabelConfidence] = []
     else:
-        if features is not None and isinstance(model.head, TunedHead):
-            rows = model.head.predict_tuned(features[None, :])
-        else:
-            rows = model.head.predict_proba(vector[None, :])
-        proba = np.asarray(rows[0], dtype=np.float64)
         classes = list(model.labels)
         confidences = [
             LabelConfidence(
@@ -127,13 +209,13 @@ def _answer(
             rt,
             snapshot.function.id,
             snapshot.controller,
-            data=data,
-            vector=vector,
+            data=image.data,
+            vector=image.vector,
             proba=proba,
             classes=classes,
             model_version=None if model is None else model.version,
             label_counts=snapshot.label_counts,
-            novelty_model=snapshot.novelty,
+            novelty=novelty,
         )
     best = confidences[0] if confidences else None
     return InvokeResult(

@@ -24,6 +24,7 @@ from learner.scheduler import Debounce, RetrainScheduler, TrainingTracker
 from review_queue import capture_times
 from service.auth import Authenticator
 from service.auth_throttle import AuthThrottle, make_failure_counts
+from service.combining import Combiner
 from service.metrics import Metrics
 from service.ratelimit import make_rate_limiter
 from service.settings import Settings
@@ -210,6 +211,7 @@ class CaptureState:
         # Decide + index update is serialised per function so two concurrent invokes of the same
         # image cannot both pass duplicate suppression.
         self.function_locks: dict[str, threading.Lock] = {}
+        self._combiners: dict[str, Combiner[Any, Any]] = {}
 
     def controller(self, function: Function) -> CaptureController:
         """The function's controller, running the policy ``function`` holds.
@@ -234,6 +236,15 @@ class CaptureState:
             self._policies[function.id] = stored
             return controller
 
+    def combiner(self, function_id: str) -> Combiner[Any, Any]:
+        """The function's invoke answers: head and capture run once for the requests an encoder
+        batch answered together (:mod:`service.combining`)."""
+        with self._lock:
+            combiner = self._combiners.get(function_id)
+            if combiner is None:
+                combiner = self._combiners[function_id] = Combiner()
+            return combiner
+
     def peek(self, function_id: str) -> CaptureController | None:
         """The function's controller if it has one (creating none)."""
         with self._lock:
@@ -252,6 +263,7 @@ class CaptureState:
             self._controllers.pop(function_id, None)
             self._policies.pop(function_id, None)
             self._label_counts.pop(function_id, None)
+            self._combiners.pop(function_id, None)
 
 
 class Runtime:
