@@ -63,7 +63,7 @@ def run_b1(args: argparse.Namespace, _state: dict[str, Any]) -> None:
 def run_b2(args: argparse.Namespace, state: dict[str, Any]) -> None:
     from bench import serving
 
-    common = ["--batch-size", str(args.batch_size)]
+    common = ["--batch-size", str(args.batch_size), "--bare"]  # the ceiling beside winnow
     if args.full:
         common += ["--requests", "160", "--rounds", "9"]
     result = serving.main(["--backbone", args.backbone, *common])
