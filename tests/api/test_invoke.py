@@ -59,3 +59,46 @@ def test_train_needs_two_labels(client: TestClient) -> None:
     response = client.post(f"/v1/functions/{fid}/train")
     assert response.status_code == 409 and "2 labels" in response.json()["message"]
     assert client.get(f"/v1/functions/{fid}/models").json()["count"] == 0
+
+
+def test_concurrent_invokes_each_get_their_own_answer(client: TestClient) -> None:
+    """Invokes answered together (one encoder batch; head and capture run once for the batch's
+    requests, service.combining) answer exactly as each alone: no request gets another's."""
+    import threading
+
+    fid = client.post("/v1/functions", json={"name": "colour"}).json()["id"]
+    add_colour_samples(client, fid)
+    assert client.post(f"/v1/functions/{fid}/train").status_code == 200
+    # reds and blues in turn: a request given its neighbour's answer gets the other label
+    images = [png_bytes(RED if i % 2 else BLUE, seed=100 + i) for i in range(8)]
+
+    def answer(data: bytes, capture: bool) -> tuple[str, float]:
+        response = client.post(
+            f"/v1/functions/{fid}/invoke?capture={str(capture).lower()}",
+            json={"data": data_uri(data)},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["labelName"], response.json()["confidence"]
+
+    alone = [answer(data, capture=False) for data in images]
+    assert [label for label, _ in alone] == ["blue", "red"] * 4
+
+    def burst(capture: bool) -> list[tuple[str, float] | None]:
+        together: list[tuple[str, float] | None] = [None] * len(images)
+        start = threading.Barrier(len(images))
+
+        def invoke(i: int) -> None:
+            start.wait()
+            together[i] = answer(images[i], capture)
+
+        threads = [threading.Thread(target=invoke, args=(i,)) for i in range(len(images))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        return together
+
+    for capture in (False, True, False, True, False, True):  # bursts: batches form by timing
+        for mine, expected in zip(burst(capture), alone, strict=True):
+            assert mine is not None
+            assert mine[0] == expected[0] and mine[1] == pytest.approx(expected[1], abs=1e-6)
