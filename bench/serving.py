@@ -24,6 +24,9 @@ batching, the head and capture cost on top of the model. It is measured with ``c
 with capture on (the default policy), and reported with client-side p50 / p99 latency, both under
 the full load and for one client alone.
 
+``--bare`` also drives :mod:`bench.bare_http` in every round: the same model behind a bare HTTP
+route (no authentication, database, head or capture), the most any HTTP service can reach here.
+
 ``--profile`` adds a capture-on phase after the measured rounds (so they are not slowed) during
 which py-spy samples every thread of the service process, and writes where an invoke's time goes
 (HTTP and multipart parsing, database, capture, waiting for the batch, the encoder's forward pass)
@@ -35,6 +38,7 @@ Usage (from the repository root)::
     python -m bench.serving --backbone clip:ViT-B-32/random-init
     python -m bench.serving --backbone tiny-clip    # quick check of the harness
     python -m bench.serving --profile --label before  # also where an invoke's time goes
+    python -m bench.serving --runtime onnx --bare   # and the bare route's ceiling beside it
 
 ``clip:<arch>/random-init`` serves an open_clip architecture with seeded random weights, saved
 once as a checkpoint under ``bench/cache/`` and loaded like any local checkpoint: the compute of the
