@@ -38,9 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from embeddings import BatchingEncoder, decode_image, load_backbone  # noqa: E402
-from embeddings.pool import CPU_WORKERS  # noqa: E402
-from embeddings.tower_options import TowerOptions  # noqa: E402
+from embeddings import BatchingEncoder, decode_image  # noqa: E402
+from embeddings.pool import EncoderPool  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 
@@ -83,16 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-limit", type=int, default=Settings.queue_limit)
     parser.add_argument("--encoder-threads", type=int, default=Settings.encoder_threads)
     args = parser.parse_args(argv)
-    tower = TowerOptions(args.precision, probe_batch=args.batch_size, runtime=args.runtime)
-    backbone = load_backbone(args.backbone, tower=tower)
-    encoder = BatchingEncoder(
-        backbone,
+    encoder = EncoderPool(  # as service.runtime builds the service's
+        args.backbone,
         max_batch=args.batch_size,
         max_wait_ms=Settings.batch_wait_ms,
         max_queue=args.queue_limit,
         torch_threads=args.encoder_threads or -1,
-        workers=CPU_WORKERS if backbone.device.type == "cpu" else 1,
-    )
+        precision=args.precision,
+        runtime=args.runtime,
+    ).get(args.backbone)
     app = bare_app(encoder, Settings.max_image_pixels)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 

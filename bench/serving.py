@@ -145,6 +145,20 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the service runs and how hard it is driven: arguments this bench and
+    bench/serving_checkouts.py share (``running_service`` and ``drive`` read them)."""
+    parser.add_argument("--batch-size", type=int, default=8, help="service and raw-loop batch")
+    parser.add_argument(
+        "--encoder-threads", type=int, default=0, help="the service's --encoder-threads (0: auto)"
+    )
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument(
+        "--warmup", type=int, default=32, help="untimed invokes before each phase's window"
+    )
+    parser.add_argument("--start-timeout", type=float, default=180.0)
+
+
 def stream_and_training_images(
     args: argparse.Namespace,
 ) -> tuple[list[tuple[bytes, int]], list[tuple[bytes, int]]]:
@@ -612,19 +626,11 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float | None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_stream_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=8, help="service and raw-loop batch")
-    parser.add_argument(
-        "--encoder-threads", type=int, default=0, help="the service's --encoder-threads (0: auto)"
-    )
-    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
-    parser.add_argument(
-        "--warmup", type=int, default=32, help="untimed invokes before each phase's window"
-    )
+    add_load_arguments(parser)
     parser.add_argument("--rounds", type=int, default=5, help="raw/service rounds, interleaved")
     parser.add_argument(
         "--latency-requests", type=int, default=40, help="invokes from one client, for latency"
     )
-    parser.add_argument("--start-timeout", type=float, default=180.0)
     parser.add_argument(
         "--precision",
         default="auto",

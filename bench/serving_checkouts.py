@@ -54,15 +54,12 @@ def commit_of(checkout: Path) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     serving.add_stream_arguments(parser)
+    serving.add_load_arguments(parser)
+    parser.set_defaults(start_timeout=300.0)  # several services start one after another
     parser.add_argument("--checkout", action="append", required=True, help="NAME=PATH")
     parser.add_argument("--runtime", default="torch")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--encoder-threads", type=int, default=0)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--warmup", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--start-timeout", type=float, default=300.0)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     checkouts = dict(entry.split("=", 1) for entry in args.checkout)
