@@ -157,6 +157,13 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         "--warmup", type=int, default=32, help="untimed invokes before each phase's window"
     )
     parser.add_argument("--start-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--key",
+        choices=("admin", "invoke"),
+        default="admin",
+        help="the key invokes send: the admin key, or a stored key with the invoke scope on the "
+        "function (what an app holds)",
+    )
 
 
 def stream_and_training_images(
@@ -486,6 +493,19 @@ def prepare_function(
     return function_id
 
 
+def invoke_headers(
+    http: httpx.Client, function_id: str, headers: dict[str, str], key: str
+) -> dict[str, str]:
+    """The headers invokes send: ``headers`` (the admin key's), or for ``key`` "invoke" those of
+    a stored key created now with the invoke scope on ``function_id``."""
+    if key == "admin":
+        return headers
+    body = {"function_id": function_id, "scopes": ["invoke"], "name": "serving bench"}
+    response = http.post("/v1/keys", json=body)
+    response.raise_for_status()
+    return {**headers, "Authorization": f"Bearer {response.json()['key']}"}
+
+
 def drive(
     base_url: str,
     path: str,
@@ -727,6 +747,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             base_url = service_process.url
             with httpx.Client(base_url=base_url, headers=headers, timeout=120) as http:
                 function_id = prepare_function(http, train_images, args.per_label)
+                invoking = invoke_headers(http, function_id, headers, args.key)
             invoke = f"/v1/functions/{function_id}/invoke"
             # each phase: the server it drives and the path it posts to
             targets = {
@@ -749,7 +770,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         clients=args.clients,
                         requests=args.requests,
                         warmup=args.warmup,
-                        headers=headers,
+                        headers=invoking,
                         cpu_seconds=server.cpu_seconds,
                         content_type=content_type,
                     )
@@ -770,13 +791,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ]
                 profile = profile_phase(
                     args, service_process, invoke, bodies,
-                    headers=headers, content_type=content_type, header=header,
+                    headers=invoking, content_type=content_type, header=header,
                 )  # fmt: skip
             single: dict[str, dict[str, Any]] = {}
             for name, (server, path) in targets.items():
                 single[name] = drive(
                     server.url, path, bodies, clients=1, requests=args.latency_requests, warmup=2,
-                    headers=headers, content_type=content_type,
+                    headers=invoking, content_type=content_type,
                 )  # fmt: skip
                 print(
                     f"  one client, {name}: p50 {single[name]['latency_ms_p50']:.0f} ms, "

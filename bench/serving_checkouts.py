@@ -84,15 +84,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             with httpx.Client(base_url=service.url, headers=headers, timeout=600) as http:
                 function_id = serving.prepare_function(http, train_images, args.per_label)
-            services[name] = (service, f"/v1/functions/{function_id}/invoke")
+                invoking = serving.invoke_headers(http, function_id, headers, args.key)
+            services[name] = (service, f"/v1/functions/{function_id}/invoke", invoking)
         order = list(services)
         for round_ in range(args.rounds):
             for name in order:
-                service, invoke = services[name]
+                service, invoke, invoking = services[name]
                 for phase, query in PHASES.items():
                     run = serving.drive(
                         service.url, invoke + query, bodies, clients=args.clients,
-                        requests=args.requests, warmup=args.warmup, headers=headers,
+                        requests=args.requests, warmup=args.warmup, headers=invoking,
                         cpu_seconds=service.cpu_seconds, content_type=content_type,
                     )  # fmt: skip
                     runs[name][phase].append(run)
