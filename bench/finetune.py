@@ -147,8 +147,17 @@ def tune_on(
     tail: Any, activations: list[Any], rows: np.ndarray, labels: np.ndarray, config: Any
 ) -> Any:
     """:func:`learner.finetune.fine_tune` of a copy of ``tail`` on the pool images ``rows``:
-    ``activations`` is ``[originals, view 1, ..., view k]`` as :func:`trunk_activations` gives."""
+    ``activations`` is ``[originals, view 1, ..., view k]`` as :func:`trunk_activations` gives.
+    Each epoch is reported on stderr as it ends."""
     from learner.finetune import fine_tune
+
+    def progress(epoch: dict[str, float]) -> None:
+        print(
+            f"  tuning {len(rows)} labels: epoch {int(epoch['epoch'])}, loss {epoch['loss']:.3f}, "
+            f"validation accuracy {epoch['val_accuracy']:.3f}, {epoch['seconds']:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return fine_tune(
         copy.deepcopy(tail),
@@ -156,6 +165,7 @@ def tune_on(
         [view[rows] for view in activations[1:]],
         labels[rows],
         config,
+        progress=progress,
     )
 
 
