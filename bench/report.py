@@ -1111,6 +1111,11 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
     ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
+    (
+        "cpu_precision_avx2",
+        "python -m bench.cpu_precision --out bench/results/cpu_precision_avx2.json",
+        cpu_precision_rows,
+    ),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),
 ]
 
