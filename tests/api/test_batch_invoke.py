@@ -212,3 +212,25 @@ def test_version_applies_to_every_image(client: TestClient) -> None:
     assert all(e["capture"] is None for e in entries)  # another version is never captured
     for entry, image in zip(entries, IMAGES[:2], strict=True):
         assert_same_answer(entry, single(client, fid, image, version=other).json())
+
+
+def test_label_count_keeps_the_most_likely_labels_single_and_batch(client: TestClient) -> None:
+    fid = trained(client)
+    full = single(client, fid, IMAGES[0], capture="false").json()
+    assert len(full["labelConfidences"]) == 2
+
+    one = single(client, fid, IMAGES[0], capture="false", labelCount=1).json()
+    assert one["labelConfidences"] == [full["labelConfidences"][0]]
+    assert (one["labelName"], one["confidence"]) == (full["labelName"], full["confidence"])
+    more = single(client, fid, IMAGES[0], capture="false", labelCount=5).json()
+    assert more["labelConfidences"] == full["labelConfidences"]
+
+    entries = batch(client, fid, [IMAGES[1], BAD_DATA_URI], capture="false", labelCount=1)
+    first, bad = entries.json()["data"]
+    best = single(client, fid, IMAGES[1], capture="false").json()["labelConfidences"][0]
+    assert [c["labelName"] for c in first["labelConfidences"]] == [best["labelName"]]
+    assert bad["status"] == 400
+
+    for wrong in ("0", "-1", "two"):
+        response = single(client, fid, IMAGES[0], labelCount=wrong)
+        assert response.status_code == 422, response.text

@@ -63,6 +63,10 @@ def test_functions_samples_training_and_invoke(live_url: str, tmp_path: Path) ->
         prediction = winnow.invoke(fn.id, red_file, capture=False)
         assert isinstance(prediction, Prediction) and prediction.label_name == "red"
         assert prediction.model_version == 1 and len(prediction.label_confidences) == 2
+        best = winnow.invoke(fn.id, red_file, capture=False, label_count=1).label_confidences
+        assert [c.label_name for c in best] == ["red"]
+        (batched,) = winnow.invoke_batch(fn.id, [red_file], capture=False, label_count=1)
+        assert isinstance(batched, Prediction) and len(batched.label_confidences) == 1
         images = [png_bytes(RED, seed=60), b"not an image", png_bytes(BLUE, seed=61)]
         red, bad, blue = winnow.invoke_many(fn.id, images, batch_size=2, concurrency=2)
         assert isinstance(red, Prediction) and red.label_name == "red"

@@ -63,18 +63,26 @@ def export_model(function_id: str, version: int | None = None) -> Call[bytes]:
     return Call("GET", fn_path(function_id, "model.onnx"), raw, params=params, binary=True)
 
 
-def _invoke_params(capture: bool, version: int | None) -> dict[str, Any]:
+def _invoke_params(capture: bool, version: int | None, label_count: int | None) -> dict[str, Any]:
     params: dict[str, Any] = {"capture": flag(capture)}
     if version is not None:
         params["version"] = version
+    if label_count is not None:
+        params["labelCount"] = label_count
     return params
 
 
 def invoke(
-    function_id: str, image: ImageLike, *, capture: bool = True, version: int | None = None
+    function_id: str,
+    image: ImageLike,
+    *,
+    capture: bool = True,
+    version: int | None = None,
+    label_count: int | None = None,
 ) -> Call[Prediction]:
+    """``label_count``: keep the confidences of that many most likely labels (default: all)."""
     body = {"data": data_field(image)}
-    params = _invoke_params(capture, version)
+    params = _invoke_params(capture, version, label_count)
     return Call("POST", fn_path(function_id, "invoke"), one(Prediction), json=body, params=params)
 
 
@@ -93,10 +101,11 @@ def invoke_batch(
     *,
     capture: bool = True,
     version: int | None = None,
+    label_count: int | None = None,
 ) -> Call[list[Prediction | WinnowError]]:
     """Several images in one request: one entry per image, in order, a Prediction or the
     WinnowError of an image that failed on its own (errors of the whole request raise)."""
     body = {"items": [{"data": data_field(image)} for image in images]}
-    params = _invoke_params(capture, version)
+    params = _invoke_params(capture, version, label_count)
     path = fn_path(function_id, "invoke", "batch")
     return Call("POST", path, _batch_entries, json=body, params=params)
