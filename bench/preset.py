@@ -131,7 +131,8 @@ def parity(
 
 
 def latency(photos: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
-    """Median invoke latency of the whole preset, a 4-label preset and a trained function."""
+    """Median invoke latency and answer size of the whole preset, a 4-label preset and a trained
+    function, with capture, without, and keeping 5 labels' confidences (``labelCount``)."""
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as data_dir, _client(data_dir, "fp32") as client:
         functions = {
@@ -150,7 +151,8 @@ def latency(photos: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
         images = [png(pixels) for pixels in photos.values()]
         for fid in functions.values():  # first invokes build each snapshot: not timed
             _invoke(client, fid, images[0])
-        modes = {"capture": "", "no_capture": "?capture=false"}
+        # label_count_5: the answer keeps its 5 most likely labels' confidences (capture on)
+        modes = {"capture": "", "no_capture": "?capture=false", "label_count_5": "?labelCount=5"}
         times: dict[str, list[float]] = {f"{n}/{m}": [] for n in functions for m in modes}
         sizes: dict[str, int] = {}
         captured = dict.fromkeys(functions, 0)
@@ -167,7 +169,7 @@ def latency(photos: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
                 )
                 times[f"{name}/{mode}"].append(time.perf_counter() - start)
                 response.raise_for_status()
-                sizes[name] = len(response.content)
+                sizes[f"{name}/{mode}"] = len(response.content)
                 capture = response.json()["capture"]
                 captured[name] += bool(capture and capture.get("captured"))
         heads = _head_only_us(client, functions, images[0])

@@ -798,6 +798,14 @@ def b5_traffic_rows(report: dict[str, Any]) -> list[Row]:
     return traffic_rows(report, "cold_start", "B5")
 
 
+def _tower(parity: dict[str, Any]) -> str:
+    """The precision a B12 parity run asked for, with what ``auto`` chose where it says."""
+    chosen = json.loads(parity.get("precision_file") or "{}")
+    if parity["precision"] != "auto" or not chosen:
+        return str(parity["precision"])
+    return f"auto, which chose {', '.join(sorted(set(chosen.values())))}"
+
+
 def preset_rows(report: dict[str, Any]) -> list[Row]:
     photos = report["photos"]
     rows: list[Row] = []
@@ -809,7 +817,7 @@ def preset_rows(report: dict[str, Any]) -> list[Row]:
         ]  # fmt: skip
         rows.append(
             (
-                f"B12 imagenet preset on EfficientNet-Lite0 (tower {parity['precision']}): photos "
+                f"B12 imagenet preset on EfficientNet-Lite0 (tower {_tower(parity)}): photos "
                 f"whose top 5 is the backbone's own classifier's, in order ({len(photos)} offline "
                 "photos: scikit-image's and scikit-learn's)",
                 f"{len(same)} of {len(parity['photos'])}"
@@ -830,12 +838,21 @@ def preset_rows(report: dict[str, Any]) -> list[Row]:
         )
     latency = report["latency"]
     ratios = latency["ratio_to_trained"]
+    sizes = latency["response_bytes"]
+    trimmed = ""
+    if "preset_1000/label_count_5" in ratios:  # since labelCount
+        trimmed = (
+            f"; 1,000 labels answering 5 (`?labelCount=5`) "
+            f"{ratios['preset_1000/label_count_5']:.2f}x, "
+            f"{sizes['preset_1000/label_count_5']:,} bytes against "
+            f"{sizes['preset_1000/capture']:,}"
+        )
     rows.append(
         (
             "B12 invoke latency of a preset function over a trained one's "
             f"({latency['trained_head']} head; median of {latency['repeats']}, with capture): "
             "1,000 labels; a 4-label subset",
-            f"{ratios['preset_1000/capture']:.2f}x; {ratios['preset_4/capture']:.2f}x",
+            f"{ratios['preset_1000/capture']:.2f}x; {ratios['preset_4/capture']:.2f}x{trimmed}",
             "—",
             "—",
         )
