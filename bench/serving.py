@@ -191,13 +191,19 @@ def raw_throughput(
             [backbone.preprocess(decode_image(d, max_pixels=max_pixels)) for d in chunk]
         )
         backbone.encode(batch)
+    return _rates(len(images), started, cpu_started)
+
+
+def _rates(images: int, started: float, cpu_started: float) -> dict[str, float]:
+    """Throughput and CPU per image of ``images`` encoded since ``started`` (perf_counter) and
+    ``cpu_started`` (process_time, every thread of the process)."""
     seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started  # the whole process: torch's threads too
+    cpu_seconds = time.process_time() - cpu_started
     return {
-        "images": len(images),
+        "images": images,
         "seconds": seconds,
-        "images_per_s": len(images) / seconds,
-        "cpu_ms_per_image": 1000.0 * cpu_seconds / len(images),
+        "images_per_s": images / seconds,
+        "cpu_ms_per_image": 1000.0 * cpu_seconds / images,
     }
 
 
@@ -224,14 +230,7 @@ def parallel_raw_throughput(
     started, cpu_started = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
-    return {
-        "images": len(images),
-        "seconds": seconds,
-        "images_per_s": len(images) / seconds,
-        "cpu_ms_per_image": 1000.0 * cpu_seconds / len(images),
-    }
+    return _rates(len(images), started, cpu_started)
 
 
 def best_raw_throughput(

@@ -238,6 +238,30 @@ def test_b2_bare_route_answers_from_the_batching_encoder_and_nothing_else() -> N
     assert encoder.closed  # closed with the app
 
 
+def test_b2_raw_loop_includes_the_service_encoders_two_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The raw ceiling also runs as the service's encoder does on a CPU: CPU_WORKERS threads at
+    once, one torch thread each, every image encoded once among them."""
+    from bench.serving import best_raw_throughput, make_images, parallel_raw_throughput
+    from embeddings import load_backbone
+    from embeddings.pool import CPU_WORKERS
+
+    images = [data for data, _ in make_images(10, 32, seed=0)]
+    backbone = load_backbone("tiny-clip", device="cpu")
+    raw = best_raw_throughput(backbone, images, 4, 10_000)
+    assert raw["variants"][f"{CPU_WORKERS}_worker_threads"]["workers"] == CPU_WORKERS
+    assert raw["images_per_s"] == max(v["images_per_s"] for v in raw["variants"].values())
+
+    encoded: list[int] = []
+    encode = backbone.encode
+    monkeypatch.setattr(
+        backbone, "encode", lambda batch: encoded.append(len(batch)) or encode(batch)
+    )
+    assert parallel_raw_throughput(backbone, images, 4, 10_000, 2)["images"] == 10
+    assert sorted(encoded) == [2, 4, 4]  # batches of 4, 4 and 2, shared between the threads
+
+
 @pytest.mark.slow
 def test_b10_compares_the_export_with_the_service_path_on_fashion_images(tmp_path: Path) -> None:
     from bench import onnx_export
