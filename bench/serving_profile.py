@@ -212,12 +212,13 @@ class Frame:
 
 
 def short_path(path: str) -> str:
-    """``path`` relative to the checkout, site-packages or the standard library."""
-    if path.startswith(f"{ROOT}/"):
-        return path[len(str(ROOT)) + 1 :]
+    """``path`` relative to site-packages (checked first: ``make install``'s virtual environment
+    lies inside the checkout), the checkout or the standard library."""
     for marker in ("/site-packages/", "/dist-packages/"):
         if marker in path:
             return path.rsplit(marker, 1)[1]
+    if path.startswith(f"{ROOT}/"):
+        return path[len(str(ROOT)) + 1 :]
     match = re.search(r"/lib/python3\.\d+/(.*)$", path)
     return match.group(1) if match else path
 

@@ -125,3 +125,20 @@ def test_each_sample_counts_for_its_first_stage_and_cpu_is_shared_out_by_samples
     assert cpu["encoder"] == pytest.approx(75) and cpu["native"] == pytest.approx(50)
     assert "AnyIO worker thread (x1)" in summary.text
     assert "Top 30 functions by self time" in summary.text
+
+
+def test_a_library_in_the_checkouts_virtual_environment_is_named_from_site_packages() -> None:
+    """make install puts .venv inside the checkout: its libraries must still match their stage
+    (SQLAlchemy read by service/auth.py is database work, not service work)."""
+    root = serving_profile.ROOT
+    venv = f"{root}/.venv/lib/python3.11/site-packages"
+    assert serving_profile.short_path(f"{venv}/sqlalchemy/engine/base.py") == (
+        "sqlalchemy/engine/base.py"
+    )
+    assert serving_profile.short_path(f"{root}/service/auth.py") == "service/auth.py"
+    assert serving_profile.short_path(f"{STDLIB}/threading.py") == "threading.py"
+    auth_read = [
+        serving_profile.Frame("authenticate", "service/auth.py"),
+        serving_profile.Frame("execute", serving_profile.short_path(f"{venv}/sqlalchemy/x.py")),
+    ]
+    assert serving_profile.stage_of(auth_read, "thread (1): AnyIO worker thread") == "database"
