@@ -1131,6 +1131,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "--output bench/results/finetune_5000.json",
         finetune_rows,
     ),
+    (
+        "finetune_5000_seeds12",
+        "python -m bench.finetune --full --budgets 5000 --seeds 1 2 "
+        "--output bench/results/finetune_5000_seeds12.json",
+        finetune_rows,
+    ),
     ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
