@@ -217,13 +217,14 @@ def parallel_raw_throughput(
     batches = [images[start : start + batch_size] for start in range(0, len(images), batch_size)]
     ready = threading.Barrier(workers + 1)
 
-    def run(share: list[list[bytes]]) -> None:
+    def run(share: list[bytes]) -> None:
         torch.set_num_threads(1)
         ready.wait()
-        for chunk in share:
-            raw_throughput(backbone, chunk, batch_size, max_pixels)
+        raw_throughput(backbone, share, batch_size, max_pixels)
 
-    threads = [threading.Thread(target=run, args=(batches[k::workers],)) for k in range(workers)]
+    # each thread's share, batch after batch: only the last batch of all may be short
+    shares = [[image for batch in batches[k::workers] for image in batch] for k in range(workers)]
+    threads = [threading.Thread(target=run, args=(share,)) for share in shares]
     for thread in threads:
         thread.start()
     ready.wait()
@@ -241,13 +242,13 @@ def best_raw_throughput(
     In the calling thread with torch's default thread count, in a fresh thread with each
     thread count the encoder worker chooses from (``thread_choices``): on a loaded machine
     torch's OpenMP team can be several times slower in one of these than in another; and on a
-    CPU, as the service's encoder runs, in :data:`embeddings.pool.CPU_WORKERS` threads at once
-    with one torch thread each (:func:`parallel_raw_throughput`), which can beat one thread
+    CPU, as the service's encoder runs, in :func:`embeddings.pool.default_workers` threads at
+    once with one torch thread each (:func:`parallel_raw_throughput`), which can beat one thread
     using every core (1.6x for ONNX Runtime int8 on a 2-core AVX2 EPYC).
     """
     import torch
 
-    from embeddings.pool import CPU_WORKERS
+    from embeddings.pool import default_workers
     from embeddings.threads import thread_choices
 
     variants: dict[str, Any] = {
@@ -267,7 +268,7 @@ def best_raw_throughput(
         thread.start()
         thread.join()
         variants[f"worker_thread_{count}"] = result
-    workers = CPU_WORKERS if backbone.device.type == "cpu" else 1
+    workers = default_workers(backbone.device)
     if workers > 1:
         variants[f"{workers}_worker_threads"] = {
             "torch_threads": 1,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from embeddings.backbone import resolve_device
 from embeddings.backbones import load_backbone
 from embeddings.encoder import BatchingEncoder
@@ -21,6 +23,12 @@ from embeddings.tower_options import (
 # cores shared out: on 2 cores with 16 clients, B2 measured 95-105 images/s with two
 # single-threaded passes against 64-76 with one pass whose threads were tuned (1 or 2).
 CPU_WORKERS = 2
+
+
+def default_workers(device: torch.device) -> int:
+    """Forward passes an encoder on ``device`` runs at once unless told: :data:`CPU_WORKERS` on
+    a CPU, one on an accelerator."""
+    return CPU_WORKERS if device.type == "cpu" else 1
 
 
 class EncoderPool(SpecPool[BatchingEncoder]):
@@ -103,7 +111,7 @@ class EncoderPool(SpecPool[BatchingEncoder]):
             max_queue=self._max_queue,
             torch_threads=self._torch_threads,
             on_batch=self._batch_observer(backbone.spec),
-            workers=self._workers or (CPU_WORKERS if backbone.device.type == "cpu" else 1),
+            workers=self._workers or default_workers(backbone.device),
         )
 
     def _spec_of(self, encoder: BatchingEncoder) -> str:
