@@ -29,22 +29,6 @@ PER_BATCH_S = 0.05
 BURST = 48
 
 
-class Passes:
-    """Forward passes made so far: the clock an admitted request's wait is measured in."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def add(self) -> None:
-        with self._lock:
-            self._count += 1
-
-    def now(self) -> int:
-        with self._lock:
-            return self._count
-
-
 def _slow_down(client: TestClient, monkeypatch: pytest.MonkeyPatch, waits: list[int]) -> int:
     """Make every forward pass of the app's tiny backbone take at least ``PER_BATCH_S``, and
     append to ``waits``, for each request the encoder admits, the forward passes (any worker's)
@@ -53,19 +37,19 @@ def _slow_down(client: TestClient, monkeypatch: pytest.MonkeyPatch, waits: list[
     encoder = runtime.encoders.get("tiny-clip")
     backbone = encoder.backbone
     fast_encode, admit = backbone.encode, encoder.encode
-    passes = Passes()
+    passes: list[None] = []  # one entry per forward pass made (list.append is atomic)
 
     def slow_encode(batch: torch.Tensor) -> np.ndarray:
         started = time.monotonic()
         vectors = fast_encode(batch)
         time.sleep(max(0.0, PER_BATCH_S - (time.monotonic() - started)))  # the model's compute
-        passes.add()
+        passes.append(None)
         return vectors
 
     def counted_encode(images: Any, timeout: float | None = None) -> np.ndarray:
-        before = passes.now()
+        before = len(passes)
         vectors = admit(images, timeout)  # a full queue raises here, before any wait
-        waits.append(passes.now() - before)
+        waits.append(len(passes) - before)
         return vectors
 
     monkeypatch.setattr(backbone, "encode", slow_encode)
