@@ -24,6 +24,7 @@ from store.migrate import SchemaTooNewError
 from store.novel_marks import NovelMark
 from store.objects import ObjectNotFound, ObjectStoreUnavailable, S3Objects, parse_s3_url
 from store.schema import SchemaUpgradeError
+from store.spaces import SpaceMoved, check_space, lock_space
 from store.tables import (
     Function,
     Label,
@@ -78,6 +79,9 @@ __all__ = [
     "record_deletion",
     "session_scope",
     "read_traffic",
+    "SpaceMoved",
+    "check_space",
+    "lock_space",
     "shared_lock",
     "TrafficVector",
     "write_traffic",

@@ -59,6 +59,10 @@ class Function(SQLModel, table=True):
     # Invoke vectors ever written into the function's traffic sample: the next slot of its ring
     # (store.traffic).
     traffic_written: int = 0
+    # The space of every vector stored for the function (samples, review items, traffic): the
+    # tuned version whose tower embeds them, or None for the backbone's own vectors. It changes
+    # with the deployed version, in one transaction (service.spaces).
+    vector_space: int | None = None
 
 
 class Label(SQLModel, table=True):
@@ -121,6 +125,9 @@ class ModelVersion(SQLModel, table=True):
     trigger: str = "manual"
     created_at: datetime = Field(default_factory=utcnow)
     deployed_at: datetime | None = None
+    # The vector space its head answers from (see Function.vector_space): a tuned version's own
+    # number, that of the tuned version whose features a head was trained on, or None.
+    vector_space: int | None = None
     # SHA-256 (hex) of the stored artifact's bytes, checked before it is unpickled; None on rows
     # an older winnow wrote: those artifacts are not loaded (train again to replace them).
     artifact_sha256: str | None = None
