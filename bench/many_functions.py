@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     images, names, vectors = fashion(IMAGES)
     by_bytes = {data: vectors[i] for i, data in enumerate(images)}
 
-    def embed_from_table(_rt: Any, _function: Any, batch: list[bytes]) -> list[Any]:
+    def embed_from_table(_rt: Any, _function: Any, batch: list[bytes], *_tail: Any) -> list[Any]:
         return [by_bytes.get(data, InvalidImage("not in the table")) for data in batch]
 
-    service.invoke.embed_images = embed_from_table  # type: ignore[assignment]
+    service.invoke.embed_images_with = embed_from_table  # type: ignore[assignment]
     service.samples.embed_images = embed_from_table  # type: ignore[attr-defined]
 
     rng = np.random.default_rng(args.seed)

@@ -4,15 +4,15 @@ For each backbone (EfficientNet-Lite0 with its ImageNet weights; ViT-B-32 at see
 three heads are trained by the service's own training (``learner.train_head``: cross-validated
 over one family's grid, temperature-scaled) on ``--train`` Fashion-MNIST training images: logistic
 regression, the calibrated linear SVM and the cosine kNN; on EfficientNet-Lite0 also a tuned version
-(its last blocks tuned for ``--tune-epochs`` on the same images, as the fine-tune job tunes, with
-the logistic head as its frozen companion). Each is exported the way
-``GET /v1/functions/{id}/model.onnx`` does it (:func:`service.model_export.joined_model`, fp32),
-and the ``--test`` first test images go through both paths:
+(its last blocks tuned for ``--tune-epochs`` on the same images, as the fine-tune job tunes). Each
+is exported the way ``GET /v1/functions/{id}/model.onnx`` does it
+(:func:`service.model_export.joined_model`, fp32), and the ``--test`` first test images go through
+both paths:
 
 * the service: the image decoded as the service decodes uploads, its own preprocessing, the
   backbone in fp32 (and, for the agreement column, in the precision ``auto`` picks here) and
   ``head.predict_proba``; a tuned version: the encoder's shared trunk, the tuned tail on its
-  activations and ``predict_tuned``;
+  activations and ``predict_proba``;
 * the export: the same PNG bytes through ``docs/examples/run_exported.py``'s ``pixels`` (Pillow
   only) into onnxruntime.
 
@@ -148,7 +148,6 @@ def tuned_head(
     backbone: Any,
     images: list[bytes],
     labels: np.ndarray,
-    frozen: Any,
     args: argparse.Namespace,
 ) -> Any:
     """A tuned version as the fine-tune job makes one (:class:`learner.finetune.TunedHead`),
@@ -160,12 +159,12 @@ def tuned_head(
     split = split_tower(spec, config.tuned_blocks)
     activations = trunk_activations(split.trunk, preprocessed(backbone, images))
     tuned = fine_tune(split.tail, activations, [], list(labels), config)
-    return TunedHead(spec, tuned.model, frozen)
+    return TunedHead(spec, tuned.model)
 
 
 def tuned_answers(spec: str, backbone: Any, head: Any, images: list[bytes]) -> np.ndarray:
     """What the service answers for a tuned version: the encoder's shared trunk, the version's
-    tail on its activations (``encode_tuned``), then ``predict_tuned``."""
+    tail on its activations (``encode_tuned``), then ``predict_proba``."""
     import torch
 
     from embeddings.tuning import SharedTrunk
@@ -175,7 +174,7 @@ def tuned_answers(spec: str, backbone: Any, head: Any, images: list[bytes]) -> n
         if trunk is None:
             trunk = SharedTrunk(spec, head.tuned_blocks, torch.device("cpu"), inputs)
         _, activations = trunk.encode(inputs)
-        rows.append(head.predict_tuned(head.run(activations)))
+        rows.append(head.predict_proba(head.run(activations)))
     return np.concatenate(rows)
 
 
@@ -207,9 +206,8 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = args.threads
     heads: dict[str, Any] = {}
-    heads_fitted: dict[str, Any] = {}
     for family in FAMILIES:
-        head = heads_fitted[family] = head_of(family, train_vectors, train_labels)
+        head = head_of(family, train_vectors, train_labels)
         model = joined_model(tower, head, backbone.dim, {"winnow.labels": "[]"})
         session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         started = time.perf_counter()
@@ -228,8 +226,7 @@ def run_backbone(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         heads[family] = result
         print(f"{name} {family}: {result}", flush=True)
     if served in TUNABLE_SPECS:
-        frozen = heads_fitted["logistic_regression"]
-        tuned = tuned_head(served, backbone, train_images, train_labels, frozen, args)
+        tuned = tuned_head(served, backbone, train_images, train_labels, args)
         started = time.perf_counter()
         model = joined_model(
             pixel_graph(backbone, tuned_network(served, tuned.model.tail, tuned.tuned_blocks)),

@@ -54,7 +54,8 @@ def measure(url: str, *, functions: int, size: int, dim: int, rounds: int) -> di
         for _ in range(rounds):
             for function_id in ids:
                 vectors = rng.standard_normal((sample.flush_rows, dim)).astype(np.float32)
-                sample.offer(function_id, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+                unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+                sample.offer(function_id, None, unit)
             started = time.perf_counter()
             written = sample.flush()
             flushes.append(time.perf_counter() - started)

@@ -49,13 +49,13 @@ class NoveltyModels:
         min_refit_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         recalibrate_inline: bool = True,
-        on_join: Callable[[Hashable, np.ndarray], None] | None = None,
+        on_join: Callable[[Hashable, Hashable, np.ndarray], None] | None = None,
     ) -> None:
         """
         Args:
             recalibrate_inline: passed to each function's :class:`RecentTraffic`.
-            on_join: called with a function's key and the inputs that joined its window (see
-                :class:`RecentTraffic`).
+            on_join: called with a function's key, its window's ``tag`` and the inputs that
+                joined the window (see :class:`RecentTraffic`).
             min_refit_seconds: least time between two refits of a function's model.
             clock: seconds, injected so tests can move time.
         """
@@ -65,7 +65,7 @@ class NoveltyModels:
         self._on_join = on_join
         self._fitted: dict[Hashable, FittedNovelty] = {}
         self._fitting: set[Hashable] = set()
-        self._traffic: dict[Hashable, RecentTraffic] = {}
+        self._traffic: dict[Hashable, tuple[Hashable, RecentTraffic]] = {}
         self._lock = threading.Lock()
 
     def current(
@@ -102,13 +102,14 @@ class NoveltyModels:
     def window(self, function_id: Hashable) -> RecentTraffic | None:
         """The function's traffic window if it has one (creating none)."""
         with self._lock:
-            return self._traffic.get(function_id)
+            held = self._traffic.get(function_id)
+        return held[1] if held is not None else None
 
     def nbytes(self, function_id: Hashable) -> int:
         """Memory the function's model and traffic window hold (approximate)."""
         with self._lock:
             fitted, traffic = self._fitted.get(function_id), self._traffic.get(function_id)
-        held = traffic.nbytes() if traffic is not None else 0
+        held = traffic[1].nbytes() if traffic is not None else 0
         return held + (fitted.model.nbytes() if fitted is not None and fitted.model else 0)
 
     def invalidate(self, function_id: Hashable) -> None:
@@ -118,17 +119,25 @@ class NoveltyModels:
             if fitted is not None:
                 self._fitted[function_id] = FittedNovelty(fitted.model, -1, float("-inf"))
 
-    def traffic(self, function_id: Hashable, dim: int) -> RecentTraffic:
-        """The function's recent traffic (a new, empty window when ``dim`` changed)."""
+    def traffic(self, function_id: Hashable, dim: int, tag: Hashable = None) -> RecentTraffic:
+        """The function's recent traffic (a new, empty window when ``dim`` or ``tag`` changed).
+
+        Args:
+            function_id: the function's key.
+            dim: the vectors' dimension.
+            tag: what the vectors' space is; a window never mixes two.
+        """
         with self._lock:
-            traffic = self._traffic.get(function_id)
-            if traffic is None or traffic.dim != dim:
-                on_join = self._on_join
-                traffic = self._traffic[function_id] = RecentTraffic(
-                    dim,
-                    recalibrate_inline=self._recalibrate_inline,
-                    on_join=None if on_join is None else partial(on_join, function_id),
-                )
+            held = self._traffic.get(function_id)
+            if held is not None and held[0] == tag and held[1].dim == dim:
+                return held[1]
+            on_join = self._on_join
+            traffic = RecentTraffic(
+                dim,
+                recalibrate_inline=self._recalibrate_inline,
+                on_join=None if on_join is None else partial(on_join, function_id, tag),
+            )
+            self._traffic[function_id] = (tag, traffic)
             return traffic
 
     def drop(self, function_id: Hashable) -> None:

@@ -84,6 +84,18 @@ class DeployDecision:
             reason=f"function is pinned to version {version}; not promoted ({self.reason})",
         )
 
+    def moved_from(self, space: int | None) -> DeployDecision:
+        """This decision on a head trained on vectors of ``space``, which the function's vectors
+        have left since: recorded, never deployed (it would answer in the wrong space)."""
+        return replace(
+            self,
+            deploy=False,
+            reason=(
+                f"the function's vectors left space {space} while it trained; not deployed "
+                f"({self.reason})"
+            ),
+        )
+
 
 def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(predicted == truth)) if len(truth) else float("nan")

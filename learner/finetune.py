@@ -154,37 +154,37 @@ TUNED_HEAD = "finetuned"
 
 
 class TunedHead:
-    """What a tuned version serves: its tuned tail and head, and a frozen head beside them.
+    """A version in a tuned vector space: its tower's tuned tail and the head that answers on
+    the tail's features.
 
     An invoke runs the shared trunk once and this tail on its activations
-    (:meth:`embeddings.BatchingEncoder.encode_tuned`, through :meth:`run`), and
-    :meth:`predict_tuned` answers from the tail's features. What winnow stores for every sample
-    and queue item stays the frozen backbone's vector, so the questions asked of stored vectors
-    (review suggestions, search, suspects, the Nyckel sample predictions) are answered by
-    ``frozen``, a head trained on the same labels' frozen vectors: :meth:`predict_proba` is the
-    :class:`learner.deploy.ServedHead` protocol on those vectors.
+    (:meth:`embeddings.BatchingEncoder.encode_tuned`, through :meth:`run`). The stored vectors
+    of a function such a version serves (samples, queue items) are these features too, the
+    space ``python -m bench.tuned_space`` chose, so :meth:`predict_proba` (the
+    :class:`learner.deploy.ServedHead` protocol) answers every question, an invoke's and those
+    asked of stored vectors, on rows :meth:`run` gives. The head is the tuned linear layer, or a
+    scikit-learn style ``classifier`` fitted on the space's stored features (a retrain between
+    tunes), which then answers instead.
 
     Pickled as plain data (:meth:`TunedModel.to_state`), so an artifact loads whatever version
     of timm built the network.
 
     Args:
         spec: the backbone the tail was cut from.
-        model: the tuned tail and head.
-        frozen: a fitted head on frozen vectors with the same labels.
-
-    Raises:
-        ValueError: ``frozen``'s labels differ from ``model``'s.
+        model: the tuned tail and its linear head.
+        classifier: a fitted head on this tail's features that answers instead of the linear
+            layer; None: the linear layer answers.
     """
 
-    def __init__(self, spec: str, model: TunedModel, frozen: Any) -> None:
-        if sorted(map(str, frozen.classes_)) != sorted(map(str, model.classes_)):
-            raise ValueError("the frozen head and the tuned model must have the same labels")
+    def __init__(self, spec: str, model: TunedModel, classifier: Any | None = None) -> None:
         self.spec = spec
         self.model = model
-        self.frozen = frozen
+        self.classifier = classifier
 
     @property
     def classes_(self) -> np.ndarray:
+        if self.classifier is not None:
+            return np.asarray(self.classifier.classes_)
         return self.model.classes_
 
     @property
@@ -195,29 +195,30 @@ class TunedHead:
         """The tail's unit features of trunk activations (:class:`embeddings.tuning.TunedTail`)."""
         return self.model.run(activations)
 
-    def predict_tuned(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities, in :attr:`classes_` order, for rows :meth:`run` gave."""
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities, in :attr:`classes_` order, for feature rows in this tail's space
+        (what :meth:`run` gives, and what the function stores)."""
+        if self.classifier is not None:
+            return np.asarray(self.classifier.predict_proba(X), dtype=np.float64)
         with torch.inference_mode():
-            logits = self.model.head(torch.as_tensor(features, dtype=torch.float32))
+            logits = self.model.head(torch.as_tensor(np.asarray(X), dtype=torch.float32))
             return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """The frozen head's probabilities for frozen vectors, in :attr:`classes_` order."""
-        proba = np.asarray(self.frozen.predict_proba(X), dtype=np.float64)
-        columns = {str(c): i for i, c in enumerate(self.frozen.classes_)}
-        return proba[:, [columns[str(c)] for c in self.model.classes_]]
+    def with_classifier(self, classifier: Any) -> TunedHead:
+        """The same tail answering with ``classifier``, fitted on this tail's features."""
+        return TunedHead(self.spec, self.model, classifier)
 
     def nbytes(self) -> int:
         """The tuned weights' bytes: what serving this version adds to a replica."""
         return self.model.nbytes()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"spec": self.spec, "model": self.model.to_state(), "frozen": self.frozen}
+        return {"spec": self.spec, "model": self.model.to_state(), "classifier": self.classifier}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.spec = state["spec"]
         self.model = TunedModel.from_state(state["spec"], state["model"])
-        self.frozen = state["frozen"]
+        self.classifier = state.get("classifier")  # an older artifact's "frozen" head is unused
 
 
 @dataclass

@@ -5,9 +5,10 @@ regression, the sigmoid-calibrated linear SVM, and the semi-supervised head's lo
 which is all it answers with) go through skl2onnx, onnx's own converter; the heads written here are
 spelt in plain ONNX operators: the cosine kNN (a matrix product, ``TopK`` and a weighted vote), the
 zero-shot, text-anchored and preset heads and a tuned version's linear layer (a matrix product, a
-bias and a softmax; a tuned version's features come from its own tower,
-:func:`embeddings.tuning.tuned_network`), and the temperature of
+bias and a softmax), and the temperature of
 :class:`~learner.calibration.TemperatureScaledHead` (``softmax(log p / T)``).
+A tuned version's features come from its own tower (:func:`embeddings.tuning.tuned_network`); a
+tuned version with a classifier fitted on them exports that classifier as a plain head.
 The graph computes in float32 where the service computes in float64; B10
 (``python -m bench.onnx_export``) measures how far apart that leaves them.
 """
@@ -47,6 +48,8 @@ def head_to_onnx(head: Any, dim: int, *, opset: int) -> onnx.ModelProto:
     Raises:
         ValueError: a kind of head with no ONNX form.
     """
+    if isinstance(head, TunedHead) and head.classifier is not None:
+        head = head.classifier  # it answers on the tuned tower's features, as a plain head would
     temperature = 1.0
     if isinstance(head, TemperatureScaledHead):
         temperature, head = head.temperature, head.estimator
@@ -79,7 +82,7 @@ def _core(head: Any, dim: int, opset: int) -> onnx.ModelProto:
         _scaled_cosine_softmax(head.coef_, nodes, weights)
     elif isinstance(head, PresetHead):
         _scaled_cosine_softmax(head.coef_, nodes, weights, bias=head.intercept_)
-    elif isinstance(head, TunedHead):  # its linear layer on the tuned tower's unit features
+    elif isinstance(head, TunedHead):  # no classifier: its linear layer on the unit features
         linear = head.model.head
         weight, bias = linear.weight.detach().cpu().numpy(), linear.bias.detach().cpu().numpy()
         _scaled_cosine_softmax(weight, nodes, weights, bias=bias)

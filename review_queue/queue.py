@@ -37,6 +37,7 @@ from store import (
     annotation_label,
     as_utc,
     label_sample,
+    lock_space,
     utcnow,
     vector_to_bytes,
 )
@@ -210,6 +211,7 @@ def annotate(
         AlreadyAnnotated: another annotation, possibly concurrent, gave it another label.
         InvalidTransition: the item was discarded, or a suspect's sample was deleted.
     """
+    lock_space(session, function_id)  # the vector a new sample copies is the item's current one
     item = get_item(session=session, function_id=function_id, item_id=item_id)
     if item.kind == "gold":
         raise InvalidTransition(
@@ -238,7 +240,10 @@ def annotate(
         sample = Sample(
             function_id=function_id,
             blob=item.blob,
-            embedding=item.embedding,
+            # read under the lock: the item may have been loaded before a move rewrote it
+            embedding=session.exec(
+                select(ReviewItem.embedding).where(ReviewItem.id == item.id)
+            ).one(),
             source="review",
             review_item_id=item.id,
         )

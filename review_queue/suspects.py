@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from store import Label, ReviewItem, Sample, utcnow
+from store import Label, ReviewItem, Sample, lock_space, utcnow
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def queue_suspects(
     Returns:
         The items added.
     """
+    lock_space(session, function_id)  # the items copy the samples' vectors
     found = {s.sample_id: s for s in suspects}
     samples = {
         sample.id: sample

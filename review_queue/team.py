@@ -38,6 +38,7 @@ from store import (
     Via,
     annotation_label,
     as_utc,
+    lock_space,
     utcnow,
 )
 
@@ -281,6 +282,7 @@ def _gold_items(
 ) -> list[ReviewItem]:
     """``count`` gold items for ``reviewer``: labelled samples they have not been shown as gold,
     chosen at random, each with its claim. Fewer (or none) when too few samples are labelled."""
+    lock_space(session, function_id)  # the items copy the samples' vectors
     shown = (
         select(ReviewItem.blob)
         .join(ReviewClaim, col(ReviewClaim.item_id) == col(ReviewItem.id))

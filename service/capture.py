@@ -17,6 +17,8 @@ from store import (
     BlobStore,
     ReviewItem,
     Sample,
+    SpaceMoved,
+    check_space,
     session_scope,
     utcnow,
     vector_from_bytes,
@@ -37,12 +39,13 @@ def traffic_novelty(
     novelty_model: NoveltyModel | None,
     *,
     scored: bool,
+    space: int | None,
 ) -> list[float | None]:
-    """The inputs ``vectors`` (shape ``(n, dim)``, invoked together) join the function's traffic
-    window and cold-start reservoir, each scored for novelty against the window as it was when
-    ``scored`` (a model answered them) and the function has a novelty model of their dimension;
-    else None each."""
-    window = rt.novelty.traffic(function_id, vectors.shape[1])
+    """The inputs ``vectors`` (shape ``(n, dim)``, invoked together, embedded in ``space``: see
+    ``Function.vector_space``) join the function's traffic window of that space and cold-start
+    reservoir, each scored for novelty against the window as it was when ``scored`` (a model
+    answered them) and the function has a novelty model of their dimension; else None each."""
+    window = rt.novelty.traffic(function_id, vectors.shape[1], tag=space)
     if not scored or novelty_model is None or novelty_model.dim != vectors.shape[1]:
         window.add(vectors)
         return [None] * vectors.shape[0]
@@ -61,6 +64,7 @@ def maybe_capture(
     model_version: int | None,
     label_counts: dict[str, int],
     novelty: float | None,
+    space: int | None,
 ) -> CaptureInfo:
     """Decide whether this input goes to review and, if so, persist it before answering.
 
@@ -68,7 +72,8 @@ def maybe_capture(
     inputs of regions of traffic no labelled or queued item covers yet). The controller and label
     counts come from the invoke's serving snapshot, ``novelty`` from :func:`traffic_novelty`
     (nothing is fitted here). The input counts as an invoke for the capture rate and the drift
-    signal, scored for novelty or not.
+    signal, scored for novelty or not. ``vector`` is in ``space``; if the function's vectors
+    moved to another space meanwhile (:mod:`service.spaces`), the input is not captured.
     """
     index = rt.indexes.get_or_create(function_id, vector.shape[0])
     with rt.capture.function_locks[function_id]:
@@ -97,6 +102,7 @@ def maybe_capture(
                 # the queue is the budget, and the record of what is queued, that every process
                 # serving this function shares; this process's index only knows its own captures
                 lock_captures(session=session, function_id=function_id)
+                check_space(session, function_id, space)
                 digest = BlobStore.digest(data)
                 if holds_image(session=session, function_id=function_id, blob=digest):
                     controller.rollback(decision)
@@ -117,6 +123,9 @@ def maybe_capture(
                     score=decision.score,
                     scores=decision.to_dict(),
                 )
+        except SpaceMoved:
+            controller.rollback(decision)
+            return skipped
         except BaseException:
             controller.rollback(decision)
             raise

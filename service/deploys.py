@@ -15,6 +15,7 @@ from service.errors import Conflict, NotFound
 from service.functions import get_function
 from service.presets import is_preset, rebuild_preset
 from service.runtime import Runtime
+from service.spaces import move_space
 from service.suspects import labels_changed_since
 from service.zero_shot import ZERO_SHOT_VERSION, rebuild_zero_shot
 from store import Function, ModelVersion, session_scope, utcnow
@@ -42,13 +43,24 @@ def deploy_version(rt: Runtime, function_id: str, version: int, *, pin: bool) ->
                 head, meta = rebuild_preset(rt, function, record), {}
             else:
                 head, meta = rebuild_zero_shot(rt, function), {}
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
+
+        def flip(session: Session, function: Function) -> ModelVersion:
             record = version_row(session, function_id, version)
             if function.deployed_version != version:
                 make_current(session, function, record)
             function.pinned = pin
             session.add(function)
+            return record
+
+        with session_scope(rt.engine) as session:
+            function = get_function(session, function_id)
+            moving = function.vector_space != record.vector_space
+            if not moving:
+                record = flip(session, function)
+        if moving:
+            # a version of a tuned space is served with the tower that embeds it
+            tail = head if record.vector_space is not None else None
+            record = move_space(rt, function_id, record.vector_space, tail, flip)
         serve(rt, function_id, version, head, meta.get("label_counts", {}))
     return record
 
@@ -172,45 +184,86 @@ def record_version(
     *,
     labels: list[str],
     label_counts: dict[str, int],
+    vector_space: int | None = None,
+    own_space: bool = False,
     **fields: Any,
 ) -> ModelVersion:
     """Save ``model`` (what the version serves) as the function's next version and record it,
     deployed (and served here) when ``decision`` says so and the function is not pinned;
     ``fields``: the rest of its :class:`ModelVersion` row.
 
+    ``vector_space``: the space of the vectors the head was trained on (the function's when its
+    training read them); ``own_space``: the version answers from its own tower's features (a
+    tuned version), so its space is its own number. A head trained in a space the function's
+    vectors have left meanwhile is recorded but not deployed; deploying a version of another
+    space moves the function's vectors into it first (:func:`service.spaces.move_space`).
+
     The artifact is durable before the database names it, and memory serves the version only
     after the commit, so a crash at any point leaves the previous version serving.
     """
     rt.training.phase(function_id, "saving")
     version = next_version(rt, function_id)
+    space = version if own_space else vector_space
     with session_scope(rt.engine) as session:
         backbone = get_function(session, function_id).backbone
     meta = {"backbone": backbone, "labels": labels, "label_counts": label_counts}
     artifact_sha256 = rt.models.save(function_id, version, model, meta)
     rt.training.phase(function_id, "deploying")
+
+    def write(session: Session, function: Function) -> ModelVersion:
+        final = decision
+        if function.pinned and function.deployed_version is not None:
+            final = final.pinned_to(function.deployed_version)
+        if not own_space and space != function.vector_space:
+            final = final.moved_from(space)
+        record = ModelVersion(
+            function_id=function_id,
+            version=version,
+            status="deployed" if final.deploy else "rejected",
+            backbone=function.backbone,
+            labels=labels,
+            parent_version=function.deployed_version,
+            labels_changed=labels_changed_since(session, function),
+            decision=final.to_dict(),
+            artifact_sha256=artifact_sha256,
+            vector_space=space,
+            **fields,
+        )
+        session.add(record)
+        if final.deploy:
+            make_current(session, function, record)
+        session.flush()
+        session.refresh(record)
+        return record
+
+    def write_moved(session: Session, function: Function) -> ModelVersion:
+        record = write(session, function)
+        if record.status != "deployed":  # pinned meanwhile: the vectors stay where they are
+            raise _NotDeployed
+        return record
+
     with rt.deploy_locks[function_id]:
         with session_scope(rt.engine) as session:
             function = get_function(session, function_id)
-            if function.pinned and function.deployed_version is not None:
-                decision = decision.pinned_to(function.deployed_version)
-            record = ModelVersion(
-                function_id=function_id,
-                version=version,
-                status="deployed" if decision.deploy else "rejected",
-                backbone=function.backbone,
-                labels=labels,
-                parent_version=function.deployed_version,
-                labels_changed=labels_changed_since(session, function),
-                decision=decision.to_dict(),
-                artifact_sha256=artifact_sha256,
-                **fields,
+            moving = (
+                decision.deploy
+                and own_space
+                and not function.pinned
+                and function.vector_space != space
             )
-            session.add(record)
-            if decision.deploy:
-                make_current(session, function, record)
-            session.flush()
-            session.refresh(record)
-        if decision.deploy:  # after the commit: memory never serves an unrecorded version
+            if not moving:
+                record = write(session, function)
+        if moving:
+            try:
+                record = move_space(rt, function_id, space, model, write_moved)
+            except _NotDeployed:
+                with session_scope(rt.engine) as session:
+                    record = write(session, get_function(session, function_id))
+        if record.status == "deployed":  # after the commit: memory never serves an unrecorded one
             serve(rt, function_id, version, model, label_counts)
     rt.training.trained(function_id, version)
     return record
+
+
+class _NotDeployed(Exception):
+    """A version that was to move its function's vectors was recorded undeployed after all."""

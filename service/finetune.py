@@ -5,17 +5,18 @@ A run holds the function's training slot and lock (as a head's training does) an
 ``finetune`` lock: one fine-tune at a time across replicas sharing the database. It reads every
 labelled sample's image from the blob store, runs the backbone's trunk once on the image and on
 each augmented view, and splits the samples as B13 does (``python -m bench.finetune``): a
-stratified 20% holdout; on the rest a frozen head (:func:`learner.train_head` on the stored
-vectors) and the tuned challenger (early-stopped on its own validation split). The challenger
-deploys when :func:`learner.champion.decide_wins` says it is ahead of that frozen head on the
-holdout with a one-sided sign test p < 0.05.
+stratified 20% holdout; on the rest a head of the usual families (:func:`learner.train_head` on
+the stored vectors, in the function's current space) and the tuned challenger (early-stopped on
+its own validation split). The challenger deploys when :func:`learner.champion.decide_wins` says
+it is ahead of that head on the holdout with a one-sided sign test p < 0.05.
 
-The version it records serves invokes with the tuned tail on the shared trunk and answers
-questions about stored vectors with a frozen head trained on every label
-(:class:`learner.finetune.TunedHead`): the function's samples, queue and traffic keep their
-frozen vectors. Once a tuned version serves, a retrain tunes again
-(:func:`service.training.train_function`), and goes back to a frozen head when the new tuned
-challenger does not win.
+The version it records serves invokes with the tuned tail on the shared trunk and answers with
+its tuned linear layer (:class:`learner.finetune.TunedHead`); when it deploys, the function's
+stored vectors (samples, queue, traffic) move to the tuned tail's features, its vector space
+(:mod:`service.spaces`), and every question about them is asked there. While a tuned version
+serves, a retrain fits the usual heads on those features (:func:`service.training.train_function`,
+served with the same tail), and the scheduler tunes again once the annotations have grown by half
+(:func:`finetune_due`); rolling back to a version of another space moves the vectors back.
 
 A cancelled or crashed run records nothing: the artifact is written before the row names it (an
 unnamed artifact's number is never reused), and the deployed version is unchanged.
@@ -71,14 +72,13 @@ def finetune_unavailable(rt: Runtime, function: Function) -> str | None:
 
 def finetune_due(rt: Runtime, function: Function) -> bool:
     """Whether the scheduler should tune ``function`` now (``--finetune auto``): it can be
-    tuned here, a frozen head serves it, each of its labels has ``finetune_min_per_label``
+    tuned here, a trained head serves it, each of its labels has ``finetune_min_per_label``
     labelled samples, and its annotations have grown by half since its last tuned version
     (deployed or not), if it has one."""
     if finetune_unavailable(rt, function) is not None or function.deployed_version is None:
         return False
     with session_scope(rt.engine) as session:
-        serving = deployed_row(session, function)
-        if serving is None or serving.head == TUNED_HEAD:  # a tuned one retrains by tuning
+        if deployed_row(session, function) is None:
             return False
         counts = session.exec(
             select(sql.count(col(Sample.id)))
@@ -188,8 +188,7 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
         champion_pred=predicted_labels(recipe, data.vectors[holdout]),
     )
     decision = decide_wins(comparison)
-    frozen = train_head(data.vectors, data.names, seed=seed)  # answers for stored vectors
-    head = TunedHead(function.backbone, tuned.model, frozen.head)
+    head = TunedHead(function.backbone, tuned.model)
     record = record_version(
         rt,
         function_id,
@@ -198,13 +197,13 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
         labels=[str(c) for c in head.classes_],
         label_counts=dict(Counter(data.names)),
         head=TUNED_HEAD,
+        own_space=True,
         params=config.to_dict(),
         metrics={
             "holdout_accuracy": comparison.challenger_accuracy,
             "frozen_holdout_accuracy": comparison.champion_accuracy,
             "tuning": tuned.summary(),
             "tuned_bytes": head.nbytes(),
-            "frozen_head": frozen.candidate_name,
         },
         sample_count=len(names),
         annotation_counter=counter,

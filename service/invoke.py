@@ -15,7 +15,7 @@ from service.capture import maybe_capture, traffic_novelty
 from service.deploys import version_row
 from service.errors import Conflict, ServiceUnavailable
 from service.runtime import Runtime
-from service.samples import embed_images, embed_images_tuned
+from service.samples import embed_images_with
 from service.schemas import InvokeResult, LabelConfidence
 from service.serving import Snapshot, build_snapshot, refits_due, serving_snapshot
 from store import Function, Sample, session_scope, vector_from_bytes
@@ -74,7 +74,7 @@ def invoke_batch(
         model,
         capture,
         [
-            _Image(data, *row)
+            _Image(data, row)
             for data, row in zip(images, embedded, strict=True)
             if not isinstance(row, InvalidImage)
         ],
@@ -88,12 +88,11 @@ def invoke_batch(
 
 @dataclass(frozen=True)
 class _Image:
-    """One embedded image of a request: its bytes, its frozen vector (what capture judges and
-    stores) and, for a tuned version, its tuned features (what the version answers from)."""
+    """One embedded image of a request: its bytes and its vector in the answering model's
+    vector space (what the model answers from, and what capture judges and stores)."""
 
     data: bytes
     vector: np.ndarray
-    features: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,11 @@ class _Request:
 
 def _embedded(
     rt: Runtime, function: Function, images: Sequence[bytes], model: Deployed | None
-) -> list[tuple[np.ndarray, np.ndarray | None] | InvalidImage]:
-    """Each image's frozen vector and, for a tuned version, its tuned features (else None)."""
-    if model is not None and isinstance(model.head, TunedHead):
-        return list(embed_images_tuned(rt, function, images, model.head))
-    return [
-        row if isinstance(row, InvalidImage) else (row, None)
-        for row in embed_images(rt, function, images)
-    ]
+) -> list[np.ndarray | InvalidImage]:
+    """Each image's vector in ``model``'s space: a version in a tuned space (a
+    :class:`TunedHead`) embeds with its tail, any other with the backbone."""
+    tail = model.head if model is not None and isinstance(model.head, TunedHead) else None
+    return embed_images_with(rt, function, images, tail)
 
 
 def _answer_requests(
@@ -150,7 +146,12 @@ def _answer_group(rt: Runtime, requests: list[_Request]) -> list[list[InvokeResu
     if capture:
         vectors = np.stack([image.vector for image in images])
         novelty = traffic_novelty(
-            rt, snapshot.function.id, vectors, snapshot.novelty, scored=model is not None
+            rt,
+            snapshot.function.id,
+            vectors,
+            snapshot.novelty,
+            scored=model is not None,
+            space=snapshot.function.vector_space,
         )
     rows = iter(zip(images, probabilities, novelty, strict=True))
     answers: list[list[InvokeResult] | Exception] = []
@@ -164,15 +165,11 @@ def _answer_group(rt: Runtime, requests: list[_Request]) -> list[list[InvokeResu
 
 
 def _probabilities(model: Deployed | None, images: list[_Image]) -> list[np.ndarray | None]:
-    """``model``'s class probabilities for each image, from one call of its head (a tuned
-    version answers from the tuned features); None each before any model."""
+    """``model``'s class probabilities for each image, from one call of its head; None each
+    before any model."""
     if model is None:
         return [None] * len(images)
-    features = [image.features for image in images if image.features is not None]
-    if isinstance(model.head, TunedHead) and len(features) == len(images):
-        rows = model.head.predict_tuned(np.stack(features))
-    else:
-        rows = model.head.predict_proba(np.stack([image.vector for image in images]))
+    rows = model.head.predict_proba(np.stack([image.vector for image in images]))
     return list(np.asarray(rows, dtype=np.float64))
 
 
@@ -216,6 +213,7 @@ def _answer(
             model_version=None if model is None else model.version,
             label_counts=snapshot.label_counts,
             novelty=novelty,
+            space=snapshot.function.vector_space,
         )
     best = confidences[0] if confidences else None
     return InvokeResult(

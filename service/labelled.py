@@ -10,7 +10,15 @@ import numpy as np
 from sqlmodel import col, select
 
 from service.runtime import Runtime
-from store import Label, ReviewItem, Sample, as_utc, session_scope, vector_from_bytes
+from store import (
+    Function,
+    Label,
+    ReviewItem,
+    Sample,
+    as_utc,
+    session_scope,
+    vector_from_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -23,11 +31,20 @@ class LabelledData:
     # True for samples labelled from the random capture slice: an unbiased holdout.
     from_random_slice: np.ndarray
     sample_ids: list[str] = field(default_factory=list)
+    # The vector space the vectors are in (Function.vector_space when they were read).
+    space: int | None = None
 
 
 def labelled_data(rt: Runtime, function_id: str) -> LabelledData:
-    """Every labelled sample of the function (vectors, label names, when and how labelled)."""
+    """Every labelled sample of the function (vectors, label names, when and how labelled).
+
+    The space is read first: if the vectors move to another space meanwhile, what was trained
+    on them is recorded in the old space and not deployed (:func:`service.deploys.record_version`).
+    """
     with session_scope(rt.engine) as session:
+        space = session.exec(
+            select(Function.vector_space).where(Function.id == function_id)
+        ).first()
         rows = session.exec(
             select(Sample, Label.name, ReviewItem.reason)
             .join(Label, col(Sample.label_id) == Label.id)
@@ -46,4 +63,5 @@ def labelled_data(rt: Runtime, function_id: str) -> LabelledData:
         annotated_at=[as_utc(r[0].annotated_at) for r in rows],
         from_random_slice=np.array([r[2] == "random" for r in rows], dtype=bool),
         sample_ids=[r[0].id for r in rows],
+        space=space,
     )

@@ -265,6 +265,41 @@ class CaptureState:
             self._label_counts.pop(function_id, None)
             self._combiners.pop(function_id, None)
 
+    def drop_controller(self, function_id: str) -> None:
+        """Forget the function's controller (the next use makes a new one): what it learnt from
+        the function's vectors, its coverage clusters and cold-start reservoir, is of a space
+        they left."""
+        with self._lock:
+            self._controllers.pop(function_id, None)
+            self._policies.pop(function_id, None)
+
+
+class SpaceTails:
+    """The last few tuned towers loaded to embed a function's vector space, by (function id,
+    space): a space is a tuned version's number, and an artifact never changes, so an entry is
+    never stale. A tower holds a few MB of weights (EfficientNet-Lite0's last blocks: 8 MB)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._size = size
+        self._tails: dict[tuple[str, int], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, function_id: str, space: int, load: Callable[[], Any]) -> Any:
+        """The tower of ``space``, made by ``load`` when it is not kept (outside the lock: two
+        threads may load the same one, and either is kept)."""
+        key = (function_id, space)
+        with self._lock:
+            tail = self._tails.pop(key, None)
+            if tail is not None:
+                self._tails[key] = tail  # the most recently used last
+                return tail
+        tail = load()
+        with self._lock:
+            self._tails[key] = tail
+            while len(self._tails) > self._size:
+                del self._tails[next(iter(self._tails))]
+        return tail
+
 
 class Runtime:
     """Holds the engine, blob store, encoders, deployed heads and indexes of one service: its
@@ -292,6 +327,8 @@ class Runtime:
         self.encoders = encoder_pool(settings, on_batch=self.metrics.observe_batch)
         self.metrics.watch(engine=self.engine, encoders=self.encoders)
         self.indexes = IndexRegistry()
+        # The tuned towers that embed functions' vector spaces, for writes (service.samples).
+        self.space_tails = SpaceTails()
         # Calibrated novelty per function, and how much of the traffic it flagged (drift). Fits
         # and calibrations run in the serving worker (service.serving), never in an invoke.
         # A sample of each function's distinct invoke inputs, buffered here and flushed by the

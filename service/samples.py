@@ -14,6 +14,8 @@ from sqlmodel import Session, col, select
 
 from embeddings import BatchingEncoder, InvalidImage, declared_pixels, decode_image
 from embeddings.tuning import TunedTail
+from learner import ArtifactCorrupt, ArtifactNotFound
+from learner.finetune import TunedHead
 from review_queue import drop_open_suspects, follow_relabel
 from service.capture import index_labelled, unindex
 from service.errors import Conflict, NotFound, ServiceUnavailable
@@ -25,8 +27,11 @@ from store import (
     Label,
     LabelChange,
     LabelEvent,
+    ModelVersion,
     ReviewItem,
     Sample,
+    SpaceMoved,
+    check_space,
     label_sample,
     normalize_label_name,
     record_deletion,
@@ -39,6 +44,8 @@ from store import (
 # Decoded pixels one encoder call holds at most (~300 MB as RGB): a batch of large images that a
 # small compressed body can carry is embedded in several calls rather than all decoded at once.
 DECODED_PIXELS_PER_CALL = 100_000_000
+# Times a write embeds again when the function's vectors moved to another space meanwhile.
+SPACE_RETRIES = 3
 
 
 def embed_image(rt: Runtime, function: Function, data: bytes) -> np.ndarray:
@@ -52,8 +59,26 @@ def embed_image(rt: Runtime, function: Function, data: bytes) -> np.ndarray:
 def embed_images(
     rt: Runtime, function: Function, images: Sequence[bytes]
 ) -> list[np.ndarray | InvalidImage]:
-    """Decode each image safely and embed them with the function's pinned backbone, in order; an
-    image that cannot be decoded is its InvalidImage, the others are still embedded.
+    """Decode each image safely and embed it in the function's vector space (``function``'s
+    ``vector_space`` as read), in order; an image that cannot be decoded is its InvalidImage,
+    the others are still embedded.
+
+    Raises:
+        ServiceUnavailable: the space is a tuned one, which this replica's encoder cannot run.
+        DecodeBudgetExhausted: as :func:`embed_images_with`.
+    """
+    return embed_images_with(
+        rt, function, images, space_tail(rt, function.id, function.vector_space)
+    )
+
+
+def embed_images_with(
+    rt: Runtime, function: Function, images: Sequence[bytes], tail: TunedTail | None
+) -> list[np.ndarray | InvalidImage]:
+    """Decode each image safely and embed them with the function's pinned backbone, in order:
+    its vectors, or (``tail`` given) that tuned tail's features of them, from one pass of the
+    shared trunk (:meth:`BatchingEncoder.encode_tuned`). An image that cannot be decoded is its
+    InvalidImage; the others are still embedded.
 
     The decoded images go to the encoder in one call, which batches them; only more than
     ``queue_limit`` images or :data:`DECODED_PIXELS_PER_CALL` pixels take several calls, or room
@@ -61,34 +86,53 @@ def embed_images(
     before it is decoded and gives them back once its call has encoded it.
 
     Raises:
+        ServiceUnavailable: a tail, and this replica's encoder cannot run one (``--encoder ray``).
         DecodeBudgetExhausted: the budget had no room for an image within its wait.
     """
     encoder = rt.encoders.get(function.backbone)
-    return _embedded(rt, images, lambda decoded: list(encoder.encode(decoded)))
-
-
-def embed_images_tuned(
-    rt: Runtime, function: Function, images: Sequence[bytes], tail: TunedTail
-) -> list[tuple[np.ndarray, np.ndarray] | InvalidImage]:
-    """As :func:`embed_images`, for a tuned version: each image's frozen vector and ``tail``'s
-    features of it, from one pass of the shared trunk (:meth:`BatchingEncoder.encode_tuned`).
-
-    Raises:
-        ServiceUnavailable: this replica's encoder cannot run a tuned tail (``--encoder ray``).
-        DecodeBudgetExhausted: as :func:`embed_images`.
-    """
-    encoder = rt.encoders.get(function.backbone)
+    if tail is None:
+        return _embedded(rt, images, lambda decoded: list(encoder.encode(decoded)))
     if not isinstance(encoder, BatchingEncoder):
         raise ServiceUnavailable(
-            f"function {function.id} serves a fine-tuned version, which this replica's encoder "
-            "cannot run (fine-tuned versions serve with --encoder local)"
+            f"function {function.id} is served in a fine-tuned vector space, which this "
+            "replica's encoder cannot run (fine-tuned versions serve with --encoder local)"
         )
+    tuned = tail
+    return _embedded(rt, images, lambda decoded: list(encoder.encode_tuned(decoded, tuned).outputs))
 
-    def encode(decoded: list[Image.Image]) -> list[tuple[np.ndarray, np.ndarray]]:
-        encoding = encoder.encode_tuned(decoded, tail)
-        return list(zip(encoding.vectors, encoding.outputs, strict=True))
 
-    return _embedded(rt, images, encode)
+def space_tail(rt: Runtime, function_id: str, space: int | None) -> TunedHead | None:
+    """The tuned tower that embeds the function's vector space ``space`` (see
+    ``Function.vector_space``), from that tuned version's artifact (kept in
+    :attr:`Runtime.space_tails`); None for the backbone's own space.
+
+    Raises:
+        ServiceUnavailable: the artifact cannot be loaded here.
+    """
+    if space is None:
+        return None
+
+    def load() -> TunedHead:
+        with session_scope(rt.engine) as session:
+            sha256 = session.exec(
+                select(ModelVersion.artifact_sha256).where(
+                    ModelVersion.function_id == function_id, ModelVersion.version == space
+                )
+            ).first()
+        try:
+            head, _meta = rt.models.load(function_id, space, sha256=sha256)
+        except (ArtifactNotFound, ArtifactCorrupt) as exc:
+            raise ServiceUnavailable(
+                f"function {function_id}'s vectors are in the space of tuned version {space}, "
+                f"whose artifact cannot be loaded here: {exc}"
+            ) from exc
+        if not isinstance(head, TunedHead):
+            raise ServiceUnavailable(
+                f"function {function_id}'s vector space names version {space}, not a tuned one"
+            )
+        return head
+
+    return rt.space_tails.get(function_id, space, load)
 
 
 def _embedded(
@@ -154,7 +198,9 @@ def add_sample(
     ``reuse_image`` an image the function already holds returns that sample as it is (Nyckel's
     duplicate rule). Nothing is written before the image has been decoded and embedded, and the
     blob is written before the row that references it, so a crash leaves at most an orphan blob
-    (swept at start).
+    (swept at start). The vector is stored only if the function's vectors are still in the space
+    it was embedded in; if they moved meanwhile (:mod:`service.spaces`), it is embedded again
+    (503 when that keeps happening).
     """
     if label_name is not None:  # a bad name is refused before any work
         label_name = normalize_label_name(label_name)
@@ -172,32 +218,62 @@ def add_sample(
         existing = _same_external_id(rt, function_id, external_id, digest, label_name)
         if existing is not None:
             return existing, False
+    for attempt in range(SPACE_RETRIES):
+        try:
+            sample = _insert_sample(
+                rt, function, digest, data, vector, label_name, external_id, change, source
+            )
+            break
+        except SpaceMoved:  # the function's vectors moved while this one was embedded
+            if attempt == SPACE_RETRIES - 1:
+                raise ServiceUnavailable(
+                    f"function {function_id}'s vectors kept moving to another space; try again"
+                ) from None
+            with session_scope(rt.engine) as session:
+                function = get_function(session, function_id)
+            vector = embed_image(rt, function, data)
+        except IntegrityError:
+            if external_id is not None:  # a concurrent request with the same externalId won
+                existing = _same_external_id(rt, function_id, external_id, digest, label_name)
+                if existing is not None:
+                    return existing, False
+            raise
+    if sample.label_id is not None:
+        index_labelled(rt, function_id, sample.id, vector)
+    return sample, True
+
+
+def _insert_sample(
+    rt: Runtime,
+    function: Function,
+    digest: str,
+    data: bytes,
+    vector: np.ndarray,
+    label_name: str | None,
+    external_id: str | None,
+    change: LabelChange,
+    source: str,
+) -> Sample:
+    """Store the blob and the sample's row, its vector checked to be in the function's space
+    (:func:`store.check_space`) in the same transaction; an error removes the blob again."""
     rt.blobs.put(data)
     try:
         with session_scope(rt.engine) as session:
+            check_space(session, function.id, function.vector_space)
             sample = Sample(
-                function_id=function_id,
+                function_id=function.id,
                 blob=digest,
                 embedding=vector_to_bytes(vector),
                 external_id=external_id,
                 source=source,
             )
             if label_name is not None:
-                _annotate(session, function_id, sample, label_name, change)
+                _annotate(session, function.id, sample, label_name, change)
             session.add(sample)
-    except IntegrityError:
-        delete_unreferenced_blobs(rt, {digest})
-        if external_id is not None:  # a concurrent request with the same externalId won
-            existing = _same_external_id(rt, function_id, external_id, digest, label_name)
-            if existing is not None:
-                return existing, False
-        raise
     except BaseException:
         delete_unreferenced_blobs(rt, {digest})
         raise
-    if sample.label_id is not None:
-        index_labelled(rt, function_id, sample.id, vector)
-    return sample, True
+    return sample
 
 
 def _same_external_id(

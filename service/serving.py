@@ -133,6 +133,8 @@ def build_snapshot(rt: Runtime, function_id: str, *, refit: bool = False) -> Sna
             ]
         if not resident:  # writes made meanwhile may have indexed some rows: index them all
             rt.indexes.drop(function_id)
+        if rt.serving.moved(function_id, function.vector_space):  # a deploy moved the vectors
+            drop_vectors(rt, function_id)
         model, unavailable = _serving_model(rt, function)  # rebuilds it when following a deploy
         if rt.indexes.get(function_id) is None:
             rebuild_index(rt, function_id)
@@ -259,6 +261,15 @@ def evict(rt: Runtime, function_id: str) -> None:
     log.debug("function %s: evicted from memory", function_id)
 
 
+def drop_vectors(rt: Runtime, function_id: str) -> None:
+    """Drop what this process derived from the function's vectors: its capture index, capture
+    controller (coverage clusters, cold-start reservoir), novelty model and traffic window. The
+    caller holds the function's build lock."""
+    rt.indexes.drop(function_id)
+    rt.capture.drop_controller(function_id)
+    rt.novelty.drop(function_id)
+
+
 def state_nbytes(rt: Runtime, function_id: str) -> int:
     """What the function's resident state weighs (approximately): its head, index, novelty model
     and window, capture controller."""
@@ -279,7 +290,7 @@ def object_nbytes(value: Any, depth: int = 4) -> int:
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
     if isinstance(value, TunedHead):
-        return value.nbytes() + object_nbytes(value.frozen, depth)
+        return value.nbytes() + object_nbytes(value.classifier, depth)
     if depth == 0:
         return 0
     if isinstance(value, dict):

@@ -36,6 +36,9 @@ class Snapshots:
         # Bumped by every invalidation: a build that read the database before one is not
         # published (it could serve the version that the write replaced).
         self._generations: dict[str, int] = {}
+        # The vector space each resident function's state (index, novelty, controller) was
+        # derived from (service.spaces).
+        self._spaces: dict[str, int | None] = {}
         self._wake = threading.Condition(self._lock)
 
     def get(self, function_id: str) -> Any | None:
@@ -89,9 +92,18 @@ class Snapshots:
                 self._due[function_id] = True
                 self._wake.notify()
 
+    def moved(self, function_id: str, space: int | None) -> bool:
+        """Record that the function's resident state is derived from vectors of ``space`` from
+        now on; whether it was derived from another space until now (the caller drops it)."""
+        with self._lock:
+            before = self._spaces.get(function_id, space)
+            self._spaces[function_id] = space
+            return before != space
+
     def remove(self, function_id: str) -> bool:
         """Forget the function (evicted or deleted); False if it was not resident."""
         with self._lock:
+            self._spaces.pop(function_id, None)
             self._sizes.pop(function_id, None)
             self._due.pop(function_id, None)
             return self._entries.pop(function_id, "absent") != "absent"

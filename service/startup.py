@@ -19,6 +19,7 @@ from learner import ArtifactNotFound
 from learner.scheduler import RetrainScheduler
 from service.runtime import SHARED_SWEEP_GRACE_S, Runtime
 from service.serving import SnapshotWorker
+from service.spaces import settle_spaces
 from service.training import retrain_check
 from store import BlobStore, ModelVersion, ReviewItem, Sample, session_scope
 
@@ -41,6 +42,7 @@ def start(rt: Runtime) -> None:
     rt.auth.ensure_admin_key(Path(rt.settings.data_dir) / "admin-key")
     sweep_orphans(rt)
     adopt_unrecorded_digests(rt)
+    settle_spaces(rt)
     log.info("default backbone: %s", rt.encoders.default_spec)
     # functions are loaded by their first use, and evicted under the memory budget
     rt.snapshot_worker = SnapshotWorker(

@@ -2,12 +2,13 @@
 
 Invokes hand the distinct inputs that joined a function's traffic window (repeats of one it holds
 are left out, :class:`capture.traffic.RecentTraffic`) to :meth:`TrafficSample.offer`, which keeps
-them in memory: a uniform sample (a reservoir) of at most ``flush_rows`` per function of what
-arrived since the last flush, so the buffer stays bounded however fast the traffic is. The serving
-worker calls :meth:`TrafficSample.flush` every ``traffic_flush_seconds`` and the runtime once
-more when it closes: one transaction per function writes its buffer into the function's ring
+them in memory: a uniform sample (a reservoir) of at most ``flush_rows`` per function and vector
+space of what arrived since the last flush, so the buffer stays bounded however fast the traffic
+is. The serving worker calls :meth:`TrafficSample.flush` every ``traffic_flush_seconds`` and the
+runtime once more when it closes: one transaction per buffer writes it into the function's ring
 (:func:`store.write_traffic`), shared by every replica and read back by training
-(:meth:`TrafficSample.read`). No invoke waits for the database.
+(:meth:`TrafficSample.read`). No invoke waits for the database. A buffer of a space the function
+has left since (its vectors were re-embedded) is refused by the database and dropped.
 
 A crash loses the buffer since the last flush. That is accepted: this is a sample of the traffic,
 not data anyone was told is stored; the next inputs refill it.
@@ -48,7 +49,8 @@ class _Reservoir:
 
 
 class TrafficSample:
-    """Buffers of new invoke vectors per function, flushed in batches into the database rings."""
+    """Buffers of new invoke vectors per function and space, flushed in batches into the
+    database rings."""
 
     def __init__(
         self,
@@ -72,56 +74,70 @@ class TrafficSample:
         self.flush_rows = max(1, min(size, flush_rows or size // 10))
         self._engine = engine
         self._rng = np.random.default_rng(seed)
-        self._buffers: dict[str, _Reservoir] = {}
+        self._buffers: dict[tuple[str, int | None], _Reservoir] = {}
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         return self.size > 0
 
-    def offer(self, function_id: Hashable, rows: np.ndarray) -> None:
-        """Buffer inputs of the function that joined its traffic window (an invoke's thread)."""
+    def offer(self, function_id: Hashable, space: Hashable, rows: np.ndarray) -> None:
+        """Buffer inputs of the function, embedded in ``space`` (see ``Function.vector_space``),
+        that joined its traffic window (an invoke's thread)."""
         if not self.enabled:
             return
+        if space is not None and not isinstance(space, int):
+            raise TypeError(f"a vector space is a model version or None, not {space!r}")
+        key = (str(function_id), space)
         with self._lock:
-            buffer = self._buffers.get(str(function_id))
+            buffer = self._buffers.get(key)
             if buffer is None:
-                buffer = self._buffers[str(function_id)] = _Reservoir(self.flush_rows)
+                buffer = self._buffers[key] = _Reservoir(self.flush_rows)
             for row in np.asarray(rows, dtype=np.float32):
                 buffer.offer(row, self._rng)
 
     def pending(self, function_id: str) -> int:
-        """Vectors buffered for the function (what its next flush writes)."""
+        """Vectors buffered for the function, in any space (at most what its next flush writes)."""
         with self._lock:
-            buffer = self._buffers.get(function_id)
-            return len(buffer.rows) if buffer is not None else 0
+            return sum(len(b.rows) for (fid, _), b in self._buffers.items() if fid == function_id)
 
     def drop(self, function_id: str) -> None:
-        """Forget the function's buffer (it was deleted)."""
+        """Forget the function's buffers (it was deleted)."""
         with self._lock:
-            self._buffers.pop(function_id, None)
+            for key in [key for key in self._buffers if key[0] == function_id]:
+                del self._buffers[key]
 
     def flush(self) -> int:
-        """Write every buffer into its function's ring, one transaction per function; returns
-        the vectors written. A function whose write fails loses that batch (logged)."""
+        """Write every buffer into its function's ring, one transaction per buffer; returns
+        the vectors written. A buffer whose write fails or is refused is lost (logged)."""
         with self._lock:
             buffers, self._buffers = self._buffers, {}
         written = 0
         started = time.perf_counter()
-        for function_id, buffer in buffers.items():
+        for (function_id, space), buffer in buffers.items():
             try:
                 with session_scope(self._engine) as session:
-                    written += write_traffic(
+                    batch = write_traffic(
                         session,
                         function_id=function_id,
                         vectors=np.stack(buffer.rows),
                         size=self.size,
+                        space=space,
                     )
             except Exception:
                 log.exception("function %s: writing its traffic sample failed", function_id)
+                continue
+            if batch == 0:
+                log.debug(
+                    "function %s: %d traffic vector(s) dropped: gone, or of space %s it left",
+                    function_id,
+                    len(buffer.rows),
+                    space,
+                )
+            written += batch
         if buffers:
             log.debug(
-                "traffic sample: %d vector(s) of %d function(s) written in %.1f ms",
+                "traffic sample: %d vector(s) of %d buffer(s) written in %.1f ms",
                 written,
                 len(buffers),
                 (time.perf_counter() - started) * 1000,

@@ -26,11 +26,12 @@ from service.comparison import (
     compare_with_zero_shot,
 )
 from service.deploys import deployed_row, record_version
-from service.finetune import finetune_due, finetune_function, tune_in_slot
+from service.finetune import finetune_due, finetune_function
 from service.functions import get_function
 from service.labelled import labelled_data
 from service.presets import is_preset
 from service.runtime import Runtime
+from service.samples import space_tail
 from service.serving import serving_snapshot
 from service.suspects import queue_suspects_safely
 from service.zero_shot import (
@@ -87,15 +88,6 @@ def _train(rt: Runtime, function_id: str, trigger: str, *, wait: bool) -> ModelV
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
         champion_row = deployed_row(session, function)
-    if champion_row is not None and champion_row.head == TUNED_HEAD:
-        # a tuned version serves while a tuned challenger wins over a frozen head: tune again
-        # first, and train a frozen head (judged as usual) only if the new one does not win
-        tuned = tune_in_slot(rt, function_id, trigger, wait=wait)
-        if tuned is None or tuned.status == "deployed":
-            return tuned
-        with session_scope(rt.engine) as session:
-            function = get_function(session, function_id)
-            champion_row = deployed_row(session, function)
     counter = function.annotation_counter
     data = labelled_data(rt, function_id)
     if len(set(data.names)) < 2:
@@ -119,11 +111,14 @@ def _train(rt: Runtime, function_id: str, trigger: str, *, wait: bool) -> ModelV
             decision = compare_with_champion(
                 rt, champion, champion_row, result, data, prior, traffic=traffic
             )
+    # in a tuned space the head answers on the tuned tower's features: served with that tower
+    tail = space_tail(rt, function_id, data.space)
     record = record_version(
         rt,
         function_id,
-        result.head,
+        result.head if tail is None else tail.with_classifier(result.head),
         decision,
+        vector_space=data.space,
         labels=list(result.labels),
         label_counts=dict(Counter(data.names)),
         head=result.candidate_name,

@@ -7,7 +7,9 @@ addressed by the function's count of vectors ever written (``Function.traffic_wr
 advances the count atomically (``UPDATE ... RETURNING``: on PostgreSQL the function's row lock
 serialises writers of one function until they commit) and overwrites the slots the count moved
 over, so writers in any number of processes share one ring and it never holds more than ``size``
-rows. The rows go with their function (``ON DELETE CASCADE``).
+rows. A batch is written only while the function's vectors are still in the space it was embedded
+in (``Function.vector_space``, checked by the same statement). The rows go with their function
+(``ON DELETE CASCADE``).
 """
 
 from __future__ import annotations
@@ -36,22 +38,27 @@ def write_traffic(
     function_id: str,
     vectors: np.ndarray,
     size: int,
+    space: int | None,
     seen_at: datetime | None = None,
 ) -> int:
     """Write ``vectors`` into the function's ring of ``size`` slots, over its oldest rows.
 
     Call it in a transaction of its own (the function's row stays locked until it commits).
-    Rows in slots ``>= size`` (a larger ring configured before) are removed too.
+    Rows in slots ``>= size`` (a larger ring configured before) are removed too. Nothing is
+    written unless the function's vectors are in ``space`` still: when its space changes, the
+    ring is emptied, and vectors of the old space must not come back into it.
 
     Args:
         session: the transaction to write in.
         function_id: whose ring.
         vectors: ``(n, dim)`` embeddings, ``n <= size`` (only the last ``size`` are written).
         size: slots in the ring.
+        space: the space ``vectors`` were embedded in (see ``Function.vector_space``).
         seen_at: when they were seen (default: now).
 
     Returns:
-        Vectors written: 0 when the function no longer exists.
+        Vectors written: 0 when the function no longer exists or its vectors moved to another
+        space.
     """
     if size < 1:
         raise ValueError(f"a traffic ring needs at least one slot, not {size}")
@@ -61,11 +68,14 @@ def write_traffic(
     connection = session.connection()
     written = connection.execute(
         update(Function)
-        .where(col(Function.id) == function_id)
+        .where(
+            col(Function.id) == function_id,
+            col(Function.vector_space).is_not_distinct_from(space),
+        )
         .values(traffic_written=col(Function.traffic_written) + len(rows))
         .returning(col(Function.traffic_written))
     ).scalar_one_or_none()
-    if written is None:  # deleted meanwhile
+    if written is None:  # deleted meanwhile, or moved to another space
         return 0
     slots = [(written - len(rows) + i) % size for i in range(len(rows))]
     connection.execute(

@@ -12,7 +12,7 @@ from capture import CapturePolicy
 from service.capture_rules import resolve_rules
 from service.functions import get_function
 from service.schemas import CapturePolicyBody, CapturePolicyPublic
-from store import session_scope
+from store import lock_space, session_scope
 
 router = APIRouter(prefix="/v1/functions/{function_id}/capture-policy", tags=["capture"])
 
@@ -44,6 +44,8 @@ def put_policy(
     now, so an unknown id or a text rule without a text tower is a 422."""
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
+        lock_space(session, function_id)  # the rules copy vectors: none from before a move
+        session.refresh(function)
         stored = CapturePolicy.from_dict(function.capture_policy or {})
         changes = {to_snake(k): v for k, v in (body.model_extra or {}).items()}
         policy = CapturePolicy.from_dict({**stored.to_dict(), **changes})

@@ -29,6 +29,11 @@ class FunctionPublic(Schema):
     pinned: bool
     label_count: int
     sample_count: int
+    vector_space: int | None = Field(
+        default=None,
+        description="The space of the function's stored vectors: null for the backbone's, else "
+        "the fine-tuned version whose tower embeds them (the deployed version's space).",
+    )
 
 
 class LabelCreate(Body):

@@ -30,6 +30,12 @@ class ModelVersionPublic(Schema):
     trigger: str
     created_at: Timestamp
     deployed_at: Timestamp | None
+    vector_space: int | None = Field(
+        default=None,
+        description="The vectors the version answers from: null for the backbone's, else the "
+        "tuned version whose tower's features they are (its own number for a fine-tuned "
+        "version). Deploying a version of another space moves the function's stored vectors.",
+    )
 
     @computed_field(  # type: ignore[prop-decorator]
         description="zero_shot: version 0, built from the label names (and descriptions) by the "

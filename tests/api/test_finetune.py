@@ -12,12 +12,17 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sklearn.datasets import load_digits
+from sqlmodel import select
 
 from api.app import create_app
 from learner import TrainingCancelled
+from service import samples
+from service.deploys import deploy_version
 from service.finetune import finetune_function
+from service.runtime import Runtime
 from service.serving import state_nbytes
 from service.settings import Settings
+from store import Function, ReviewItem, Sample, session_scope, vector_from_bytes
 from tests.api.test_model_export import exported_answers, served_answers
 from tests.conftest import data_uri
 
@@ -63,6 +68,7 @@ def settings(tmp_path) -> Settings:
         retrain_interval=0,
         admin_key="k",
         seed="0",
+        precision="fp32",  # a vector embedded alone or in a batch is the same to 1e-4
     )
 
 
@@ -100,8 +106,12 @@ def test_a_tuned_version_is_judged_served_rolled_back_and_loaded_by_a_new_replic
         served = _invoke(http, fn, probe)
 
         assert served["modelVersion"] == 2 and served["labelName"] in ("0", "1")
-        assert served["capture"] is not None  # capture still judges the frozen vector
+        assert served["capture"] is not None
         rt = http.app.state.runtime  # type: ignore[attr-defined]
+        # the function's stored vectors moved to the tuned tower's features with it (the same
+        # as the backbone's when early stopping kept the untuned tail)
+        tail_tuned = record["metrics"]["tuning"]["best_epoch"] > 0
+        assert _space(rt, fn) == 2 and _backbone_vectors_stored(rt, fn) != tail_tuned
         assert state_nbytes(rt, fn) > record["metrics"]["tunedBytes"] > 7_000_000
         tuned_confidence = served["confidence"]
         assert tuned_confidence != pytest.approx(frozen_answer["confidence"], abs=1e-6)
@@ -122,21 +132,82 @@ def test_a_tuned_version_is_judged_served_rolled_back_and_loaded_by_a_new_replic
         assert again["modelVersion"] == 2
         assert again["confidence"] == pytest.approx(tuned_confidence, abs=1e-4)
 
+        rt = http.app.state.runtime  # type: ignore[attr-defined]
+        assert _space(rt, fn) == 2 and _backbone_vectors_stored(rt, fn) != tail_tuned
         assert http.post(f"/v1/functions/{fn}/models/1/deploy").status_code == 200
         rolled_back = _invoke(http, fn, probe, capture=False)
         assert rolled_back["modelVersion"] == 1
         assert rolled_back["confidence"] == pytest.approx(frozen_answer["confidence"], abs=1e-6)
+        assert _space(rt, fn) is None and _backbone_vectors_stored(rt, fn)
 
-        # while a tuned version serves, a retrain tunes again first
-        assert http.post(f"/v1/functions/{fn}/models/2/deploy?pin=false").status_code == 200
-        _upload(http, fn, _digits(3, offset=12))
+        # a sample embedded while the vectors move is embedded again in the new space
+        embed_image, moves = samples.embed_image, []
+
+        def move_meanwhile(rt_: object, function: object, data: bytes) -> np.ndarray:
+            vector = embed_image(rt_, function, data)  # type: ignore[arg-type]
+            if not moves:
+                moves.append(deploy_version(rt, fn, 2, pin=False))
+            return vector
+
+        samples.embed_image = move_meanwhile  # type: ignore[assignment]
+        try:
+            _upload(http, fn, _digits(1, offset=12))
+        finally:
+            samples.embed_image = embed_image
+        assert len(moves) == 1 and _space(rt, fn) == 2
+        assert _backbone_vectors_stored(rt, fn) != tail_tuned
+
+        # in the tuned space a retrain fits a head on the tuned features, served with the tail
+        _upload(http, fn, _digits(2, offset=13))
         retrained = http.post(f"/v1/functions/{fn}/train").json()
-        versions = {v["version"]: v for v in http.get(f"/v1/functions/{fn}/models").json()["data"]}
-        assert versions[3]["head"] == "finetuned" and versions[3]["sampleCount"] == 30
-        if versions[3]["status"] == "deployed":  # the new tuned challenger won
-            assert retrained["version"] == 3
-        else:  # it did not: a frozen head is judged as usual and takes over when not worse
-            assert retrained["version"] == 4 and retrained["head"] != "finetuned"
+        assert retrained["version"] == 3 and retrained["head"] != "finetuned"
+        assert retrained["sampleCount"] == 30
+        if retrained["status"] == "deployed":
+            assert _invoke(http, fn, probe, capture=False)["modelVersion"] == 3
+            assert _space(rt, fn) == 2
+        exported = http.get(f"/v1/functions/{fn}/model.onnx", params={"version": 3})
+        assert exported.status_code == 200, exported.text
+        labels, probabilities, _meta = exported_answers(exported.content, images)
+        with_v3 = [
+            {
+                c["labelName"]: c["confidence"]
+                for c in _invoke(http, fn, image, capture=False, version=3)["labelConfidences"]
+            }
+            for image in images
+        ]
+        for row, answer in zip(probabilities, with_v3, strict=True):
+            assert dict(zip(labels, row.tolist(), strict=True)) == pytest.approx(answer, abs=1e-3)
+
+
+def _space(rt: Runtime, function_id: str) -> int | None:
+    with session_scope(rt.engine) as session:
+        function = session.get(Function, function_id)
+        assert function is not None
+        return function.vector_space
+
+
+def _backbone_vectors_stored(rt: Runtime, function_id: str) -> bool:
+    """Whether the function's stored vectors are the backbone's, having checked that each is its
+    image embedded in the function's space (the deployed tuned tower's features in a tuned one)."""
+    with session_scope(rt.engine) as session:
+        function = session.get(Function, function_id)
+        rows = list(
+            session.exec(
+                select(Sample.blob, Sample.embedding).where(Sample.function_id == function_id)
+            ).all()
+        )
+        rows += session.exec(
+            select(ReviewItem.blob, ReviewItem.embedding).where(
+                ReviewItem.function_id == function_id
+            )
+        ).all()
+    assert function is not None and rows
+    images = [rt.blobs.get(blob) for blob, _ in rows]
+    stored = np.stack([vector_from_bytes(e) for _, e in rows])
+    in_space = np.stack(samples.embed_images(rt, function, images))  # type: ignore[arg-type]
+    backbone = np.stack(samples.embed_images_with(rt, function, images, None))  # type: ignore[arg-type]
+    assert np.abs(stored - in_space).max() < 1e-4, np.abs(stored - in_space).max(axis=1)
+    return bool(np.allclose(stored, backbone, atol=1e-4))
 
 
 def test_fine_tuning_is_refused_where_it_cannot_run(settings: Settings, tmp_path) -> None:

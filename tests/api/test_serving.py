@@ -79,7 +79,7 @@ def test_an_invoke_answers_from_the_snapshot_it_started_with(
     add_colour_samples(client, fid, per_label=4)
     for _ in range(2):
         assert client.post(f"/v1/functions/{fid}/train").json()["status"] == "deployed"
-    rt, embed = runtime(client), service.invoke.embed_images
+    rt, embed = runtime(client), service.invoke.embed_images_with
     rolled_back: list[int] = []
 
     def embed_then_roll_back(*args: Any, **kwargs: Any) -> Any:
@@ -88,7 +88,7 @@ def test_an_invoke_answers_from_the_snapshot_it_started_with(
             rolled_back.append(service.deploys.deploy_version(rt, fid, 1, pin=False).version)
         return vectors
 
-    monkeypatch.setattr(service.invoke, "embed_images", embed_then_roll_back)
+    monkeypatch.setattr(service.invoke, "embed_images_with", embed_then_roll_back)
     probe = {"data": data_uri(png_bytes(RED, seed=5))}
     first = client.post(f"/v1/functions/{fid}/invoke", json=probe).json()
     assert rolled_back == [1] and first["modelVersion"] == 2  # what it started with, throughout

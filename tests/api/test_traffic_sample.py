@@ -60,21 +60,47 @@ def test_the_buffer_is_a_bounded_uniform_sample_written_once(tmp_path) -> None:
     try:
         sample = TrafficSample(engine, size=100, seed=0)
         assert sample.flush_rows == 10
-        sample.offer("function_gone", np.eye(4, dtype=np.float32))
+        sample.offer("function_gone", None, np.eye(4, dtype=np.float32))
         assert sample.pending("function_gone") == 4
         assert sample.flush() == 0  # no such function: nothing written, nothing kept
         assert sample.pending("function_gone") == 0
 
         kept = np.zeros(1000)
         for _ in range(200):
-            sample.offer("f", np.arange(100, dtype=np.float32)[:, None] * np.ones((1, 4)))
+            sample.offer("f", None, np.arange(100, dtype=np.float32)[:, None] * np.ones((1, 4)))
             with sample._lock:
-                rows = np.stack(sample._buffers.pop("f").rows)
+                rows = np.stack(sample._buffers.pop(("f", None)).rows)
             assert rows.shape == (10, 4) and len(set(rows[:, 0])) == 10
             kept[rows[:, 0].astype(int)] += 1
         # each of the 100 offered rows is kept with probability 1/10: 20 times in 200 on average
         assert kept[:100].min() > 5 and kept[:100].max() < 40
         assert TrafficSample(engine, size=0).read("f") is None  # off: nothing read
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_of_a_space_the_function_left_is_dropped(tmp_path) -> None:
+    """Vectors buffered before the function's vectors moved to space 7 never reach its ring."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        with session_scope(engine) as session:
+            function = Function(name="moved", backbone="tiny-clip", vector_space=7)
+            session.add(function)
+        fid = function.id
+        sample = TrafficSample(engine, size=100, seed=0)
+        old, new = np.zeros((3, 4), dtype=np.float32), np.ones((2, 4), dtype=np.float32)
+        sample.offer(fid, None, old)
+        sample.offer(fid, 7, new)
+        assert sample.pending(fid) == 5
+        assert sample.flush() == 2
+        assert sample.pending(fid) == 0
+        traffic = sample.read(fid)
+        assert traffic is not None and np.array_equal(traffic, new)
+
+        sample.offer(fid, None, old)
+        sample.offer(fid, 7, new)
+        sample.drop(fid)
+        assert sample.pending(fid) == 0
     finally:
         engine.dispose()
 

@@ -67,7 +67,7 @@ def test_the_window_is_bounded_and_an_input_never_finds_itself(known) -> None:
     assert np.allclose(fresh.score(model, probe), model.score(probe))
 
 
-def test_models_keep_one_window_per_function_and_dimension() -> None:
+def test_models_keep_one_window_per_function_dimension_and_space() -> None:
     registry = NoveltyModels()
     window = registry.traffic("f", DIM)
     assert registry.traffic("f", DIM) is window
@@ -76,13 +76,20 @@ def test_models_keep_one_window_per_function_and_dimension() -> None:
     registry.drop("f")
     assert registry.traffic("f", DIM).seen == 0
 
+    window = registry.traffic("f", DIM)
+    window.add(blobs(centres(2, seed=40), 3, 0.6, seed=41))
+    tuned = registry.traffic("f", DIM, tag=7)  # the vectors moved to a tuned space
+    assert tuned is not window and tuned.seen == 0
+    assert registry.window("f") is tuned and registry.traffic("f", DIM, tag=7) is tuned
+    assert registry.traffic("f", DIM) is not tuned  # and back: never the old window again
+
 
 def test_on_join_hands_over_each_input_that_joins_the_window_and_no_repeat(known) -> None:
     """What a sample of the traffic kept elsewhere (the database ring) is fed: the distinct
     inputs, whether scored or only added, each once."""
     _, model = known
     joined: list[tuple[str, np.ndarray]] = []
-    models = NoveltyModels(on_join=lambda key, rows: joined.append((str(key), rows)))
+    models = NoveltyModels(on_join=lambda key, _, rows: joined.append((str(key), rows)))
     window = models.traffic("f", DIM)
     first = blobs(centres(3, seed=30), 2, 0.6, seed=31)  # 6 distinct rows
     window.add(first)
@@ -96,3 +103,11 @@ def test_on_join_hands_over_each_input_that_joins_the_window_and_no_repeat(known
         np.concatenate([first, fresh]), axis=1, keepdims=True
     )
     assert np.allclose(handed, unit, atol=1e-6)
+
+
+def test_on_join_is_told_the_space_of_the_window() -> None:
+    tags: list[tuple[str, object]] = []
+    models = NoveltyModels(on_join=lambda key, tag, _: tags.append((str(key), tag)))
+    models.traffic("f", DIM).add(blobs(centres(1, seed=50), 2, 0.6, seed=51))
+    models.traffic("f", DIM, tag=7).add(blobs(centres(1, seed=52), 2, 0.6, seed=53))
+    assert tags == [("f", None), ("f", 7)]

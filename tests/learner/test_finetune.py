@@ -3,6 +3,7 @@ best so far, BatchNorm statistics stay, and the guard deploys a challenger only 
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from learner import NotEnoughData
 from learner.champion import decide_wins
-from learner.finetune import TuneConfig, fine_tune
+from learner.finetune import TuneConfig, TunedHead, TunedModel, fine_tune
 from tests.learner.test_champion import comparison
 
 
@@ -139,48 +140,121 @@ def test_a_refit_trains_every_image_for_the_epochs_early_stopping_kept() -> None
     assert refit.stopped == "max_epochs"
 
 
-def test_a_tuned_head_round_trips_through_a_verified_artifact(tmp_path) -> None:
-    from sklearn.linear_model import LogisticRegression
+def small_tuned_model() -> TunedModel:
+    """A tuned model on this file's small tail, its head far from uniform."""
+    model = TunedModel(tail(), ["a", "b", "c"], 8, tuned_blocks=1).eval()
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 3.0)
+    return model
 
-    from embeddings.tuning import NotTunable, split_tower
-    from learner.artifacts import ModelStore
-    from learner.finetune import TunedHead, TunedModel
 
-    tower = split_tower("efficientnet-lite0", 1)
-    model = TunedModel(tower.tail, ["bag", "coat"], 1280, tuned_blocks=1)
+def lite0_tuned_model() -> TunedModel:
+    """A tuned model on EfficientNet-Lite0's last block, with weights a rebuild cannot guess."""
+    from embeddings.tuning import split_tower
+
+    model = TunedModel(split_tower("efficientnet-lite0", 1).tail, ["bag", "coat"], 1280, 1)
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.add_(0.01 * torch.randn_like(parameter))  # weights a rebuild cannot guess
-    rng = np.random.default_rng(0)
-    frozen_vectors = rng.normal(size=(20, 8))
-    frozen = LogisticRegression().fit(frozen_vectors, ["coat", "bag"] * 10)
-    head = TunedHead("efficientnet-lite0", model, frozen)
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    return model.eval()
+
+
+def lite0_activations(n: int) -> torch.Tensor:
+    return torch.randn(n, 192, 7, 7, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_tuned_head_without_a_classifier_answers_with_its_linear_layer() -> None:
+    model = small_tuned_model()
+    head = TunedHead("efficientnet-lite0", model)
+    originals, _ = activations(12, 0, 1.0)
+    features = head.run(originals)
+
+    with torch.inference_mode():
+        expected = torch.softmax(model.head(torch.from_numpy(features)), dim=1).numpy()
+    proba = head.predict_proba(features)
+
+    assert head.classifier is None and list(head.classes_) == ["a", "b", "c"]
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba, expected, rtol=1e-6)
+    np.testing.assert_allclose(proba, model.predict_proba(originals), atol=1e-6)
+
+
+def test_a_tuned_head_with_a_classifier_answers_with_the_classifier() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    model = small_tuned_model()
+    plain = TunedHead("efficientnet-lite0", model)
+    originals, labels = activations(60, 1, 1.0)
+    features = plain.run(originals)
+    renamed = [{"a": "owl", "b": "fox", "c": "elk"}[label] for label in labels]
+    classifier = LogisticRegression().fit(features, renamed)
+
+    head = plain.with_classifier(classifier)
+    proba = head.predict_proba(features)
+
+    assert head.spec == plain.spec and head.model is model and head.classifier is classifier
+    assert plain.classifier is None  # the head it came from is unchanged
+    assert list(head.classes_) == ["elk", "fox", "owl"]
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba, classifier.predict_proba(features))
+    assert not np.allclose(proba, plain.predict_proba(features), atol=1e-2)
+
+
+def test_a_tuned_head_round_trips_through_a_verified_artifact(tmp_path) -> None:
+    from embeddings.tuning import NotTunable
+    from learner.artifacts import ModelStore
+
+    model = lite0_tuned_model()
+    head = TunedHead("efficientnet-lite0", model)
     store = ModelStore(tmp_path)
     digest = store.save("fn", 3, head, {"kind": "tuned"})
 
     again, meta = store.load("fn", 3, sha256=digest)
 
-    activations = torch.randn(2, 192, 7, 7, generator=torch.Generator().manual_seed(0))
-    features = again.run(activations)
-    np.testing.assert_allclose(again.predict_tuned(features), model.predict_proba(activations))
-    assert again.tuned_blocks == 1 and list(again.classes_) == ["bag", "coat"]
-    assert meta == {"kind": "tuned"} and not any(p.requires_grad for p in again.model.parameters())
-    # stored vectors are answered by the frozen head, in the tuned model's column order
+    inputs = lite0_activations(2)
     np.testing.assert_allclose(
-        again.predict_proba(frozen_vectors), frozen.predict_proba(frozen_vectors)
+        again.predict_proba(again.run(inputs)), model.predict_proba(inputs), atol=1e-6
     )
-    flipped = LogisticRegression().fit(frozen_vectors, ["coat", "bag"] * 10)
-    flipped.classes_ = flipped.classes_[::-1].copy()  # a head whose columns run the other way
-    flipped.coef_, flipped.intercept_ = -flipped.coef_, -flipped.intercept_
-    expected = frozen.predict_proba(frozen_vectors)
-    np.testing.assert_allclose(flipped.predict_proba(frozen_vectors), expected[:, ::-1])
-    reordered = TunedHead("efficientnet-lite0", model, flipped).predict_proba(frozen_vectors)
-    np.testing.assert_allclose(reordered, expected)
-    other = LogisticRegression().fit(frozen_vectors, ["bag", "shirt"] * 10)
-    with pytest.raises(ValueError, match="same labels"):
-        TunedHead("efficientnet-lite0", model, other)
+    assert again.tuned_blocks == 1 and list(again.classes_) == ["bag", "coat"]
+    assert again.classifier is None
+    assert meta == {"kind": "tuned"} and not any(p.requires_grad for p in again.model.parameters())
     with pytest.raises(NotTunable):
         TunedModel.from_state("tiny-clip", model.to_state())
+
+
+def test_a_pickled_tuned_head_keeps_its_classifier() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    plain = TunedHead("efficientnet-lite0", lite0_tuned_model())
+    features = plain.run(lite0_activations(20))
+    head = plain.with_classifier(LogisticRegression().fit(features, ["shoe", "bag"] * 10))
+
+    again = pickle.loads(pickle.dumps(head))
+
+    assert isinstance(again.classifier, LogisticRegression)
+    assert list(again.classes_) == ["bag", "shoe"]
+    np.testing.assert_allclose(again.predict_proba(features), head.predict_proba(features))
+
+
+def test_an_older_artifact_with_a_frozen_head_loads_without_it() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    model = lite0_tuned_model()
+    frozen_vectors = np.random.default_rng(0).normal(size=(20, 8))
+    state = {  # what a TunedHead pickled before tuned vector spaces
+        "spec": "efficientnet-lite0",
+        "model": model.to_state(),
+        "frozen": LogisticRegression().fit(frozen_vectors, ["coat", "bag"] * 10),
+    }
+    old = TunedHead.__new__(TunedHead)
+    old.__setstate__(state)
+
+    inputs = lite0_activations(2)
+    assert old.classifier is None and not hasattr(old, "frozen")
+    assert list(old.classes_) == ["bag", "coat"]
+    np.testing.assert_allclose(
+        old.predict_proba(old.run(inputs)), model.predict_proba(inputs), atol=1e-6
+    )
 
 
 def test_the_encoder_gives_a_tuned_function_its_own_vectors() -> None:

@@ -95,12 +95,29 @@ def test_an_unknown_head_is_refused() -> None:
         head_to_onnx(Odd(), DIM, opset=18)
 
 
-def test_a_tuned_head_exports_the_linear_layer_it_answers_with(data: Any) -> None:
-    X, y, queries = data
+def tuned_model() -> TunedModel:
     model = TunedModel(torch.nn.Identity(), ["cat", "dog", "eel"], DIM, tuned_blocks=1)
     with torch.no_grad():
         model.head.weight.normal_(0.0, 3.0)  # logits far from uniform
-    head = TunedHead("efficientnet-lite0", model, LogisticRegression().fit(X, y))
-    tuned = head.predict_tuned(queries)  # what an invoke answers from the tuned features
-    assert np.abs(onnx_proba(head, queries) - tuned).max() < 1e-5
-    assert not np.allclose(tuned, head.predict_proba(queries), atol=1e-2)  # not the frozen head's
+    return model
+
+
+def test_a_tuned_head_exports_the_linear_layer_it_answers_with(data: Any) -> None:
+    _, _, queries = data
+    head = TunedHead("efficientnet-lite0", tuned_model())
+    assert np.abs(onnx_proba(head, queries) - head.predict_proba(queries)).max() < 1e-5
+
+
+@pytest.mark.parametrize("temperature", [None, 0.7])
+def test_a_tuned_head_with_a_classifier_exports_the_classifier(
+    temperature: float | None, data: Any
+) -> None:
+    X, y, queries = data
+    fitted = LogisticRegression(C=10.0).fit(X, y)  # on the tuned space's stored features
+    classifier = fitted if temperature is None else TemperatureScaledHead(fitted, temperature)
+    head = TunedHead("efficientnet-lite0", tuned_model(), classifier)
+    got = onnx_proba(head, queries)
+    assert got.shape == (len(queries), 3)
+    assert np.abs(got - head.predict_proba(queries)).max() < 1e-4
+    linear = TunedHead("efficientnet-lite0", head.model).predict_proba(queries)
+    assert not np.allclose(got, linear, atol=1e-2)  # not the tuned linear layer's

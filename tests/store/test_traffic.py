@@ -1,5 +1,6 @@
 """The traffic sample's ring: bounded at ``size`` however many write, shared by writers in several
-processes, gone with its function, and added to a database of the previous revision."""
+processes, gone with its function, closed to vectors of a space its function left, and added to a
+database of the previous revision."""
 
 from __future__ import annotations
 
@@ -55,9 +56,13 @@ def rows(start: int, count: int) -> np.ndarray:
     return vectors
 
 
-def write(engine: Engine, function_id: str, vectors: np.ndarray, size: int) -> int:
+def write(
+    engine: Engine, function_id: str, vectors: np.ndarray, size: int, space: int | None = None
+) -> int:
     with session_scope(engine) as session:
-        return write_traffic(session, function_id=function_id, vectors=vectors, size=size)
+        return write_traffic(
+            session, function_id=function_id, vectors=vectors, size=size, space=space
+        )
 
 
 def stored(engine: Engine, function_id: str) -> tuple[list[int], int]:
@@ -144,6 +149,23 @@ def test_the_rows_go_with_their_function(engine: Engine) -> None:
             ).all()
         )
     assert counts == {kept: 4}
+
+
+def test_only_vectors_of_the_functions_space_are_written(engine: Engine) -> None:
+    """A batch embedded before the function's vectors moved to another space is refused whole."""
+    fid = new_function(engine)
+    assert write(engine, fid, rows(0, 2), size=10, space=7) == 0  # the backbone's space still
+    assert stored(engine, fid) == ([], 0)
+    with session_scope(engine) as session:
+        function = session.get(Function, fid)
+        assert function is not None
+        function.vector_space = 7
+    assert write(engine, fid, rows(0, 2), size=10) == 0  # the backbone's: a space it left
+    assert stored(engine, fid) == ([], 0)
+    assert write(engine, fid, rows(2, 3), size=10, space=7) == 3
+    assert stored(engine, fid) == ([2, 3, 4], 3)
+    assert write(engine, fid, rows(5, 1), size=10, space=8) == 0
+    assert stored(engine, fid) == ([2, 3, 4], 3)
 
 
 def test_a_database_at_the_previous_revision_is_upgraded(url: str) -> None:
