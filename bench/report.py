@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.speed_report import cpu_precision_rows, gpu_rows
+from bench.speed_report import cpu_label, cpu_precision_rows, gpu_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -243,7 +243,7 @@ def b2_rows(report: dict[str, Any]) -> list[Row]:
         served = report["precision"]
         if report.get("runtime", "torch") != "torch":
             served = f"{report['runtime']}-{served}"
-        setup += f", {served} on both sides, {report['body']} bodies"
+        setup += f", {served} on both sides, {report['body']} bodies{cpu_label(report)}"
     for name, label in (
         ("capture_off", "the running service, capture off"),
         ("capture_on", "the running service, capture on"),
@@ -987,6 +987,22 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
     ]
 
 
+def space_move_rows(report: dict[str, Any]) -> list[Row]:
+    per = report["seconds_per_1000"]
+    return [
+        (
+            f"B13 vector space, moving a function's stored vectors ({report['samples']:,} "
+            f"Fashion-MNIST samples, EfficientNet-Lite0 {report['precision']}, median of "
+            f"{report['rounds']}): into the tuned space / back, per 1,000 vectors; ratio to "
+            "embedding the same images alone",
+            f"{per['move_in']:.1f} s (x{report['move_in_over_baseline']:.2f}) / "
+            f"{per['move_out']:.1f} s (x{report['move_out_over_baseline']:.2f})",
+            "— (a cost to know: the deploy waits for it)",
+            verdict(None),
+        )
+    ]
+
+
 def tuned_space_rows(report: dict[str, Any]) -> list[Row]:
     seeds = len(report["seeds"])
     setup = (
@@ -1067,6 +1083,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "python -m bench.serving --runtime onnx --bare --output bench/results/serving_onnx.json",
         b2_rows,
     ),
+    (
+        "serving_onnx_amx",
+        "python -m bench.serving --runtime onnx --bare "
+        "--output bench/results/serving_onnx_amx.json",
+        b2_rows,
+    ),
     ("capture_cost", "python -m bench.run --only b3", b3_rows),
     ("capture_cost_full", "python -m bench.run --only b3 --full", b3_rows),
     ("retrain_cost", "python -m bench.run --only b4", b4_rows),
@@ -1138,11 +1160,18 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         finetune_rows,
     ),
     ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),
+    ("space_move", "python -m bench.space_move", space_move_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
     ("cpu_precision", "python -m bench.cpu_precision --accuracy", cpu_precision_rows),
     (
         "cpu_precision_avx2",
         "python -m bench.cpu_precision --out bench/results/cpu_precision_avx2.json",
+        cpu_precision_rows,
+    ),
+    (
+        "cpu_precision_amx",
+        "python -m bench.cpu_precision --accuracy --accuracy-precision onnx-int8 "
+        "--out bench/results/cpu_precision_amx.json",
         cpu_precision_rows,
     ),
     ("gpu", "bench/gpu.sh (on a GPU machine, see docs/operations.md)", gpu_rows),

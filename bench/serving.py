@@ -76,6 +76,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as ``python bench/serving.py``
     sys.path.insert(0, str(ROOT))
 
+from bench.cpu_precision import machine  # noqa: E402
 from bench.live import free_port  # noqa: E402
 from bench.results_file import write_result  # noqa: E402
 
@@ -908,6 +909,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "review_counts_after": captured,
         "target_ratio": TARGET_RATIO,
         "machine": f"{platform.platform()}, {os.cpu_count()} CPU cores",
+        "cpu": machine(),
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "profile": profile,
     }

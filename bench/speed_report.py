@@ -18,7 +18,7 @@ def _verdict(passed: bool | None) -> str:
     return "—" if passed is None else ("pass" if passed else "**fail**")
 
 
-def _cpu(report: dict[str, Any]) -> str:
+def cpu_label(report: dict[str, Any]) -> str:
     """The instruction sets of the result's CPU, for a row's label (empty if not recorded)."""
     flags = (report.get("cpu") or {}).get("cpu_flags")
     return f", on a CPU with {' '.join(flags)}" if flags else ""
@@ -51,7 +51,7 @@ def cpu_precision_rows(report: dict[str, Any]) -> list[Row]:
             (
                 f"CPU images/s of the fastest precision keeping per-image cosine >= "
                 f"{targets['min_cosine']} / fp32 ({entry['backbone']}, batch {config['batch']}, "
-                f"{config['threads']} threads{_cpu(report)}, median of {config['repeats']} "
+                f"{config['threads']} threads{cpu_label(report)}, median of {config['repeats']} "
                 "interleaved rounds)",
                 f"{best} x{chosen['ratio_to_fp32']:.2f}, rounds {min(spread):.2f}-"
                 f"{max(spread):.2f} ({chosen['images_per_s']:.1f} vs "
