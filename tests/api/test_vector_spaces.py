@@ -72,6 +72,14 @@ def tuned_version(rt: Runtime, function_id: str, *, deploy: bool) -> ModelVersio
     )
 
 
+def trained_function(http: TestClient) -> str:
+    """A function of 6 labelled digits with a first trained version."""
+    fn: str = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
+    _upload(http, fn, _digits(3))
+    assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+    return fn
+
+
 def stored(rt: Runtime, function_id: str) -> tuple[Function, list[str], np.ndarray, np.ndarray]:
     """The function, its rows' ids, their stored vectors and their images embedded now in the
     function's space."""
@@ -195,9 +203,7 @@ def test_a_tuned_deploy_moves_every_vector_and_a_rollback_moves_them_back(
 def test_a_sample_embedded_while_the_vectors_move_is_embedded_again(settings: Settings) -> None:
     with TestClient(create_app(settings), headers=AUTH) as http:
         rt = http.app.state.runtime  # type: ignore[attr-defined]
-        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
-        _upload(http, fn, _digits(3))
-        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+        fn = trained_function(http)
         tuned = tuned_version(rt, fn, deploy=False)
         assert tuned.status == "rejected"
         with session_scope(rt.engine) as session:
@@ -226,9 +232,7 @@ def test_a_sample_embedded_while_the_vectors_move_is_embedded_again(settings: Se
 def test_a_traffic_batch_of_the_old_space_is_not_written(settings: Settings) -> None:
     with TestClient(create_app(settings), headers=AUTH) as http:
         rt = http.app.state.runtime  # type: ignore[attr-defined]
-        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
-        _upload(http, fn, _digits(3))
-        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+        fn = trained_function(http)
         for data, _ in _digits(2, offset=20):
             _invoke(http, fn, data)  # buffered in the backbone's space, not flushed yet
         assert rt.traffic_sample.pending(fn) > 0
@@ -246,9 +250,7 @@ def test_a_tuned_version_deployed_before_vector_spaces_moves_them_at_start(
 ) -> None:
     with TestClient(create_app(settings), headers=AUTH) as http:
         rt = http.app.state.runtime  # type: ignore[attr-defined]
-        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
-        _upload(http, fn, _digits(3))
-        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+        fn = trained_function(http)
         tuned = tuned_version(rt, fn, deploy=False)
         with session_scope(rt.engine) as session:  # deployed as an older winnow did: not moved
             function = session.get(Function, fn)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,15 +31,6 @@ pytestmark = pytest.mark.databases
 def as_utc(moment: datetime) -> datetime:
     """SQLite returns naive UTC, PostgreSQL (timestamptz) an aware datetime."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Path, database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'winnow.db'}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def test_sqlite_connections_are_wal_with_synchronous_full(tmp_path: Path) -> None:

@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from store import Function, SpaceMoved, check_space, lock_space, make_engine, session_scope
+from store import Function, SpaceMoved, check_space, lock_space, session_scope
+from tests.store.test_traffic import new_function
 
 pytestmark = pytest.mark.databases
-
-
-@pytest.fixture
-def engine(tmp_path: Path, database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'winnow.db'}")
-    yield engine
-    engine.dispose()
-
-
-def new_function(engine: Engine) -> str:
-    with session_scope(engine) as session:
-        function = Function(name="spaces", backbone="efficientnet-lite0")
-        session.add(function)
-    return function.id
 
 
 def test_a_writer_checks_the_space_it_embedded_in(engine: Engine) -> None:

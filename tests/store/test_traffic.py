@@ -5,8 +5,6 @@ database of the previous revision."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,18 +26,6 @@ from store.migrate import _config, current_revision, head_revision
 pytestmark = pytest.mark.databases
 
 DIM = 8
-
-
-@pytest.fixture
-def url(tmp_path: Path, database_url: str) -> str:
-    return database_url or f"sqlite:///{tmp_path / 'winnow.db'}"
-
-
-@pytest.fixture
-def engine(url: str) -> Iterator[Engine]:
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def new_function(engine: Engine) -> str:
