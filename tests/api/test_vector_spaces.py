@@ -265,3 +265,23 @@ def test_a_tuned_version_deployed_before_vector_spaces_moves_them_at_start(
         assert function.vector_space == tuned.version
         np.testing.assert_allclose(vectors, in_space, atol=1e-4)
         assert _invoke(http, fn, _digits(1, offset=30)[0][0])["modelVersion"] == tuned.version
+
+
+def test_a_move_that_cannot_read_an_image_changes_nothing(settings: Settings) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        rt = http.app.state.runtime  # type: ignore[attr-defined]
+        fn = trained_function(http)
+        tuned = tuned_version(rt, fn, deploy=False)
+        _function, ids, before, _ = stored(rt, fn)
+        with session_scope(rt.engine) as session:
+            lost = session.exec(select(Sample.blob).where(Sample.id == ids[-1])).one()
+        data = rt.blobs.get(lost)
+        rt.blobs.delete(lost)
+
+        refused = http.post(f"/v1/functions/{fn}/models/{tuned.version}/deploy")
+
+        assert refused.status_code == 409 and "missing" in refused.json()["message"]
+        rt.blobs.put(data)
+        function, _, after, _ = stored(rt, fn)
+        assert function.vector_space is None and function.deployed_version == 1
+        np.testing.assert_array_equal(after, before)
