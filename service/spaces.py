@@ -99,7 +99,9 @@ def move_space(
         session.connection().execute(
             delete(TrafficVector).where(col(TrafficVector.function_id) == function_id)
         )
-        function.capture_policy = _rules_in_space(session, function).to_dict()
+        policy = CapturePolicy.from_dict(function.capture_policy or {})
+        if policy.rules:  # else the stored policy stays as it was set
+            function.capture_policy = _rules_in_space(session, function, policy).to_dict()
         function.vector_space = space
         session.add(function)
         result = flip(session, function)
@@ -180,11 +182,10 @@ def _embed(
     return vectors
 
 
-def _rules_in_space(session: Session, function: Function) -> CapturePolicy:
-    """The function's capture policy with each example rule's vectors read again (the rows
+def _rules_in_space(session: Session, function: Function, policy: CapturePolicy) -> CapturePolicy:
+    """The function's capture ``policy`` with each example rule's vectors read again (the rows
     were just rewritten in this transaction). An example deleted since the rule was set is left
     out of it, and a rule none of whose examples remain is dropped (logged)."""
-    policy = CapturePolicy.from_dict(function.capture_policy or {})
     rules = []
     for rule in policy.rules:
         if not rule.examples:

@@ -131,7 +131,10 @@ def test_a_tuned_deploy_moves_every_vector_and_a_rollback_moves_them_back(
         fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
         _upload(http, fn, _digits(4))
         ids = [s["id"] for s in http.get(f"/v1/functions/{fn}/samples").json()["data"]]
-        rules = [{"name": "ones", "examples": ids[-2:], "similarity": 0.9}]
+        rules = [
+            {"name": "ones", "examples": ids[-2:], "similarity": 0.9},
+            {"name": "gone", "examples": [ids[1]], "similarity": 0.9},
+        ]
         assert (
             http.put(f"/v1/functions/{fn}/capture-policy", json={"rules": rules}).status_code == 200
         )
@@ -141,6 +144,7 @@ def test_a_tuned_deploy_moves_every_vector_and_a_rollback_moves_them_back(
         rt.traffic_sample.flush()
         with session_scope(rt.engine) as session:
             assert read_traffic(session, function_id=fn) is not None
+        assert http.delete(f"/v1/functions/{fn}/samples/{ids[1]}").status_code == 204
         function, row_ids, before, _ = stored(rt, fn)
         assert function.vector_space is None
 
@@ -155,6 +159,8 @@ def test_a_tuned_deploy_moves_every_vector_and_a_rollback_moves_them_back(
             assert read_traffic(session, function_id=fn) is None
         ones = [row_ids.index(i) for i in ids[-2:]]
         np.testing.assert_allclose(rule_vectors(http, rt, fn), after[ones], atol=1e-6)
+        policy = http.get(f"/v1/functions/{fn}/capture-policy").json()["policy"]
+        assert [rule["name"] for rule in policy["rules"]] == ["ones"]  # no example left to embed
         public = http.get(f"/v1/functions/{fn}").json()
         assert public["vectorSpace"] == 2
         models = http.get(f"/v1/functions/{fn}/models").json()["data"]
