@@ -40,9 +40,10 @@ SPEC = "efficientnet-lite0"
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
+def settings(tmp_path, database_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,
+        database_url=database_url,
         backbone=SPEC,
         retrain_interval=0,
         admin_key="k",
@@ -122,6 +123,7 @@ def rule_vectors(http: TestClient, rt: Runtime, function_id: str) -> np.ndarray:
     return rule.matrix()
 
 
+@pytest.mark.databases
 def test_a_tuned_deploy_moves_every_vector_and_a_rollback_moves_them_back(
     settings: Settings,
 ) -> None:
@@ -251,6 +253,7 @@ def test_a_traffic_batch_of_the_old_space_is_not_written(settings: Settings) -> 
             assert rows.all() == []
 
 
+@pytest.mark.databases
 def test_a_tuned_version_deployed_before_vector_spaces_moves_them_at_start(
     settings: Settings,
 ) -> None:
