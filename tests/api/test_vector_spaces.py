@@ -294,3 +294,27 @@ def test_a_move_that_cannot_read_an_image_changes_nothing(settings: Settings) ->
         function, _, after, _ = stored(rt, fn)
         assert function.vector_space is None and function.deployed_version == 1
         np.testing.assert_array_equal(after, before)
+
+
+def test_a_capture_embedded_before_the_vectors_moved_is_not_stored(settings: Settings) -> None:
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        rt = http.app.state.runtime  # type: ignore[attr-defined]
+        fn = trained_function(http)
+        ids = [s["id"] for s in http.get(f"/v1/functions/{fn}/samples").json()["data"]]
+        rules = [{"name": "all", "examples": ids, "similarity": 0.01}]  # every input matches
+        assert (
+            http.put(f"/v1/functions/{fn}/capture-policy", json={"rules": rules}).status_code == 200
+        )
+        first, second, third = (data for data, _ in _digits(2, offset=20)[:3])
+        assert _invoke(http, fn, first)["capture"]["reason"] == "rule:all"
+        with session_scope(rt.engine) as session:  # as a move committed after the snapshot read
+            session.get(Function, fn).vector_space = 7  # type: ignore[union-attr]
+
+        stale = _invoke(http, fn, second)
+
+        assert stale["capture"]["captured"] is False
+        with session_scope(rt.engine) as session:
+            session.get(Function, fn).vector_space = None  # type: ignore[union-attr]
+        assert _invoke(http, fn, third)["capture"]["reason"] == "rule:all"
+        queued = http.get(f"/v1/functions/{fn}/review", params={"status": "pending"}).json()
+        assert queued["count"] == 2
