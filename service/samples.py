@@ -33,6 +33,7 @@ from store import (
     SpaceMoved,
     check_space,
     label_sample,
+    lock_space,
     normalize_label_name,
     record_deletion,
     session_scope,
@@ -340,6 +341,8 @@ def delete_sample(rt: Runtime, function_id: str, sample_id: str, change: LabelCh
     labelled sample's history gets a last event, its label removed as ``change``, and stays."""
     with session_scope(rt.engine) as session:
         sample = get_sample(session, function_id, sample_id)
+        # before any row: a move rewriting the suspects' vectors waits for this, or this for it
+        lock_space(session, function_id)
         drop_open_suspects(session=session, sample_id=sample_id)
         record_deletion(session, sample, change)
         session.delete(sample)

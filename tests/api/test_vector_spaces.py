@@ -8,10 +8,14 @@ is where vectors go, not how tuning chooses weights."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlmodel import select
 
 from api.app import create_app
@@ -25,10 +29,12 @@ from service.runtime import Runtime
 from service.settings import Settings
 from store import (
     Function,
+    LabelChange,
     ModelVersion,
     ReviewItem,
     Sample,
     TrafficVector,
+    lock_space,
     read_traffic,
     session_scope,
     vector_from_bytes,
@@ -318,3 +324,59 @@ def test_a_capture_embedded_before_the_vectors_moved_is_not_stored(settings: Set
         assert _invoke(http, fn, third)["capture"]["reason"] == "rule:all"
         queued = http.get(f"/v1/functions/{fn}/review", params={"status": "pending"}).json()
         assert queued["count"] == 2
+
+
+@pytest.mark.databases
+def test_deleting_a_suspect_sample_waits_for_a_move_before_locking_its_items(
+    settings: Settings,
+) -> None:
+    """Deleting a sample removes its open suspect items; were they locked before the function's
+    row, a move holding that row and rewriting the items would deadlock with it."""
+    if not settings.database_url:
+        pytest.skip("row locks that can be probed (NOWAIT) are PostgreSQL's")
+    with TestClient(create_app(settings), headers=AUTH) as http:
+        rt = http.app.state.runtime  # type: ignore[attr-defined]
+        fn = trained_function(http)
+        with session_scope(rt.engine) as session:
+            sample = session.exec(select(Sample).where(Sample.function_id == fn)).first()
+            assert sample is not None
+            item = ReviewItem(
+                function_id=fn,
+                kind="suspect",
+                sample_id=sample.id,
+                blob=sample.blob,
+                embedding=sample.embedding,
+                reason="suspect",
+                score=0.0,
+            )
+            session.add(item)
+        moving, release = threading.Event(), threading.Event()
+
+        def move() -> None:  # a move's last transaction, as far as locks go
+            with session_scope(rt.engine) as session:
+                lock_space(session, fn, exclusive=True)
+                moving.set()
+                release.wait(10)
+
+        mover = threading.Thread(target=move)
+        mover.start()
+        moving.wait(10)
+        change = LabelChange(actors=("admin",), via="sample_api")
+        deleter = threading.Thread(
+            target=sample_service.delete_sample, args=(rt, fn, sample.id, change)
+        )
+        deleter.start()
+        time.sleep(0.5)  # the delete is under way meanwhile
+        try:
+            with rt.engine.connect() as probe:  # the item is not locked: the delete waits first
+                probe.execute(
+                    text("SELECT id FROM reviewitem WHERE id = :id FOR UPDATE NOWAIT"),
+                    {"id": item.id},
+                ).all()
+        finally:
+            release.set()
+            mover.join(10)
+            deleter.join(10)
+        with session_scope(rt.engine) as session:
+            assert session.get(ReviewItem, item.id) is None
+            assert session.get(Sample, sample.id) is None
