@@ -118,10 +118,6 @@ class TrainingTracker:
         progress = (PHASES.index(phase) + min(max(done, 0.0), 1.0)) / len(PHASES)
         self._set(function_id, phase=phase, progress=progress)
 
-    def set_kind(self, function_id: str, kind: str) -> None:
-        """What the running training turned out to be (a retrain that tunes: ``finetune``)."""
-        self._set(function_id, kind=kind)
-
     def cancel(self, function_id: str) -> bool:
         """Ask the function's running training to stop; False when none runs in this process.
         A training that checks (:meth:`cancelled`) raises :class:`TrainingCancelled`."""

@@ -120,21 +120,10 @@ def finetune_function(
             if not held:
                 return None
             with rt.metrics.training_run(trigger) as run:
-                record = tune_in_slot(rt, function_id, trigger, wait=wait)
+                with shared_lock(rt.engine, "finetune", wait=wait) as ours:  # one in the cluster
+                    record = _tune(rt, function_id, trigger) if ours else None
                 run.outcome = "skipped" if record is None else record.status
                 return record
-
-
-def tune_in_slot(
-    rt: Runtime, function_id: str, trigger: str, *, wait: bool = True
-) -> ModelVersion | None:
-    """The fine-tune itself, for a caller holding the function's training slot and lock; None
-    when ``wait`` is False and another fine-tune holds the cluster's lock."""
-    with shared_lock(rt.engine, "finetune", wait=wait) as ours:
-        if not ours:
-            return None
-        rt.training.set_kind(function_id, "finetune")
-        return _tune(rt, function_id, trigger)
 
 
 def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:

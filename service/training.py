@@ -69,12 +69,12 @@ def train_function(
             if not held:  # another replica is training it
                 return None
             with rt.metrics.training_run(trigger) as run:
-                record = _train(rt, function_id, trigger, wait=wait)
-                run.outcome = "skipped" if record is None else record.status
+                record = _train(rt, function_id, trigger)
+                run.outcome = record.status
                 return record
 
 
-def _train(rt: Runtime, function_id: str, trigger: str, *, wait: bool) -> ModelVersion | None:
+def _train(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     # This training reads every annotation made so far: a request made from now on asks for
     # another one. Cleared here, inside the training slot, so "requested or training" never
     # reads false while a requested training is about to start.
