@@ -8,6 +8,8 @@ A rule unchanged from the stored policy keeps its stored vectors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from sqlmodel import Session, col, select
 
@@ -45,28 +47,36 @@ def resolve_rules(
 
 
 def _example_vectors(session: Session, function: Function, rule: CaptureRule) -> np.ndarray:
-    wanted = list(rule.examples)
+    found = example_embeddings(session, function.id, rule.examples)
+    missing = [example for example in rule.examples if example not in found]
+    if missing:
+        raise InvalidPolicy(
+            f"capture rule {rule.name!r}: no sample or review item {', '.join(missing)} in "
+            f"function {function.id}"
+        )
+    return np.stack([vector_from_bytes(found[example]) for example in rule.examples])
+
+
+def example_embeddings(
+    session: Session, function_id: str, examples: Sequence[str]
+) -> dict[str, bytes]:
+    """The stored embedding of each of ``examples`` (sample or review item ids) the function
+    still has."""
     found = dict(
         session.exec(
             select(Sample.id, Sample.embedding).where(
-                Sample.function_id == function.id, col(Sample.id).in_(wanted)
+                Sample.function_id == function_id, col(Sample.id).in_(list(examples))
             )
         ).all()
     )
     found.update(
         session.exec(
             select(ReviewItem.id, ReviewItem.embedding).where(
-                ReviewItem.function_id == function.id, col(ReviewItem.id).in_(wanted)
+                ReviewItem.function_id == function_id, col(ReviewItem.id).in_(list(examples))
             )
         ).all()
     )
-    missing = [example for example in wanted if example not in found]
-    if missing:
-        raise InvalidPolicy(
-            f"capture rule {rule.name!r}: no sample or review item {', '.join(missing)} in "
-            f"function {function.id}"
-        )
-    return np.stack([vector_from_bytes(found[example]) for example in wanted])
+    return found
 
 
 def _text_vector(rt: Runtime, function: Function, rule: CaptureRule) -> np.ndarray:

@@ -37,6 +37,7 @@ from sqlmodel import Session, col, select
 from capture import CapturePolicy
 from embeddings import InvalidImage
 from learner.finetune import TunedHead
+from service.capture_rules import example_embeddings
 from service.errors import Conflict
 from service.functions import get_function
 from service.runtime import Runtime
@@ -191,15 +192,7 @@ def _rules_in_space(session: Session, function: Function, policy: CapturePolicy)
         if not rule.examples:
             rules.append(rule)  # a text rule: only backbones with a text tower have them
             continue
-        found: dict[str, bytes] = {}
-        for table in (Sample, ReviewItem):
-            found.update(
-                session.exec(
-                    select(table.id, table.embedding).where(
-                        table.function_id == function.id, col(table.id).in_(rule.examples)
-                    )
-                ).all()
-            )
+        found = example_embeddings(session, function.id, rule.examples)
         kept = [example for example in rule.examples if example in found]
         if not kept:
             log.warning(
