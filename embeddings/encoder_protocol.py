@@ -15,6 +15,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from embeddings.tuning import TunedEncoding, TunedTail
+
 
 @dataclass(frozen=True)
 class EncoderStats:
@@ -43,6 +45,13 @@ class ImageEncoder(Protocol):
 
     def encode(self, images: Sequence[Image.Image], timeout: float | None = None) -> np.ndarray:
         """``(len(images), dim)`` rows in order; EncoderOverloaded when it cannot take more."""
+        ...
+
+    def encode_tuned(
+        self, images: Sequence[Image.Image], tail: TunedTail, timeout: float | None = None
+    ) -> TunedEncoding:
+        """The frozen rows :meth:`encode` gives and ``tail``'s rows, from one pass of the
+        backbone's trunk (:mod:`embeddings.tuning`); NotTunable where it cannot be cut there."""
         ...
 
     def stats(self) -> EncoderStats:

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
+import torch
 from PIL import Image
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import (
@@ -38,6 +39,7 @@ from embeddings.errors import (
     EncoderOverloaded,
     TextNotSupported,
 )
+from embeddings.tuning import TunedEncoding, TunedTail
 
 _LATENCY_SMOOTHING = 0.2  # weight of the newest call in the moving average of call latency
 _MIN_RETRY_AFTER_S = 0.05
@@ -170,17 +172,54 @@ class RayEncoder:
 
         return off_event_loop(call)
 
+    def encode_tuned(
+        self, images: Sequence[Image.Image], tail: TunedTail, timeout: float | None = None
+    ) -> TunedEncoding:
+        """Encode images for a tuned function, as :meth:`BatchingEncoder.encode_tuned` does: a
+        replica runs the frozen trunk once per image (batched with every caller's, see
+        :meth:`EncoderReplica.trunk`) and answers with the frozen vector and the activations;
+        ``tail`` runs here, on this process's CPU.
+
+        Raises:
+            NotTunable: the backbone cannot be cut at ``tail``'s block.
+            ValueError: no images.
+            EncoderOverloaded, BackboneUnavailable, EncoderClosed, TimeoutError: as :meth:`encode`.
+        """
+        if self._closed:
+            raise EncoderClosed("the encoder pool is closed")
+        if not images:
+            raise ValueError("no images to encode")
+        blocks = tail.tuned_blocks
+
+        def send(pixels: np.ndarray) -> Any:
+            return self._handle.trunk.remote((pixels, blocks))
+
+        pairs = off_event_loop(lambda: self._call(send, images, timeout))
+        vectors = np.ascontiguousarray(np.stack([vector for vector, _ in pairs]), dtype=np.float32)
+        activations = torch.from_numpy(np.stack([rows for _, rows in pairs]))
+        return TunedEncoding(vectors, tail.run(activations))
+
     def _encode(self, images: Sequence[Image.Image], timeout: float | None) -> np.ndarray:
+        rows = self._call(self._handle.remote, images, timeout)
+        return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+
+    def _call(
+        self,
+        send: Callable[[np.ndarray], Any],
+        images: Sequence[Image.Image],
+        timeout: float | None,
+    ) -> list[Any]:
+        """Send each image's pixels (``send`` makes the call) and wait for every answer."""
         payloads = [self._pixels(image) for image in images]  # this thread's CPU, not the GPU's
         started = time.monotonic()
         responses = []
         self._count(in_flight=len(payloads))
         try:
-            responses = [self._handle.remote(pixels) for pixels in payloads]
-            rows = []
+            responses = [send(pixels) for pixels in payloads]
+            answers = []
             for response in responses:
                 left = None if timeout is None else max(0.0, started + timeout - time.monotonic())
-                rows.append(response.result(timeout_s=left))
+                answers.append(response.result(timeout_s=left))
         except BaseException as error:
             for response in responses:
                 with contextlib.suppress(Exception):  # one that failed raises its error again
@@ -194,7 +233,7 @@ class RayEncoder:
             raise domain_error from error
         self._count(in_flight=-len(payloads), encoded=len(payloads))
         self._record_call(time.monotonic() - started)
-        return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+        return answers
 
     def stats(self) -> EncoderStats:
         """This process's side of the counters: ``queued_images`` are images sent and not yet

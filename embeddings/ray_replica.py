@@ -22,9 +22,10 @@ import hashlib
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -35,10 +36,12 @@ from ray.serve import Application
 from embeddings.backbone import StagedPreprocessing
 from embeddings.backbones import load_backbone
 from embeddings.text import backbone_has_text_tower, encode_text_or_raise
+from embeddings.tuning import SharedTrunk
 
 APP_PREFIX = "winnow-encoder-"
 _APP_NAME_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 _MAX_SLUG = 40
+T = TypeVar("T")
 
 
 def app_name(spec: str) -> str:
@@ -95,6 +98,7 @@ class EncoderReplica:
             initializer=partial(torch.set_num_threads, torch_threads) if torch_threads else None,
         )
         self._lock = threading.Lock()
+        self._trunks: dict[int, SharedTrunk] = {}  # tuned functions' cuts, built at first use
         self._batches = 0
         self._images = 0
         self._largest_batch = 0
@@ -104,6 +108,9 @@ class EncoderReplica:
         batcher: Any = self.encode_batch  # serve.batch's wrapper; its type hint omits the setters
         batcher.set_max_batch_size(int(config["max_batch_size"]))
         batcher.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+        trunk_batcher: Any = self.trunk_batch
+        trunk_batcher.set_max_batch_size(int(config["max_batch_size"]))
+        trunk_batcher.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
 
     def describe(self) -> dict[str, Any]:
         """What callers need: the concrete ``spec``, vector ``dim`` and the ``pixel_stage`` to run
@@ -151,16 +158,61 @@ class EncoderReplica:
         vectors = await loop.run_in_executor(self._model_thread, self._encode, images)
         return list(vectors)
 
+    async def trunk(self, request: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
+        """One image's frozen vector and the trunk's activations for a tuned function's tail
+        (:class:`embeddings.tuning.SharedTrunk`): the caller runs its tail on them.
+
+        Args:
+            request: ``(pixels, tuned_blocks)``: the pixels as for :meth:`__call__`, and where
+                the network is cut.
+
+        Raises:
+            NotTunable: the backbone cannot be cut there.
+        """
+        result: tuple[np.ndarray, np.ndarray] = await self.trunk_batch(request)
+        return result
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)  # reconfigure() sets both
+    async def trunk_batch(
+        self, requests: list[tuple[np.ndarray, int]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Run the trunk once for the concurrent :meth:`trunk` calls cut at the same block."""
+        loop = asyncio.get_running_loop()
+        results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(requests)  # type: ignore[list-item]
+        for cut in sorted({blocks for _, blocks in requests}):
+            chosen = [i for i, (_, blocks) in enumerate(requests) if blocks == cut]
+            vectors, activations = await loop.run_in_executor(
+                self._model_thread, self._run_trunk, cut, [requests[i][0] for i in chosen]
+            )
+            for row, i in enumerate(chosen):
+                results[i] = (vectors[row], activations[row])
+        return results
+
+    def _run_trunk(self, cut: int, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        def run(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+            trunk = self._trunks.get(cut)
+            if trunk is None:
+                trunk = SharedTrunk(self._backbone.spec, cut, self._backbone.device, batch[:1])
+                self._trunks[cut] = trunk  # only the model thread reads and writes it
+            vectors, activations = trunk.encode(batch)
+            return vectors, activations.float().cpu().numpy()
+
+        return self._timed(images, run)
+
     def _encode(self, images: list[np.ndarray]) -> np.ndarray:
+        vectors: np.ndarray = self._timed(images, self._backbone.encode)
+        return vectors
+
+    def _timed(self, images: list[np.ndarray], run: Callable[[torch.Tensor], T]) -> T:
+        """``run`` on the images' batch, counted (and padded to ``min_batch_seconds``)."""
         started = time.monotonic()
-        batch = torch.stack([self._tensor(pixels) for pixels in images])
-        vectors = self._backbone.encode(batch)
+        result = run(torch.stack([self._tensor(pixels) for pixels in images]))
         time.sleep(max(0.0, self._min_batch_seconds - (time.monotonic() - started)))
         with self._lock:
             self._batches += 1
             self._images += len(images)
             self._largest_batch = max(self._largest_batch, len(images))
-        return vectors
+        return result
 
     def _tensor(self, pixels: np.ndarray) -> torch.Tensor:
         # arrays from Ray's object store are read-only; torch wants to own writable memory

@@ -2,13 +2,16 @@
 deployed only when it wins over a frozen head on the same holdout (:mod:`learner.finetune`).
 
 A run holds the function's training slot and lock (as a head's training does) and the cluster's
-``finetune`` lock: one fine-tune at a time across replicas sharing the database. It reads every
-labelled sample's image from the blob store, runs the backbone's trunk once on the image and on
-each augmented view, and splits the samples as B13 does (``python -m bench.finetune``): a
-stratified 20% holdout; on the rest a head of the usual families (:func:`learner.train_head` on
-the stored vectors, in the function's current space) and the tuned challenger (early-stopped on
-its own validation split). The challenger deploys when :func:`learner.champion.decide_wins` says
-it is ahead of that head on the holdout with a one-sided sign test p < 0.05.
+``finetune`` lock: one fine-tune at a time across replicas sharing the database. It splits the
+labelled samples as B13 does (``python -m bench.finetune``): a stratified 20% holdout; on the rest
+a head of the usual families (:func:`learner.train_head` on the stored vectors, in the function's
+current space) and the tuned challenger (:func:`learner.tune_job.run_tune_job`: each stored
+image and its augmented views through the backbone's trunk once, then the tail tuned and
+early-stopped on its own validation split). The job runs in this process with the in-process
+encoder, and with ``--encoder ray`` on a Ray worker (:mod:`learner.ray_tuning`: a GPU where the
+cluster has one), never in an API replica. The challenger deploys when
+:func:`learner.champion.decide_wins` says it is ahead of that head on the holdout with a one-sided
+sign test p < 0.05.
 
 The version it records serves invokes with the tuned tail on the shared trunk and answers with
 its tuned linear layer (:class:`learner.finetune.TunedHead`); when it deploys, the function's
@@ -25,25 +28,23 @@ unnamed artifact's number is never reused), and the deployed version is unchange
 from __future__ import annotations
 
 import logging
-import zlib
 from collections import Counter
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
-import torch
 from sklearn.model_selection import train_test_split
 from sqlalchemy import func as sql
 from sqlmodel import col, select
 
-from embeddings import BatchingEncoder, to_rgb
-from embeddings.augment import augmented_views
-from embeddings.decode import decode_image
-from embeddings.tuning import TUNABLE_SPECS, split_tower, trunk_activations
-from learner import NotEnoughData, TrainingCancelled, train_head
+from embeddings import BatchingEncoder
+from embeddings.tuning import TUNABLE_SPECS
+from learner import NotEnoughData, train_head
 from learner.champion import compare_on, decide_wins, predicted_labels
-from learner.finetune import TUNED_HEAD, TuneConfig, TunedHead, fine_tune
+from learner.finetune import TUNED_HEAD, TuneConfig, TunedHead
+from learner.tune_job import TuneJob, TuneOutcome, run_tune_job
 from service.deploys import deployed_row, record_version
-from service.errors import Conflict
+from service.errors import Conflict, ServiceUnavailable
 from service.functions import get_function
 from service.labelled import labelled_data
 from service.runtime import Runtime
@@ -54,19 +55,14 @@ log = logging.getLogger("winnow.training")
 HOLDOUT = 0.2
 """Share of the labelled samples the guard judges on (stratified; neither side is fitted on it)."""
 
-TRUNK_BATCH = 32
-
 
 def finetune_unavailable(rt: Runtime, function: Function) -> str | None:
-    """Why ``function`` cannot be fine-tuned here (its backbone, this replica's encoder), or
-    None when it can."""
+    """Why ``function`` cannot be fine-tuned (its backbone), or None when it can."""
     if function.backbone not in TUNABLE_SPECS:
         return (
             f"fine-tuning is available for {', '.join(TUNABLE_SPECS)} functions; function "
             f"{function.id} uses {function.backbone}"
         )
-    if rt.settings.encoder != "local":
-        return "fine-tuning runs with the in-process encoder only (--encoder local)"
     return None
 
 
@@ -104,9 +100,10 @@ def finetune_function(
 
     Raises:
         NotFound: no such function.
-        Conflict: the function cannot be fine-tuned here.
+        Conflict: the function's backbone cannot be fine-tuned.
         NotEnoughData: fewer than two labels, or a label with fewer than 5 labelled samples.
         TrainingCancelled: :meth:`learner.scheduler.TrainingTracker.cancel` stopped it.
+        ServiceUnavailable: the Ray worker tuning it died.
     """
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
@@ -140,41 +137,29 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
         )
     seed = int(rt.settings.seed or 0)
     config = TuneConfig(seed=seed)
-    tower = split_tower(function.backbone, config.tuned_blocks)
-
-    def cancelled() -> bool:
-        return rt.training.cancelled(function_id)
-
-    rt.training.phase(function_id, "loading")
-    originals, views = _activations(rt, function, tower.trunk, data.sample_ids, config.views)
     fit, holdout = train_test_split(
         np.arange(len(names)), test_size=HOLDOUT, stratify=names.astype(str), random_state=seed
     )
-    fit, holdout = np.sort(fit), np.sort(holdout)
-    rt.training.phase(function_id, "training")
-    recipe = train_head(data.vectors[fit], names[fit], seed=seed).head
-
-    def progress(epoch: dict[str, float]) -> None:
-        rt.training.phase(function_id, "training", epoch["epoch"] / config.max_epochs)
-
-    tuned = fine_tune(
-        tower.tail,  # a fresh copy: split_tower builds the network anew
-        originals[fit],
-        [view[fit] for view in views],
-        names[fit],
-        config,
-        should_stop=cancelled,
-        progress=progress,
+    job = TuneJob(
+        spec=function.backbone,
+        sample_ids=list(data.sample_ids),
+        labels=names,
+        fit=np.sort(fit),
+        holdout=np.sort(holdout),
+        config=config,
+        max_pixels=rt.settings.max_image_pixels,
     )
-    if tuned.stopped == "cancelled":
-        raise TrainingCancelled("fine-tuning cancelled")
+    rt.training.phase(function_id, "training")
+    recipe = train_head(data.vectors[job.fit], names[job.fit], seed=seed).head
+    outcome = _run_job(rt, function, job)
+    tuned = outcome.result
     rt.training.phase(function_id, "comparing")
     comparison = compare_on(
         "holdout",
-        np.ones(len(holdout), dtype=bool),
-        truth=names[holdout],
-        challenger_pred=tuned.model.predict(originals[holdout]),
-        champion_pred=predicted_labels(recipe, data.vectors[holdout]),
+        np.ones(len(job.holdout), dtype=bool),
+        truth=names[job.holdout],
+        challenger_pred=outcome.holdout_predictions,
+        champion_pred=predicted_labels(recipe, data.vectors[job.holdout]),
     )
     decision = decide_wins(comparison)
     head = TunedHead(function.backbone, tuned.model)
@@ -209,42 +194,58 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
     return record
 
 
-def _activations(
-    rt: Runtime,
-    function: Function,
-    trunk: torch.nn.Module,
-    sample_ids: Sequence[str],
-    views: int,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The trunk's activations of each sample's stored image and of ``views`` augmented views
-    of it (seeded by the sample's id), on the CPU in float16."""
-    with session_scope(rt.engine) as session:
-        blobs = dict(
-            session.exec(
-                select(Sample.id, Sample.blob).where(col(Sample.id).in_(list(sample_ids)))
-            ).all()
-        )
-    encoder = rt.encoders.get(function.backbone)
-    if not isinstance(encoder, BatchingEncoder):  # finetune_unavailable says why
-        raise Conflict(finetune_unavailable(rt, function) or "no in-process encoder")
-    backbone = encoder.backbone
-    device = backbone.device
-    trunk = trunk.to(device)
-    parts: list[list[torch.Tensor]] = [[] for _ in range(views + 1)]
-    for start in range(0, len(sample_ids), TRUNK_BATCH):
-        chunk = sample_ids[start : start + TRUNK_BATCH]
-        pixels: list[list[torch.Tensor]] = [[] for _ in range(views + 1)]
-        for sample_id in chunk:
-            data = rt.blobs.get(blobs[sample_id])
-            image = to_rgb(decode_image(data, max_pixels=rt.settings.max_image_pixels))
-            seed = zlib.crc32(sample_id.encode())
-            for k, view in enumerate([image, *augmented_views(image, views, seed=seed)]):
-                pixels[k].append(backbone.preprocess(view))
-        for k in range(views + 1):
-            batch = torch.stack(pixels[k]).to(device)
-            parts[k].append(trunk_activations(trunk, [batch]).cpu())
-        rt.training.phase(function.id, "loading", (start + len(chunk)) / len(sample_ids))
-        if rt.training.cancelled(function.id):
-            raise TrainingCancelled("fine-tuning cancelled")
-    originals, *viewed = (torch.cat(part) for part in parts)
-    return originals, viewed
+class _Control:
+    """The training tracker's side of a job (:class:`learner.tune_job.JobControl`)."""
+
+    def __init__(self, rt: Runtime, function_id: str) -> None:
+        self._rt, self._function_id = rt, function_id
+
+    def cancelled(self) -> bool:
+        return self._rt.training.cancelled(self._function_id)
+
+    def phase(self, phase: str, done: float) -> None:
+        self._rt.training.phase(self._function_id, phase, done)
+
+
+class _StoredImages(Sequence[bytes]):
+    """The samples' stored images, read from the blob store one at a time."""
+
+    def __init__(self, rt: Runtime, sample_ids: Sequence[str]) -> None:
+        with session_scope(rt.engine) as session:
+            blobs = dict(
+                session.exec(
+                    select(Sample.id, Sample.blob).where(col(Sample.id).in_(list(sample_ids)))
+                ).all()
+            )
+        self._rt, self._keys = rt, [blobs[sample_id] for sample_id in sample_ids]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self._rt.blobs.get(key) for key in self._keys[index]]
+        return self._rt.blobs.get(self._keys[index])
+
+
+def _run_job(rt: Runtime, function: Function, job: TuneJob) -> TuneOutcome:
+    """Run the job in this process with the function's in-process encoder, or (``--encoder
+    ray``) on the Ray cluster, which the images travel to."""
+    control = _Control(rt, function.id)
+    images = _StoredImages(rt, job.sample_ids)
+    encoder = rt.encoders.get(function.backbone)  # with --encoder ray: this process joins Ray
+    if isinstance(encoder, BatchingEncoder):
+        backbone = encoder.backbone
+        return run_tune_job(job, images, backbone.preprocess, backbone.device, control)
+    from learner.ray_tuning import TuneWorkerLost, tune_on_ray  # imports Ray
+
+    try:
+        return tune_on_ray(job, list(images), control)
+    except TuneWorkerLost as error:
+        raise ServiceUnavailable(str(error)) from error

@@ -12,7 +12,7 @@ from sqlalchemy import func as sql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from embeddings import BatchingEncoder, InvalidImage, declared_pixels, decode_image
+from embeddings import InvalidImage, declared_pixels, decode_image
 from embeddings.tuning import TunedTail
 from learner import ArtifactCorrupt, ArtifactNotFound
 from learner.finetune import TunedHead
@@ -65,7 +65,7 @@ def embed_images(
     the others are still embedded.
 
     Raises:
-        ServiceUnavailable: the space is a tuned one, which this replica's encoder cannot run.
+        ServiceUnavailable: the space is a tuned one whose artifact cannot be loaded here.
         DecodeBudgetExhausted: as :func:`embed_images_with`.
     """
     return embed_images_with(
@@ -78,8 +78,8 @@ def embed_images_with(
 ) -> list[np.ndarray | InvalidImage]:
     """Decode each image safely and embed them with the function's pinned backbone, in order:
     its vectors, or (``tail`` given) that tuned tail's features of them, from one pass of the
-    shared trunk (:meth:`BatchingEncoder.encode_tuned`). An image that cannot be decoded is its
-    InvalidImage; the others are still embedded.
+    shared trunk (:meth:`ImageEncoder.encode_tuned`, in this process or on the Ray cluster). An
+    image that cannot be decoded is its InvalidImage; the others are still embedded.
 
     The decoded images go to the encoder in one call, which batches them; only more than
     ``queue_limit`` images or :data:`DECODED_PIXELS_PER_CALL` pixels take several calls, or room
@@ -87,17 +87,11 @@ def embed_images_with(
     before it is decoded and gives them back once its call has encoded it.
 
     Raises:
-        ServiceUnavailable: a tail, and this replica's encoder cannot run one (``--encoder ray``).
         DecodeBudgetExhausted: the budget had no room for an image within its wait.
     """
     encoder = rt.encoders.get(function.backbone)
     if tail is None:
         return _embedded(rt, images, lambda decoded: list(encoder.encode(decoded)))
-    if not isinstance(encoder, BatchingEncoder):
-        raise ServiceUnavailable(
-            f"function {function.id} is served in a fine-tuned vector space, which this "
-            "replica's encoder cannot run (fine-tuned versions serve with --encoder local)"
-        )
     tuned = tail
     return _embedded(rt, images, lambda decoded: list(encoder.encode_tuned(decoded, tuned).outputs))
 
