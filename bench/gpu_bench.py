@@ -186,10 +186,8 @@ def service_phases(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
                     warmup=max(args.clients, requests // 5),
                     headers=headers,
                     cpu_seconds=service.cpu_seconds,
+                    images_per_request=per_request,
                 )
-                measured["images_per_request"] = per_request
-                measured["requests_per_s"] = measured["images_per_s"]
-                measured["images_per_s"] = measured["requests_per_s"] * per_request
                 result[phase] = measured
                 print(phase, json.dumps(measured), flush=True)
         log = (data_dir.parent / "serve.log").read_text(errors="replace")

@@ -243,7 +243,13 @@ def b2_rows(report: dict[str, Any]) -> list[Row]:
         served = report["precision"]
         if report.get("runtime", "torch") != "torch":
             served = f"{report['runtime']}-{served}"
-        setup += f", {served} on both sides, {report['body']} bodies{cpu_label(report)}"
+        per_request = report.get("images_per_request", 1)
+        bodies = (
+            f"{report['body']} bodies"
+            if per_request == 1
+            else (f"{report['body']} bodies of {per_request} images to /invoke/batch")
+        )
+        setup += f", {served} on both sides, {bodies}{cpu_label(report)}"
     for name, label in (
         ("capture_off", "the running service, capture off"),
         ("capture_on", "the running service, capture on"),
@@ -1087,6 +1093,18 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "serving_onnx_amx",
         "python -m bench.serving --runtime onnx --bare "
         "--output bench/results/serving_onnx_amx.json",
+        b2_rows,
+    ),
+    (
+        "serving_onnx_avx2",
+        "python -m bench.serving --runtime onnx --bare "
+        "--output bench/results/serving_onnx_avx2.json",
+        b2_rows,
+    ),
+    (
+        "serving_onnx_batch8",
+        "python -m bench.serving --runtime onnx --per-request 8 --clients 4 "
+        "--output bench/results/serving_onnx_batch8.json",
         b2_rows,
     ),
     ("capture_cost", "python -m bench.run --only b3", b3_rows),

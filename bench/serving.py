@@ -500,20 +500,33 @@ BODY_TYPES = {  # --body: the content type of an invoke and how an image becomes
 }
 
 
-def multipart_body(data: bytes) -> bytes:
-    """A multipart/form-data body with the image as its ``file`` part (as an app's upload)."""
+def multipart_body(*images: bytes) -> bytes:
+    """A multipart/form-data body with each image as a ``file`` part (as an app's upload)."""
     head = (
         f"--{MULTIPART_BOUNDARY}\r\n"
         'Content-Disposition: form-data; name="file"; filename="image.jpg"\r\n'
         "Content-Type: image/jpeg\r\n\r\n"
-    )
-    return head.encode() + data + f"\r\n--{MULTIPART_BOUNDARY}--\r\n".encode()
+    ).encode()
+    parts = b"\r\n".join(head + data for data in images)
+    return parts + f"\r\n--{MULTIPART_BOUNDARY}--\r\n".encode()
 
 
-def invoke_bodies(images: list[bytes], body: str) -> list[bytes]:
-    """Each image as an invoke body of kind ``body`` (a key of :data:`BODY_TYPES`)."""
-    encode = multipart_body if body == "multipart" else data_uri_body
-    return [encode(data) for data in images]
+def invoke_bodies(images: list[bytes], body: str, per_request: int = 1) -> list[bytes]:
+    """Invoke bodies of kind ``body`` (a key of :data:`BODY_TYPES`): each image alone, or (for
+    ``/invoke/batch``) ``per_request`` consecutive images of the stream each, wrapping round."""
+    if per_request == 1:
+        encode = multipart_body if body == "multipart" else data_uri_body
+        return [encode(data) for data in images]
+    groups = [
+        [images[(start + k) % len(images)] for k in range(per_request)]
+        for start in range(0, len(images), per_request)
+    ]
+    if body == "multipart":
+        return [multipart_body(*group) for group in groups]
+    return [
+        json.dumps({"items": [json.loads(data_uri_body(data)) for data in group]}).encode()
+        for group in groups
+    ]
 
 
 def prepare_function(
@@ -562,8 +575,13 @@ def drive(
     headers: dict[str, str],
     cpu_seconds: Callable[[], float | None] = lambda: None,
     content_type: str = "application/json",
+    images_per_request: int = 1,
 ) -> dict[str, Any]:
     """``clients`` threads post bodies back to back; throughput and latency of a steady window.
+
+    ``requests`` and ``warmup`` count answers; ``images_per_s`` counts images, so a body of
+    ``images_per_request`` images (``/invoke/batch``) counts as that many when answered 200, and
+    latencies are per request.
 
     Every client keeps one request in flight until the window closes. The window opens when the
     ``warmup``-th answer arrives and closes with the ``warmup + requests``-th, so the ramp-up (new
@@ -621,17 +639,20 @@ def drive(
         "errors": len(failures),
         "first_error": failures[0] if failures else None,
         "seconds": seconds,
-        "images_per_s": len(latencies) / seconds,
+        "images_per_request": images_per_request,
+        "requests_per_s": len(latencies) / seconds,
+        "images_per_s": len(latencies) * images_per_request / seconds,
         "latency_ms_p50": float(np.percentile(ms, 50)),
         "latency_ms_p99": float(np.percentile(ms, 99)),
         "latency_ms_mean": float(np.mean(ms)),
     }
     cpu_start, cpu_end = cpu_marks
     if cpu_start is not None and cpu_end is not None and latencies:
-        result["cpu_ms_per_image"] = 1000 * (cpu_end - cpu_start) / len(latencies)
+        images = len(latencies) * images_per_request
+        result["cpu_ms_per_image"] = 1000 * (cpu_end - cpu_start) / images
     if latencies:
         result["client_cpu_ms_per_image"] = (
-            1000 * (client_marks[1] - client_marks[0]) / len(latencies)
+            1000 * (client_marks[1] - client_marks[0]) / (len(latencies) * images_per_request)
         )
     return result
 
@@ -711,6 +732,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--body", default="multipart", choices=sorted(BODY_TYPES), help="how invokes send images"
     )
+    parser.add_argument(
+        "--per-request",
+        type=int,
+        default=1,
+        help="images per invoke: more than 1 posts them together to /invoke/batch",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer requests (harness check)")
     parser.add_argument(
         "--bare",
@@ -746,14 +773,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.backbone, backbone_name = served_backbone(args.backbone)
 
     stream, train_images = stream_and_training_images(args)
-    bodies = invoke_bodies([data for data, _ in stream], args.body)
+    if args.per_request < 1 or (args.per_request > 1 and (args.bare or args.profile)):
+        raise SystemExit("--per-request must be >= 1, and 1 with --bare or --profile")
+    bodies = invoke_bodies([data for data, _ in stream], args.body, args.per_request)
     content_type = BODY_TYPES[args.body]
     flags, headers = auth_headers()
     load_before = os.getloadavg()
 
     print(
         f"B2 serving: backbone {backbone_name}, batch {args.batch_size}, {args.clients} clients, "
-        f"{args.body} bodies, precision {args.precision}"
+        f"{args.body} bodies of {args.per_request} image(s), precision {args.precision}"
     )
 
     def raw_round() -> None:
@@ -794,6 +823,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 function_id = prepare_function(http, train_images, args.per_label)
                 invoking = invoke_headers(http, function_id, headers, args.key)
             invoke = f"/v1/functions/{function_id}/invoke"
+            if args.per_request > 1:
+                invoke += "/batch"  # up to --max-batch-invoke (64) images
             # each phase: the server it drives and the path it posts to
             targets = {
                 "capture_off": (service_process, f"{invoke}?capture=false"),
@@ -818,6 +849,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         headers=invoking,
                         cpu_seconds=server.cpu_seconds,
                         content_type=content_type,
+                        images_per_request=args.per_request,
                     )
                     phases[name].append(phase)
                     print(
@@ -843,6 +875,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 single[name] = drive(
                     server.url, path, bodies, clients=1, requests=args.latency_requests, warmup=2,
                     headers=invoking, content_type=content_type,
+                    images_per_request=args.per_request,
                 )  # fmt: skip
                 print(
                     f"  one client, {name}: p50 {single[name]['latency_ms_p50']:.0f} ms, "
@@ -897,6 +930,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "clients": args.clients,
         "label": args.label,
         "body": args.body,
+        "images_per_request": args.per_request,
         "image": f"{args.image_size}x{args.image_size} JPEG sent as "
         + ("a multipart file part" if args.body == "multipart" else "a JSON data URI"),
         # the image tower's precision, the same on both sides: the raw loop ran it, the service

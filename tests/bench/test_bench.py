@@ -177,6 +177,7 @@ def test_b2_times_only_the_window_in_which_every_client_is_busy() -> None:
             warmup=8,
             headers={},
             cpu_seconds=cpu_seconds,
+            images_per_request=3,  # as /invoke/batch bodies of 3 images each
         )
     finally:
         server.shutdown()
@@ -186,7 +187,8 @@ def test_b2_times_only_the_window_in_which_every_client_is_busy() -> None:
     assert result["seconds"] >= 30 * 0.01  # 30 answers, one at a time (no upper bound: timing)
     # the window opened once the 8 warm-up requests were answered, and closed after 30 more
     assert served_at_marks[0] >= 8 and served_at_marks[1] >= 8 + 30
-    assert result["cpu_ms_per_image"] == pytest.approx(1000 * 1 / 29)  # clock read twice
+    assert result["cpu_ms_per_image"] == pytest.approx(1000 * 1 / (29 * 3))  # clock read twice
+    assert result["images_per_s"] == pytest.approx(3 * result["requests_per_s"])
     assert calls["n"] <= 8 + 30 + 4  # the clients stop once the window closes
 
 

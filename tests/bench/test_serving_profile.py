@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -24,25 +25,31 @@ def stack(thread: str, *frames: str, count: int) -> str:
     return ";".join([thread, *names]) + f" {count}"
 
 
-def test_a_multipart_body_is_read_by_starlette_as_the_file_part() -> None:
+def test_a_multipart_body_is_read_by_starlette_as_its_file_parts() -> None:
     from starlette.requests import Request
 
     image = b"\xff\xd8 not really a JPEG, but bytes \r\n--almost a boundary\xff\xd9"
-    body = serving.multipart_body(image)
+    other = b"\xff\xd8 another\xff\xd9"
 
-    async def read() -> bytes:
+    async def read(body: bytes) -> list[bytes]:
         async def receive() -> dict[str, object]:
             return {"type": "http.request", "body": body, "more_body": False}
 
         content_type = serving.BODY_TYPES["multipart"].encode()
         scope = {"type": "http", "method": "POST", "headers": [(b"content-type", content_type)]}
         form = await Request(scope, receive).form()
-        upload = form["file"]
-        assert not isinstance(upload, str)
-        return await upload.read()
+        uploads = form.getlist("file")
+        assert not any(isinstance(upload, str) for upload in uploads)
+        return [await upload.read() for upload in uploads]  # type: ignore[union-attr]
 
-    assert asyncio.run(read()) == image
+    assert asyncio.run(read(serving.multipart_body(image))) == [image]
+    assert asyncio.run(read(serving.multipart_body(image, other))) == [image, other]
     assert serving.invoke_bodies([image], "data-uri")[0].startswith(b'{"data": "data:image/jpeg')
+    # /invoke/batch bodies: consecutive images of the stream, wrapping round at its end
+    batches = serving.invoke_bodies([image, other, image], "multipart", per_request=2)
+    assert [asyncio.run(read(body)) for body in batches] == [[image, other], [image, image]]
+    items = json.loads(serving.invoke_bodies([image, other], "data-uri", per_request=2)[0])
+    assert [item["data"][:22] for item in items["items"]] == ["data:image/jpeg;base64"] * 2
 
 
 def test_each_sample_counts_for_its_first_stage_and_cpu_is_shared_out_by_samples() -> None:
