@@ -56,7 +56,7 @@ HOLDOUT = 0.2
 """Share of the labelled samples the guard judges on (stratified; neither side is fitted on it)."""
 
 
-def finetune_unavailable(rt: Runtime, function: Function) -> str | None:
+def finetune_unavailable(function: Function) -> str | None:
     """Why ``function`` cannot be fine-tuned (its backbone), or None when it can."""
     if function.backbone not in TUNABLE_SPECS:
         return (
@@ -71,7 +71,7 @@ def finetune_due(rt: Runtime, function: Function) -> bool:
     tuned here, a trained head serves it, each of its labels has ``finetune_min_per_label``
     labelled samples, and its annotations have grown by half since its last tuned version
     (deployed or not), if it has one."""
-    if finetune_unavailable(rt, function) is not None or function.deployed_version is None:
+    if finetune_unavailable(function) is not None or function.deployed_version is None:
         return False
     with session_scope(rt.engine) as session:
         if deployed_row(session, function) is None:
@@ -107,7 +107,7 @@ def finetune_function(
     """
     with session_scope(rt.engine) as session:
         function = get_function(session, function_id)
-    why_not = finetune_unavailable(rt, function)
+    why_not = finetune_unavailable(function)
     if why_not is not None:
         raise Conflict(why_not)
     with rt.training.run(function_id, trigger, wait=wait, kind="finetune") as started:
