@@ -84,7 +84,7 @@ class Settings:
     retrain_debounce: float = 2.0
     # Fine-tuned challengers (service.finetune): off | auto (the scheduler tunes a function's
     # backbone tail when it has finetune_min_per_label labelled samples of each label, on a
-    # backbone that can be cut (EfficientNet-Lite0) and the in-process encoder).
+    # backbone that can be cut (EfficientNet-Lite0); with encoder=ray on a Ray worker).
     finetune: str = "off"
     # Labelled samples each label needs before the scheduler queues a fine-tune.
     finetune_min_per_label: int = 20
