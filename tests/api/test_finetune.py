@@ -59,6 +59,19 @@ def _invoke(http: TestClient, function_id: str, data: bytes, **params: object) -
     return response.json()
 
 
+def tune_digits(http: TestClient) -> tuple[str, dict]:
+    """A function with 12 labelled images of each of two digits, trained (version 1), then
+    fine-tuned: its id and the tuned version's record (version 2, ``head: finetuned``)."""
+    fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
+    _upload(http, fn, _digits(12))
+    assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+    tuned = http.post(f"/v1/functions/{fn}/finetune")
+    assert tuned.status_code == 200, tuned.text
+    record = tuned.json()
+    assert record["version"] == 2 and record["head"] == "finetuned"
+    return fn, record
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(
@@ -76,15 +89,8 @@ def test_a_tuned_version_is_judged_served_rolled_back_and_loaded_by_a_new_replic
 ) -> None:
     probe = _digits(1, offset=30)[1][0]  # a "1" no version saw
     with TestClient(create_app(settings), headers=AUTH) as http:
-        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
-        _upload(http, fn, _digits(12))
-        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+        fn, record = tune_digits(http)
 
-        tuned = http.post(f"/v1/functions/{fn}/finetune")
-
-        assert tuned.status_code == 200, tuned.text
-        record = tuned.json()
-        assert record["version"] == 2 and record["head"] == "finetuned"
         assert record["status"] in ("deployed", "rejected")
         decision = record["decision"]
         assert decision["basis"] == "holdout" and decision["comparisons"][0]["n"] == 5

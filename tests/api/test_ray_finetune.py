@@ -22,7 +22,7 @@ from learner.finetune import TuneConfig, TunedModel
 from learner.tune_job import TuneJob
 from service import finetune
 from service.settings import Settings
-from tests.api.test_finetune import _digits, _invoke, _upload
+from tests.api.test_finetune import _digits, _invoke, tune_digits
 
 ray = pytest.importorskip(
     "ray", reason="fine-tuning on Ray needs ray[serve] (pip install '.[ray]')"
@@ -83,15 +83,8 @@ def test_a_function_is_tuned_on_a_ray_worker_and_served_through_the_ray_encoder(
     monkeypatch.setattr(finetune, "run_tune_job", not_here)  # the worker imports its own
     probe = _digits(1, offset=30)[1][0]
     with TestClient(create_app(_settings(tmp_path, "ray")), headers=AUTH) as http:
-        fn = http.post("/v1/functions", json={"name": "digits"}).json()["id"]
-        _upload(http, fn, _digits(12))
-        assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
+        fn, record = tune_digits(http)
 
-        tuned = http.post(f"/v1/functions/{fn}/finetune")
-
-        assert tuned.status_code == 200, tuned.text
-        record = tuned.json()
-        assert record["version"] == 2 and record["head"] == "finetuned"
         assert record["metrics"]["tuning"]["train_images"] > 0
         status = http.get(f"/v1/functions/{fn}/training").json()
         assert status["kind"] == "finetune" and status["state"] == "idle"
