@@ -961,8 +961,11 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
                 + f"; guard deployed {row['deployed']}/{row['seeds']})"
                 for row in table
             ),
-            ">= +4 pt at 2,000 labels",
-            verdict(None if target is None else target["gain_mean_pt"] >= 4.0),
+            ">= +4 pt at 2,000 labels (mean of 3 seeds)",
+            # one seed's gain neither meets nor misses a mean over three
+            verdict(
+                None if target is None or target["seeds"] < 3 else target["gain_mean_pt"] >= 4.0
+            ),
         ),
         (
             f"B13 guard at {smallest['budget']} labels: tuned versions deployed that are not more "
@@ -1163,6 +1166,12 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "python -m bench.finetune --budgets 2000 --seeds 1 2 --tuned-blocks 10 "
         "--label-smoothing 0.1 --mixup 0.4 --rounds 5 "
         "--output bench/results/finetune_k10_seeds12.json",
+        finetune_rows,
+    ),
+    (
+        "finetune_k13",
+        "python -m bench.finetune --budgets 2000 --seeds 0 --tuned-blocks 13 "
+        "--label-smoothing 0.1 --mixup 0.4 --rounds 3 --output bench/results/finetune_k13.json",
         finetune_rows,
     ),
     (
