@@ -153,8 +153,8 @@ def service_phases(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
         backbone=served, batch_size="auto", clients=args.clients, encoder_threads=0,
         start_timeout=900.0 if args.quick else 300.0,
     )  # fmt: skip
-    singles = [serving.data_uri_body(data) for data, _ in stream]
-    uris = [json.loads(body)["data"] for body in singles]
+    uris = [serving.data_uri(data) for data, _ in stream]
+    singles = [json.dumps({"data": uri}).encode() for uri in uris]
     batches = [
         json.dumps(
             {"items": [{"data": uris[(i + j) % len(uris)]} for j in range(args.batch_images)]}

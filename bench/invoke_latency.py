@@ -75,6 +75,7 @@ from bench.serving import (  # noqa: E402
     ADMIN_KEY,
     LABELS,
     checkout_env,
+    data_uri,
     data_uri_body,
     make_images,
     running_service,
@@ -237,8 +238,7 @@ class Stream:
             data, digit = next(self.pool)
             if not wanted.get(digit):
                 continue
-            body = json.loads(data_uri_body(data))
-            body["annotation"] = {"labelName": LABELS[digit]}
+            body = {"data": data_uri(data), "annotation": {"labelName": LABELS[digit]}}
             self.admin.post(f"/v1/functions/{function_id}/samples", json=body).raise_for_status()
             wanted[digit] -= 1
             added += 1

@@ -488,9 +488,13 @@ def raw_worker(args: argparse.Namespace) -> None:
             print(json.dumps({**result, "backbone": backbone.spec}), flush=True)
 
 
+def data_uri(data: bytes) -> str:
+    """A JPEG's bytes as a data URI (what JSON bodies carry)."""
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
 def data_uri_body(data: bytes) -> bytes:
-    uri = "data:image/jpeg;base64," + base64.b64encode(data).decode()
-    return json.dumps({"data": uri}).encode()
+    return json.dumps({"data": data_uri(data)}).encode()
 
 
 MULTIPART_BOUNDARY = "winnow-bench-7d1f0c9a4b3e"
@@ -524,7 +528,7 @@ def invoke_bodies(images: list[bytes], body: str, per_request: int = 1) -> list[
     if body == "multipart":
         return [multipart_body(*group) for group in groups]
     return [
-        json.dumps({"items": [json.loads(data_uri_body(data)) for data in group]}).encode()
+        json.dumps({"items": [{"data": data_uri(data)} for data in group]}).encode()
         for group in groups
     ]
 
@@ -540,8 +544,7 @@ def prepare_function(
     for data, digit in train_images:
         if digit not in added or added[digit] >= per_label:
             continue
-        body = json.loads(data_uri_body(data))
-        body["annotation"] = {"labelName": LABELS[digit]}
+        body = {"data": data_uri(data), "annotation": {"labelName": LABELS[digit]}}
         response = http.post(f"/v1/functions/{function_id}/samples", json=body)
         response.raise_for_status()
         added[digit] += 1

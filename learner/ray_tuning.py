@@ -66,7 +66,7 @@ def tune_on_ray(
     # two threads: run() in one, progress() and cancel() beside it
     worker: Any = TuneWorker.options(max_concurrency=2, **options).remote()  # type: ignore[attr-defined]
     try:
-        answer = worker.run.remote(job, list(images))
+        answer = worker.run.remote(job, list(images))  # a lazy sequence is read here
         cancelling = False
         while not ray.wait([answer], timeout=poll_s)[0]:
             phase, done = ray.get(worker.progress.remote())

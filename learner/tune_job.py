@@ -97,7 +97,7 @@ def run_tune_job(
     config = job.config
     tower = split_tower(job.spec, config.tuned_blocks)
     control.phase("loading", 0.0)
-    originals, views = _activations(job, images, preprocess, tower.trunk.to(device), control)
+    originals, views = _activations(job, images, preprocess, tower.trunk, device, control)
     control.phase("training", 0.0)
 
     def progress(epoch: dict[str, float]) -> None:
@@ -122,11 +122,12 @@ def _activations(
     images: Sequence[bytes],
     preprocess: Callable[[Image.Image], torch.Tensor],
     trunk: torch.nn.Module,
+    device: torch.device,
     control: JobControl,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The trunk's activations of each image and of ``config.views`` augmented views of it, on
-    the CPU in float16."""
-    device = next(trunk.parameters()).device
+    """The trunk's activations (run on ``device``) of each image and of ``config.views``
+    augmented views of it, on the CPU in float16."""
+    trunk = trunk.to(device)
     count, views = len(job.sample_ids), job.config.views
     parts: list[list[torch.Tensor]] = [[] for _ in range(views + 1)]
     for start in range(0, count, TRUNK_BATCH):

@@ -246,6 +246,6 @@ def _run_job(rt: Runtime, function: Function, job: TuneJob) -> TuneOutcome:
     from learner.ray_tuning import TuneWorkerLost, tune_on_ray  # imports Ray
 
     try:
-        return tune_on_ray(job, list(images), control)
+        return tune_on_ray(job, images, control)
     except TuneWorkerLost as error:
         raise ServiceUnavailable(str(error)) from error
