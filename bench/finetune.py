@@ -26,9 +26,10 @@ Per budget (labelled images drawn at random from the pool) and seed:
 Costs, on this machine's cores in one run: tuning seconds per 1,000 labelled images (whole run,
 views included) and per epoch; the trunk's seconds per 1,000 images (paid once per stored image
 and view); serving throughput of a tuned function against a frozen one, interleaved rounds of
-batches of 8, eager fp32 both: the frozen function runs trunk and frozen tail, the tuned one the
-same plus its own tail (the frozen vector still feeds capture and search); the tuned weights'
-bytes, what each deployed tuned function adds to a replica.
+batches of 8, fp32 both, as the encoder runs them: the frozen function the backbone's tower, the
+tuned one the shared trunk's graph (:class:`embeddings.tuning.SharedTrunk`) then its own tail
+(:meth:`learner.finetune.TunedModel.run`); the tuned weights' bytes, what each deployed tuned
+function adds to a replica.
 
 Usage (from the repository root)::
 
@@ -238,33 +239,32 @@ def one_run(
     }
 
 
-def serving_ratio(tower: Any, tuned_tail: Any, batch: Any, rounds: int) -> dict[str, Any]:
-    """Images/s of a frozen function (trunk + frozen tail) and a tuned one (the same plus its
-    tail), interleaved rounds; the ratio is the median of the per-round ratios."""
+def serving_ratio(backbone: Any, tuned: Any, batch: Any, rounds: int) -> dict[str, Any]:
+    """Images/s of a frozen function (the backbone's tower) and a tuned one (the shared trunk
+    cut at ``tuned``'s block, then ``tuned``'s tail), as the encoder runs each, in interleaved
+    rounds; the ratio is the median of the per-round ratios."""
     import torch
 
-    frozen_tail = copy.deepcopy(tower.tail).eval()
-    tuned_tail = tuned_tail.eval()
+    from embeddings.tuning import SharedTrunk
+
+    trunk = SharedTrunk(backbone.spec, tuned.tuned_blocks, torch.device("cpu"), batch[:1])
 
     def frozen() -> None:
-        frozen_tail(tower.trunk(batch))
+        backbone.encode(batch)
 
-    def tuned() -> None:
-        activations = tower.trunk(batch)
-        frozen_tail(activations)
-        tuned_tail(activations)
+    def tuned_function() -> None:
+        tuned.run(trunk.activations(batch))
 
     rates: dict[str, list[float]] = {"frozen": [], "tuned": []}
-    with torch.inference_mode():
-        frozen()  # warm-up
-        tuned()
-        for index in range(rounds):
-            order = [("frozen", frozen), ("tuned", tuned)]
-            for name, run in order if index % 2 == 0 else order[::-1]:
-                started = time.perf_counter()
-                for _ in range(3):
-                    run()
-                rates[name].append(3 * batch.shape[0] / (time.perf_counter() - started))
+    frozen()  # warm-up
+    tuned_function()
+    for index in range(rounds):
+        order = [("frozen", frozen), ("tuned", tuned_function)]
+        for name, run in order if index % 2 == 0 else order[::-1]:
+            started = time.perf_counter()
+            for _ in range(3):
+                run()
+            rates[name].append(3 * batch.shape[0] / (time.perf_counter() - started))
     ratios = [t / f for t, f in zip(rates["tuned"], rates["frozen"], strict=True)]
     return {
         "frozen_images_per_s": statistics.median(rates["frozen"]),
@@ -273,6 +273,7 @@ def serving_ratio(tower: Any, tuned_tail: Any, batch: Any, rounds: int) -> dict[
         "ratio_rounds": ratios,
         "batch": int(batch.shape[0]),
         "rounds": rounds,
+        "tuned_path": "shared trunk graph + tuned tail",
     }
 
 
@@ -348,6 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     from embeddings import load_backbone
     from embeddings.tower_options import TowerOptions
     from embeddings.tuning import split_tower
+    from learner.finetune import TunedModel
 
     preset = PRESETS["full" if args.full else "quick"]
     budgets = sorted(args.budgets or preset["budgets"])
@@ -374,8 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = [one_run(data, tower, budget, seed, args) for budget in budgets for seed in args.seeds]
     table = summarise(runs, budgets)
     batch = torch.stack([backbone.preprocess(im) for im in _sample_images(8)])
-    tuned_tail = copy.deepcopy(tower.tail)  # same shape and cost as any tuned tail
-    serving = serving_ratio(tower, tuned_tail, batch, args.rounds)
+    # an untrained copy of the tail costs what any tuned one does
+    tuned = TunedModel(copy.deepcopy(tower.tail), CLASS_NAMES, backbone.dim, args.tuned_blocks)
+    serving = serving_ratio(backbone, tuned.eval(), batch, args.rounds)
     trunk_cost = trunk_seconds_per_1000(tower, batch, args.rounds)
     at_target = next((row for row in table if row["budget"] == TARGET_BUDGET), None)
     smallest = table[0]

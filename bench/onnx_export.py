@@ -173,8 +173,7 @@ def tuned_answers(spec: str, backbone: Any, head: Any, images: list[bytes]) -> n
     for inputs in preprocessed(backbone, images):
         if trunk is None:
             trunk = SharedTrunk(spec, head.tuned_blocks, torch.device("cpu"), inputs)
-        _, activations = trunk.encode(inputs)
-        rows.append(head.predict_proba(head.run(activations)))
+        rows.append(head.predict_proba(head.run(trunk.activations(inputs))))
     return np.concatenate(rows)
 
 

@@ -947,6 +947,11 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
     smallest = table[0]
     flags = report["machine"].get("cpu_flags") or ["no AVX2"]
     cpu = f"{report['machine'].get('cpu', 'unknown CPU')}, {' '.join(flags)}"
+    tuned_path = (
+        "the tuned one runs the shared trunk and its own tail"
+        if "tuned_path" in serving
+        else "eager; the tuned one also ran the frozen tail, as the service did then"
+    )
     return [
         (
             f"B13 fine-tuned challenger vs the frozen champion, test accuracy ({setup})",
@@ -981,8 +986,8 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
         (
             f"B13 costs on 2 cores ({cpu}): tuning seconds per 1,000 labelled images (views "
             "included); trunk seconds per 1,000 images (once per stored image and view); "
-            "serving throughput of a tuned function / a frozen one (eager fp32, batch 8, "
-            "interleaved); tuned weights",
+            f"serving throughput of a tuned function / a frozen one (fp32, batch 8, interleaved; "
+            f"{tuned_path}); tuned weights",
             "; ".join(
                 f"{row['budget']:,}: {row['tuning_seconds_per_1000_images']:.0f} s" for row in table
             )

@@ -6,28 +6,26 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
-from embeddings.tuning import TunedEncoding, TunedTail
+from embeddings.tuning import TunedTail
 
 
 class EncodeRequest:
     """One caller's images, their output rows and the future the caller waits on.
 
     With a ``tail`` (a tuned function's), the worker runs the batch through the shared trunk
-    and the request's tail too: the future then gives a :class:`TunedEncoding`.
+    cut at the tail's block and the rows are the tail's; without one, the backbone's vectors.
     """
 
-    def __init__(self, tensors: torch.Tensor, dim: int, tail: TunedTail | None = None) -> None:
+    def __init__(self, tensors: torch.Tensor, tail: TunedTail | None = None) -> None:
         self.tensors = tensors
         self.tail = tail
-        self.vectors = np.empty((tensors.shape[0], dim), dtype=np.float32)
-        self.outputs: np.ndarray | None = None  # the tail's rows, sized at their first delivery
+        self.rows: np.ndarray | None = None  # float32, sized at the first delivery
         self.rows_missing = tensors.shape[0]  # only the worker thread touches this
-        self.future: Future[Any] = Future()
+        self.future: Future[np.ndarray] = Future()
 
     @property
     def cut(self) -> int | None:
@@ -42,22 +40,15 @@ class EncodeRequest:
             with contextlib.suppress(InvalidStateError):
                 self.future.set_exception(error)
 
-    def deliver(self, start: int, rows: np.ndarray, outputs: np.ndarray | None = None) -> None:
-        """Store encoded rows (and the tail's, for a tuned request); resolve the future once
-        every row has arrived."""
-        self.vectors[start : start + rows.shape[0]] = rows
-        if outputs is not None:
-            if self.outputs is None:
-                self.outputs = np.empty((self.vectors.shape[0], *outputs.shape[1:]), outputs.dtype)
-            self.outputs[start : start + outputs.shape[0]] = outputs
+    def deliver(self, start: int, rows: np.ndarray) -> None:
+        """Store encoded rows; resolve the future once every row has arrived."""
+        if self.rows is None:
+            self.rows = np.empty((self.tensors.shape[0], *rows.shape[1:]), np.float32)
+        self.rows[start : start + rows.shape[0]] = rows
         self.rows_missing -= rows.shape[0]
         if self.rows_missing == 0 and not self.future.done():
-            result: Any = self.vectors
-            if self.tail is not None:
-                assert self.outputs is not None
-                result = TunedEncoding(self.vectors, self.outputs)
             with contextlib.suppress(InvalidStateError):
-                self.future.set_result(result)
+                self.future.set_result(self.rows)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from embeddings.encoder_protocol import EncoderStats
 from embeddings.errors import EncoderClosed, EncoderOverloaded
 from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 from embeddings.threads import ThreadTuner, thread_choices
-from embeddings.tuning import SharedTrunk, TunedEncoding, TunedTail
+from embeddings.tuning import SharedTrunk, TunedTail
 
 logger = logging.getLogger(__name__)
 
@@ -173,10 +172,10 @@ class BatchingEncoder:
 
     def encode_tuned(
         self, images: Sequence[Image.Image], tail: TunedTail, timeout: float | None = None
-    ) -> TunedEncoding:
-        """Encode images for a tuned function: the frozen vectors :meth:`encode` gives and
-        ``tail``'s rows, from one pass of the trunk (:class:`embeddings.tuning.SharedTrunk`,
-        shared by every request cut at the same block in a batch).
+    ) -> np.ndarray:
+        """Encode images for a tuned function: ``tail``'s rows, in order, of the activations of
+        the frozen trunk it is cut from (:class:`embeddings.tuning.SharedTrunk`, one pass for
+        every request cut at the same block in a batch).
 
         Raises:
             NotTunable: the backbone cannot be cut (a CLIP ViT), or not at ``tail``'s block.
@@ -184,12 +183,12 @@ class BatchingEncoder:
         """
         if not images:
             raise ValueError("no images to encode")
-        encoding: TunedEncoding = self._submit(images, timeout, tail)
-        return encoding
+        rows: np.ndarray = self._submit(images, timeout, tail)
+        return rows
 
     def _submit(
         self, images: Sequence[Image.Image], timeout: float | None, tail: TunedTail | None
-    ) -> Any:
+    ) -> np.ndarray:
         """Queue the images' slices and wait for the request's result."""
         count = len(images)
         if count > self._max_queue:
@@ -201,7 +200,7 @@ class BatchingEncoder:
             with self._lock:
                 self._admitted_images -= count
             raise
-        request = EncodeRequest(tensors, self._backbone.dim, tail)
+        request = EncodeRequest(tensors, tail)
         with self._work_ready:
             self._admitted_images -= count  # same critical section as queueing: no gap to overfill
             if self._closed:
@@ -383,20 +382,21 @@ class BatchingEncoder:
                 threads = self._tuner.choose(size)
             torch.set_num_threads(threads)
         started = time.monotonic()
-        outputs: list[np.ndarray | None] = [None] * len(batch)
         try:
             cut = batch[0].request.cut
+            rows: list[np.ndarray] = []
             if cut is None:
                 vectors = self._backbone.encode(inputs)
+                if vectors.shape != (size, self._backbone.dim):
+                    raise RuntimeError(f"backbone returned shape {vectors.shape} for {size} images")
+                rows = np.split(vectors, np.cumsum([piece.size for piece in batch])[:-1])
             else:
-                vectors, activations = self._shared_trunk(cut, inputs).encode(inputs)
+                activations = self._shared_trunk(cut, inputs).activations(inputs)
                 offset = 0
-                for i, piece in enumerate(batch):
+                for piece in batch:
                     assert piece.request.tail is not None
-                    outputs[i] = piece.request.tail.run(activations[offset : offset + piece.size])
+                    rows.append(piece.request.tail.run(activations[offset : offset + piece.size]))
                     offset += piece.size
-            if vectors.shape != (size, self._backbone.dim):
-                raise RuntimeError(f"backbone returned shape {vectors.shape} for {size} images")
         except Exception as error:
             self._record_batch(size, time.monotonic() - started)
             by_request: dict[int, list[RequestSlice]] = {}
@@ -409,10 +409,8 @@ class BatchingEncoder:
                 batch[0].request.fail(error)
             return
         self._record_batch(size, time.monotonic() - started, threads)
-        offset = 0
-        for piece, rows in zip(batch, outputs, strict=True):
-            piece.request.deliver(piece.start, vectors[offset : offset + piece.size], rows)
-            offset += piece.size
+        for piece, piece_rows in zip(batch, rows, strict=True):
+            piece.request.deliver(piece.start, piece_rows)
 
     def _shared_trunk(self, cut: int, example: torch.Tensor) -> SharedTrunk:
         """The backbone cut before its last ``cut`` blocks, built at first use."""

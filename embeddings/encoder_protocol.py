@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from embeddings.tuning import TunedEncoding, TunedTail
+from embeddings.tuning import TunedTail
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class ImageEncoder(Protocol):
 
     def encode_tuned(
         self, images: Sequence[Image.Image], tail: TunedTail, timeout: float | None = None
-    ) -> TunedEncoding:
-        """The frozen rows :meth:`encode` gives and ``tail``'s rows, from one pass of the
-        backbone's trunk (:mod:`embeddings.tuning`); NotTunable where it cannot be cut there."""
+    ) -> np.ndarray:
+        """``tail``'s rows, in order, of the activations of the backbone's frozen trunk cut
+        at its block (:mod:`embeddings.tuning`); NotTunable where it cannot be cut there."""
         ...
 
     def stats(self) -> EncoderStats:

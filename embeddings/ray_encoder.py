@@ -39,7 +39,7 @@ from embeddings.errors import (
     EncoderOverloaded,
     TextNotSupported,
 )
-from embeddings.tuning import TunedEncoding, TunedTail
+from embeddings.tuning import TunedTail
 
 _LATENCY_SMOOTHING = 0.2  # weight of the newest call in the moving average of call latency
 _MIN_RETRY_AFTER_S = 0.05
@@ -174,11 +174,11 @@ class RayEncoder:
 
     def encode_tuned(
         self, images: Sequence[Image.Image], tail: TunedTail, timeout: float | None = None
-    ) -> TunedEncoding:
+    ) -> np.ndarray:
         """Encode images for a tuned function, as :meth:`BatchingEncoder.encode_tuned` does: a
         replica runs the frozen trunk once per image (batched with every caller's, see
-        :meth:`EncoderReplica.trunk`) and answers with the frozen vector and the activations;
-        ``tail`` runs here, on this process's CPU.
+        :meth:`EncoderReplica.trunk`) and answers with its activations; ``tail`` runs here, on
+        this process's CPU.
 
         Raises:
             NotTunable: the backbone cannot be cut at ``tail``'s block.
@@ -194,10 +194,8 @@ class RayEncoder:
         def send(pixels: np.ndarray) -> Any:
             return self._handle.trunk.remote((pixels, blocks))
 
-        pairs = off_event_loop(lambda: self._call(send, images, timeout))
-        vectors = np.ascontiguousarray(np.stack([vector for vector, _ in pairs]), dtype=np.float32)
-        activations = torch.from_numpy(np.stack([rows for _, rows in pairs]))
-        return TunedEncoding(vectors, tail.run(activations))
+        activations = off_event_loop(lambda: self._call(send, images, timeout))
+        return tail.run(torch.from_numpy(np.stack(activations)))
 
     def _encode(self, images: Sequence[Image.Image], timeout: float | None) -> np.ndarray:
         rows = self._call(self._handle.remote, images, timeout)

@@ -158,9 +158,9 @@ class EncoderReplica:
         vectors = await loop.run_in_executor(self._model_thread, self._encode, images)
         return list(vectors)
 
-    async def trunk(self, request: tuple[np.ndarray, int]) -> tuple[np.ndarray, np.ndarray]:
-        """One image's frozen vector and the trunk's activations for a tuned function's tail
-        (:class:`embeddings.tuning.SharedTrunk`): the caller runs its tail on them.
+    async def trunk(self, request: tuple[np.ndarray, int]) -> np.ndarray:
+        """One image's activations of the frozen trunk cut for a tuned function
+        (:class:`embeddings.tuning.SharedTrunk`), fp32: the caller runs its tail on them.
 
         Args:
             request: ``(pixels, tuned_blocks)``: the pixels as for :meth:`__call__`, and where
@@ -169,33 +169,31 @@ class EncoderReplica:
         Raises:
             NotTunable: the backbone cannot be cut there.
         """
-        result: tuple[np.ndarray, np.ndarray] = await self.trunk_batch(request)
-        return result
+        activations: np.ndarray = await self.trunk_batch(request)
+        return activations
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)  # reconfigure() sets both
-    async def trunk_batch(
-        self, requests: list[tuple[np.ndarray, int]]
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    async def trunk_batch(self, requests: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
         """Run the trunk once for the concurrent :meth:`trunk` calls cut at the same block."""
         loop = asyncio.get_running_loop()
-        results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(requests)  # type: ignore[list-item]
+        results: list[np.ndarray] = [None] * len(requests)  # type: ignore[list-item]
         for cut in sorted({blocks for _, blocks in requests}):
             chosen = [i for i, (_, blocks) in enumerate(requests) if blocks == cut]
-            vectors, activations = await loop.run_in_executor(
+            activations = await loop.run_in_executor(
                 self._model_thread, self._run_trunk, cut, [requests[i][0] for i in chosen]
             )
             for row, i in enumerate(chosen):
-                results[i] = (vectors[row], activations[row])
+                results[i] = activations[row]
         return results
 
-    def _run_trunk(self, cut: int, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        def run(batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def _run_trunk(self, cut: int, images: list[np.ndarray]) -> np.ndarray:
+        def run(batch: torch.Tensor) -> np.ndarray:
             trunk = self._trunks.get(cut)
             if trunk is None:
                 trunk = SharedTrunk(self._backbone.spec, cut, self._backbone.device, batch[:1])
                 self._trunks[cut] = trunk  # only the model thread reads and writes it
-            vectors, activations = trunk.encode(batch)
-            return vectors, activations.float().cpu().numpy()
+            activations: np.ndarray = trunk.activations(batch).float().cpu().numpy()
+            return activations
 
         return self._timed(images, run)
 

@@ -23,11 +23,14 @@ import numpy as np
 import torch
 from timm.models.efficientnet import EfficientNet
 
-from embeddings.backbone import frozen_graph, normalised_rows, to_device
+from embeddings.backbone import frozen_graph, to_device
 from embeddings.efficientnet_backbone import EFFICIENTNET_LITE0_SPEC, build_efficientnet_lite0
 
 TUNABLE_SPECS = (EFFICIENTNET_LITE0_SPEC,)
 """Backbones a fine-tuned challenger can be made of (a ViT's blocks are not cut here)."""
+
+EFFICIENTNET_LITE0_BLOCKS = 16
+"""How many blocks EfficientNet-Lite0 has: the deepest cut."""
 
 
 class NotTunable(ValueError):
@@ -128,28 +131,18 @@ class TunedTail(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class TunedEncoding:
-    """What the encoder gives a tuned function: the frozen backbone's unit vectors (the same as
-    a plain encode gives) and its tail's rows, both computed from one pass of the trunk."""
-
-    vectors: np.ndarray
-    outputs: np.ndarray
-
-
 class SharedTrunk:
-    """The frozen network as two graphs, trunk then frozen tail, so that the trunk's activations
-    of a batch can feed tuned tails as well as the frozen vectors: a tuned function adds only its
-    tail's cost, never a second pass of the network.
+    """The frozen network up to a cut, as a frozen graph: a batch runs through it once and every
+    tuned tail cut there reads its activations, so a tuned function costs its trunk and its own
+    tail, never the frozen tail as well (nor a second pass of the network).
 
-    Both graphs are fp32 (:func:`embeddings.backbone.frozen_graph`); the frozen vectors they give
-    equal the backbone's to float precision (the backbone's own tower may run in another
-    precision, see :mod:`embeddings.precision`).
+    The graph is fp32 (:func:`embeddings.backbone.frozen_graph`), whatever precision the
+    backbone's own tower runs in (see :mod:`embeddings.precision`).
 
     Args:
         spec: a spec in :data:`TUNABLE_SPECS`.
         tuned_blocks: where to cut.
-        device: where the graphs run.
+        device: where the graph runs.
         example: a preprocessed batch ``(n, 3, H, W)`` of the size the backbone makes.
 
     Raises:
@@ -159,18 +152,13 @@ class SharedTrunk:
     def __init__(
         self, spec: str, tuned_blocks: int, device: torch.device, example: torch.Tensor
     ) -> None:
-        tower = split_tower(spec, tuned_blocks)
+        trunk = split_tower(spec, tuned_blocks).trunk.to(device)
         self.tuned_blocks = tuned_blocks
         self.device = device
-        example = example.to(device)
-        with torch.inference_mode():
-            activations = tower.trunk.to(device)(example)
-        self._trunk = frozen_graph(tower.trunk, example)
-        frozen_tail = tower.tail.to(device).eval().requires_grad_(False)
-        self._tail = frozen_graph(frozen_tail, activations)
+        self._trunk = frozen_graph(trunk, example.to(device))
 
-    def encode(self, batch: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        """The frozen unit vectors of ``batch`` and the trunk's activations behind them."""
+    def activations(self, batch: torch.Tensor) -> torch.Tensor:
+        """The trunk's fp32 activations ``(n, C, H, W)`` of ``batch``, on :attr:`device`."""
         with torch.inference_mode():
-            activations = self._trunk(to_device(batch, self.device))
-            return normalised_rows(self._tail(activations)), activations
+            activations: torch.Tensor = self._trunk(to_device(batch, self.device))
+            return activations

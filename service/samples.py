@@ -93,7 +93,7 @@ def embed_images_with(
     if tail is None:
         return _embedded(rt, images, lambda decoded: list(encoder.encode(decoded)))
     tuned = tail
-    return _embedded(rt, images, lambda decoded: list(encoder.encode_tuned(decoded, tuned).outputs))
+    return _embedded(rt, images, lambda decoded: list(encoder.encode_tuned(decoded, tuned)))
 
 
 def space_tail(rt: Runtime, function_id: str, space: int | None) -> TunedHead | None:

@@ -59,6 +59,7 @@ def _settings(data_dir: Path, encoder: str) -> Settings:
         seed="0",
         precision="fp32",
         encoder=encoder,
+        finetune_blocks=3,  # a shallow cut keeps the tests quick
     )
 
 
@@ -69,9 +70,8 @@ def test_a_tuned_encoding_on_ray_equals_the_in_process_one(local_ray: None) -> N
     with RayEncoderPool(SPEC) as remote, EncoderPool(SPEC, device="cpu") as local:
         on_ray = remote.get(SPEC).encode_tuned(images, tail)
         here = local.get(SPEC).encode_tuned(images, tail)
-    assert on_ray.outputs.shape == here.outputs.shape == (6, 1280)
-    np.testing.assert_allclose(on_ray.outputs, here.outputs, atol=1e-4)
-    np.testing.assert_allclose(on_ray.vectors, here.vectors, atol=1e-4)
+    assert on_ray.shape == here.shape == (6, 1280)
+    np.testing.assert_allclose(on_ray, here, atol=1e-4)
 
 
 def test_a_function_is_tuned_on_a_ray_worker_and_served_through_the_ray_encoder(

@@ -12,6 +12,7 @@ from PIL import Image
 
 from embeddings import BatchingEncoder, build_efficientnet_lite0
 from embeddings.tuning import (
+    EFFICIENTNET_LITE0_BLOCKS,
     NotTunable,
     SharedTrunk,
     split_efficientnet,
@@ -58,8 +59,9 @@ def test_activations_are_half_precision_and_in_batch_order() -> None:
 def test_what_cannot_be_cut_says_so() -> None:
     with pytest.raises(NotTunable, match="not for 'clip:ViT-B-32/openai'"):
         split_tower("clip:ViT-B-32/openai", 2)
-    with pytest.raises(NotTunable, match="between 1 and 16"):
-        split_tower("efficientnet-lite0", 17)
+    assert split_tower("efficientnet-lite0", EFFICIENTNET_LITE0_BLOCKS).trunk is not None
+    with pytest.raises(NotTunable, match=f"between 1 and {EFFICIENTNET_LITE0_BLOCKS}"):
+        split_tower("efficientnet-lite0", EFFICIENTNET_LITE0_BLOCKS + 1)
     with pytest.raises(NotTunable, match="between 1 and 16"):
         split_tower("efficientnet-lite0", 0)
 
@@ -91,21 +93,20 @@ def images(count: int, seed: int = 0) -> list[Image.Image]:
     ]
 
 
-def test_shared_trunk_gives_the_backbones_vectors_and_its_activations(efficientnet: Any) -> None:
+def test_shared_trunk_activations_are_the_backbones_up_to_the_cut(efficientnet: Any) -> None:
     batch = torch.stack([efficientnet.preprocess(image) for image in images(3)])
     trunk = SharedTrunk("efficientnet-lite0", 3, torch.device("cpu"), batch[:1])
 
-    vectors, activations = trunk.encode(batch)
+    activations = trunk.activations(batch)
 
     assert activations.shape == (3, 192, 7, 7)
-    np.testing.assert_allclose(vectors, efficientnet.encode(batch), atol=1e-4)
     tail = split_tower("efficientnet-lite0", 3).tail.eval()
     with torch.inference_mode():
-        again = torch.nn.functional.normalize(tail(activations), dim=1).numpy()
-    np.testing.assert_allclose(again, vectors, atol=1e-4)
+        vectors = torch.nn.functional.normalize(tail(activations), dim=1).numpy()
+    np.testing.assert_allclose(vectors, efficientnet.encode(batch), atol=1e-4)
 
 
-def test_encoder_runs_a_tuned_tail_on_the_same_pass_as_the_frozen_vectors(
+def test_encoder_runs_a_tuned_tail_on_the_trunk_beside_plain_requests(
     efficientnet: Any,
 ) -> None:
     tail = MeanTail()
@@ -124,13 +125,13 @@ def test_encoder_runs_a_tuned_tail_on_the_same_pass_as_the_frozen_vectors(
             thread.join(60)
         tuned = results["tuned"]
         batch = torch.stack([efficientnet.preprocess(image) for image in pictures])
-        _, activations = SharedTrunk("efficientnet-lite0", 3, torch.device("cpu"), batch).encode(
+        activations = SharedTrunk("efficientnet-lite0", 3, torch.device("cpu"), batch).activations(
             batch
         )
 
-    np.testing.assert_allclose(tuned.vectors, results["plain"], atol=1e-4)
-    assert tuned.outputs.shape == (6, 192)  # in image order across the 4 + 2 slices
-    np.testing.assert_allclose(tuned.outputs, activations.mean(dim=(2, 3)).numpy(), atol=1e-4)
+    np.testing.assert_allclose(results["plain"], efficientnet.encode(batch), atol=1e-4)
+    assert tuned.shape == (6, 192)  # in image order across the 4 + 2 slices
+    np.testing.assert_allclose(tuned, activations.mean(dim=(2, 3)).numpy(), atol=1e-4)
     assert sum(tail.runs) == 6 and max(tail.runs) <= 4
 
 
