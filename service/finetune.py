@@ -136,7 +136,10 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
             f"function {function_id} has {dict(zip(labels.tolist(), counts.tolist(), strict=True))}"
         )
     seed = int(rt.settings.seed or 0)
-    config = TuneConfig(seed=seed)
+    # the recipe B13 measured best (python -m bench.finetune, docs/models.md)
+    config = TuneConfig(
+        tuned_blocks=rt.settings.finetune_blocks, label_smoothing=0.1, mixup=0.4, seed=seed
+    )
     fit, holdout = train_test_split(
         np.arange(len(names)), test_size=HOLDOUT, stratify=names.astype(str), random_state=seed
     )

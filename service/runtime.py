@@ -19,6 +19,7 @@ from capture.drift import NoveltyTraffic
 from capture.novelty_models import NoveltyModels
 from embeddings import EncoderPool, ImageEncoderPool, PixelBudget
 from embeddings.tower_options import CPU_BATCH_SIZE, parse_batch_size
+from embeddings.tuning import EFFICIENTNET_LITE0_BLOCKS
 from learner import DeployedHeads, ModelStore, ObjectModelStore
 from learner.scheduler import Debounce, RetrainScheduler, TrainingTracker
 from review_queue import capture_times
@@ -120,6 +121,17 @@ def encoder_pool(
         precision_memory=Path(settings.data_dir) / PRECISION_MEMORY,
         workers=settings.encoder_workers,
     )
+
+
+def check_finetune(settings: Settings) -> None:
+    """Refuse fine-tune settings that would fail only when a tune runs."""
+    if settings.finetune not in ("off", "auto"):
+        raise ValueError(f"finetune must be off or auto, not {settings.finetune!r}")
+    if not 1 <= settings.finetune_blocks <= EFFICIENTNET_LITE0_BLOCKS:
+        raise ValueError(
+            f"finetune_blocks must be between 1 and {EFFICIENTNET_LITE0_BLOCKS} (the blocks of "
+            f"EfficientNet-Lite0), not {settings.finetune_blocks}"
+        )
 
 
 def decode_pixel_budget(settings: Settings) -> int:
@@ -316,6 +328,7 @@ class Runtime:
             raise ValueError(
                 f"public_url must be http(s)://HOST[:PORT][/PATH], not {public.geturl()!r}"
             )
+        check_finetune(settings)
         # Decoded pixels in flight, across every request of this process (service.samples).
         self.decode_budget = PixelBudget(decode_pixel_budget(settings))
         data_dir = private_dir(Path(settings.data_dir))

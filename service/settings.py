@@ -88,6 +88,9 @@ class Settings:
     finetune: str = "off"
     # Labelled samples each label needs before the scheduler queues a fine-tune.
     finetune_min_per_label: int = 20
+    # Trailing backbone blocks a fine-tune tunes (of EfficientNet-Lite0's 16): the depth B13
+    # measured best (docs/models.md); fewer tune faster and gain less.
+    finetune_blocks: int = 13
     # Memory (MiB) the resident functions' serving state may hold (heads, capture indexes,
     # traffic windows); the least recently invoked are evicted beyond it. 0: a quarter of memory.
     snapshot_memory_mb: float = 0.0

@@ -81,6 +81,7 @@ def settings(tmp_path) -> Settings:
         admin_key="k",
         seed="0",
         precision="fp32",  # a vector embedded alone or in a batch is the same to 1e-4
+        finetune_blocks=3,  # a shallow cut keeps the tests quick; the default is B13's depth
     )
 
 
@@ -297,3 +298,22 @@ def test_the_scheduler_tunes_when_each_label_has_enough_samples(
         assert not finetune_due(rt, function())  # not again until annotations grow by half
         _upload(http, fn, _digits(5, offset=9))  # 28 >= 1.5 x 18
         assert finetune_due(rt, function())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"finetune": "sometimes"}, "finetune must be off or auto"),
+        ({"finetune_blocks": 17}, "finetune_blocks must be between 1 and 16"),
+        ({"finetune_blocks": 0}, "finetune_blocks must be between 1 and 16"),
+    ],
+)
+def test_fine_tune_settings_are_checked_at_start(
+    settings: Settings, change: dict[str, object], message: str
+) -> None:
+    from dataclasses import replace
+
+    from service.runtime import Runtime
+
+    with pytest.raises(ValueError, match=message):
+        Runtime(replace(settings, **change))  # type: ignore[arg-type]
