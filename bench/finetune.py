@@ -27,9 +27,10 @@ Costs, on this machine's cores in one run: tuning seconds per 1,000 labelled ima
 views included) and per epoch; the trunk's seconds per 1,000 images (paid once per stored image
 and view); serving throughput of a tuned function against a frozen one, interleaved rounds of
 batches of 8, fp32 both, as the encoder runs them: the frozen function the backbone's tower, the
-tuned one the shared trunk's graph (:class:`embeddings.tuning.SharedTrunk`) then its own tail
-(:meth:`learner.finetune.TunedModel.run`); the tuned weights' bytes, what each deployed tuned
-function adds to a replica.
+tuned one the shared trunk's graph (:class:`embeddings.tuning.SharedTrunk`) then its own tail's
+(:class:`embeddings.tuning.TunedServing`; in the precisions ``--precision auto`` chooses:
+``python -m bench.tuned_serving``); the tuned weights' bytes, what each deployed tuned function
+adds to a replica.
 
 Usage (from the repository root)::
 
@@ -239,21 +240,29 @@ def one_run(
     }
 
 
-def serving_ratio(backbone: Any, tuned: Any, batch: Any, rounds: int) -> dict[str, Any]:
+def serving_ratio(
+    backbone: Any, tuned: Any, batch: Any, rounds: int, served: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """Images/s of a frozen function (the backbone's tower) and a tuned one (the shared trunk
-    cut at ``tuned``'s block, then ``tuned``'s tail), as the encoder runs each, in interleaved
-    rounds; the ratio is the median of the per-round ratios."""
-    import torch
+    cut at ``tuned``'s block, then ``tuned``'s tail, both compiled in the backbone's runtime and
+    precision as the encoder serves them, :class:`embeddings.tuning.TunedServing`, or in
+    ``served``), in interleaved rounds; the ratio is the median of the per-round ratios."""
+    from embeddings.precision import PrecisionChoice
+    from embeddings.tuning import TunedServing
 
-    from embeddings.tuning import SharedTrunk
-
-    trunk = SharedTrunk(backbone.spec, tuned.tuned_blocks, torch.device("cpu"), batch[:1])
+    choice = getattr(backbone, "precision", None)
+    if served is None:
+        is_choice = isinstance(choice, PrecisionChoice)
+        served = (choice.runtime, choice.precision) if is_choice else ("torch", "fp32")
+    serving = TunedServing(backbone.spec, batch, served)
+    tail = serving.tail(tuned)
+    trunk = serving.trunk(tuned.tuned_blocks)
 
     def frozen() -> None:
         backbone.encode(batch)
 
     def tuned_function() -> None:
-        tuned.run(trunk.activations(batch))
+        tail.run(trunk.activations(batch))
 
     rates: dict[str, list[float]] = {"frozen": [], "tuned": []}
     frozen()  # warm-up
@@ -273,7 +282,9 @@ def serving_ratio(backbone: Any, tuned: Any, batch: Any, rounds: int) -> dict[st
         "ratio_rounds": ratios,
         "batch": int(batch.shape[0]),
         "rounds": rounds,
-        "tuned_path": "shared trunk graph + tuned tail",
+        "frozen_serves": choice.label if isinstance(choice, PrecisionChoice) else "fp32",
+        "tuned_serves": tail.label,
+        "tuned_path": "shared trunk graph + tuned tail, in the tower's precision",
     }
 
 

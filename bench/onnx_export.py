@@ -165,14 +165,13 @@ def tuned_head(
 def tuned_answers(spec: str, backbone: Any, head: Any, images: list[bytes]) -> np.ndarray:
     """What the service answers for a tuned version: the encoder's shared trunk, the version's
     tail on its activations (``encode_tuned``), then ``predict_proba``."""
-    import torch
 
     from embeddings.tuning import SharedTrunk
 
     rows, trunk = [], None
     for inputs in preprocessed(backbone, images):
         if trunk is None:
-            trunk = SharedTrunk(spec, head.tuned_blocks, torch.device("cpu"), inputs)
+            trunk = SharedTrunk(spec, head.tuned_blocks, inputs)
         rows.append(head.predict_proba(head.run(trunk.activations(inputs))))
     return np.concatenate(rows)
 

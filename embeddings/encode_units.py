@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from embeddings.tuning import TunedTail
+from embeddings.tuning import ServedTail
 
 
 class EncodeRequest:
@@ -20,7 +20,7 @@ class EncodeRequest:
     cut at the tail's block and the rows are the tail's; without one, the backbone's vectors.
     """
 
-    def __init__(self, tensors: torch.Tensor, tail: TunedTail | None = None) -> None:
+    def __init__(self, tensors: torch.Tensor, tail: ServedTail | None = None) -> None:
         self.tensors = tensors
         self.tail = tail
         self.rows: np.ndarray | None = None  # float32, sized at the first delivery

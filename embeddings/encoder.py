@@ -31,9 +31,10 @@ from embeddings.backbone import Backbone, empty_vectors
 from embeddings.encode_units import EncodeRequest, RequestSlice
 from embeddings.encoder_protocol import EncoderStats
 from embeddings.errors import EncoderClosed, EncoderOverloaded
+from embeddings.precision import PrecisionChoice, probe_batch
 from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 from embeddings.threads import ThreadTuner, thread_choices
-from embeddings.tuning import SharedTrunk, TunedTail
+from embeddings.tuning import ServedTail, TunedServing, TunedTail
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class BatchingEncoder:
         self._rejected_requests = 0
         self._mean_batch_seconds: float | None = None
         self._on_batch = on_batch
-        self._trunks: dict[int, SharedTrunk] = {}  # tuned functions' cuts, built at first use
+        self._tuned: TunedServing | None = None  # tuned functions' trunks and tails, at first use
         self._workers = [
             threading.Thread(target=self._run, name=f"winnow-encoder[{backbone.spec}]", daemon=True)
             for _ in range(workers)
@@ -175,7 +176,9 @@ class BatchingEncoder:
     ) -> np.ndarray:
         """Encode images for a tuned function: ``tail``'s rows, in order, of the activations of
         the frozen trunk it is cut from (:class:`embeddings.tuning.SharedTrunk`, one pass for
-        every request cut at the same block in a batch).
+        every request cut at the same block in a batch), both in the backbone's runtime and
+        precision (:class:`embeddings.tuning.TunedServing`; a tail is compiled at its first
+        call, in the caller's thread).
 
         Raises:
             NotTunable: the backbone cannot be cut (a CLIP ViT), or not at ``tail``'s block.
@@ -183,11 +186,28 @@ class BatchingEncoder:
         """
         if not images:
             raise ValueError("no images to encode")
-        rows: np.ndarray = self._submit(images, timeout, tail)
+        served = self._tuned_serving().tail(tail)  # compiled here at first use, not in the worker
+        rows: np.ndarray = self._submit(images, timeout, served)
         return rows
 
+    def _tuned_serving(self) -> TunedServing:
+        """The tuned functions' trunks and tails, in the backbone's runtime and precision."""
+        serving = self._tuned
+        if serving is None:
+            backbone = self._backbone
+            choice = getattr(backbone, "precision", None)  # a test backbone reports none: fp32
+            served = (
+                (choice.runtime, choice.precision)
+                if isinstance(choice, PrecisionChoice)
+                else ("torch", "fp32")
+            )
+            probe = probe_batch(backbone.preprocess, 8, backbone.device)
+            with self._lock:
+                serving = self._tuned = self._tuned or TunedServing(backbone.spec, probe, served)
+        return serving
+
     def _submit(
-        self, images: Sequence[Image.Image], timeout: float | None, tail: TunedTail | None
+        self, images: Sequence[Image.Image], timeout: float | None, tail: ServedTail | None
     ) -> np.ndarray:
         """Queue the images' slices and wait for the request's result."""
         count = len(images)
@@ -391,7 +411,8 @@ class BatchingEncoder:
                     raise RuntimeError(f"backbone returned shape {vectors.shape} for {size} images")
                 rows = np.split(vectors, np.cumsum([piece.size for piece in batch])[:-1])
             else:
-                activations = self._shared_trunk(cut, inputs).activations(inputs)
+                assert self._tuned is not None  # encode_tuned built it before queueing
+                activations = self._tuned.trunk(cut).activations(inputs)
                 offset = 0
                 for piece in batch:
                     assert piece.request.tail is not None
@@ -411,16 +432,6 @@ class BatchingEncoder:
         self._record_batch(size, time.monotonic() - started, threads)
         for piece, piece_rows in zip(batch, rows, strict=True):
             piece.request.deliver(piece.start, piece_rows)
-
-    def _shared_trunk(self, cut: int, example: torch.Tensor) -> SharedTrunk:
-        """The backbone cut before its last ``cut`` blocks, built at first use."""
-        with self._lock:
-            trunk = self._trunks.get(cut)
-        if trunk is None:
-            trunk = SharedTrunk(self._backbone.spec, cut, self._backbone.device, example[:1])
-            with self._lock:
-                trunk = self._trunks.setdefault(cut, trunk)
-        return trunk
 
     def _record_batch(self, images: int, seconds: float, threads: int | None = None) -> None:
         """Count a forward pass; ``threads``: the tuned thread count of a successful one."""

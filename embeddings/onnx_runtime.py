@@ -116,7 +116,13 @@ class OnnxTower:
         return torch.from_numpy(np.asarray(features)).to(batch.device)
 
 
-def onnx_tower(module: torch.nn.Module, probe: torch.Tensor, precision: str = "fp32") -> OnnxTower:
+def onnx_tower(
+    module: torch.nn.Module,
+    probe: torch.Tensor,
+    precision: str = "fp32",
+    *,
+    fp32_convolutions: int = FP32_CONVOLUTIONS,
+) -> OnnxTower:
     """``module`` exported to ONNX and served by ONNX Runtime in ``precision``.
 
     Args:
@@ -124,6 +130,8 @@ def onnx_tower(module: torch.nn.Module, probe: torch.Tensor, precision: str = "f
         probe: a batch of preprocessed images: the export's example (any batch size is served
             afterwards) and, for a convolutional network in int8, the calibration data.
         precision: ``fp32`` or ``int8`` (CPU only).
+        fp32_convolutions: how many of a convolutional network's first convolutions int8
+            leaves in fp32 (fewer for the tail of a network cut after its first ones).
 
     Raises:
         ValueError: a precision or device ONNX Runtime cannot serve here, or int8 for a model
@@ -133,7 +141,7 @@ def onnx_tower(module: torch.nn.Module, probe: torch.Tensor, precision: str = "f
     example = probe if probe.shape[0] >= 2 else probe.repeat(2, 1, 1, 1)
     graph = module_to_onnx(module, example, input_name=_INPUT, output_name=_OUTPUT)
     if precision == "int8":
-        graph = quantise(graph, probe)
+        graph = quantise(graph, probe, fp32_convolutions)
     return OnnxTower(graph, probe.device)
 
 
@@ -150,12 +158,15 @@ def x86_without_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return "avx2" in flags and not any(f in flags for f in _VNNI_FLAGS)
 
 
-def quantise(graph: bytes, calibration: torch.Tensor) -> bytes:
+def quantise(
+    graph: bytes, calibration: torch.Tensor, fp32_convolutions: int = FP32_CONVOLUTIONS
+) -> bytes:
     """The int8 version of ``graph``: static QDQ for a CNN, dynamic MatMul/Gemm otherwise.
 
     Args:
         graph: a serialised fp32 ONNX model whose input is ``images``.
         calibration: input batch whose activation ranges a CNN's static quantisation uses.
+        fp32_convolutions: a CNN's first convolutions left in fp32.
 
     Raises:
         ValueError: the graph has neither several convolutions nor matrix products.
@@ -186,7 +197,7 @@ def quantise(graph: bytes, calibration: torch.Tensor) -> bytes:
     products = [node for node in model.graph.node if node.op_type in ("MatMul", "Gemm")]
     with tempfile.TemporaryDirectory(prefix="winnow-int8-") as folder:
         output = Path(folder) / "int8.onnx"
-        if len(convolutions) > FP32_CONVOLUTIONS:
+        if len(convolutions) > max(1, fp32_convolutions):
             quantize_static(
                 model,
                 output,
@@ -195,7 +206,7 @@ def quantise(graph: bytes, calibration: torch.Tensor) -> bytes:
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=weights,
-                nodes_to_exclude=convolutions[:FP32_CONVOLUTIONS],
+                nodes_to_exclude=convolutions[:fp32_convolutions],
             )
         elif products:
             quantize_dynamic(

@@ -33,7 +33,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from embeddings import precision_memory
-from embeddings.onnx_runtime import check_onnx_precision, onnx_tower, providers_for
+from embeddings.onnx_runtime import (
+    FP32_CONVOLUTIONS,
+    check_onnx_precision,
+    onnx_tower,
+    providers_for,
+)
 from embeddings.tower_options import served_label, validate_precision, validate_runtime
 
 logger = logging.getLogger(__name__)
@@ -195,10 +200,7 @@ def build_tower(
     options = candidates(runtime, precision, device)
 
     def build(option: tuple[str, str]) -> Tower:
-        option_runtime, option_precision = option
-        if option_runtime == "onnx":
-            return onnx_tower(module, probe, option_precision)
-        return finalise(convert(module, option_precision, device), probe)
+        return build_candidate(module, probe, *option, finalise=finalise)
 
     def chosen(
         option: tuple[str, str], results: tuple[CandidateResult, ...] = ()
@@ -263,6 +265,35 @@ def build_tower(
         "; ".join(_summary(result) for result in results),
     )
     return best_tower, choice
+
+
+def build_candidate(
+    module: torch.nn.Module,
+    probe: torch.Tensor,
+    runtime: str,
+    precision: str,
+    *,
+    finalise: Finalise,
+    fp32_convolutions: int = FP32_CONVOLUTIONS,
+) -> Tower:
+    """``module``'s tower in one runtime and precision, built as asked (nothing measured).
+
+    Args:
+        module: as :func:`build_tower`'s.
+        probe: the export's example and int8 calibration batch (ONNX Runtime), the trace's
+            example (torch).
+        runtime: ``torch`` or ``onnx``.
+        precision: ``fp32``, ``bf16`` or ``int8``.
+        finalise: as :func:`build_tower`'s (torch only).
+        fp32_convolutions: a convolutional network's first convolutions that ONNX Runtime's
+            int8 leaves in fp32 (:func:`embeddings.onnx_runtime.quantise`).
+
+    Raises:
+        ValueError: a runtime and precision that cannot be built for this model or device.
+    """
+    if runtime == "onnx":
+        return onnx_tower(module, probe, precision, fp32_convolutions=fp32_convolutions)
+    return finalise(convert(module, precision, probe.device), probe)
 
 
 def candidates(runtime: str, precision: str, device: torch.device) -> list[tuple[str, str]]:

@@ -190,9 +190,9 @@ class EncoderReplica:
         def run(batch: torch.Tensor) -> np.ndarray:
             trunk = self._trunks.get(cut)
             if trunk is None:
-                trunk = SharedTrunk(self._backbone.spec, cut, self._backbone.device, batch[:1])
+                trunk = SharedTrunk(self._backbone.spec, cut, batch[:1].to(self._backbone.device))
                 self._trunks[cut] = trunk  # only the model thread reads and writes it
-            activations: np.ndarray = trunk.activations(batch).float().cpu().numpy()
+            activations: np.ndarray = trunk.activations(batch).cpu().numpy()
             return activations
 
         return self._timed(images, run)

@@ -15,7 +15,10 @@ and serve is measured by ``python -m bench.finetune``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,8 +26,13 @@ import numpy as np
 import torch
 from timm.models.efficientnet import EfficientNet
 
-from embeddings.backbone import frozen_graph, to_device
+from embeddings.backbone import frozen_graph, normalised_rows, to_device
 from embeddings.efficientnet_backbone import EFFICIENTNET_LITE0_SPEC, build_efficientnet_lite0
+from embeddings.onnx_runtime import FP32_CONVOLUTIONS
+from embeddings.precision import MIN_COSINE, build_candidate
+from embeddings.tower_options import served_label
+
+logger = logging.getLogger(__name__)
 
 TUNABLE_SPECS = (EFFICIENTNET_LITE0_SPEC,)
 """Backbones a fine-tuned challenger can be made of (a ViT's blocks are not cut here)."""
@@ -126,39 +134,178 @@ class TunedTail(Protocol):
         """Where the network is cut: the trunk stops before its last ``tuned_blocks`` blocks."""
         ...
 
+    @property
+    def tail(self) -> torch.nn.Module:
+        """The tuned tail: fp32 activations ``(n, C, H, W)`` to pooled features ``(n, dim)``,
+        eval mode (what the encoder compiles, see :class:`TunedServing`)."""
+        ...
+
     def run(self, activations: torch.Tensor) -> np.ndarray:
-        """``(n, k)`` float rows for ``(n, C, H, W)`` trunk activations (on the trunk's device)."""
+        """``(n, k)`` unit float32 rows for ``(n, C, H, W)`` trunk activations, in fp32: the
+        reference a served tail is checked against."""
         ...
 
 
 class SharedTrunk:
-    """The frozen network up to a cut, as a frozen graph: a batch runs through it once and every
-    tuned tail cut there reads its activations, so a tuned function costs its trunk and its own
-    tail, never the frozen tail as well (nor a second pass of the network).
-
-    The graph is fp32 (:func:`embeddings.backbone.frozen_graph`), whatever precision the
-    backbone's own tower runs in (see :mod:`embeddings.precision`).
+    """The frozen network up to a cut, in the runtime and precision the backbone's tower serves
+    in: a batch runs through it once and every tuned tail cut there reads its activations, so a
+    tuned function costs its trunk and its own tail, never the frozen tail as well (nor a
+    second pass of the network).
 
     Args:
         spec: a spec in :data:`TUNABLE_SPECS`.
         tuned_blocks: where to cut.
-        device: where the graph runs.
-        example: a preprocessed batch ``(n, 3, H, W)`` of the size the backbone makes.
+        probe: a preprocessed batch ``(n, 3, H, W)`` of the size the backbone makes, on the
+            device the trunk runs on (the trace's example, int8's calibration).
+        served: ``(runtime, precision)`` of the backbone's tower (its
+            :class:`embeddings.precision.PrecisionChoice`).
 
     Raises:
         NotTunable: as :func:`split_tower`.
+        ValueError: ``served`` cannot be built here.
     """
 
     def __init__(
-        self, spec: str, tuned_blocks: int, device: torch.device, example: torch.Tensor
+        self,
+        spec: str,
+        tuned_blocks: int,
+        probe: torch.Tensor,
+        served: tuple[str, str] = ("torch", "fp32"),
     ) -> None:
-        trunk = split_tower(spec, tuned_blocks).trunk.to(device)
+        trunk = split_tower(spec, tuned_blocks).trunk.to(probe.device)
         self.tuned_blocks = tuned_blocks
-        self.device = device
-        self._trunk = frozen_graph(trunk, example.to(device))
+        self.device = probe.device
+        self.served = served
+        self.convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in trunk.modules())
+        self._trunk = build_candidate(trunk, probe, *served, finalise=frozen_graph)
 
     def activations(self, batch: torch.Tensor) -> torch.Tensor:
         """The trunk's fp32 activations ``(n, C, H, W)`` of ``batch``, on :attr:`device`."""
         with torch.inference_mode():
-            activations: torch.Tensor = self._trunk(to_device(batch, self.device))
+            activations: torch.Tensor = self._trunk(to_device(batch, self.device)).float()
             return activations
+
+
+@dataclass(frozen=True)
+class ServedTail:
+    """A tuned tail compiled for serving (:meth:`TunedServing.tail`).
+
+    Attributes:
+        tuned_blocks: where its network is cut.
+        label: what runs it, e.g. ``onnx-int8`` (:func:`embeddings.tower_options.served_label`).
+        min_cosine: the lowest cosine of its rows to the fp32 tail's on the probe batch.
+    """
+
+    tuned_blocks: int
+    label: str
+    min_cosine: float
+    tower: Callable[[torch.Tensor], torch.Tensor]
+
+    def run(self, activations: torch.Tensor) -> np.ndarray:
+        """Unit float32 rows of trunk activations (as :meth:`TunedTail.run`'s, within
+        :attr:`min_cosine` on the probe)."""
+        with torch.inference_mode():
+            return normalised_rows(self.tower(activations))
+
+
+class TunedServing:
+    """One backbone's shared trunks and its tuned functions' tails, compiled to run as its tower
+    does: in the runtime and precision it serves in (``--precision auto`` may have chosen bf16
+    or ONNX Runtime's int8, which on an AMX Xeon ran EfficientNet-Lite0 at 1.7x and 3.8x
+    torch's fp32), built at first use and kept.
+
+    A tail in a lower precision than fp32 serves only if each probe image's row keeps a cosine
+    of at least :data:`embeddings.precision.MIN_COSINE` to the fp32 tail's on the same
+    activations, as the backbone's tower did; otherwise (or if it cannot be built) the tail
+    serves in its runtime's fp32. Trunk and tails are built in the calling thread, so a first
+    invoke of a tuned function compiles its tail without holding the encoder's other requests.
+
+    Args:
+        spec: the backbone's spec.
+        probe: preprocessed probe images on the backbone's device
+            (:func:`embeddings.precision.probe_batch`).
+        served: ``(runtime, precision)`` of the backbone's tower.
+    """
+
+    def __init__(
+        self, spec: str, probe: torch.Tensor, served: tuple[str, str] = ("torch", "fp32")
+    ) -> None:
+        self.spec = spec
+        self.served = served
+        self._probe = probe
+        self._trunks: dict[int, SharedTrunk] = {}
+        self._tails: weakref.WeakKeyDictionary[TunedTail, ServedTail] = weakref.WeakKeyDictionary()
+        self._trunk_lock = threading.Lock()  # a lookup never waits on it, only a build
+        self._tail_lock = threading.Lock()
+
+    def trunk(self, tuned_blocks: int) -> SharedTrunk:
+        """The trunk cut before the last ``tuned_blocks`` blocks.
+
+        Raises:
+            NotTunable: the backbone cannot be cut there.
+        """
+        trunk = self._trunks.get(tuned_blocks)
+        if trunk is None:
+            with self._trunk_lock:
+                trunk = self._trunks.get(tuned_blocks)
+                if trunk is None:
+                    trunk = SharedTrunk(self.spec, tuned_blocks, self._probe, self.served)
+                    self._trunks[tuned_blocks] = trunk
+        return trunk
+
+    def tail(self, tail: TunedTail) -> ServedTail:
+        """``tail`` compiled to serve (the same one for the same object while it lives).
+
+        Raises:
+            NotTunable: the backbone cannot be cut at ``tail``'s block.
+        """
+        trunk = self.trunk(tail.tuned_blocks)
+        with self._tail_lock:
+            served = self._tails.get(tail)
+            if served is None:
+                served = self._compile(tail, trunk)
+                self._tails[tail] = served
+            return served
+
+    def _compile(self, tail: TunedTail, trunk: SharedTrunk) -> ServedTail:
+        activations = trunk.activations(self._probe)
+        reference = torch.from_numpy(tail.run(activations))
+        runtime, precision = self.served
+        options = (
+            [(runtime, precision)] if precision == "fp32" else [self.served, (runtime, "fp32")]
+        )
+        threshold = MIN_COSINE.get(self._probe.device.type, MIN_COSINE["cpu"])
+        module = copy.deepcopy(tail.tail).float().to(activations.device).eval()
+        for option in options:
+            try:
+                tower = build_candidate(
+                    module,
+                    activations,
+                    *option,
+                    finalise=frozen_graph,
+                    fp32_convolutions=max(0, FP32_CONVOLUTIONS - trunk.convolutions),
+                )
+                rows = torch.from_numpy(normalised_rows(tower(activations)))
+            except Exception as error:  # a kernel this machine lacks: the next option serves
+                if option == options[-1]:
+                    raise
+                logger.warning("tuned tail in %s unavailable (%s)", served_label(*option), error)
+                continue
+            cosine = float(torch.nn.functional.cosine_similarity(rows, reference).min())
+            if cosine >= threshold or option == options[-1]:
+                label = served_label(*option)
+                logger.info(
+                    "tuned tail (%d blocks) runs in %s (probe cosine to fp32 %.4f)",
+                    tail.tuned_blocks,
+                    label,
+                    cosine,
+                )
+                return ServedTail(tail.tuned_blocks, label, cosine, tower)
+            logger.warning(
+                "tuned tail in %s keeps a cosine of %.4f to fp32 (< %s): serving %s",
+                served_label(*option),
+                cosine,
+                threshold,
+                served_label(*options[-1]),
+            )
+        raise AssertionError("unreachable: the last option returns or raises")

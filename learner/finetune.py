@@ -191,6 +191,11 @@ class TunedHead:
     def tuned_blocks(self) -> int:
         return self.model.tuned_blocks
 
+    @property
+    def tail(self) -> torch.nn.Module:
+        """The tuned tail (:class:`embeddings.tuning.TunedTail`): activations to pooled features."""
+        return self.model.tail
+
     def run(self, activations: torch.Tensor) -> np.ndarray:
         """The tail's unit features of trunk activations (:class:`embeddings.tuning.TunedTail`)."""
         return self.model.run(activations)

@@ -11,10 +11,12 @@ import torch
 from PIL import Image
 
 from embeddings import BatchingEncoder, build_efficientnet_lite0
+from embeddings.precision import probe_batch
 from embeddings.tuning import (
     EFFICIENTNET_LITE0_BLOCKS,
     NotTunable,
     SharedTrunk,
+    TunedServing,
     split_efficientnet,
     split_tower,
     trunk_activations,
@@ -67,15 +69,14 @@ def test_what_cannot_be_cut_says_so() -> None:
 
 
 class MeanTail:
-    """A stand-in for a tuned function's tail: each channel's mean activation."""
+    """A stand-in for a tuned function's tail: each channel's mean activation, unit length."""
 
     def __init__(self, tuned_blocks: int = 3) -> None:
         self.tuned_blocks = tuned_blocks
-        self.runs: list[int] = []
+        self.tail = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
 
     def run(self, activations: torch.Tensor) -> np.ndarray:
-        self.runs.append(activations.shape[0])
-        return activations.mean(dim=(2, 3)).numpy()
+        return torch.nn.functional.normalize(self.tail(activations), dim=1).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def images(count: int, seed: int = 0) -> list[Image.Image]:
 
 def test_shared_trunk_activations_are_the_backbones_up_to_the_cut(efficientnet: Any) -> None:
     batch = torch.stack([efficientnet.preprocess(image) for image in images(3)])
-    trunk = SharedTrunk("efficientnet-lite0", 3, torch.device("cpu"), batch[:1])
+    trunk = SharedTrunk("efficientnet-lite0", 3, batch[:1])
 
     activations = trunk.activations(batch)
 
@@ -125,14 +126,11 @@ def test_encoder_runs_a_tuned_tail_on_the_trunk_beside_plain_requests(
             thread.join(60)
         tuned = results["tuned"]
         batch = torch.stack([efficientnet.preprocess(image) for image in pictures])
-        activations = SharedTrunk("efficientnet-lite0", 3, torch.device("cpu"), batch).activations(
-            batch
-        )
+        activations = SharedTrunk("efficientnet-lite0", 3, batch).activations(batch)
 
     np.testing.assert_allclose(results["plain"], efficientnet.encode(batch), atol=1e-4)
     assert tuned.shape == (6, 192)  # in image order across the 4 + 2 slices
-    np.testing.assert_allclose(tuned, activations.mean(dim=(2, 3)).numpy(), atol=1e-4)
-    assert sum(tail.runs) == 6 and max(tail.runs) <= 4
+    np.testing.assert_allclose(tuned, tail.run(activations), atol=1e-4)
 
 
 def test_a_backbone_that_cannot_be_cut_fails_only_the_tuned_request() -> None:
@@ -143,3 +141,64 @@ def test_a_backbone_that_cannot_be_cut_fails_only_the_tuned_request() -> None:
         with pytest.raises(NotTunable, match="efficientnet-lite0"):
             encoder.encode_tuned(images(2), MeanTail())
         assert encoder.encode(images(2)).shape == (2, backbone.dim)
+
+
+def tuned_model(tuned_blocks: int = 3) -> Any:
+    from learner.finetune import TunedModel
+
+    tail = split_tower("efficientnet-lite0", tuned_blocks).tail
+    return TunedModel(tail, ["a", "b"], 1280, tuned_blocks).requires_grad_(False).eval()
+
+
+@pytest.mark.parametrize(
+    ("served", "label"), [(("torch", "bf16"), "bf16"), (("onnx", "int8"), "onnx-int8")]
+)
+def test_a_tuned_tail_serves_in_the_backbones_precision_when_it_keeps_the_vectors(
+    efficientnet: Any, served: tuple[str, str], label: str
+) -> None:
+    probe = probe_batch(efficientnet.preprocess, 4, torch.device("cpu"))
+    serving = TunedServing("efficientnet-lite0", probe, served)
+    model = tuned_model()
+
+    tail = serving.tail(model)
+
+    assert (tail.label, tail.tuned_blocks) == (label, 3)
+    assert tail.min_cosine >= 0.99
+    assert serving.tail(model) is tail  # compiled once per tail
+    batch = torch.stack([efficientnet.preprocess(image) for image in images(4, seed=3)])
+    exact = model.run(SharedTrunk("efficientnet-lite0", 3, batch).activations(batch))
+    rows = tail.run(serving.trunk(3).activations(batch))
+    assert rows.dtype == np.float32 and rows.shape == (4, 1280)
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(rows * exact, axis=1))) > 0.98
+
+
+def test_a_tuned_tail_that_loses_the_vectors_in_int8_serves_in_fp32(
+    efficientnet: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("embeddings.tuning.MIN_COSINE", {"cpu": 0.999999})
+    probe = probe_batch(efficientnet.preprocess, 4, torch.device("cpu"))
+    serving = TunedServing("efficientnet-lite0", probe, ("onnx", "int8"))
+
+    tail = serving.tail(tuned_model())
+
+    assert tail.label == "onnx-fp32"
+    assert "serving onnx-fp32" in caplog.text
+
+
+def test_the_encoder_serves_a_tuned_function_in_its_backbones_precision(efficientnet: Any) -> None:
+    from embeddings import load_backbone
+    from embeddings.tower_options import TowerOptions
+
+    bf16 = load_backbone("efficientnet-lite0", device="cpu", tower=TowerOptions("bf16"))
+    model = tuned_model()
+    pictures = images(3, seed=4)
+    with BatchingEncoder(bf16, max_batch=4) as encoder:
+        rows = encoder.encode_tuned(pictures, model)
+        again = encoder.encode_tuned(pictures, model)
+
+    batch = torch.stack([efficientnet.preprocess(image) for image in pictures])
+    exact = model.run(SharedTrunk("efficientnet-lite0", 3, batch).activations(batch))
+    np.testing.assert_array_equal(rows, again)
+    assert not np.allclose(rows, exact, atol=1e-5)  # bf16 arithmetic, not fp32's
+    assert float(np.min(np.sum(rows * exact, axis=1))) > 0.98

@@ -277,9 +277,7 @@ def test_the_encoder_gives_a_tuned_function_its_own_vectors() -> None:
         tuned = encoder.encode_tuned(pictures, model)
         frozen = encoder.encode(pictures)
     batch = torch.stack([backbone.preprocess(p) for p in pictures])
-    activations = SharedTrunk("efficientnet-lite0", 2, torch.device("cpu"), batch).activations(
-        batch
-    )
+    activations = SharedTrunk("efficientnet-lite0", 2, batch).activations(batch)
 
     with torch.inference_mode():
         expected = model.features(activations).numpy()
