@@ -1001,6 +1001,38 @@ def finetune_rows(report: dict[str, Any]) -> list[Row]:
     ]
 
 
+def tuned_serving_rows(report: dict[str, Any]) -> list[Row]:
+    flags = report["machine"].get("cpu_flags") or ["no AVX2"]
+    cpu = f"{report['machine'].get('cpu', 'unknown CPU')}, {' '.join(flags)}"
+    targets = report["targets"]
+    rows: list[Row] = []
+    for row in report["results"]:
+        serving = row["serving"]
+        drop = 100 * (row["fp32_accuracy"] - row["accuracy"])
+        rows.append(
+            (
+                f"B13 tuned function served as `--precision auto --runtime {row['runtime']}` "
+                f"chose ({report['backbone']}, last {report['tuned_blocks']} blocks tuned on "
+                f"{report['budget']} labels; 2 cores, {cpu}): throughput / a frozen function's "
+                "(batch 8, interleaved); its vectors and answers against fp32's on "
+                f"{report['test']:,} Fashion-MNIST test images",
+                f"frozen {row['frozen_serves']}, tuned {row['tuned_serves']}: "
+                f"{serving['ratio']:.2f} ({serving['tuned_images_per_s']:.1f} vs "
+                f"{serving['frozen_images_per_s']:.1f} img/s; with the tuned one in fp32 "
+                f"{row['serving_fp32']['ratio']:.2f}); cosine min "
+                f"{row['min_cosine']:.4f}, same label {pct(row['agreement'], 2)}, "
+                f"accuracy {pct(row['accuracy'], 2)} vs {pct(row['fp32_accuracy'], 2)}",
+                f"serving >= {targets['serving_ratio']}; accuracy within "
+                f"{targets['accuracy_drop_pt']} pt of fp32",
+                verdict(
+                    serving["ratio"] >= targets["serving_ratio"]
+                    and drop <= targets["accuracy_drop_pt"]
+                ),
+            )
+        )
+    return rows
+
+
 def finetune_with_seed_zero(first: str) -> Callable[[dict[str, Any]], list[Row]]:
     """Rows of a run of further seeds together with ``first``'s run of seed 0 (the same recipe
     and CPU, checked), so that the mean over all seeds meets or misses the target; serving comes
@@ -1225,6 +1257,7 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         "--output bench/results/finetune_5000_seeds12.json",
         finetune_with_seed_zero("finetune_5000"),
     ),
+    ("tuned_serving", "python -m bench.tuned_serving", tuned_serving_rows),
     ("tuned_space", "python -m bench.tuned_space", tuned_space_rows),
     ("space_move", "python -m bench.space_move", space_move_rows),
     ("traffic_flush", "python -m bench.traffic_flush --postgres URL", traffic_flush_rows),
