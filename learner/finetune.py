@@ -400,10 +400,7 @@ def _epoch(
     """One pass in random order; BatchNorm keeps its ImageNet statistics (batches of a few
     dozen images of a few classes would move them far). Returns the mean loss and whether
     ``should_stop`` cancelled it."""
-    model.train()
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
+    _train_mode(model)
     order = torch.randperm(len(inputs), generator=generator)
     losses: list[float] = []
     for start in range(0, len(order), config.batch_size):
@@ -416,6 +413,56 @@ def _epoch(
         optimiser.step()
         losses.append(float(loss.detach()))
     return float(np.mean(losses)), False
+
+
+def _train_mode(model: TunedModel) -> None:
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def seconds_per_image_epoch(
+    tail: torch.nn.Module, activations: torch.Tensor, config: TuneConfig, steps: int = 3
+) -> float:
+    """What one image (or view) costs one epoch of :func:`fine_tune` on this machine, measured:
+    the fastest of ``steps`` training steps, after a warm-up one, of a throwaway copy of
+    ``tail`` and a head on ``config.batch_size`` rows of ``activations`` (repeated as needed),
+    divided by the batch size. ``tail`` is left as it was.
+
+    Args:
+        tail: a :class:`embeddings.tuning.SplitTower`'s tail.
+        activations: trunk activations ``(n, C, H, W)`` of any images (the cost depends on their
+            shape only).
+        config: the recipe (batch size, label smoothing, mixup) the job would run.
+        steps: timed steps.
+    """
+    size = config.batch_size
+    rows = activations.float().repeat(-(-size // len(activations)), 1, 1, 1)[:size]
+    model = TunedModel(copy.deepcopy(tail), ["a", "b"], _width(tail, rows[:1]), config.tuned_blocks)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr_blocks)
+    answers = torch.arange(size) % 2
+    generator = torch.Generator().manual_seed(config.seed)
+    _train_mode(model)
+    seconds = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        loss = _loss(model, rows, answers, config, generator)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        seconds.append(time.perf_counter() - started)
+    return min(seconds[1:]) / size
+
+
+def estimated_tuning_seconds(
+    labelled: int, config: TuneConfig, per_image_epoch: float, holdout: float = 0.0
+) -> float:
+    """Seconds :func:`fine_tune` trains on ``labelled`` images, ``holdout`` of them kept out,
+    if it runs all ``config.max_epochs`` epochs (early stopping ends most runs sooner: B13's at
+    2,000 labels ran 7-9 of 10): each epoch passes over the fitted images and their views."""
+    fitted = labelled * (1 - holdout) * (1 - config.val_fraction) * (1 + config.views)
+    return fitted * config.max_epochs * per_image_epoch
 
 
 def _loss(

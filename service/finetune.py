@@ -33,15 +33,23 @@ from collections.abc import Sequence
 from typing import overload
 
 import numpy as np
+import torch
+from PIL import Image
 from sklearn.model_selection import train_test_split
 from sqlalchemy import func as sql
 from sqlmodel import col, select
 
 from embeddings import BatchingEncoder
-from embeddings.tuning import TUNABLE_SPECS
+from embeddings.tuning import TUNABLE_SPECS, split_tower
 from learner import NotEnoughData, train_head
 from learner.champion import compare_on, decide_wins, predicted_labels
-from learner.finetune import TUNED_HEAD, TuneConfig, TunedHead
+from learner.finetune import (
+    TUNED_HEAD,
+    TuneConfig,
+    TunedHead,
+    estimated_tuning_seconds,
+    seconds_per_image_epoch,
+)
 from learner.tune_job import TuneJob, TuneOutcome, run_tune_job
 from service.deploys import deployed_row, record_version
 from service.errors import Conflict, ServiceUnavailable
@@ -88,7 +96,58 @@ def finetune_due(rt: Runtime, function: Function) -> bool:
         ).one()
     if len(counts) < 2 or min(counts) < rt.settings.finetune_min_per_label:
         return False
-    return last_tuned is None or function.annotation_counter >= 1.5 * last_tuned
+    if last_tuned is not None and function.annotation_counter < 1.5 * last_tuned:
+        return False
+    too_slow = finetune_too_slow(rt, function, sum(counts))
+    if too_slow is not None and rt.finetune_skips.get(function.id) != too_slow:
+        log.info("function %s: not fine-tuned: %s", function.id, too_slow)
+    rt.finetune_skips[function.id] = too_slow or ""
+    return too_slow is None
+
+
+def finetune_too_slow(rt: Runtime, function: Function, labelled: int) -> str | None:
+    """Why a fine-tune of ``labelled`` samples is more than ``--finetune-max-minutes`` here (the
+    hardware does not make it affordable), or None. The seconds one image costs an epoch are
+    measured at the first ask per backbone (:func:`learner.finetune.seconds_per_image_epoch`, a
+    few seconds) and the run's length estimated as if it ran every epoch. Not applied with
+    ``--encoder ray``: the job runs on a Ray worker whose hardware is not measured here."""
+    limit = rt.settings.finetune_max_minutes
+    if limit <= 0 or rt.settings.encoder == "ray":
+        return None
+    config = tune_config(rt)
+    per_image = rt.finetune_costs.get(function.backbone)
+    if per_image is None:
+        encoder = rt.encoders.get(function.backbone)
+        assert isinstance(encoder, BatchingEncoder)  # the in-process encoder (not ray)
+        per_image = rt.finetune_costs[function.backbone] = _measure_cost(encoder, config)
+    minutes = estimated_tuning_seconds(labelled, config, per_image, HOLDOUT) / 60
+    if minutes <= limit:
+        return None
+    return (
+        f"tuning {labelled} labelled samples would take up to {minutes:,.1f} minutes on this "
+        f"machine ({1000 * per_image:.0f} ms per image and epoch at {config.tuned_blocks} "
+        f"blocks), over --finetune-max-minutes {limit:g}"
+    )
+
+
+def _measure_cost(encoder: BatchingEncoder, config: TuneConfig) -> float:
+    backbone = encoder.backbone
+    tower = split_tower(backbone.spec, config.tuned_blocks)
+    pixels = backbone.preprocess(Image.new("RGB", (256, 256), (128, 128, 128)))[None]
+    with torch.inference_mode():
+        activations = tower.trunk(pixels).clone()
+    return seconds_per_image_epoch(tower.tail, activations, config)
+
+
+def tune_config(rt: Runtime) -> TuneConfig:
+    """The recipe B13 measured best (``python -m bench.finetune``, docs/models.md), at
+    ``--finetune-blocks``."""
+    return TuneConfig(
+        tuned_blocks=rt.settings.finetune_blocks,
+        label_smoothing=0.1,
+        mixup=0.4,
+        seed=int(rt.settings.seed or 0),
+    )
 
 
 def finetune_function(
@@ -135,11 +194,8 @@ def _tune(rt: Runtime, function_id: str, trigger: str) -> ModelVersion:
             "fine-tuning needs labelled samples of at least 2 labels, each with 5 or more; "
             f"function {function_id} has {dict(zip(labels.tolist(), counts.tolist(), strict=True))}"
         )
-    seed = int(rt.settings.seed or 0)
-    # the recipe B13 measured best (python -m bench.finetune, docs/models.md)
-    config = TuneConfig(
-        tuned_blocks=rt.settings.finetune_blocks, label_smoothing=0.1, mixup=0.4, seed=seed
-    )
+    config = tune_config(rt)
+    seed = config.seed
     fit, holdout = train_test_split(
         np.arange(len(names)), test_size=HOLDOUT, stratify=names.astype(str), random_state=seed
     )

@@ -132,6 +132,10 @@ def check_finetune(settings: Settings) -> None:
             f"finetune_blocks must be between 1 and {EFFICIENTNET_LITE0_BLOCKS} (the blocks of "
             f"EfficientNet-Lite0), not {settings.finetune_blocks}"
         )
+    if not settings.finetune_max_minutes >= 0:
+        raise ValueError(
+            f"finetune_max_minutes must be >= 0 (0: no limit), not {settings.finetune_max_minutes}"
+        )
 
 
 def decode_pixel_budget(settings: Settings) -> int:
@@ -384,6 +388,10 @@ class Runtime:
             quiet=settings.retrain_debounce,
             longest=max(settings.retrain_interval, settings.retrain_debounce),
         )
+        # Fine-tuning's measured seconds per image and epoch here, per backbone, and the last
+        # reason --finetune auto gave per function for not tuning it (service.finetune).
+        self.finetune_costs: dict[str, float] = {}
+        self.finetune_skips: dict[str, str] = {}
         # Set by service.startup.start (with retraining on): its tick is a use case.
         self.scheduler: RetrainScheduler | None = None
 

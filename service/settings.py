@@ -91,6 +91,10 @@ class Settings:
     # Trailing backbone blocks a fine-tune tunes (of EfficientNet-Lite0's 16): the depth B13
     # measured best (docs/models.md); fewer tune faster and gain less.
     finetune_blocks: int = 13
+    # Longest fine-tune (minutes) --finetune auto starts, estimated for the function's labelled
+    # samples from a few training steps measured on this machine (0: no limit; the in-process
+    # encoder only, a Ray worker's hardware is not measured).
+    finetune_max_minutes: float = 120.0
     # Memory (MiB) the resident functions' serving state may hold (heads, capture indexes,
     # traffic windows); the least recently invoked are evicted beyond it. 0: a quarter of memory.
     snapshot_memory_mb: float = 0.0

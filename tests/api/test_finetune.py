@@ -5,6 +5,7 @@ afterwards, retrained by tuning again; cancelled and refused cleanly."""
 from __future__ import annotations
 
 import io
+import logging
 import threading
 
 import numpy as np
@@ -248,7 +249,7 @@ def test_a_cancelled_fine_tune_records_nothing(settings: Settings) -> None:
 
 
 def test_the_scheduler_tunes_when_each_label_has_enough_samples(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from dataclasses import replace
 
@@ -271,9 +272,21 @@ def test_the_scheduler_tunes_when_each_label_has_enough_samples(
         assert not finetune_due(rt, function())  # no frozen head serves yet
         assert http.post(f"/v1/functions/{fn}/train").json()["version"] == 1
         assert finetune_due(rt, function())
+        cost = rt.finetune_costs["efficientnet-lite0"]  # measured at the first ask
+        assert 0 < cost < 10
         rt.settings = replace(rt.settings, finetune_min_per_label=7)
         assert not finetune_due(rt, function())  # 6 of each label, 7 asked
-        rt.settings = replace(rt.settings, finetune_min_per_label=6)
+        # 12 labelled samples: up to 12 x 0.8 x 0.85 x 3 (views) x 10 (epochs) x cost seconds
+        rt.settings = replace(
+            rt.settings, finetune_min_per_label=6, finetune_max_minutes=244.8 * cost / 60 * 0.99
+        )
+        with caplog.at_level(logging.INFO, logger="winnow.training"):
+            assert not finetune_due(rt, function())  # the hardware makes it too slow
+            assert not finetune_due(rt, function())  # said once
+        assert caplog.text.count("over --finetune-max-minutes") == 1
+        rt.settings = replace(rt.settings, finetune_max_minutes=244.8 * cost / 60 * 1.01)
+        assert finetune_due(rt, function())
+        rt.settings = replace(rt.settings, finetune_max_minutes=0)  # no limit
 
         tuned: list[tuple[str, str]] = []
         monkeypatch.setattr(
@@ -306,6 +319,7 @@ def test_the_scheduler_tunes_when_each_label_has_enough_samples(
         ({"finetune": "sometimes"}, "finetune must be off or auto"),
         ({"finetune_blocks": 17}, "finetune_blocks must be between 1 and 16"),
         ({"finetune_blocks": 0}, "finetune_blocks must be between 1 and 16"),
+        ({"finetune_max_minutes": -1.0}, "finetune_max_minutes must be >= 0"),
     ],
 )
 def test_fine_tune_settings_are_checked_at_start(

@@ -284,3 +284,20 @@ def test_the_encoder_gives_a_tuned_function_its_own_vectors() -> None:
     np.testing.assert_allclose(tuned, expected, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(tuned, axis=1), 1.0, atol=1e-5)
     assert not np.allclose(tuned, frozen, atol=1e-2)  # its own space
+
+
+def test_the_cost_of_an_epoch_is_measured_on_a_copy_and_scaled_to_a_run() -> None:
+    from learner.finetune import estimated_tuning_seconds, seconds_per_image_epoch
+
+    tail = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 8, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
+    before = [p.clone() for p in tail.parameters()]
+    config = TuneConfig(batch_size=8, views=2, max_epochs=10, val_fraction=0.15, mixup=0.4)
+
+    per_image = seconds_per_image_epoch(tail, torch.randn(3, 4, 5, 5), config)
+
+    assert 0 < per_image < 1
+    assert all(torch.equal(p, q) for p, q in zip(tail.parameters(), before, strict=True))
+    # 1,000 labels, 20% held out, 15% for validation, each with 2 views, 10 epochs
+    assert estimated_tuning_seconds(1000, config, 0.01, holdout=0.2) == pytest.approx(204.0)
