@@ -10,6 +10,8 @@ fp32 if it loses the vectors. Per ``--runtime`` asked for (with ``--precision au
   then tail), batches of 8, interleaved rounds, the median of per-round ratios
   (:func:`bench.finetune.serving_ratio`); again with the tuned one in torch's fp32, as tuned
   functions were served before;
+* **the cost estimate** ``--finetune auto`` checks (:func:`service.finetune.finetune_too_slow`):
+  the tuning seconds estimated from a few timed steps against those the tune below took;
 * **parity on Fashion-MNIST**: a tail tuned here (``--tuned-blocks``, ``--budget`` labelled
   training images, ``--epochs`` without early stopping, no views; the service's label
   smoothing and mixup) and its linear head run on ``--test`` t10k images
@@ -116,7 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     from embeddings import load_backbone
     from embeddings.tower_options import TowerOptions
     from embeddings.tuning import SharedTrunk, TunedServing, split_tower
-    from learner.finetune import TuneConfig, fine_tune
+    from learner.finetune import (
+        TuneConfig,
+        estimated_tuning_seconds,
+        fine_tune,
+        seconds_per_image_epoch,
+    )
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -142,8 +149,12 @@ def main(argv: list[str] | None = None) -> None:
         label_smoothing=0.1,
         mixup=0.4,
     )
+    tail = split_tower(BACKBONE_SPEC, args.tuned_blocks).tail
+    # what --finetune auto's check estimates for this run, from a few timed steps
+    per_image = seconds_per_image_epoch(tail, activations[:8], config)
+    estimate = estimated_tuning_seconds(args.budget, config, per_image)
     tuned = fine_tune(
-        copy.deepcopy(split_tower(BACKBONE_SPEC, args.tuned_blocks).tail),
+        copy.deepcopy(tail),
         activations,
         [],
         labels("train", train_indices),
@@ -193,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         "tuning": {
             "config": config.to_dict(),
             "seconds": tuned.seconds,
+            "estimated_seconds": estimate,
+            "seconds_per_image_epoch": per_image,
             "train_images": tuned.train_images,
             "epochs": [{k: v for k, v in e.items() if k != "val_accuracy"} for e in tuned.epochs],
         },
@@ -209,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "results": results,
     }
+    print(f"tuning took {tuned.seconds:.1f} s, estimated {estimate:.1f} s")
     write_result(args.output, report)
     print(f"wrote {args.output}")
 

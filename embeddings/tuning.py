@@ -234,7 +234,10 @@ class TunedServing:
         self.served = served
         self._probe = probe
         self._trunks: dict[int, SharedTrunk] = {}
-        self._tails: weakref.WeakKeyDictionary[TunedTail, ServedTail] = weakref.WeakKeyDictionary()
+        # keyed by the tail's module: heads retrained on a tail's features share its module
+        self._tails: weakref.WeakKeyDictionary[torch.nn.Module, ServedTail] = (
+            weakref.WeakKeyDictionary()
+        )
         self._trunk_lock = threading.Lock()  # a lookup never waits on it, only a build
         self._tail_lock = threading.Lock()
 
@@ -254,17 +257,17 @@ class TunedServing:
         return trunk
 
     def tail(self, tail: TunedTail) -> ServedTail:
-        """``tail`` compiled to serve (the same one for the same object while it lives).
+        """``tail`` compiled to serve (the same one for the same tail module while it lives).
 
         Raises:
             NotTunable: the backbone cannot be cut at ``tail``'s block.
         """
         trunk = self.trunk(tail.tuned_blocks)
         with self._tail_lock:
-            served = self._tails.get(tail)
+            served = self._tails.get(tail.tail)
             if served is None:
                 served = self._compile(tail, trunk)
-                self._tails[tail] = served
+                self._tails[tail.tail] = served
             return served
 
     def _compile(self, tail: TunedTail, trunk: SharedTrunk) -> ServedTail:

@@ -460,7 +460,8 @@ def estimated_tuning_seconds(
 ) -> float:
     """Seconds :func:`fine_tune` trains on ``labelled`` images, ``holdout`` of them kept out,
     if it runs all ``config.max_epochs`` epochs (early stopping ends most runs sooner: B13's at
-    2,000 labels ran 7-9 of 10): each epoch passes over the fitted images and their views."""
+    2,000 labels ran 7-9 of 10) at ``per_image_epoch``: each epoch passes over the fitted images
+    and their views. Steps alone: a whole run also fits the head's start and validates."""
     fitted = labelled * (1 - holdout) * (1 - config.val_fraction) * (1 + config.views)
     return fitted * config.max_epochs * per_image_epoch
 

@@ -109,7 +109,9 @@ def finetune_too_slow(rt: Runtime, function: Function, labelled: int) -> str | N
     """Why a fine-tune of ``labelled`` samples is more than ``--finetune-max-minutes`` here (the
     hardware does not make it affordable), or None. The seconds one image costs an epoch are
     measured at the first ask per backbone (:func:`learner.finetune.seconds_per_image_epoch`, a
-    few seconds) and the run's length estimated as if it ran every epoch. Not applied with
+    few seconds) and the run's length estimated as if it ran every epoch (about right: early
+    stopping ends most runs sooner, and a whole tune kept 0.75 of the timed steps' pace in
+    ``python -m bench.tuned_serving``). Not applied with
     ``--encoder ray``: the job runs on a Ray worker whose hardware is not measured here."""
     limit = rt.settings.finetune_max_minutes
     if limit <= 0 or rt.settings.encoder == "ray":
@@ -124,7 +126,7 @@ def finetune_too_slow(rt: Runtime, function: Function, labelled: int) -> str | N
     if minutes <= limit:
         return None
     return (
-        f"tuning {labelled} labelled samples would take up to {minutes:,.1f} minutes on this "
+        f"tuning {labelled} labelled samples would take about {minutes:,.1f} minutes on this "
         f"machine ({1000 * per_image:.0f} ms per image and epoch at {config.tuned_blocks} "
         f"blocks), over --finetune-max-minutes {limit:g}"
     )

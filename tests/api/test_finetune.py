@@ -276,7 +276,7 @@ def test_the_scheduler_tunes_when_each_label_has_enough_samples(
         assert 0 < cost < 10
         rt.settings = replace(rt.settings, finetune_min_per_label=7)
         assert not finetune_due(rt, function())  # 6 of each label, 7 asked
-        # 12 labelled samples: up to 12 x 0.8 x 0.85 x 3 (views) x 10 (epochs) x cost seconds
+        # 12 labelled samples: about 12 x 0.8 x 0.85 x 3 (views) x 10 (epochs) x cost seconds
         rt.settings = replace(
             rt.settings, finetune_min_per_label=6, finetune_max_minutes=244.8 * cost / 60 * 0.99
         )

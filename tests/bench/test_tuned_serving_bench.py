@@ -1,4 +1,4 @@
-"""B13's tuned-serving row: served vectors and answers against fp32's, and its verdict."""
+"""B13's tuned-serving rows: served vectors and answers against fp32's, and the cost estimate."""
 
 from __future__ import annotations
 
@@ -56,11 +56,14 @@ def test_a_row_fails_when_serving_is_slow_or_answers_lose_accuracy() -> None:
         "backbone": "efficientnet-lite0",
         "tuned_blocks": 13,
         "budget": 500,
+        "epochs": 2,
+        "tuning": {"seconds": 10.0, "estimated_seconds": 12.0, "seconds_per_image_epoch": 0.04},
         "test": 2000,
         "machine": {"cpu": "x", "cpu_flags": ["avx2"]},
         "targets": {"serving_ratio": 0.7, "accuracy_drop_pt": 0.5},
         "results": [result(0.94, 0.818), result(0.6, 0.82), result(0.94, 0.81)],
     }
-    verdicts = [row[3] for row in report.tuned_serving_rows(bench)]
-    assert verdicts == ["pass", "**fail**", "**fail**"]
-    assert "tuned onnx-int8: 0.94" in report.tuned_serving_rows(bench)[0][1]
+    rows = report.tuned_serving_rows(bench)
+    assert [row[3] for row in rows] == ["pass", "**fail**", "**fail**", "—"]
+    assert "tuned onnx-int8: 0.94" in rows[0][1]
+    assert rows[3][1] == "12 s (40 ms per image and epoch) / 10 s: 1.20"

@@ -21,6 +21,7 @@ from embeddings.tuning import (
     split_tower,
     trunk_activations,
 )
+from learner.finetune import TunedHead, TunedModel
 
 
 @pytest.mark.parametrize("tuned_blocks", [1, 3, 5])
@@ -144,7 +145,6 @@ def test_a_backbone_that_cannot_be_cut_fails_only_the_tuned_request() -> None:
 
 
 def tuned_model(tuned_blocks: int = 3) -> Any:
-    from learner.finetune import TunedModel
 
     tail = split_tower("efficientnet-lite0", tuned_blocks).tail
     return TunedModel(tail, ["a", "b"], 1280, tuned_blocks).requires_grad_(False).eval()
@@ -165,6 +165,8 @@ def test_a_tuned_tail_serves_in_the_backbones_precision_when_it_keeps_the_vector
     assert (tail.label, tail.tuned_blocks) == (label, 3)
     assert tail.min_cosine >= 0.99
     assert serving.tail(model) is tail  # compiled once per tail
+    retrained = TunedHead("efficientnet-lite0", model, classifier=object())
+    assert serving.tail(retrained) is tail  # a head retrained on its features: the same tail
     batch = torch.stack([efficientnet.preprocess(image) for image in images(4, seed=3)])
     exact = model.run(SharedTrunk("efficientnet-lite0", 3, batch).activations(batch))
     rows = tail.run(serving.trunk(3).activations(batch))
