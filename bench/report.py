@@ -1037,9 +1037,9 @@ def tuned_serving_rows(report: dict[str, Any]) -> list[Row]:
                 f"B13 `--finetune auto`'s cost estimate ({report['tuned_blocks']} blocks, "
                 f"{report['budget']} labels, {report['epochs']} epochs; 2 cores, {cpu}): "
                 "seconds estimated from timed training steps / seconds the tune took",
-                f"{tuning['estimated_seconds']:.0f} s ({1000 * tuning['seconds_per_image_epoch']:.0f} "
-                f"ms per image and epoch) / {tuning['seconds']:.0f} s: "
-                f"{tuning['estimated_seconds'] / tuning['seconds']:.2f}",
+                f"{tuning['estimated_seconds']:.0f} s "
+                f"({1000 * tuning['seconds_per_image_epoch']:.0f} ms per image and epoch) / "
+                f"{tuning['seconds']:.0f} s: {tuning['estimated_seconds'] / tuning['seconds']:.2f}",
                 "—",
                 "—",
             )
