@@ -111,8 +111,8 @@ class TunedModel(torch.nn.Module):
         return model.requires_grad_(False).eval()
 
     def features(self, activations: torch.Tensor) -> torch.Tensor:
-        """Unit-length pooled features of trunk activations."""
-        pooled = self.tail(activations.to(torch.float32))
+        """Unit-length pooled features of trunk activations (moved to the model's device)."""
+        pooled = self.tail(activations.to(self.head.weight.device, torch.float32))
         return torch.nn.functional.normalize(pooled, dim=1)
 
     def run(self, activations: torch.Tensor) -> np.ndarray:
@@ -121,7 +121,7 @@ class TunedModel(torch.nn.Module):
         captures, searches and retrains on these, not on the frozen backbone's vectors
         (``python -m bench.tuned_space``)."""
         with torch.inference_mode():
-            return self.features(activations).numpy().astype(np.float32)
+            return self.features(activations).cpu().numpy().astype(np.float32)
 
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.head(self.features(activations))
@@ -139,7 +139,7 @@ class TunedModel(torch.nn.Module):
                 ]
         finally:
             self.train(was_training)
-        return torch.cat(parts).numpy().astype(np.float64)
+        return torch.cat(parts).cpu().numpy().astype(np.float64)
 
     def predict(self, activations: torch.Tensor) -> np.ndarray:
         return np.asarray(self.classes_[np.argmax(self.predict_proba(activations), axis=1)])
@@ -267,6 +267,7 @@ def fine_tune(
     *,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[dict[str, float]], None] | None = None,
+    device: torch.device | None = None,
 ) -> TuneResult:
     """Tune ``tail`` and a new head on trunk activations, keeping the best validation epoch.
 
@@ -280,6 +281,8 @@ def fine_tune(
         config: see :class:`TuneConfig`.
         should_stop: asked between steps; True cancels (the best epoch so far is kept).
         progress: called after each epoch with its record (epoch, loss, accuracy, seconds).
+        device: where the tail and head train (None: the CPU); the activations stay where they
+            are and each batch is moved. The returned model is on the CPU.
 
     Raises:
         NotEnoughData: fewer than two labels, or a label with fewer than two images.
@@ -299,6 +302,7 @@ def fine_tune(
         tail, [str(c) for c in classes], _width(tail, originals[:1]), config.tuned_blocks
     )
     _start_head(model, originals[fit_rows], targets[fit_rows])
+    model.to(device or torch.device("cpu"))  # the activations stay on the CPU, a batch moves
     optimiser = torch.optim.AdamW(
         [
             {"params": model.tail.parameters(), "lr": config.lr_blocks},
@@ -339,7 +343,7 @@ def fine_tune(
             stopped = "patience"
             break
     model.load_state_dict(best_state)
-    model.eval()
+    model.cpu().eval()
     return TuneResult(
         model=model,
         config=config,
@@ -373,9 +377,13 @@ def _start_head(model: TunedModel, activations: torch.Tensor, targets: torch.Ten
     """The head set to a logistic regression on the untuned tail's unit features."""
     model.eval()
     with torch.inference_mode():
-        features = torch.cat(
-            [model.features(activations[i : i + 256]) for i in range(0, len(activations), 256)]
-        ).numpy()
+        features = (
+            torch.cat(
+                [model.features(activations[i : i + 256]) for i in range(0, len(activations), 256)]
+            )
+            .cpu()
+            .numpy()
+        )
     fitted = LogisticRegression(C=10.0, max_iter=2000).fit(features, targets.numpy())
     rows, intercepts = fitted.coef_, fitted.intercept_
     if rows.shape[0] == 1:  # scikit-learn's binary form: one row, for the second class
@@ -407,7 +415,8 @@ def _epoch(
         if should_stop is not None and should_stop():
             return float(np.mean(losses)) if losses else float("nan"), True
         batch = order[start : start + config.batch_size]
-        loss = _loss(model, inputs[batch], answers[batch], config, generator)
+        where = model.head.weight.device
+        loss = _loss(model, inputs[batch].to(where), answers[batch].to(where), config, generator)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

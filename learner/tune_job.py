@@ -87,7 +87,7 @@ def run_tune_job(
         images: read one at a time (a lazy sequence keeps a large function's images out of
             memory).
         preprocess: the backbone's preprocessing (a decoded RGB image to a ``(3, H, W)`` tensor).
-        device: where the trunk runs (the backbone's device).
+        device: where the trunk runs and the tail trains (the backbone's device).
         control: progress and cancellation.
 
     Raises:
@@ -111,6 +111,7 @@ def run_tune_job(
         config,
         should_stop=control.cancelled,
         progress=progress,
+        device=device,
     )
     if tuned.stopped == "cancelled":
         raise TrainingCancelled("fine-tuning cancelled")

@@ -111,16 +111,19 @@ def finetune_too_slow(rt: Runtime, function: Function, labelled: int) -> str | N
     measured at the first ask per backbone (:func:`learner.finetune.seconds_per_image_epoch`, a
     few seconds) and the run's length estimated as if it ran every epoch (about right: early
     stopping ends most runs sooner, and a whole tune kept 0.75 of the timed steps' pace in
-    ``python -m bench.tuned_serving``). Not applied with
-    ``--encoder ray``: the job runs on a Ray worker whose hardware is not measured here."""
+    ``python -m bench.tuned_serving``). Not applied on an accelerator (the job trains there),
+    nor with ``--encoder ray``: the job runs on a Ray worker whose hardware is not measured
+    here."""
     limit = rt.settings.finetune_max_minutes
     if limit <= 0 or rt.settings.encoder == "ray":
         return None
+    encoder = rt.encoders.get(function.backbone)
+    assert isinstance(encoder, BatchingEncoder)  # the in-process encoder (not ray)
+    if encoder.backbone.device.type != "cpu":
+        return None  # an accelerator trains the tail: affordable
     config = tune_config(rt)
     per_image = rt.finetune_costs.get(function.backbone)
     if per_image is None:
-        encoder = rt.encoders.get(function.backbone)
-        assert isinstance(encoder, BatchingEncoder)  # the in-process encoder (not ray)
         per_image = rt.finetune_costs[function.backbone] = _measure_cost(encoder, config)
     minutes = estimated_tuning_seconds(labelled, config, per_image, HOLDOUT) / 60
     if minutes <= limit:
