@@ -6,6 +6,9 @@ Run by ``bench/gpu.sh`` on the lent GPU machine, in one go of at most ``--deadli
   already on the device, in fp32 and bf16, eager / TorchScript (what the service serves) /
   ``torch.compile``, as images/s and as a share of the card's 8.82 GFLOP/image bound; bf16's
   per-image cosine to fp32 on photo-like probe images;
+* fine-tune: B13's recipe at ``--finetune-blocks`` on EfficientNet-Lite0 at random init, trained
+  on the device (timings only: the trunk's images/s, seconds per epoch per 1,000 labelled
+  images, :func:`finetune_phase`);
 * service: ``winnow serve`` with the same weights (``--batch-size auto --precision auto``), fed
   224 px JPEGs as data URIs by ``--clients`` concurrent clients through single and batch invoke:
   images/s, p50/p99 latency, and the ratio to the raw tower at the service's batch and precision.
@@ -136,6 +139,57 @@ def raw_towers(args: argparse.Namespace, device: Any, deadline: float) -> dict[s
     }
 
 
+def finetune_phase(args: argparse.Namespace, device: Any) -> dict[str, Any]:
+    """B13's fine-tune as timings only: EfficientNet-Lite0 at random init (timm's network; the
+    weight package stays behind) cut before its last ``--finetune-blocks`` blocks, the
+    service's recipe (2 views, label smoothing 0.1, mixup 0.4) on ``--finetune-labels``
+    synthetic images, 80% fitted as after the guard's holdout: the trunk's images/s and the
+    seconds an epoch takes per 1,000 labelled images (``fine_tune`` on ``device``)."""
+    import numpy as np
+    import timm
+    import torch
+
+    from embeddings.tuning import split_efficientnet, trunk_activations
+    from learner.finetune import TuneConfig, fine_tune
+
+    torch.manual_seed(0)
+    network = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
+    tower = split_efficientnet(network.eval(), args.finetune_blocks, "efficientnet-lite0")
+    epochs = args.finetune_epochs
+    config = TuneConfig(
+        tuned_blocks=args.finetune_blocks,
+        label_smoothing=0.1,
+        mixup=0.4,
+        max_epochs=epochs,
+        patience=epochs,  # every epoch runs: these are timings
+    )
+    fitted = int(0.8 * args.finetune_labels)
+    trunk = tower.trunk.to(device)
+    parts, started = [], time.monotonic()
+    for start in range(0, fitted * (1 + config.views), 64):
+        size = min(64, fitted * (1 + config.views) - start)
+        pixels = torch.randn(size, 3, 224, 224, device=device)
+        parts.append(trunk_activations(trunk, [pixels]).cpu())
+    trunk_rate = fitted * (1 + config.views) / (time.monotonic() - started)
+    originals, *views = torch.cat(parts).split(fitted)
+    labels = np.asarray([str(i % 10) for i in range(fitted)])
+    tuned = fine_tune(tower.tail, originals, views, labels, config, device=device)
+    epoch_seconds = [epoch["seconds"] for epoch in tuned.epochs[1:]]
+    result = {
+        "tuned_blocks": args.finetune_blocks,
+        "labelled": args.finetune_labels,
+        "fitted_images": fitted,
+        "views": config.views,
+        "epochs": len(epoch_seconds),
+        "trunk_images_per_s": trunk_rate,
+        "epoch_seconds": epoch_seconds,
+        "epoch_seconds_per_1000_labelled": 1000 * min(epoch_seconds) / args.finetune_labels,
+        "tuning_seconds": tuned.seconds,
+    }
+    print("finetune", json.dumps(result), flush=True)
+    return result
+
+
 def service_phases(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
     """The running service through single and batch invoke; images/s and latency."""
     import httpx
@@ -237,6 +291,16 @@ def summary(report: dict[str, Any]) -> list[str]:
         )
     if service.get("service_precision_log"):
         lines.append(f"  service: {service['service_precision_log']}")
+    tune = report.get("finetune", {})
+    if "epoch_seconds_per_1000_labelled" in tune:
+        lines.append(
+            f"  fine-tune (efficientnet-lite0 at random init, last {tune['tuned_blocks']} blocks, "
+            f"{tune['labelled']:,} labels, {tune['views']} views): "
+            f"{tune['epoch_seconds_per_1000_labelled']:.1f} s per epoch per 1,000 labelled "
+            f"images; trunk {tune['trunk_images_per_s']:,.0f} images/s"
+        )
+    elif tune:
+        lines.append(f"  fine-tune: {tune.get('skipped') or tune.get('error')}")
     return lines
 
 
@@ -259,10 +323,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-images", type=int, default=64, help="images per batch invoke")
     parser.add_argument("--images", type=int, default=256, help="distinct JPEGs in the stream")
     parser.add_argument("--deadline-s", type=float, default=420.0, help="whole run, roughly")
-    parser.add_argument("--raw-share", type=float, default=0.55, help="of the deadline, raw part")
+    parser.add_argument("--raw-share", type=float, default=0.5, help="of the deadline, raw part")
+    parser.add_argument("--finetune-blocks", type=int, default=13, help="B13's tuned blocks")
+    parser.add_argument("--finetune-labels", type=int, default=None, help="B13's labelled images")
+    parser.add_argument("--finetune-epochs", type=int, default=None)
     args = parser.parse_args(argv)
     quick = {"batches": "1,4", "min_seconds": 0.5, "clients": 8, "requests": 24}
+    quick.update(finetune_labels=30, finetune_epochs=1)
     full = {"batches": "1,64,256", "min_seconds": 2.0, "clients": 64, "requests": 4000}
+    full.update(finetune_labels=2000, finetune_epochs=2)
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -294,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     report["raw"] = raw_towers(args, device, started + args.raw_share * args.deadline_s)
     args.out.mkdir(parents=True, exist_ok=True)
     write_result(args.out / f"{args.name}.json", report)  # what the raw part found, in any case
+    try:
+        report["finetune"] = finetune_phase(args, device)
+    except Exception as error:  # report and go on to the service
+        report["finetune"] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+    write_result(args.out / f"{args.name}.json", report)
     report["service"] = service_phases(args, started + args.deadline_s - 30)
     raw_rates = {
         (row["precision"], row["build"], row["batch"]): row.get("images_per_s")

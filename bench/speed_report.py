@@ -144,4 +144,17 @@ def gpu_rows(report: dict[str, Any]) -> list[Row]:
                 else "—",
             )
         )
+    tune = report.get("finetune", {})
+    if "epoch_seconds_per_1000_labelled" in tune:
+        rows.append(
+            (
+                f"GPU B13 fine-tune, timings only (efficientnet-lite0 at random init, last "
+                f"{tune['tuned_blocks']} blocks, {tune['labelled']:,} labels, {tune['views']} "
+                f"views; {where})",
+                f"{tune['epoch_seconds_per_1000_labelled']:.1f} s per epoch per 1,000 labelled "
+                f"images; trunk {tune['trunk_images_per_s']:,.0f} img/s",
+                "—",
+                "—",
+            )
+        )
     return rows

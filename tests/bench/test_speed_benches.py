@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import cpu_precision, gpu_bench
 from bench.speed_report import cpu_precision_rows, gpu_rows
 
@@ -62,3 +64,23 @@ def test_the_gpu_report_names_the_card_its_bound_and_the_targets() -> None:
     assert rows[1][3] == "pass"
     lines = gpu_bench.summary(report)
     assert any("of the bound" in line for line in lines)
+
+
+def test_the_gpu_bench_times_a_fine_tune_on_its_device() -> None:
+    import argparse
+
+    import torch
+
+    args = argparse.Namespace(finetune_blocks=2, finetune_labels=30, finetune_epochs=1)
+    result = gpu_bench.finetune_phase(args, torch.device("cpu"))
+
+    assert (result["fitted_images"], result["views"], result["epochs"]) == (24, 2, 1)
+    assert result["trunk_images_per_s"] > 0 and result["tuning_seconds"] > 0
+    per_1000 = 1000 * result["epoch_seconds"][0] / 30
+    assert result["epoch_seconds_per_1000_labelled"] == pytest.approx(per_1000)
+    report = {"peak_tflops": None, "device_name": "cpu", "device": "cpu", "torch": "x",
+              "measured_at": "now", "raw": {"rows": []}, "service": {}, "finetune": result}  # fmt: skip
+    lines = gpu_bench.summary(report)
+    assert any("per epoch per 1,000 labelled images" in line for line in lines)
+    (row,) = gpu_rows(report)
+    assert row[0].startswith("GPU B13 fine-tune, timings only") and "s per epoch" in row[1]
