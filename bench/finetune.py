@@ -247,14 +247,16 @@ def serving_ratio(
     cut at ``tuned``'s block, then ``tuned``'s tail, both compiled in the backbone's runtime and
     precision as the encoder serves them, :class:`embeddings.tuning.TunedServing`, or in
     ``served``), in interleaved rounds; the ratio is the median of the per-round ratios."""
-    from embeddings.precision import PrecisionChoice
+    from embeddings.precision import PrecisionChoice, probe_batch
     from embeddings.tuning import TunedServing
 
     choice = getattr(backbone, "precision", None)
     if served is None:
         is_choice = isinstance(choice, PrecisionChoice)
         served = (choice.runtime, choice.precision) if is_choice else ("torch", "fp32")
-    serving = TunedServing(backbone.spec, batch, served)
+    # calibrated and checked on the encoder's own probe images, as the service does
+    probe = probe_batch(backbone.preprocess, 8, batch.device)
+    serving = TunedServing(backbone.spec, probe, served)
     tail = serving.tail(tuned)
     trunk = serving.trunk(tuned.tuned_blocks)
 

@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench.cpu_precision import machine
     from bench.finetune import _sample_images, serving_ratio
     from embeddings import load_backbone
+    from embeddings.precision import probe_batch
     from embeddings.tower_options import TowerOptions
     from embeddings.tuning import SharedTrunk, TunedServing, split_tower
     from learner.finetune import (
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
             BACKBONE_SPEC, device="cpu", tower=TowerOptions("auto", runtime=runtime)
         )
         choice = backbone.precision
-        serving = TunedServing(BACKBONE_SPEC, batch, (choice.runtime, choice.precision))
+        probe = probe_batch(backbone.preprocess, 8, torch.device("cpu"))  # as the encoder's
+        serving = TunedServing(BACKBONE_SPEC, probe, (choice.runtime, choice.precision))
         served = serving.tail(model)
         row = {
             "runtime": runtime,
