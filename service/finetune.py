@@ -111,9 +111,9 @@ def finetune_too_slow(rt: Runtime, function: Function, labelled: int) -> str | N
     measured at the first ask per backbone (:func:`learner.finetune.seconds_per_image_epoch`, a
     few seconds) and the run's length estimated as if it ran every epoch (about right: early
     stopping ends most runs sooner, and the timed steps estimated 0.68 of the time a whole tune
-    took in ``python -m bench.tuned_serving``). Not applied on an accelerator (the job trains there),
-    nor with ``--encoder ray``: the job runs on a Ray worker whose hardware is not measured
-    here."""
+    took in ``python -m bench.tuned_serving``). Not applied on an accelerator (the job trains
+    there), nor with ``--encoder ray``: the job runs on a Ray worker whose hardware is not
+    measured here."""
     limit = rt.settings.finetune_max_minutes
     if limit <= 0 or rt.settings.encoder == "ray":
         return None
