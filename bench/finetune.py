@@ -241,22 +241,16 @@ def one_run(
 
 
 def serving_ratio(
-    backbone: Any, tuned: Any, batch: Any, rounds: int, served: tuple[str, str] | None = None
+    backbone: Any, tuned: Any, batch: Any, rounds: int, serving: Any | None = None
 ) -> dict[str, Any]:
     """Images/s of a frozen function (the backbone's tower) and a tuned one (the shared trunk
-    cut at ``tuned``'s block, then ``tuned``'s tail, both compiled in the backbone's runtime and
-    precision as the encoder serves them, :class:`embeddings.tuning.TunedServing`, or in
-    ``served``), in interleaved rounds; the ratio is the median of the per-round ratios."""
-    from embeddings.precision import PrecisionChoice, probe_batch
-    from embeddings.tuning import TunedServing
+    cut at ``tuned``'s block, then ``tuned``'s tail, compiled by ``serving``, by default as the
+    encoder does, :meth:`embeddings.tuning.TunedServing.for_backbone`), in interleaved rounds;
+    the ratio is the median of the per-round ratios."""
+    from embeddings.tower_options import served_label
+    from embeddings.tuning import TunedServing, served_as
 
-    choice = getattr(backbone, "precision", None)
-    if served is None:
-        is_choice = isinstance(choice, PrecisionChoice)
-        served = (choice.runtime, choice.precision) if is_choice else ("torch", "fp32")
-    # calibrated and checked on the encoder's own probe images, as the service does
-    probe = probe_batch(backbone.preprocess, 8, batch.device)
-    serving = TunedServing(backbone.spec, probe, served)
+    serving = serving or TunedServing.for_backbone(backbone)
     tail = serving.tail(tuned)
     trunk = serving.trunk(tuned.tuned_blocks)
 
@@ -284,7 +278,7 @@ def serving_ratio(
         "ratio_rounds": ratios,
         "batch": int(batch.shape[0]),
         "rounds": rounds,
-        "frozen_serves": choice.label if isinstance(choice, PrecisionChoice) else "fp32",
+        "frozen_serves": served_label(*served_as(backbone)),
         "tuned_serves": tail.label,
         "tuned_path": "shared trunk graph + tuned tail, in the tower's precision",
     }

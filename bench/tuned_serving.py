@@ -116,7 +116,6 @@ def main(argv: list[str] | None = None) -> None:
     from bench.cpu_precision import machine
     from bench.finetune import _sample_images, serving_ratio
     from embeddings import load_backbone
-    from embeddings.precision import probe_batch
     from embeddings.tower_options import TowerOptions
     from embeddings.tuning import SharedTrunk, TunedServing, split_tower
     from learner.finetune import (
@@ -173,8 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             BACKBONE_SPEC, device="cpu", tower=TowerOptions("auto", runtime=runtime)
         )
         choice = backbone.precision
-        probe = probe_batch(backbone.preprocess, 8, torch.device("cpu"))  # as the encoder's
-        serving = TunedServing(BACKBONE_SPEC, probe, (choice.runtime, choice.precision))
+        serving = TunedServing.for_backbone(backbone)  # as the encoder compiles tuned tails
         served = serving.tail(model)
         row = {
             "runtime": runtime,
@@ -182,9 +180,15 @@ def main(argv: list[str] | None = None) -> None:
             "tuned_serves": served.label,
             "probe_min_cosine": served.min_cosine,
             **parity(model, served, serving.trunk(args.tuned_blocks), reference, test, truth),
-            "serving": serving_ratio(backbone, model, batch, args.rounds),
+            "serving": serving_ratio(backbone, model, batch, args.rounds, serving),
             # as tuned functions were served before: trunk and tail in torch's fp32
-            "serving_fp32": serving_ratio(backbone, model, batch, args.rounds, ("torch", "fp32")),
+            "serving_fp32": serving_ratio(
+                backbone,
+                model,
+                batch,
+                args.rounds,
+                TunedServing(BACKBONE_SPEC, serving.probe, ("torch", "fp32")),
+            ),
         }
         results.append(row)
         print(

@@ -31,7 +31,6 @@ from embeddings.backbone import Backbone, empty_vectors
 from embeddings.encode_units import EncodeRequest, RequestSlice
 from embeddings.encoder_protocol import EncoderStats
 from embeddings.errors import EncoderClosed, EncoderOverloaded
-from embeddings.precision import PrecisionChoice, probe_batch
 from embeddings.text import backbone_has_text_tower, encode_text_or_raise
 from embeddings.threads import ThreadTuner, thread_choices
 from embeddings.tuning import ServedTail, TunedServing, TunedTail
@@ -194,16 +193,9 @@ class BatchingEncoder:
         """The tuned functions' trunks and tails, in the backbone's runtime and precision."""
         serving = self._tuned
         if serving is None:
-            backbone = self._backbone
-            choice = getattr(backbone, "precision", None)  # a test backbone reports none: fp32
-            served = (
-                (choice.runtime, choice.precision)
-                if isinstance(choice, PrecisionChoice)
-                else ("torch", "fp32")
-            )
-            probe = probe_batch(backbone.preprocess, 8, backbone.device)
+            built = TunedServing.for_backbone(self._backbone)
             with self._lock:
-                serving = self._tuned = self._tuned or TunedServing(backbone.spec, probe, served)
+                serving = self._tuned = self._tuned or built
         return serving
 
     def _submit(

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from timm.models.efficientnet import EfficientNet
 
-from embeddings.backbone import frozen_graph, normalised_rows, to_device
+from embeddings.backbone import Backbone, frozen_graph, normalised_rows, to_device
 from embeddings.efficientnet_backbone import EFFICIENTNET_LITE0_SPEC, build_efficientnet_lite0
 from embeddings.onnx_runtime import FP32_CONVOLUTIONS
-from embeddings.precision import MIN_COSINE, build_candidate
+from embeddings.precision import MIN_COSINE, PrecisionChoice, build_candidate, probe_batch
 from embeddings.tower_options import served_label
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,15 @@ class TunedTail(Protocol):
         ...
 
 
+def served_as(backbone: Backbone) -> tuple[str, str]:
+    """``(runtime, precision)`` the backbone's tower serves in (its
+    :class:`embeddings.precision.PrecisionChoice`); fp32 for one that reports none (a test's)."""
+    choice = getattr(backbone, "precision", None)
+    if isinstance(choice, PrecisionChoice):
+        return choice.runtime, choice.precision
+    return "torch", "fp32"
+
+
 class SharedTrunk:
     """The frozen network up to a cut, in the runtime and precision the backbone's tower serves
     in: a batch runs through it once and every tuned tail cut there reads its activations, so a
@@ -175,14 +184,14 @@ class SharedTrunk:
         trunk = split_tower(spec, tuned_blocks).trunk.to(probe.device)
         self.tuned_blocks = tuned_blocks
         self.device = probe.device
-        self.served = served
         self.convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in trunk.modules())
         self._trunk = build_candidate(trunk, probe, *served, finalise=frozen_graph)
 
     def activations(self, batch: torch.Tensor) -> torch.Tensor:
-        """The trunk's fp32 activations ``(n, C, H, W)`` of ``batch``, on :attr:`device`."""
+        """The trunk's fp32 activations ``(n, C, H, W)`` of ``batch``, on :attr:`device` (every
+        runtime and precision answers in fp32)."""
         with torch.inference_mode():
-            activations: torch.Tensor = self._trunk(to_device(batch, self.device)).float()
+            activations: torch.Tensor = self._trunk(to_device(batch, self.device))
             return activations
 
 
@@ -194,6 +203,7 @@ class ServedTail:
         tuned_blocks: where its network is cut.
         label: what runs it, e.g. ``onnx-int8`` (:func:`embeddings.tower_options.served_label`).
         min_cosine: the lowest cosine of its rows to the fp32 tail's on the probe batch.
+        tower: the compiled tail: activations to pooled features.
     """
 
     tuned_blocks: int
@@ -232,7 +242,7 @@ class TunedServing:
     ) -> None:
         self.spec = spec
         self.served = served
-        self._probe = probe
+        self.probe = probe
         self._trunks: dict[int, SharedTrunk] = {}
         # keyed by the tail's module: heads retrained on a tail's features share its module
         self._tails: weakref.WeakKeyDictionary[torch.nn.Module, ServedTail] = (
@@ -240,6 +250,13 @@ class TunedServing:
         )
         self._trunk_lock = threading.Lock()  # a lookup never waits on it, only a build
         self._tail_lock = threading.Lock()
+
+    @classmethod
+    def for_backbone(cls, backbone: Backbone) -> TunedServing:
+        """Serving as ``backbone``'s tower does (:func:`served_as`), checked on its probe
+        images (:func:`embeddings.precision.probe_batch`), as the encoder serves tuned tails."""
+        probe = probe_batch(backbone.preprocess, 8, backbone.device)
+        return cls(backbone.spec, probe, served_as(backbone))
 
     def trunk(self, tuned_blocks: int) -> SharedTrunk:
         """The trunk cut before the last ``tuned_blocks`` blocks.
@@ -252,7 +269,7 @@ class TunedServing:
             with self._trunk_lock:
                 trunk = self._trunks.get(tuned_blocks)
                 if trunk is None:
-                    trunk = SharedTrunk(self.spec, tuned_blocks, self._probe, self.served)
+                    trunk = SharedTrunk(self.spec, tuned_blocks, self.probe, self.served)
                     self._trunks[tuned_blocks] = trunk
         return trunk
 
@@ -271,13 +288,13 @@ class TunedServing:
             return served
 
     def _compile(self, tail: TunedTail, trunk: SharedTrunk) -> ServedTail:
-        activations = trunk.activations(self._probe)
+        activations = trunk.activations(self.probe)
         reference = torch.from_numpy(tail.run(activations))
         runtime, precision = self.served
         options = (
             [(runtime, precision)] if precision == "fp32" else [self.served, (runtime, "fp32")]
         )
-        threshold = MIN_COSINE.get(self._probe.device.type, MIN_COSINE["cpu"])
+        threshold = MIN_COSINE.get(self.probe.device.type, MIN_COSINE["cpu"])
         module = copy.deepcopy(tail.tail).float().to(activations.device).eval()
         for option in options:
             try:
