@@ -55,7 +55,10 @@ def threaded_server(settings: Settings, port: int | None = None) -> Iterator[str
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_until(lambda: server.started, what="server start")
+    # start-up loads the backbone and measures its precision: slow on a loaded machine
+    wait_until(lambda: server.started or not thread.is_alive(), timeout=120, what="server start")
+    if not server.started:
+        raise RuntimeError("the server stopped while starting (its error is logged above)")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

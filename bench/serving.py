@@ -27,8 +27,9 @@ the full load and for one client alone.
 ``--bare`` also drives :mod:`bench.bare_http` in every round: the same model behind a bare HTTP
 route (no authentication, database, head or capture), the most any HTTP service can reach here.
 
-``--profile`` adds a capture-on phase after the measured rounds (so they are not slowed) during
-which py-spy samples every thread of the service process, and writes where an invoke's time goes
+``--profile`` adds a phase (capture on, or off with ``--profile-capture off``) after the measured
+rounds (so they are not slowed) during which py-spy samples every thread of the service process,
+and writes where an invoke's time goes
 (HTTP and multipart parsing, database, capture, waiting for the batch, the encoder's forward pass)
 to ``bench/results/serving_profile[_<label>].txt`` (:mod:`bench.serving_profile`).
 
@@ -670,8 +671,8 @@ def profile_phase(
     content_type: str,
     header: list[str],
 ) -> dict[str, Any]:
-    """One more capture-on phase, sampled by py-spy; writes the profile's text next to the JSON
-    result and returns its figures."""
+    """One more phase (capture as ``--profile-capture`` says), sampled by py-spy; writes the
+    profile's text next to the JSON result and returns its figures."""
     from bench import serving_profile
 
     with serving_profile.sampling(service_process.pid, rate=args.profile_rate) as sampled:
@@ -755,6 +756,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--profile-requests", type=int, default=0, help="invokes sampled (0: 3 x --requests)"
     )
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument(
+        "--profile-capture",
+        choices=["on", "off"],
+        default="on",
+        help="whether the sampled phase's invokes capture (default on)",
+    )
     parser.add_argument("--label", default="", help="names the outputs: serving_<label>.json ...")
     parser.add_argument("--output", type=Path, default=None, help="the JSON result's path")
     parser.add_argument("--raw-worker", action="store_true", help=argparse.SUPPRESS)
@@ -866,11 +873,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 header = [
                     f"B2 serving profile{f' ({args.label})' if args.label else ''}: "
                     f"{backbone_name} in {precision}, batch {args.batch_size}, {args.clients} "
-                    f"clients, {args.image_size} px JPEGs as {args.body} bodies, capture on",
+                    f"clients, {args.image_size} px JPEGs as {args.body} bodies, "
+                    f"capture {args.profile_capture}",
                     f"checkout {ROOT}, {platform.platform()}, {os.cpu_count()} CPU cores",
                 ]
+                sampled_path = targets[f"capture_{args.profile_capture}"][1]
                 profile = profile_phase(
-                    args, service_process, invoke, bodies,
+                    args, service_process, sampled_path, bodies,
                     headers=invoking, content_type=content_type, header=header,
                 )  # fmt: skip
             single: dict[str, dict[str, Any]] = {}
