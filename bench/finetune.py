@@ -21,7 +21,8 @@ Per budget (labelled images drawn at random from the pool) and seed:
   In hindsight the guard was wrong when it deployed a challenger that is not more accurate on
   the test split than the champion. With ``--refit`` the challenger is also trained again on
   every label for the epoch count early stopping found (:meth:`TuneResult.refit_config`, what
-  a deploy would serve) and scored on the test split.
+  a deploy would serve) and scored on the test split; ``--refit-from RESULT ...`` does only that
+  for the runs an earlier result recorded (their recipe, the epochs their early stopping kept).
 
 Costs, on this machine's cores in one run: tuning seconds per 1,000 labelled images (whole run,
 views included) and per epoch; the trunk's seconds per 1,000 images (paid once per stored image
@@ -210,13 +211,7 @@ def one_run(
     tuned_test = float(np.mean(tuned.model.predict(data["test_activations"]) == test_truth))
     refit: dict[str, Any] = {}
     if args.refit:  # what would deploy: the recipe again on every label, as many epochs
-        again = tune_on(tower.tail, data["activations"], chosen, labels, tuned.refit_config())
-        refit_test = float(np.mean(again.model.predict(data["test_activations"]) == test_truth))
-        refit = {
-            "refit_test_accuracy": refit_test,
-            "refit_gain_pt": 100 * (refit_test - champion_test),
-            "refit_seconds": again.seconds,
-        }
+        refit = refitted(data, tower, chosen, tuned.refit_config(), champion_test)
     print(
         f"budget {budget} seed {seed}: champion {100 * champion_test:.1f}%, tuned "
         f"{100 * tuned_test:.1f}% (best epoch {tuned.best_epoch}, {tuned.seconds:.0f} s); "
@@ -238,6 +233,51 @@ def one_run(
         "tuned_bytes": tuned.model.nbytes(),
         **refit,
     }
+
+
+def refitted(
+    data: dict[str, Any], tower: Any, chosen: np.ndarray, config: Any, champion_test: float
+) -> dict[str, Any]:
+    """The challenger's recipe trained again on every label of ``chosen`` with ``config`` (a
+    :meth:`TuneResult.refit_config`: what the service deploys when the guard deploys the
+    challenger), scored on the test split against the champion's ``champion_test``."""
+    again = tune_on(tower.tail, data["activations"], chosen, data["labels"], config)
+    truth = data["test_labels"]
+    refit_test = float(np.mean(again.model.predict(data["test_activations"]) == truth))
+    return {
+        "refit_test_accuracy": refit_test,
+        "refit_gain_pt": 100 * (refit_test - champion_test),
+        "refit_seconds": again.seconds,
+    }
+
+
+def refit_recorded(data: dict[str, Any], tower: Any, recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded run (``--refit-from``) with its challenger refitted on every label for the
+    epochs its early stopping kept, without tuning it again: the champion is trained anew here
+    (the same labels and seed), the judged figures are the record's."""
+    from dataclasses import replace
+
+    from learner import train_head
+    from learner.finetune import TuneConfig
+
+    budget, seed = recorded["budget"], recorded["seed"]
+    labels = data["labels"]
+    chosen = np.random.default_rng(seed).choice(len(labels), size=budget, replace=False)
+    champion = train_head(data["vectors"][chosen], labels[chosen], seed=seed).head
+    champion_test = float(np.mean(champion.predict(data["test_vectors"]) == data["test_labels"]))
+    tuning = recorded["tuning"]
+    config = replace(
+        TuneConfig(**tuning["config"]), val_fraction=0.0, max_epochs=tuning["best_epoch"]
+    )
+    refit = refitted(data, tower, chosen, config, champion_test)
+    print(
+        f"budget {budget} seed {seed}: champion {100 * champion_test:.1f}% (recorded "
+        f"{100 * recorded['champion_test_accuracy']:.1f}%), judged tuned "
+        f"{100 * recorded['tuned_test_accuracy']:.1f}%, refit for {config.max_epochs} epochs on "
+        f"every label {100 * refit['refit_test_accuracy']:.1f}% ({refit['refit_seconds']:.0f} s)",
+        flush=True,
+    )
+    return {**recorded, "refit_champion_test_accuracy": champion_test, **refit}
 
 
 def serving_ratio(
@@ -346,6 +386,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--refit", action="store_true", help="also score the recipe refitted on every label"
     )
+    parser.add_argument(
+        "--refit-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="results of earlier runs: refit their challengers (the budgets and seeds asked "
+        "for) on every label for the epochs their early stopping kept, without tuning again; "
+        "the recipe is theirs",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--rounds", type=int, default=15, help="serving-cost rounds")
     parser.add_argument("--output", type=Path, default=RESULT)
@@ -360,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
 
     preset = PRESETS["full" if args.full else "quick"]
     budgets = sorted(args.budgets or preset["budgets"])
+    recorded = recorded_runs(parser, args, preset["pool"], budgets)
     if not 0 <= args.views < MAX_VIEWS:  # cache keys hold the original and views 1..k
         parser.error(f"--views must be between 0 and {MAX_VIEWS - 1}")
     if budgets[-1] > preset["pool"]:
@@ -380,7 +430,12 @@ def main(argv: list[str] | None = None) -> None:
         "test_labels": names[read_idx(DATA_DIR / _FILES["t10k"][1])[splits["test"]]],
         "test_vectors": frozen_vectors(tower.tail, test_activations),
     }
-    runs = [one_run(data, tower, budget, seed, args) for budget in budgets for seed in args.seeds]
+    if args.refit_from:
+        runs = [refit_recorded(data, tower, run) for run in recorded]
+    else:
+        runs = [
+            one_run(data, tower, budget, seed, args) for budget in budgets for seed in args.seeds
+        ]
     table = summarise(runs, budgets)
     batch = torch.stack([backbone.preprocess(im) for im in _sample_images(8)])
     # an untrained copy of the tail costs what any tuned one does
@@ -436,6 +491,32 @@ def main(argv: list[str] | None = None) -> None:
         f"images; tuned weights {report['tuned_bytes'] / 1e6:.1f} MB"
     )
     print(f"wrote {args.output}")
+
+
+def recorded_runs(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, pool: int, budgets: list[int]
+) -> list[dict[str, Any]]:
+    """The runs of ``--refit-from``'s results at ``budgets`` and ``--seeds``, in that order; their
+    recipe becomes ``args``' (one recipe, this preset's pool, checked)."""
+    import json
+
+    if not args.refit_from:
+        return []
+    recipe = ("tuned_blocks", "views", "label_smoothing", "mixup", "test")
+    results = [json.loads(path.read_text()) for path in args.refit_from]
+    for key in recipe:
+        values = {result.get(key) for result in results}
+        if len(values) != 1:
+            parser.error(f"--refit-from: the results differ in {key} ({sorted(map(str, values))})")
+        setattr(args, key, values.pop())
+    if any(result["pool"] != pool for result in results):
+        parser.error(f"--refit-from: a result's pool is not this preset's ({pool}; --full?)")
+    runs = {(run["budget"], run["seed"]): run for result in results for run in result["runs"]}
+    wanted = [(budget, seed) for budget in budgets for seed in args.seeds]
+    missing = [key for key in wanted if key not in runs]
+    if missing:
+        parser.error(f"--refit-from: no recorded run of (budget, seed) {missing}")
+    return [runs[key] for key in wanted]
 
 
 def _sample_images(count: int) -> list[Any]:
