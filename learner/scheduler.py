@@ -24,7 +24,7 @@ from learner.errors import TrainingCancelled
 
 log = logging.getLogger(__name__)
 
-PHASES = ("loading", "training", "comparing", "saving", "deploying")
+PHASES = ("loading", "training", "comparing", "refitting", "saving", "deploying")
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class TuneJob:
         sample_ids: the labelled samples, in the order of the images (they seed the views).
         labels: each sample's label.
         fit: rows the challenger is tuned on (it keeps its own validation split among them).
-        holdout: rows the guard judges on; the job predicts them.
+        holdout: rows the guard judges on; the job predicts them (none in a refit).
         config: the tuning recipe.
         max_pixels: the decoder's pixel limit.
     """
@@ -115,7 +115,9 @@ def run_tune_job(
     )
     if tuned.stopped == "cancelled":
         raise TrainingCancelled("fine-tuning cancelled")
-    return TuneOutcome(tuned, tuned.model.predict(originals[job.holdout]))
+    holdout = originals[job.holdout]
+    predictions = tuned.model.predict(holdout) if len(holdout) else np.empty(0, dtype=object)
+    return TuneOutcome(tuned, predictions)
 
 
 def _activations(
