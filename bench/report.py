@@ -1297,6 +1297,13 @@ SECTIONS: list[tuple[str, str, Callable[..., list[Row]]]] = [
         finetune_refit_rows,
     ),
     (
+        "finetune_k13_200",
+        "python -m bench.finetune --budgets 200 --seeds 0 1 2 --tuned-blocks 13 "
+        "--label-smoothing 0.1 --mixup 0.4 --refit --rounds 3 "
+        "--output bench/results/finetune_k13_200.json",
+        finetune_rows,
+    ),
+    (
         "finetune_5000",
         "python -m bench.finetune --full --budgets 5000 --seeds 0 "
         "--output bench/results/finetune_5000.json",
