@@ -255,8 +255,6 @@ def refit_recorded(data: dict[str, Any], tower: Any, recorded: dict[str, Any]) -
     """A recorded run (``--refit-from``) with its challenger refitted on every label for the
     epochs its early stopping kept, without tuning it again: the champion is trained anew here
     (the same labels and seed), the judged figures are the record's."""
-    from dataclasses import replace
-
     from learner import train_head
     from learner.finetune import TuneConfig
 
@@ -266,9 +264,7 @@ def refit_recorded(data: dict[str, Any], tower: Any, recorded: dict[str, Any]) -
     champion = train_head(data["vectors"][chosen], labels[chosen], seed=seed).head
     champion_test = float(np.mean(champion.predict(data["test_vectors"]) == data["test_labels"]))
     tuning = recorded["tuning"]
-    config = replace(
-        TuneConfig(**tuning["config"]), val_fraction=0.0, max_epochs=tuning["best_epoch"]
-    )
+    config = TuneConfig(**tuning["config"]).refit(tuning["best_epoch"])
     refit = refitted(data, tower, chosen, config, champion_test)
     print(
         f"budget {budget} seed {seed}: champion {100 * champion_test:.1f}% (recorded "

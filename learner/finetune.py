@@ -67,6 +67,10 @@ class TuneConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def refit(self, epochs: int) -> TuneConfig:
+        """This recipe on every image: no validation split, ``epochs`` epochs."""
+        return replace(self, val_fraction=0.0, max_epochs=epochs)
+
 
 class TunedModel(torch.nn.Module):
     """A tuned tail and its head: trunk activations in, class probabilities out.
@@ -242,7 +246,7 @@ class TuneResult:
     def refit_config(self) -> TuneConfig:
         """The config that retrains this recipe on every image: no validation split, the
         number of epochs early stopping kept."""
-        return replace(self.config, val_fraction=0.0, max_epochs=self.best_epoch)
+        return self.config.refit(self.best_epoch)
 
     def summary(self) -> dict[str, Any]:
         """JSON-safe record (no weights)."""

@@ -130,9 +130,9 @@ def finetune_too_slow(rt: Runtime, function: Function, labelled: int) -> str | N
         per_image = rt.finetune_costs[function.backbone] = _measure_cost(encoder, config)
     # the judged run, then (when it wins) the refit on every label for the epochs its early
     # stopping kept: B13's kept 4-6 of 10, so half the epochs are counted
-    refit = replace(config, val_fraction=0.0, max_epochs=config.max_epochs // 2)
     seconds = estimated_tuning_seconds(labelled, config, per_image, HOLDOUT)
-    minutes = (seconds + estimated_tuning_seconds(labelled, refit, per_image)) / 60
+    refit = estimated_tuning_seconds(labelled, config.refit(config.max_epochs // 2), per_image)
+    minutes = (seconds + refit) / 60
     if minutes <= limit:
         return None
     return (
